@@ -1,0 +1,162 @@
+"""Subscriptions and the E2 wire: check a SubscriptionRequest, then turn KPM blocks into stream messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from e2sim.source import KpmBlock, KpmSource
+from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+
+MAX_INDICATIONS_PER_MESSAGE = 4096
+
+
+class SubscriptionError(ValueError):
+    """A subscription the node cannot serve; the message names the field and the value."""
+
+
+@dataclass(frozen=True)
+class SubscriptionPlan:
+    """A checked subscription: which cells of which nodes, which measurements, how often."""
+
+    subscriber_id: str
+    period_ms: int
+    measurement_index: np.ndarray  # int64, source catalogue positions in subscribed order
+    measurement_names: tuple[str, ...]
+    node_ids: tuple[str, ...]
+    node_cells: tuple[np.ndarray, ...]  # source cell indices of every subscribed node
+    max_per_message: int
+
+    @property
+    def n_cells(self) -> int:
+        """Cells covered by the subscription."""
+        return sum(len(cells) for cells in self.node_cells)
+
+
+def _unique(values: list[str], field: str) -> list[str]:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise SubscriptionError(f"{field}: {value!r} is listed twice")
+        seen.add(value)
+    return values
+
+
+def plan_subscription(source: KpmSource, request: pb.SubscriptionRequest, default_per_message: int) -> SubscriptionPlan:
+    """Check a request against what the source offers; raise SubscriptionError naming what is wrong."""
+    if request.reporting_period_ms == 0:
+        raise SubscriptionError("reporting_period_ms: a reporting period is required")
+    low, high = source.period_range_ms
+    if not low <= request.reporting_period_ms <= high:
+        raise SubscriptionError(
+            f"reporting_period_ms: {request.reporting_period_ms} ms is outside the node's range [{low}, {high}] ms"
+        )
+
+    catalogue = {m.name: i for i, m in enumerate(source.measurements)}
+    names = _unique(list(request.measurements), "measurements") or list(catalogue)
+    for name in names:
+        if name not in catalogue:
+            raise SubscriptionError(
+                f"measurements: unknown measurement {name!r}; the node reports {', '.join(catalogue)}"
+            )
+
+    node_index = {node: i for i, node in enumerate(source.node_ids)}
+    cell_index = {cell: i for i, cell in enumerate(source.cell_ids)}
+    for node in _unique(list(request.node_ids), "node_ids"):
+        if node not in node_index:
+            raise SubscriptionError(f"node_ids: unknown node {node!r}")
+    for cell in _unique(list(request.cell_ids), "cell_ids"):
+        if cell not in cell_index:
+            raise SubscriptionError(f"cell_ids: unknown cell {cell!r}")
+
+    cell_node = source.cell_node
+    wanted_nodes = {node_index[n] for n in request.node_ids}
+    if request.cell_ids:
+        wanted_cells = np.array(sorted(cell_index[c] for c in request.cell_ids), dtype=np.int64)
+        if wanted_nodes:
+            for cell in wanted_cells:
+                if int(cell_node[cell]) not in wanted_nodes:
+                    raise SubscriptionError(
+                        f"cell_ids: cell {source.cell_ids[cell]!r} belongs to node "
+                        f"{source.node_ids[int(cell_node[cell])]!r}, which node_ids does not select"
+                    )
+    elif wanted_nodes:
+        wanted_cells = np.flatnonzero(np.isin(cell_node, sorted(wanted_nodes)))
+    else:
+        wanted_cells = np.arange(len(source.cell_ids), dtype=np.int64)
+
+    nodes = sorted({int(cell_node[c]) for c in wanted_cells})
+    per_message = request.max_indications_per_message or default_per_message
+    if per_message > MAX_INDICATIONS_PER_MESSAGE:
+        raise SubscriptionError(
+            f"max_indications_per_message: {per_message} is above the limit of {MAX_INDICATIONS_PER_MESSAGE}"
+        )
+    return SubscriptionPlan(
+        subscriber_id=request.subscriber_id,
+        period_ms=request.reporting_period_ms,
+        measurement_index=np.array([catalogue[n] for n in names], dtype=np.int64),
+        measurement_names=tuple(names),
+        node_ids=tuple(source.node_ids[n] for n in nodes),
+        node_cells=tuple(wanted_cells[cell_node[wanted_cells] == n] for n in nodes),
+        max_per_message=per_message,
+    )
+
+
+def accepted_message(plan: SubscriptionPlan, source: KpmSource, subscription_id: str) -> pb.SubscriptionMessage:
+    """The first message of a stream: the resolved measurement order and the covered cells."""
+    message = pb.SubscriptionMessage()
+    accepted = message.accepted
+    accepted.subscription_id = subscription_id
+    accepted.measurements.extend(plan.measurement_names)
+    accepted.reporting_period_ms = plan.period_ms
+    for node_id, cells in zip(plan.node_ids, plan.node_cells, strict=True):
+        accepted.nodes.add(node_id=node_id, cells=[pb.CellInfo(cell_id=source.cell_ids[c]) for c in cells])
+    return message
+
+
+class IndicationEncoder:
+    """Turns blocks into IndicationBatch messages for one subscription, numbering periods per node."""
+
+    def __init__(self, plan: SubscriptionPlan, source: KpmSource, first_period: int) -> None:
+        self._plan = plan
+        self._first_period = first_period
+        self._cells = np.concatenate(plan.node_cells)
+        self._bounds = np.cumsum([0, *(len(c) for c in plan.node_cells)])
+        self._cell_ids = [[source.cell_ids[c] for c in cells] for cells in plan.node_cells]
+
+    def messages(self, block: KpmBlock) -> Iterator[pb.SubscriptionMessage]:
+        """Stream messages for a block, period by period and node by node, plan.max_per_message a message."""
+        plan = self._plan
+        selected = block.values[:, self._cells][:, :, plan.measurement_index]
+        missing = np.isnan(selected)
+        selected = np.where(missing, np.float32(0.0), selected)
+        reported = None if block.reported is None else block.reported[:, self._cells]
+        message = pb.SubscriptionMessage()
+        count = 0
+        for row, time_ms in enumerate(block.times_ms.tolist()):
+            sequence = time_ms // plan.period_ms - self._first_period
+            for node, node_id in enumerate(plan.node_ids):
+                lo, hi = int(self._bounds[node]), int(self._bounds[node + 1])
+                values, gaps, cell_ids = selected[row, lo:hi], missing[row, lo:hi], self._cell_ids[node]
+                if reported is not None and not reported[row, lo:hi].all():
+                    keep = reported[row, lo:hi]
+                    values, gaps = values[keep], gaps[keep]
+                    cell_ids = [c for c, k in zip(cell_ids, keep, strict=True) if k]
+                indication = message.batch.indications.add()
+                header = indication.header
+                header.node_id = node_id
+                header.collection_start_ms = time_ms
+                header.granularity_period_ms = plan.period_ms
+                header.sequence_number = sequence
+                indication.cell_ids.extend(cell_ids)
+                indication.values.extend(values.ravel().tolist())
+                if gaps.any():
+                    indication.no_value.extend(np.flatnonzero(gaps.ravel()).tolist())
+                count += 1
+                if count == plan.max_per_message:
+                    yield message
+                    message, count = pb.SubscriptionMessage(), 0
+        if count:
+            yield message
