@@ -1,0 +1,185 @@
+"""The `ranomaly` command: one entry point, a subcommand per job.
+
+Settings come from each app's environment variables (RANOMALY_SIM_*, ...); flags given on the
+command line override them. Logs go to stderr; results and tables to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ranomaly.logs import configure_logging
+
+log = structlog.get_logger(__name__)
+
+
+def _sim_settings(args: argparse.Namespace, **fields: str) -> Any:
+    """SimSettings from the environment, with the given flags (field name -> argument name) on top."""
+    from e2sim.settings import SimSettings
+
+    overrides = {field: getattr(args, arg) for field, arg in fields.items() if getattr(args, arg, None) is not None}
+    return SimSettings(**overrides)
+
+
+_SERVE_FIELDS = {"host": "host", "port": "port", "pace": "pace", "periods": "periods"}
+_WORLD_FIELDS = {"seed": "seed", "cells": "cells", "start": "start"}
+
+
+async def _serve(source: Any, settings: Any) -> None:
+    from e2sim.server import SimServer
+
+    server = SimServer(source, settings.stream())
+    await server.start(settings.host, settings.port)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    waiter = asyncio.create_task(server.wait())
+    await asyncio.wait([waiter, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    await server.stop()
+    waiter.cancel()
+
+
+def cmd_sim_serve(args: argparse.Namespace) -> int:
+    """Serve the simulated network as E2 nodes over gRPC."""
+    from e2sim.world import World
+
+    settings = _sim_settings(args, **_SERVE_FIELDS, **_WORLD_FIELDS)
+    asyncio.run(_serve(World(settings.world()), settings))
+    return 0
+
+
+def cmd_sim_replay(args: argparse.Namespace) -> int:
+    """Serve a dataset folder as E2 nodes over gRPC."""
+    from e2sim.replay import ReplaySource
+    from ranomaly_contracts.dataset import read_dataset
+
+    settings = _sim_settings(args, **_SERVE_FIELDS)
+    asyncio.run(_serve(ReplaySource(read_dataset(args.data)), settings))
+    return 0
+
+
+def cmd_sim_export(args: argparse.Namespace) -> int:
+    """Write a labelled dataset."""
+    from e2sim.export import export_world
+    from e2sim.world import World
+
+    settings = _sim_settings(args, **_WORLD_FIELDS)
+    summary = export_world(World(settings.world()), args.out, args.days, args.period_s, args.format)
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(summary.kinds.items()))
+    print(
+        f"wrote {summary.folder}: {summary.rows} rows, {summary.nodes} nodes, {summary.cells} cells, "
+        f"{summary.periods} periods of {args.period_s:g} s in {summary.seconds:.1f} s\n"
+        f"labels: {summary.events} events ({kinds}); "
+        f"{summary.anomalous_fraction:.2%} of cell-periods anomalous, {summary.subtle_share:.0%} of events subtle"
+    )
+    return 0
+
+
+def cmd_bench_sim(args: argparse.Namespace) -> int:
+    """Simulator generation and streaming rates."""
+    from e2sim.bench import run_sim_bench
+
+    figures = run_sim_bench(args.cells, args.grpc_cells, args.grpc_periods)
+    small, large, enc, rpc = (figures[k] for k in ("generation_small", "generation_large", "encoding", "grpc"))
+    rows = [
+        ("generation, 60 cells, 1 day at 60 s", small["chunked"]["cell_reports_per_s"],
+         small["one_period_per_call"]["cell_reports_per_s"], "one period a call"),
+        (f"generation, {large['cells']} cells at 250 ms", large["chunked"]["cell_reports_per_s"],
+         large["one_period_per_call"]["cell_reports_per_s"], "one period a call"),
+        (f"encoding to messages, {enc['cells']} cells", enc["cell_reports_per_s"], None,
+         f"{enc['bytes_per_cell_report']:.1f} bytes/cell-report"),
+        (f"gRPC loopback, {rpc['cells']} cells", rpc["batched_64"]["cell_reports_per_s"],
+         rpc["unbatched_1"]["cell_reports_per_s"], "1 indication a message"),
+    ]  # fmt: skip
+    print(f"{'what':44s} {'cell-reports/s':>15s} {'baseline':>15s}  baseline is")
+    for what, rate, base, note in rows:
+        print(f"{what:44s} {rate:15,.0f} {(f'{base:,.0f}' if base else '-'):>15s}  {note}")
+    print(f"gRPC messages/s batched: {rpc['batched_64']['messages_per_s']:,.0f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Simulator and a subscriber end to end, against ground truth."""
+    from ranomaly.demo import run_demo
+
+    return asyncio.run(run_demo(cells=args.cells, hours=args.hours, seed=args.seed))
+
+
+def _add_world_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, help="random seed of the simulated network")
+    parser.add_argument("--cells", type=int, help="number of cells")
+    parser.add_argument("--start", help="first period of accelerated streams and exports (ISO 8601)")
+
+
+def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to listen on")
+    parser.add_argument("--port", type=int, help="port to listen on (0: any free port)")
+    parser.add_argument("--pace", choices=["realtime", "accelerated"], help="wall-clock periods or as fast as read")
+    parser.add_argument("--periods", type=int, help="periods per subscription before the stream ends (0: endless)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="ranomaly", description=__doc__)
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of key=value")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sim = commands.add_parser("sim", help="E2 node simulator").add_subparsers(dest="sim_command", required=True)
+    serve = sim.add_parser("serve", help="serve simulated E2 nodes over gRPC")
+    _add_world_flags(serve)
+    _add_serve_flags(serve)
+    serve.set_defaults(handler=cmd_sim_serve)
+
+    export = sim.add_parser("export", help="write a labelled dataset folder")
+    _add_world_flags(export)
+    export.add_argument("--days", type=float, default=7.0, help="days to export")
+    export.add_argument("--period-s", type=float, default=60.0, help="reporting period in seconds")
+    export.add_argument("--format", choices=["csv", "parquet"], default="csv", help="KPM file format")
+    export.add_argument("--out", required=True, help="dataset folder to write")
+    export.set_defaults(handler=cmd_sim_export)
+
+    replay = sim.add_parser("replay", help="serve a dataset folder as E2 nodes over gRPC")
+    replay.add_argument("--data", required=True, help="dataset folder")
+    _add_serve_flags(replay)
+    replay.set_defaults(handler=cmd_sim_replay)
+
+    bench = commands.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_command", required=True)
+    bench_sim = bench.add_parser("sim", help="simulator generation and gRPC streaming rates")
+    bench_sim.add_argument("--cells", type=int, default=10_000, help="cells of the large in-process run")
+    bench_sim.add_argument("--grpc-cells", type=int, default=2_000, help="cells of the gRPC run")
+    bench_sim.add_argument("--grpc-periods", type=int, default=400, help="periods of the gRPC run")
+    bench_sim.add_argument("--json", help="also write the figures to this JSON file")
+    bench_sim.set_defaults(handler=cmd_bench_sim)
+
+    demo = commands.add_parser("demo", help="simulator and subscriber end to end, against ground truth")
+    demo.add_argument("--cells", type=int, default=60)
+    demo.add_argument("--hours", type=float, default=24.0, help="simulated hours to stream")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ranomaly` console script."""
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level, args.log_json)
+    try:
+        code: int = args.handler(args)
+    except (ValueError, OSError) as exc:
+        log.error("failed", command=args.command, error=str(exc))
+        print(f"ranomaly: {exc}", file=sys.stderr)
+        return 2
+    return code
