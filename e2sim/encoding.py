@@ -129,31 +129,42 @@ class IndicationEncoder:
     def messages(self, block: KpmBlock) -> Iterator[pb.SubscriptionMessage]:
         """Stream messages for a block, period by period and node by node, plan.max_per_message a message."""
         plan = self._plan
+        m = len(plan.measurement_index)
+        n_periods = len(block.times_ms)
         selected = block.values[:, self._cells][:, :, plan.measurement_index]
         missing = np.isnan(selected)
-        selected = np.where(missing, np.float32(0.0), selected)
+        values = np.where(missing, np.float32(0.0), selected).reshape(n_periods, -1)
+        cells_with_gaps = missing.any(axis=2)  # [T, C]
+        nodes_with_gaps = np.logical_or.reduceat(cells_with_gaps, self._bounds[:-1], axis=1).tolist()
+        missing = missing.reshape(n_periods, -1)
         reported = None if block.reported is None else block.reported[:, self._cells]
-        message = pb.SubscriptionMessage()
-        count = 0
+        bounds = self._bounds.tolist()
+        message, count = pb.SubscriptionMessage(), 0
         for row, time_ms in enumerate(block.times_ms.tolist()):
             sequence = time_ms // plan.period_ms - self._first_period
+            row_values = values[row].tolist()
+            row_gaps = nodes_with_gaps[row]
+            row_missing = missing[row].tolist() if any(row_gaps) else []
+            absent = set() if reported is None else set(np.flatnonzero(~reported[row]).tolist())
             for node, node_id in enumerate(plan.node_ids):
-                lo, hi = int(self._bounds[node]), int(self._bounds[node + 1])
-                values, gaps, cell_ids = selected[row, lo:hi], missing[row, lo:hi], self._cell_ids[node]
-                if reported is not None and not reported[row, lo:hi].all():
-                    keep = reported[row, lo:hi]
-                    values, gaps = values[keep], gaps[keep]
-                    cell_ids = [c for c, k in zip(cell_ids, keep, strict=True) if k]
+                lo, hi = bounds[node], bounds[node + 1]
                 indication = message.batch.indications.add()
                 header = indication.header
                 header.node_id = node_id
                 header.collection_start_ms = time_ms
                 header.granularity_period_ms = plan.period_ms
                 header.sequence_number = sequence
-                indication.cell_ids.extend(cell_ids)
-                indication.values.extend(values.ravel().tolist())
-                if gaps.any():
-                    indication.no_value.extend(np.flatnonzero(gaps.ravel()).tolist())
+                kept = [c for c in range(lo, hi) if c not in absent] if absent else range(lo, hi)
+                if len(kept) == hi - lo:
+                    indication.cell_ids.extend(self._cell_ids[node])
+                    indication.values.extend(row_values[lo * m : hi * m])
+                else:
+                    indication.cell_ids.extend(self._cell_ids[node][c - lo] for c in kept)
+                    for c in kept:
+                        indication.values.extend(row_values[c * m : (c + 1) * m])
+                if row_gaps[node]:
+                    flat = [c * m + j for c in kept for j in range(m)]
+                    indication.no_value.extend(k for k, at in enumerate(flat) if row_missing[at])
                 count += 1
                 if count == plan.max_per_message:
                     yield message

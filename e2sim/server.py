@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -111,22 +111,46 @@ class E2NodeService(pb_grpc.E2NodeServicer):
             last = limit if last is None else min(last, limit)
         encoder = IndicationEncoder(plan, self._source, start.first_period)
         step = 1 if opts.realtime else max(1, opts.chunk_cell_reports // max(plan.n_cells, 1))
-        period = start.first_period
-        while last is None or period <= last:
-            count = step if last is None else min(step, last - period + 1)
-            messages = await asyncio.to_thread(self._prepare, encoder, plan, period, count)
-            if opts.realtime:
-                due_ms = (period + 1) * plan.period_ms + start.wall_offset_ms
-                await asyncio.sleep(max(0.0, (due_ms - _now_ms()) / 1000.0))
-            for message in messages:
-                yield message
-            period += count
+        chunks = iter(_chunks(start.first_period, last, step))
+        # Prepare one chunk ahead, off the event loop, while the current one is sent.
+        chunk = next(chunks, None)
+        job = self._submit(encoder, plan, chunk)
+        try:
+            while chunk is not None and job is not None:
+                messages = await job
+                period, count = chunk
+                chunk = next(chunks, None)
+                job = self._submit(encoder, plan, chunk)
+                if opts.realtime:
+                    due_ms = (period + count) * plan.period_ms + start.wall_offset_ms
+                    await asyncio.sleep(max(0.0, (due_ms - _now_ms()) / 1000.0))
+                for message in messages:
+                    yield message
+        finally:
+            if job is not None:
+                job.cancel()
+
+    def _submit(
+        self, encoder: IndicationEncoder, plan: SubscriptionPlan, chunk: tuple[int, int] | None
+    ) -> asyncio.Future[list[pb.SubscriptionMessage]] | None:
+        if chunk is None:
+            return None
+        return asyncio.ensure_future(asyncio.to_thread(self._prepare, encoder, plan, *chunk))
 
     def _prepare(
         self, encoder: IndicationEncoder, plan: SubscriptionPlan, period: int, count: int
     ) -> list[pb.SubscriptionMessage]:
         block = self._source.block(period, count, plan.period_ms)
         return list(encoder.messages(block))
+
+
+def _chunks(first: int, last: int | None, step: int) -> Iterator[tuple[int, int]]:
+    """(first period, count) of consecutive chunks up to last (inclusive; None: forever)."""
+    period = first
+    while last is None or period <= last:
+        count = step if last is None else min(step, last - period + 1)
+        yield period, count
+        period += count
 
 
 class GroundTruthService(gt_grpc.GroundTruthServicer):

@@ -1,0 +1,59 @@
+"""Shared fixtures: a real Redis, small simulated networks and an in-process E2 server on loopback."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from e2sim.server import SimServer, StreamOptions
+from e2sim.world import World, WorldConfig
+from tests.redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real Redis: REDIS_URL when set, else a private redis-server started for the session."""
+    given = os.environ.get("REDIS_URL")
+    if given:
+        yield given
+        return
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def small_world() -> World:
+    """A 12-cell network, shared read-only by tests."""
+    return World(WorldConfig(seed=11, n_cells=12))
+
+
+async def start_sim(source: object, options: StreamOptions) -> tuple[SimServer, grpc.aio.Channel]:
+    """An E2 server on a free loopback port and a channel to it."""
+    server = SimServer(source, options)  # type: ignore[arg-type]
+    port = await server.start("127.0.0.1", 0)
+    return server, grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+
+
+@pytest.fixture
+async def accelerated_sim(small_world: World) -> AsyncIterator[tuple[SimServer, grpc.aio.Channel]]:
+    """The small world served accelerated, 30 periods per subscription."""
+    server, channel = await start_sim(small_world, StreamOptions(realtime=False, periods=30))
+    try:
+        yield server, channel
+    finally:
+        await channel.close()
+        await server.stop(0)
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    """The repository's root folder."""
+    return Path(__file__).resolve().parent.parent
