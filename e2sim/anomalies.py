@@ -40,15 +40,17 @@ STUCKABLE = (cat.PRB_DL, cat.PRB_UL, cat.THP_DL, cat.THP_UL, cat.CONN, cat.DELAY
 KIND_SPECS: dict[AnomalyKind, KindSpec] = {
     AnomalyKind.CONGESTION: KindSpec(0.16, (20, 180), 0.0, _LOAD),
     AnomalyKind.INTERFERENCE: KindSpec(0.14, (15, 240), 0.0, _RADIO),
-    AnomalyKind.OUTAGE: KindSpec(0.08, (10, 120), 0.0, _LOAD),
+    AnomalyKind.OUTAGE: KindSpec(0.07, (10, 120), 0.0, _LOAD),
     AnomalyKind.HO_FAILURE: KindSpec(0.12, (10, 120), 0.0, (cat.HO_REQ, cat.HO_SUCC, cat.LOSS_UL)),
     AnomalyKind.TRANSPORT: KindSpec(0.12, (5, 90), 0.5, (cat.THP_DL, cat.THP_UL, cat.DELAY_DL, cat.LOSS_UL)),
     AnomalyKind.DEGRADATION: KindSpec(0.12, (120, 480), 0.0, _RADIO),
-    AnomalyKind.STUCK_COUNTER: KindSpec(0.16, (30, 360), 0.0, ()),
-    AnomalyKind.SILENT: KindSpec(0.10, (5, 60), 0.0, _ALL),
+    AnomalyKind.STUCK_COUNTER: KindSpec(0.18, (30, 360), 0.0, ()),
+    AnomalyKind.SILENT: KindSpec(0.09, (5, 60), 0.0, _ALL),
 }
 _KINDS = tuple(KIND_SPECS)
 _WEIGHTS = np.array([KIND_SPECS[k].weight for k in _KINDS]) / sum(s.weight for s in KIND_SPECS.values())
+_LOG_DURATION = np.log([KIND_SPECS[k].duration_min for k in _KINDS])
+_NODE_WIDE = np.array([KIND_SPECS[k].node_wide_share for k in _KINDS])
 MAX_DURATION_S = max(s.duration_min[1] for s in KIND_SPECS.values()) * 60.0
 
 
@@ -67,24 +69,26 @@ class AnomalyEvent:
 def _draw_candidates(topology: Topology, seed: int, day: int, rate: float) -> list[AnomalyEvent]:
     """Events whose start falls on the given day (days since the epoch), before overlap removal."""
     rng = np.random.default_rng([seed, 0xA0A1, day])
-    counts = rng.poisson(rate, topology.n_cells)
+    cells = np.repeat(np.arange(topology.n_cells), rng.poisson(rate, topology.n_cells))
+    n = len(cells)
+    kinds = rng.choice(len(_KINDS), size=n, p=_WEIGHTS)
+    log_duration = _LOG_DURATION[kinds, 0] + rng.uniform(size=n) * (_LOG_DURATION[kinds, 1] - _LOG_DURATION[kinds, 0])
+    durations = np.round(np.exp(log_duration) * 60.0)
+    starts = day * SECONDS_PER_DAY + np.floor(rng.uniform(0.0, SECONDS_PER_DAY, n))
+    intensities = rng.uniform(size=n) ** 3  # most events are mild
+    node_wide = rng.uniform(size=n) < _NODE_WIDE[kinds]
+    frozen_counts = rng.integers(1, 4, n)
+    frozen_order = np.argsort(rng.uniform(size=(n, len(STUCKABLE))), axis=1)
     events: list[AnomalyEvent] = []
-    for cell in np.flatnonzero(counts):
-        for _ in range(int(counts[cell])):
-            kind = _KINDS[int(rng.choice(len(_KINDS), p=_WEIGHTS))]
-            spec = KIND_SPECS[kind]
-            low, high = np.log(spec.duration_min[0]), np.log(spec.duration_min[1])
-            duration = float(np.exp(rng.uniform(low, high))) * 60.0
-            start = day * SECONDS_PER_DAY + float(np.floor(rng.uniform(0.0, SECONDS_PER_DAY)))
-            intensity = float(rng.uniform() ** 2)
-            cells: tuple[int, ...] = (int(cell),)
-            if rng.uniform() < spec.node_wide_share:
-                cells = tuple(int(c) for c in topology.cells_of_node(int(topology.cell_node[cell])))
-            touched = spec.measurements
-            if kind is AnomalyKind.STUCK_COUNTER:
-                n_frozen = int(rng.integers(1, 4))
-                touched = tuple(sorted(int(m) for m in rng.choice(STUCKABLE, n_frozen, replace=False)))
-            events.append(AnomalyEvent(kind, cells, start, start + round(duration), intensity, touched))
+    for i in range(n):
+        kind = _KINDS[kinds[i]]
+        cell = int(cells[i])
+        hit = tuple(int(c) for c in topology.cells_of_node(int(topology.cell_node[cell]))) if node_wide[i] else (cell,)
+        touched = KIND_SPECS[kind].measurements
+        if kind is AnomalyKind.STUCK_COUNTER:
+            touched = tuple(sorted(STUCKABLE[k] for k in frozen_order[i, : frozen_counts[i]]))
+        start = float(starts[i])
+        events.append(AnomalyEvent(kind, hit, start, start + float(durations[i]), float(intensities[i]), touched))
     events.sort(key=lambda e: (e.start_s, e.cells))
     return events
 

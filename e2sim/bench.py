@@ -3,7 +3,9 @@
 - generation in process: cell-reports/s computing blocks of many periods, against one period a call;
 - encoding: cell-reports/s turned into serialized stream messages;
 - gRPC on loopback: the server in its own process (accelerated), this process subscribing and
-  counting; 64 indications per message against one per message.
+  counting; 64 indications per message against one per message;
+- real-time pacing: the server in its own process at wall-clock periods, how late each indication
+  arrives after its period ended (its scheduled send time), and how many were lost.
 """
 
 from __future__ import annotations
@@ -107,14 +109,18 @@ async def _consume(port: int, period_ms: int, per_message: int) -> dict[str, flo
     }
 
 
-def bench_grpc(cells: int, periods: int, period_ms: int, per_message: int) -> dict[str, float]:
-    """Stream periods of an accelerated simulator in another process over loopback; count at the client."""
+def _serve(pace: str, cells: int, periods: int) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
     command = [
-        sys.executable, "-m", "ranomaly", "--log-level", "WARNING", "sim", "serve", "--pace", "accelerated",
+        sys.executable, "-m", "ranomaly", "--log-level", "WARNING", "sim", "serve", "--pace", pace,
         "--cells", str(cells), "--periods", str(periods), "--port", str(port),
     ]  # fmt: skip
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL), port
+
+
+def bench_grpc(cells: int, periods: int, period_ms: int, per_message: int) -> dict[str, float]:
+    """Stream periods of an accelerated simulator in another process over loopback; count at the client."""
+    server, port = _serve("accelerated", cells, periods)
     try:
         return asyncio.run(_consume(port, period_ms, per_message))
     finally:
@@ -122,11 +128,51 @@ def bench_grpc(cells: int, periods: int, period_ms: int, per_message: int) -> di
         server.wait(10)
 
 
+async def _lateness(port: int, period_ms: int) -> tuple[list[float], int, int]:
+    late_ms: list[float] = []
+    next_sequence: dict[str, int] = {}
+    lost = reports = 0
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        await asyncio.wait_for(channel.channel_ready(), 30)
+        request = pb.SubscriptionRequest(subscriber_id="bench-realtime", reporting_period_ms=period_ms)
+        async for message in pb_grpc.E2NodeStub(channel).Subscribe(request):
+            arrived_ms = time.time() * 1000.0
+            for indication in message.batch.indications:
+                header = indication.header
+                late_ms.append(arrived_ms - (header.collection_start_ms + period_ms))
+                lost += header.sequence_number - next_sequence.get(header.node_id, header.sequence_number)
+                next_sequence[header.node_id] = header.sequence_number + 1
+                reports += len(indication.cell_ids)
+    return late_ms, lost, reports
+
+
+def bench_realtime(cells: int, period_ms: int, periods: int) -> dict[str, float]:
+    """Wall-clock pacing: lateness of each indication after its period ended, at the client."""
+    server, port = _serve("realtime", cells, periods)
+    try:
+        late_ms, lost, reports = asyncio.run(_lateness(port, period_ms))
+    finally:
+        server.terminate()
+        server.wait(10)
+    ordered = sorted(late_ms)
+    return {
+        "cells": cells,
+        "period_ms": period_ms,
+        "cell_reports_per_s": cells * 1000.0 / period_ms,
+        "cell_reports": reports,
+        "late_ms_p50": ordered[len(ordered) // 2],
+        "late_ms_p99": ordered[int(len(ordered) * 0.99)],
+        "late_ms_max": ordered[-1],
+        "indications_lost": lost,
+    }
+
+
 def run_sim_bench(cells: int, grpc_cells: int, grpc_periods: int) -> dict[str, Any]:
     """All simulator figures, as one JSON-ready dict."""
     batched = bench_grpc(grpc_cells, grpc_periods, 60_000, 64)
     unbatched = bench_grpc(grpc_cells, max(grpc_periods // 8, 1), 60_000, 1)
     return {
+        "realtime": bench_realtime(cells, 250, 40),
         "generation_small": bench_generation(60, 1440, 60_000),
         "generation_large": bench_generation(cells, 24, 250),
         "encoding": bench_encoding(cells, 8, 250, 64),

@@ -6,6 +6,7 @@ conditions, mobility and load shape from its type's ranges, so no two cells look
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -88,6 +89,18 @@ class Topology:
     def cells_of_node(self, node: int) -> Ints:
         """Indices of the cells a node serves."""
         return np.flatnonzero(self.cell_node == node)
+
+    def select(self, cells: Ints) -> Topology:
+        """The same network restricted to some cells (whole nodes, for neighbour effects to hold)."""
+        nodes, cell_node = np.unique(self.cell_node[cells], return_inverse=True)
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name, value in fields.items():
+            if isinstance(value, np.ndarray):
+                fields[name] = value[cells]
+        fields["node_ids"] = tuple(self.node_ids[n] for n in nodes)
+        fields["cell_ids"] = tuple(self.cell_ids[c] for c in cells)
+        fields["cell_node"] = cell_node.astype(np.int64)
+        return Topology(**fields)
 
     def neighbours(self, cell: int) -> Ints:
         """Cells that absorb a cell's users when it sleeps: the other cells of its node."""

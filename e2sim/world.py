@@ -70,9 +70,9 @@ class World:
         return self.config.min_period_ms, self.config.max_period_ms
 
     def stream_start(self, period_ms: int, now_ms: int, realtime: bool) -> StreamStart:
-        """Real time: the period in progress, due when it ends. Accelerated: the configured start."""
+        """Real time: the first whole period after now, due when it ends. Accelerated: the configured start."""
         if realtime:
-            return StreamStart(now_ms // period_ms, 0, None)
+            return StreamStart(now_ms // period_ms + 1, 0, None)
         start_ms = int(self.config.start.timestamp() * 1000)
         return StreamStart(_ceil_div(start_ms, period_ms), 0, None)
 
@@ -96,20 +96,23 @@ class World:
         values = compute_kpm(self.topology, load, period_ms / 1000.0, effects, noise)
         for rows, cell, measurements, event in effects.stuck:
             frozen = self._stuck_value(event, period_ms)
-            values[rows, cell, list(measurements)] = frozen[cell, list(measurements)]
+            values[rows, cell, list(measurements)] = frozen[list(measurements)]
         values[effects.silent] = np.nan
         return values
 
     def _stuck_value(self, event: AnomalyEvent, period_ms: int) -> np.ndarray:
-        """Noise-free measurements of every cell when a stuck-counter event starts, [N, K]; cached."""
+        """Noise-free measurements [K] of a stuck-counter event's cell when the event starts; cached."""
         key = (event, period_ms)
         cached = self._stuck_values.get(key)
         if cached is None:
+            cell = event.cells[0]
+            node_cells = self.topology.cells_of_node(int(self.topology.cell_node[cell]))
+            node = self.topology.select(node_cells)
             times_s = np.array([event.start_s])
-            load = relative_load(self.topology, times_s, self.config.utc_offset_h)
-            quiet = build_effects([], times_s, self.topology.n_cells)
-            noise = NoRandomness(1, self.topology.n_cells)
-            cached = compute_kpm(self.topology, load, period_ms / 1000.0, quiet, noise)[0]
+            load = relative_load(node, times_s, self.config.utc_offset_h)
+            quiet = build_effects([], times_s, node.n_cells)
+            values = compute_kpm(node, load, period_ms / 1000.0, quiet, NoRandomness(1, node.n_cells))
+            cached = values[0, int(np.flatnonzero(node_cells == cell)[0])]
             self._stuck_values[key] = cached
             if len(self._stuck_values) > 4096:
                 self._stuck_values.popitem(last=False)

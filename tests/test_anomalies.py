@@ -64,13 +64,18 @@ def _mean(values: np.ndarray, name: str) -> float:
     return float(np.nanmean(values[:, cat.MEASUREMENT_INDEX[name]]))
 
 
+def _more_handover_failures(event: np.ndarray, quiet: np.ndarray) -> bool:
+    """Failures and attempts never fall, and at least one of them rises."""
+    fails = (event[:, cat.HO_REQ] - event[:, cat.HO_SUCC]).sum(), (quiet[:, cat.HO_REQ] - quiet[:, cat.HO_SUCC]).sum()
+    attempts = event[:, cat.HO_REQ].sum(), quiet[:, cat.HO_REQ].sum()
+    return fails[0] >= fails[1] and attempts[0] >= attempts[1] and (fails[0] > fails[1] or attempts[0] > attempts[1])
+
+
 SIGNATURES = {
     "congestion": lambda ev, q: _mean(ev, "RRC.ConnMean") > _mean(q, "RRC.ConnMean") * 1.2,
     "interference": lambda ev, q: _mean(ev, "L1M.DL-SS-SINR.SSB") < _mean(q, "L1M.DL-SS-SINR.SSB") - 1.0,
     "outage": lambda ev, q: _mean(ev, "RRC.ConnMean") < 0.1 * _mean(q, "RRC.ConnMean") + 1.0,
-    "ho_failure": lambda ev, q: (
-        (ev[:, cat.HO_REQ] - ev[:, cat.HO_SUCC]).sum() > (q[:, cat.HO_REQ] - q[:, cat.HO_SUCC]).sum()
-    ),
+    "ho_failure": _more_handover_failures,
     "transport": lambda ev, q: _mean(ev, "DRB.RlcSduDelayDl") > _mean(q, "DRB.RlcSduDelayDl") + 10.0,
     "degradation": lambda ev, q: _mean(ev, "L1M.DL-SS-SINR.SSB") < _mean(q, "L1M.DL-SS-SINR.SSB"),
     "stuck_counter": lambda ev, q: True,  # checked below: frozen measurements are constant

@@ -13,7 +13,7 @@ import pytest
 from e2sim import catalogue as cat
 from e2sim.export import export_world
 from e2sim.world import World, WorldConfig
-from ranomaly_contracts.dataset import DatasetError, label_mask, read_dataset, to_arrays
+from ranomaly_contracts.dataset import DatasetError, label_mask, read_dataset, to_arrays, write_dataset
 from ranomaly_contracts.kinds import ANOMALY_KINDS
 
 
@@ -70,9 +70,14 @@ def test_export_reads_back_as_the_world_streams_it(small_export: tuple[World, Pa
 
 def test_parquet_and_csv_hold_the_same_dataset(small_export: tuple[World, Path], tmp_path: Path) -> None:
     world, folder = small_export
-    export_world(world, tmp_path, days=2, period_s=300, fmt="parquet")
-    from_csv, from_parquet = read_dataset(folder), read_dataset(tmp_path)
+    export_world(world, tmp_path / "exported", days=2, period_s=300, fmt="parquet")
+    from_csv, from_parquet = read_dataset(folder), read_dataset(tmp_path / "exported")
     pd.testing.assert_frame_equal(from_csv.kpm, from_parquet.kpm, check_dtype=False)
+    converted = read_dataset(write_dataset(from_csv, tmp_path / "converted", fmt="parquet"))
+    pd.testing.assert_frame_equal(from_csv.kpm, converted.kpm)
+    assert from_csv.labels is not None and converted.labels is not None
+    pd.testing.assert_frame_equal(from_csv.labels, converted.labels)
+    assert converted.meta["generator"] == from_csv.meta["generator"]
 
 
 def _copy(folder: Path, tmp_path: Path) -> Path:
