@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXTRAS := sim,dev
+EXTRAS := all,dev
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
 .PHONY: demo test lint proto bench clean
