@@ -36,6 +36,7 @@ _FEATURES: dict[str, _Feature] = {
     "dow_sin": lambda day, week, dow: np.sin(_TAU * week),  # position in the week, Monday 00:00 local = 0
     "dow_cos": lambda day, week, dow: np.cos(_TAU * week),
     "weekend": lambda day, week, dow: (dow >= 5).astype(np.float64),  # Saturday and Sunday, local time
+    "tod": lambda day, week, dow: day,  # time of day as a fraction in [0, 1), local midnight = 0
 }
 TIME_FEATURES: tuple[str, ...] = tuple(_FEATURES)
 """The names a manifest's `time_features` may use."""
@@ -216,6 +217,7 @@ def _write_atomic(target: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; readers (the xApp's user) must see it
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 
-from ranomaly_contracts.dataset import KpmArrays
+from models.metrics import Event
+from ranomaly_contracts.dataset import KpmArrays, epoch_ms
 
 
 @dataclass(frozen=True)
@@ -47,3 +49,33 @@ def select(arrays: KpmArrays, rows: slice | None = None, cells: np.ndarray | Non
         values=arrays.values[rows][:, picked],
         reported=arrays.reported[rows][:, picked],
     )
+
+
+def events_from_labels(arrays: KpmArrays, labels: pd.DataFrame | None) -> list[Event]:
+    """Labelled events on the arrays' grid (row indices, end inclusive), with their kind."""
+    if labels is None or labels.empty:
+        return []
+    index = {cell: i for i, cell in enumerate(arrays.cell_ids)}
+    starts = np.searchsorted(arrays.times_ms, epoch_ms(labels["start"]), "left")
+    ends = np.searchsorted(arrays.times_ms, epoch_ms(labels["end"]), "right") - 1
+    return [
+        Event(index[cell], int(start), int(end), str(kind))
+        for cell, kind, start, end in zip(labels["cell_id"], labels["kind"], starts, ends, strict=True)
+        if end >= start
+    ]
+
+
+def events_in(events: list[Event], rows: slice, cells: np.ndarray | None = None) -> list[Event]:
+    """Events overlapping a row range, re-indexed to it (clipped at its edges), optionally only for some
+    cells (re-indexed to their order in `cells`)."""
+    start, stop = rows.start or 0, rows.stop
+    columns = None if cells is None else {int(c): i for i, c in enumerate(cells)}
+    kept = []
+    for event in events:
+        if event.end < start or event.start >= stop:
+            continue
+        if columns is not None and event.cell not in columns:
+            continue
+        cell = event.cell if columns is None else columns[event.cell]
+        kept.append(Event(cell, max(event.start, start) - start, min(event.end, stop - 1) - start, event.kind))
+    return kept

@@ -120,6 +120,66 @@ def cmd_bench_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the detector (and the forecaster) on a dataset; write the artifact folder."""
+    from models.training import train_artifact
+    from ranomaly_contracts.dataset import read_dataset
+
+    artifact, seconds = train_artifact(
+        read_dataset(args.data), args.out, seed=args.seed, forecaster=not args.no_forecaster
+    )
+    manifest = artifact.manifest
+    print(
+        f"wrote {args.out}: model {manifest.version}, {len(manifest.measurements)} measurements, "
+        f"state {manifest.state_size} floats per cell, threshold {manifest.thresholds.score:.3f}; "
+        f"trained in {seconds:.0f} s"
+    )
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score a dataset with an artifact; write the Scores CSV."""
+    from models.artifact import load_session, read_artifact
+    from models.score_file import write_scores
+    from models.scoring import score_arrays
+    from ranomaly_contracts.dataset import read_dataset, to_arrays
+
+    artifact = read_artifact(args.model)
+    arrays = to_arrays(read_dataset(args.data))
+    result = score_arrays(artifact, load_session(artifact), arrays)
+    rows = write_scores(args.out, arrays, result, artifact.manifest)
+    print(f"wrote {args.out}: {rows} rows scored by model {artifact.manifest.version}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Every detector on one split of a labelled dataset: one table."""
+    from models.evaluation import EvalConfig, format_table, run_evaluation
+    from ranomaly_contracts.dataset import read_dataset
+
+    result = run_evaluation(read_dataset(args.data), EvalConfig(seed=args.seed, fast=args.fast))
+    print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2, default=float) + "\n")
+    return 0
+
+
+def cmd_bench_model(args: argparse.Namespace) -> int:
+    """The exported detector's throughput in ONNX Runtime, batched against one cell a call."""
+    from models.artifact import read_artifact
+    from models.bench import bench_model
+
+    figures = bench_model(read_artifact(args.model))
+    print(f"model {figures['model']}, state {figures['state_bytes_per_cell']} bytes per cell, one thread")
+    print(f"{'batch':>6s} {'cell-reports/s':>15s} {'call p50 ms':>12s} {'call p99 ms':>12s}")
+    for batch, row in figures["batches"].items():
+        print(f"{batch:>6s} {row['cell_reports_per_s']:15,.0f} {row['call_ms_p50']:12.3f} {row['call_ms_p99']:12.3f}")
+    print(f"batched vs one cell a call: {figures['speedup_over_one_cell_a_call']:.0f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Simulator and a subscriber end to end, against ground truth."""
     from ranomaly.demo import run_demo
@@ -173,6 +233,31 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sim.add_argument("--grpc-periods", type=int, default=400, help="periods of the gRPC run")
     bench_sim.add_argument("--json", help="also write the figures to this JSON file")
     bench_sim.set_defaults(handler=cmd_bench_sim)
+
+    train = commands.add_parser("train", help="train the detector on a dataset; write an artifact folder")
+    train.add_argument("--data", required=True, help="dataset folder")
+    train.add_argument("--out", required=True, help="artifact folder to write")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--no-forecaster", action="store_true", help="skip the forecaster")
+    train.set_defaults(handler=cmd_train)
+
+    score = commands.add_parser("score", help="score a dataset with an artifact; write the scores CSV")
+    score.add_argument("--model", required=True, help="artifact folder")
+    score.add_argument("--data", required=True, help="dataset folder")
+    score.add_argument("--out", required=True, help="CSV file to write")
+    score.set_defaults(handler=cmd_score)
+
+    evaluate = commands.add_parser("eval", help="all detectors on one split of a labelled dataset")
+    evaluate.add_argument("--data", required=True, help="labelled dataset folder")
+    evaluate.add_argument("--json", help="also write the figures to this JSON file")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--fast", action="store_true", help="tiny training settings (for smoke tests)")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    bench_model = bench.add_parser("model", help="detector throughput in ONNX Runtime on one core")
+    bench_model.add_argument("--model", required=True, help="artifact folder (ranomaly train --out)")
+    bench_model.add_argument("--json", help="also write the figures to this JSON file")
+    bench_model.set_defaults(handler=cmd_bench_model)
 
     demo = commands.add_parser("demo", help="simulator and subscriber end to end, against ground truth")
     demo.add_argument("--cells", type=int, default=60)

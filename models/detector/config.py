@@ -1,0 +1,38 @@
+"""Settings of the streaming detector and of its training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TIME_FEATURES = ("tod_sin", "tod_cos", "weekend", "tod")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Hyperparameters. Memories are in days or periods as named; rates follow from the period."""
+
+    profile_memory_days: float = 3.0  # how long a level-profile bin remembers
+    variance_memory_days: float = 3.0
+    recent_periods: float = 5.0  # memory of the fast baseline used before a bin is known
+    offset_hours: float = 3.0  # memory of the drift of the level away from its profile
+    residual_short_periods: float = 3.0  # memories of the residual EMAs fed to the network
+    residual_long_periods: float = 30.0
+    evidence_short_periods: float = 3.0  # memories of the error EMAs (sustained shifts)
+    evidence_long_periods: float = 20.0
+    repeat_memory_hours: float = 3.0  # how often values repeat exactly depends on the hour: remember hours
+    clip_sigmas: float = 3.0  # residuals beyond this many scales update the state only up to it
+    warmup_periods: int = 30
+    missing_deviation: float = 10.0  # deviation of a record with no value (unless routinely missing)
+    onset_level: float = 1.5  # a raw score from this level up starts or continues an alarm run
+    onset_periods: int = 10  # periods of a run scored in full; later ones are capped at the normal level
+    gate_level: float = 4.0  # the slow memories (drift, z bias) follow a cell this anomalous ...
+    gate_pace: float = 0.1  # ... at this fraction of their pace
+    hidden: int = 64
+    epochs: int = 6
+    batch_size: int = 2048
+    learning_rate: float = 2e-3
+    student_t_dof: float = 5.0
+    calibration_quantile: float = 0.999
+    alarm_rate: float = 0.005  # share of validation cell-periods the default score threshold alarms on
+    seed: int = 0
+    threads: int = 2

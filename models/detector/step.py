@@ -1,0 +1,326 @@
+"""One period of the streaming detector for a batch of cells: the graph exported to ONNX.
+
+For every cell and measurement the state holds a robust, seasonal picture of normal: a level profile
+over the hours of weekdays and of weekends, a drift offset tracked over hours, a residual-scale
+profile and short memories. A period is scored before it updates the state (causal):
+
+1. transform (log1p for wide non-negative ranges, Anscombe for small counts) and take the baseline
+   for this time of day: interpolated profile bins plus the drift offset (a fast recent level while
+   no bin is known yet);
+2. standardise the residual to the baseline by the cell's own scale for this time of day;
+3. a small network, shared by all cells, predicts the residual's mean and spread from the cell's
+   level, scale and the time of day (learned normal behaviour), giving a standardised error u;
+4. conditional z-scores: each measurement's error given all the others, through a learned precision
+   matrix (cross-measurement consistency, cheap and exact for a Gaussian). u sees shifts that move
+   measurements together (a demand surge), z sees broken relations (handovers failing at normal load);
+5. evidence per measurement, each calibrated on training data to about 1 at the normal 99.9 % level:
+   short and long averages of u and of z (one-period spikes are the heaviest part of normal noise; a
+   real anomaly lasts), runs of exactly repeated values (stuck counters) and missing values (a silent
+   cell is an anomaly, never a gap);
+   the deviation of a measurement is its strongest evidence;
+6. the score is the strongest deviation, in full for the first periods of an alarm run and capped at
+   the normal level after, so one long anomaly raises one alarm rather than hundreds, while its
+   deviations stay high for as long as it lasts;
+7. update the state with residuals clipped to a few scales; the drift offset stops following a cell
+   while it looks anomalous, so anomalies barely move what is normal.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.detector.layout import PROFILE_BINS, SCALE_BINS, StateLayout
+
+EPS = 1e-6
+RATES = ("profile", "variance", "recent", "offset", "short", "long", "repeat")
+AVERAGES = ("u_short", "u_long", "z_short", "z_long")
+PAIRS = ("u_pair", "z_pair")
+CALIBRATED = (*PAIRS, *AVERAGES, "stuck")
+
+
+def _bin_centres(n_bins: int) -> torch.Tensor:
+    """Bin centres as fractions of the day, in float64 (see context)."""
+    return torch.arange(n_bins, dtype=torch.float64) / n_bins
+
+
+class ResidualNet(nn.Module):
+    """Predicts mean and log-spread of the standardised residuals from a cell's context."""
+
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+
+    def __init__(self, n_inputs: int, n_measurements: int, hidden: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(n_inputs, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 2 * n_measurements),
+        )
+        self.n_measurements = n_measurements
+        self.register_buffer("feature_mean", torch.zeros(n_inputs))  # set by training
+        self.register_buffer("feature_std", torch.ones(n_inputs))
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, log-spread), each [B, K]."""
+        out = self.layers((features - self.feature_mean) / self.feature_std)
+        return out[:, : self.n_measurements], torch.clamp(out[:, self.n_measurements :], -3.0, 3.0)
+
+
+class DetectorStep(nn.Module):
+    """x, mask, time, state -> score, deviation, state_out (the Models contract of ARCHITECTURE.md).
+
+    time holds the features tod_sin, tod_cos, weekend and tod (the day fraction), in this order.
+    """
+
+    # buffers (registered in __init__, set by training)
+    profile_centres: torch.Tensor
+    scale_centres: torch.Tensor
+    transform: torch.Tensor
+    floor: torch.Tensor
+    variance_prior: torch.Tensor
+    missing_level: torch.Tensor
+    precision: torch.Tensor
+    q_u_pair: torch.Tensor
+    q_z_pair: torch.Tensor
+    q_u_short: torch.Tensor
+    q_u_long: torch.Tensor
+    q_z_short: torch.Tensor
+    q_z_long: torch.Tensor
+    q_stuck: torch.Tensor
+    rate_profile: torch.Tensor
+    rate_variance: torch.Tensor
+    rate_recent: torch.Tensor
+    rate_offset: torch.Tensor
+    rate_short: torch.Tensor
+    rate_long: torch.Tensor
+    rate_repeat: torch.Tensor
+
+    def __init__(self, n_measurements: int, n_time_features: int, hidden: int) -> None:
+        super().__init__()
+        k = n_measurements
+        self.layout = StateLayout(k)
+        self.n_measurements = k
+        # The network sees the time of day but not the weekend flag: the profiles handle weekends,
+        # and a network trained on weekdays only must not extrapolate on a Saturday.
+        self.net = ResidualNet(2 + 2 * k + 1, k, hidden)
+        self.register_buffer("profile_centres", _bin_centres(PROFILE_BINS))
+        self.register_buffer("scale_centres", _bin_centres(SCALE_BINS))
+        # Set by training: transforms, scale floors and priors, memories, precision, calibration.
+        for name in ("transform", "floor", "variance_prior", "missing_level"):
+            self.register_buffer(name, torch.zeros(k))
+        for name in CALIBRATED:
+            self.register_buffer(f"q_{name}", torch.ones(k))
+        for name in RATES:
+            self.register_buffer(f"rate_{name}", torch.tensor(0.1))
+        self.register_buffer("precision", torch.eye(k))
+        self.clip_sigmas = 3.0  # residuals beyond it move the state no further
+        self.evidence_clip = 4.0  # errors beyond it add no more to the averages
+        self.onset_level = 1.5  # a raw score from here up starts or continues an alarm run
+        self.onset_periods = 3  # periods of a run scored in full
+        self.gate_level = 4.0  # the slow memories follow a cell whose raw score reaches it ...
+        self.gate_pace = 0.1  # ... at this fraction of their pace
+
+    @staticmethod
+    def _weights(day_fraction: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+        """Linear interpolation weights [B, bins] of the two bins around each time of day; they sum to 1."""
+        distance = torch.abs(day_fraction[:, None] - centres[None, :])
+        distance = torch.minimum(distance, 1.0 - distance)
+        w = torch.relu(1.0 - distance * centres.shape[0])
+        return w / torch.clamp(w.sum(dim=1, keepdim=True), min=EPS)
+
+    @staticmethod
+    def _interpolate(
+        weights: torch.Tensor, values: torch.Tensor, seen: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weighted mean over the bins already seen, and whether any was."""
+        w = weights * (seen > 0).to(weights.dtype)
+        total = w.sum(dim=1)
+        mean = (w[:, :, None] * values).sum(dim=1) / torch.clamp(total, min=EPS)[:, None]
+        return mean, total > EPS
+
+    def transformed(self, x: torch.Tensor) -> torch.Tensor:
+        """Per measurement: 0 identity, 1 log1p (multiplicative noise), 2 Anscombe 2*sqrt(x + 3/8)
+        (Poisson-like small counts: unit variance at any level)."""
+        positive = torch.relu(x)
+        counts = 2.0 * torch.sqrt(positive + 0.375)
+        code = self.transform.to(x.dtype)
+        return torch.where(code > 1.5, counts, torch.where(code > 0.5, torch.log1p(positive), x))
+
+    def context(
+        self, x: torch.Tensor, mask: torch.Tensor, time: torch.Tensor, s: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """What the period's score needs before the network: transformed values, baseline, scale,
+        standardised residual and the network's input features."""
+        present = mask > 0.5
+        # The baseline, scale and residual are computed in float64: a residual is a small difference of
+        # large numbers (log throughput is about 11), so one float32 ulp in the transform or in the bin
+        # weights would move it by 1e-5 scales, and ONNX Runtime and torch would disagree by that much.
+        y64 = self.transformed(x.double())
+        weekend = time[:, 2] > 0.5
+        day_fraction = time[:, 3].double()
+        w_profile = self._weights(day_fraction, self.profile_centres)
+        w_scale = self._weights(day_fraction, self.scale_centres)
+        level_wd, has_wd = self._interpolate(w_profile, s["level_weekday"].double(), s["seen_weekday"])
+        level_we, has_we = self._interpolate(w_profile, s["level_weekend"].double(), s["seen_weekend"])
+        use_we = weekend & has_we
+        from_profile = use_we | has_wd
+        profile = torch.where(use_we[:, None], level_we, level_wd)
+        baseline = torch.where(from_profile[:, None], profile + s["offset"].double(), s["recent"].double())
+        variance, has_var = self._interpolate(w_scale, s["variance"].double(), s["seen_variance"])
+        prior = self.variance_prior.double().expand_as(variance)
+        scale = torch.sqrt(torch.where(has_var[:, None], variance, prior) + self.floor.double() ** 2)
+        residual = torch.where(present, (y64 - baseline) / scale, torch.zeros_like(y64))
+        y = y64.float()
+        features = torch.cat(
+            [time[:, :2], baseline.float(), torch.log(scale).float(), from_profile.to(y.dtype)[:, None]], dim=1
+        )
+        return {
+            "present": present,
+            "y": y,
+            "weekend": weekend,
+            "w_profile": w_profile.float(),
+            "w_scale": w_scale.float(),
+            "profile": profile.float(),
+            "from_profile": from_profile,
+            "baseline": baseline.float(),
+            "scale": scale.float(),
+            "residual": residual,
+            "features": features,
+        }
+
+    def errors(
+        self, residual: torch.Tensor, present: torch.Tensor, features: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised errors u and conditional z-scores (each measurement given the others); 0 where
+        no value."""
+        mean, log_spread = self.net(features)
+        # float64 here too: the precision matrix weighs errors by up to ~20, so float32 rounding would
+        # differ between runtimes by more than 1e-5 in z
+        u64 = (residual.double() - mean.double()) / torch.exp(log_spread.double())
+        u64 = torch.where(present, u64, torch.zeros_like(u64))
+        z64 = (u64 @ self.precision.double()) / torch.sqrt(torch.diagonal(self.precision).double())
+        return u64.float(), z64.float()
+
+    def evidence(
+        self, x: torch.Tensor, u: torch.Tensor, z: torch.Tensor, present: torch.Tensor, s: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Raw evidence of this period (uncalibrated): errors held two periods in a row (the smaller of
+        this and the last |u| or |z|: a real anomaly lasts, while one-period spikes are the heaviest part
+        of normal noise), averages of u and z (sustained small shifts), and stuck runs."""
+        u_clipped = torch.clamp(u, -self.evidence_clip, self.evidence_clip)
+        z_clipped = torch.clamp(z, -self.evidence_clip, self.evidence_clip)
+        averages = {}
+        for name, value in (
+            ("u_short", u_clipped),
+            ("u_long", u_clipped),
+            ("z_short", z_clipped),
+            ("z_long", z_clipped),
+        ):
+            rate = self.rate_short if name.endswith("short") else self.rate_long
+            averages[name] = torch.where(present, s[name] + rate * (value - s[name]), s[name])
+        same = present & (x == s["last"]) & (s["count"] > 0)
+        run = torch.where(same, s["run"] + 1.0, torch.where(present, torch.zeros_like(x), s["run"]))
+        repeat_step = torch.maximum(self.rate_repeat, 1.0 / (s["count"] + 1.0))
+        repeat_rate = torch.where(
+            present, s["repeat_rate"] + repeat_step * (same.to(x.dtype) - s["repeat_rate"]), s["repeat_rate"]
+        )
+        both = present & (s["count"] > 0)
+        pairs = {
+            "u_pair": torch.where(both, torch.minimum(torch.abs(u), torch.abs(s["u_last"])), torch.zeros_like(u)),
+            "z_pair": torch.where(both, torch.minimum(torch.abs(z), torch.abs(s["z_last"])), torch.zeros_like(z)),
+        }
+        return {
+            **averages,
+            **pairs,
+            "u": u,
+            "z": z,
+            "run": run,
+            "repeat_rate": repeat_rate,
+            "stuck": run * -torch.log(torch.clamp(repeat_rate, min=1e-3, max=1.0)),
+        }
+
+    def deviation(self, evidence: dict[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+        """Calibrated deviation per measurement [B, K]: about 1 at the normal 99.9 % level."""
+        strongest = evidence["stuck"] / self.q_stuck
+        for name in PAIRS:
+            strongest = torch.maximum(strongest, evidence[name] / getattr(self, f"q_{name}"))
+        for name in AVERAGES:
+            strongest = torch.maximum(strongest, torch.abs(evidence[name]) / getattr(self, f"q_{name}"))
+        return torch.where(present, strongest, self.missing_level.expand_as(strongest))
+
+    def score(self, deviation: torch.Tensor, s: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(score, raw): raw is the strongest deviation; the score keeps it in full for the first periods
+        of an alarm run and caps it at the normal level (1) after."""
+        raw = deviation.max(dim=1).values
+        onset = s["alarm_run"][:, 0] < self.onset_periods
+        return torch.where(onset, raw, torch.clamp(raw, max=1.0)), raw
+
+    def update(
+        self,
+        x: torch.Tensor,
+        c: dict[str, torch.Tensor],
+        evidence: dict[str, torch.Tensor],
+        raw: torch.Tensor,
+        s: dict[str, torch.Tensor],
+        z: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The state after this period, updated robustly (residuals clipped to a few scales)."""
+        present, y, scale = c["present"], c["y"], c["scale"]
+        gate = present.to(y.dtype)[:, None, :]
+        any_present = present.any(dim=1)
+        width = self.clip_sigmas * scale
+        recent_rate = torch.maximum(self.rate_recent, 1.0 / (s["count"] + 1.0))
+        recent = torch.where(present, s["recent"] + recent_rate * (y - s["recent"]), s["recent"])
+        fallback = torch.where(present, y - s["offset"], recent)
+        new = dict(s)
+        for day, active in (("weekday", ~c["weekend"]), ("weekend", c["weekend"])):
+            w = c["w_profile"] * (active & any_present).to(y.dtype)[:, None]
+            level, seen = s[f"level_{day}"], s[f"seen_{day}"]
+            rate = w * torch.maximum(self.rate_profile, 1.0 / (1.0 + seen))
+            target = (y - s["offset"])[:, None, :]
+            step = torch.clamp(target - level, min=-width[:, None, :], max=width[:, None, :])
+            first = (seen <= 0) & (w > 0)
+            updated = level + rate[:, :, None] * step * gate
+            new[f"level_{day}"] = torch.where(first[:, :, None], fallback[:, None, :].expand_as(level), updated)
+            new[f"seen_{day}"] = seen + w
+        w = c["w_scale"] * any_present.to(y.dtype)[:, None]
+        variance, seen = s["variance"], s["seen_variance"]
+        squared = torch.minimum((y - c["baseline"]) ** 2, width**2)
+        rate = w * torch.maximum(self.rate_variance, 1.0 / (1.0 + seen))
+        first = (seen <= 0) & (w > 0)
+        updated = variance + rate[:, :, None] * (squared[:, None, :] - variance) * gate
+        new["variance"] = torch.where(first[:, :, None], self.variance_prior.expand_as(variance), updated)
+        new["seen_variance"] = seen + w
+        pace = self.rate_offset * torch.where(raw < self.gate_level, 1.0, self.gate_pace)[:, None]
+        follow = present & c["from_profile"][:, None]
+        drift = torch.clamp(y - c["profile"] - s["offset"], min=-width, max=width)
+        new["offset"] = torch.where(follow, s["offset"] + pace * drift, s["offset"])
+        if z is not None:
+            bias_step = torch.clamp(z - s["z_bias"], -self.clip_sigmas, self.clip_sigmas)
+            new["z_bias"] = torch.where(present, s["z_bias"] + pace * bias_step, s["z_bias"])
+        for name in AVERAGES:
+            new[name] = evidence[name]
+        new["u_last"] = torch.where(present, evidence["u"], s["u_last"])
+        new["z_last"] = torch.where(present, evidence["z"], s["z_last"])
+        new["run"], new["repeat_rate"] = evidence["run"], evidence["repeat_rate"]
+        new["recent"] = recent
+        new["last"] = torch.where(present, x, s["last"])
+        new["count"] = s["count"] + any_present.to(y.dtype)[:, None]
+        high = (raw >= self.onset_level)[:, None]
+        new["alarm_run"] = torch.where(high, s["alarm_run"] + 1.0, torch.zeros_like(s["alarm_run"]))
+        return new
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, time: torch.Tensor, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Score one period of a batch of cells and return the updated state."""
+        s = self.layout.unpack(state)
+        c = self.context(x, mask, time, s)
+        u, z = self.errors(c["residual"], c["present"], c["features"])
+        evidence = self.evidence(x, u, z - s["z_bias"], c["present"], s)
+        deviation = self.deviation(evidence, c["present"])
+        score, raw = self.score(deviation, s)
+        return score, deviation, self.layout.pack(self.update(x, c, evidence, raw, s, z))

@@ -1,0 +1,281 @@
+"""Training the streaming detector: transforms, state recursion, network, precision, calibration.
+
+1. Choose per-measurement transforms, scale floors and priors from the training rows.
+2. Run the state recursion over the training rows (no network needed) and collect, for every
+   warmed-up cell-period, the network's inputs and the standardised residual.
+3. Fit the network (Student-t likelihood: a few percent of unlabelled anomalies pull it little).
+4. Estimate the precision matrix of the network-standardised residuals, robustly.
+5. Run the whole step again and calibrate each kind of evidence per measurement at a high quantile
+   of its training values, so that deviations of all kinds and measurements are comparable.
+6. On the last part of the training span (never used above), set the score threshold and the
+   per-measurement deviation thresholds at the configured alarm rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.artifact import time_features
+from models.detector.config import TIME_FEATURES, DetectorConfig
+from models.detector.step import CALIBRATED, DetectorStep
+from ranomaly_contracts.dataset import KpmArrays
+
+SHRINKAGE = 0.05  # added to the error covariance: no measurement is ever predicted near-exactly
+CALIBRATION_SHARE = 0.15  # last share of the training periods, kept for thresholds
+MAX_SAMPLES = 600_000
+EXTREME_Z = 6.0  # an instant error this large marks a cell-period as anomalous for calibration
+# Smallest calibration levels: a stuck level below 10 would make two exact repeats of a measurement that
+# never repeats in training (evidence 2 x -log(1e-3) = 14) an alarm of any size.
+# The 99.9 % level of the normal evidence is about 2.2 times its 90 % level (measured on anomaly-free
+# simulator data: 2.0 to 2.6 for every kind of evidence).
+TAIL_RATIO = 2.2
+STUCK_LEVEL = 12.0
+MAX_THRESHOLD = 2.0
+MIN_LEVEL = {"u_pair": 0.5, "z_pair": 0.5, "u_short": 0.2, "u_long": 0.1, "z_short": 0.2, "z_long": 0.1, "stuck": 10.0}
+
+
+@dataclass
+class StepInputs:
+    """Model inputs of a span of periods for a set of cells, as tensors."""
+
+    x: torch.Tensor  # [T, N, K], 0 where no value
+    mask: torch.Tensor  # [T, N, K]
+    time: torch.Tensor  # [T, N, F]
+    reported: np.ndarray  # bool [T, N]
+
+
+def step_inputs(arrays: KpmArrays, utc_offset_h: float = 0.0) -> StepInputs:
+    """Inputs of every period and cell of the arrays."""
+    values = arrays.values
+    present = ~np.isnan(values)
+    times = time_features(list(TIME_FEATURES), arrays.times_ms, utc_offset_h)
+    n_cells = values.shape[1]
+    return StepInputs(
+        x=torch.from_numpy(np.where(present, values, 0.0).astype(np.float32)),
+        mask=torch.from_numpy(present.astype(np.float32)),
+        time=torch.from_numpy(np.repeat(times[:, None, :], n_cells, axis=1).astype(np.float32)),
+        reported=arrays.reported,
+    )
+
+
+def periods(
+    step: DetectorStep, inputs: StepInputs, state: torch.Tensor | None = None
+) -> Iterator[tuple[int, dict[str, torch.Tensor], torch.Tensor]]:
+    """Run the full step over the periods; yield (row, outputs, state before the row)."""
+    n_cells = inputs.x.shape[1]
+    current = state if state is not None else torch.zeros(n_cells, step.layout.size)
+    with torch.no_grad():
+        for row in range(inputs.x.shape[0]):
+            score, deviation, new_state = step(inputs.x[row], inputs.mask[row], inputs.time[row], current)
+            yield row, {"score": score, "deviation": deviation}, current
+            current = new_state
+
+
+def _transforms(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per measurement: the transform (Anscombe for small integer counts, log1p for other non-negative
+    measurements spanning a wide range, identity otherwise, such as dB), the scale floor and the prior
+    of the residual variance, all in transformed units."""
+    k = values.shape[-1]
+    flat = values.reshape(-1, k)
+    high, middle, low = (np.nanpercentile(flat, q, axis=0) for q in (99, 50, 0))
+    integral = np.array([np.array_equal(c[~np.isnan(c)], np.round(c[~np.isnan(c)])) for c in flat.T])
+    wide = (high > 3 * np.maximum(middle, 1e-9)) | (high > 50)
+    codes = np.where(low < 0, 0, np.where(integral & (middle < 20), 2, np.where(wide, 1, 0))).astype(np.float32)
+    transformed = np.where(codes == 2, 2 * np.sqrt(np.maximum(values, 0) + 0.375), values)
+    transformed = np.where(codes == 1, np.log1p(np.maximum(values, 0)), transformed)
+    flat_t = transformed.reshape(-1, k)
+    spread = np.nanpercentile(flat_t, 99, axis=0) - np.nanpercentile(flat_t, 1, axis=0)
+    # Poisson counts keep unit variance in Anscombe units; rarer values would look like huge errors
+    floor = np.where(codes == 2, 1.0, np.maximum(0.01 * spread, 1e-3)).astype(np.float32)
+    noise = np.nanmedian(np.nanvar(np.diff(transformed, axis=0), axis=0), axis=0) / 2.0
+    prior = np.maximum(np.nan_to_num(noise, nan=1.0), floor**2).astype(np.float32)
+    return codes, floor, prior
+
+
+def _set_rates(step: DetectorStep, config: DetectorConfig, period_s: float) -> None:
+    """EMA rates from the configured memories: a profile bin gets about an hour of periods a day, a
+    scale bin three hours."""
+    per_hour = 3600.0 / period_s
+    rates = {
+        "profile": 1.0 / (config.profile_memory_days * per_hour),
+        "variance": 1.0 / (config.variance_memory_days * 3 * per_hour),
+        "recent": 1.0 / config.recent_periods,
+        "offset": 1.0 / (config.offset_hours * per_hour),
+        "short": 1.0 / config.evidence_short_periods,
+        "long": 1.0 / config.evidence_long_periods,
+        "repeat": 1.0 / (config.repeat_memory_hours * per_hour),
+    }
+    for name, value in rates.items():
+        getattr(step, f"rate_{name}").fill_(value)
+    step.clip_sigmas = config.clip_sigmas
+    step.evidence_clip = config.clip_sigmas + 1.0
+    step.onset_level = config.onset_level
+    step.onset_periods = config.onset_periods
+    step.gate_level = config.gate_level
+    step.gate_pace = config.gate_pace
+
+
+def _collect_residuals(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int) -> tuple[torch.Tensor, ...]:
+    """Network inputs, residuals and masks of warmed-up cell-periods in the first `rows` periods."""
+    features, residuals, masks = [], [], []
+    n_cells = inputs.x.shape[1]
+    state = torch.zeros(n_cells, step.layout.size)
+    with torch.no_grad():
+        for row in tqdm(range(rows), desc="state recursion", unit="period", leave=False, disable=None):
+            s = step.layout.unpack(state)
+            c = step.context(inputs.x[row], inputs.mask[row], inputs.time[row], s)
+            keep = (s["count"][:, 0] >= warmup) & c["present"].any(dim=1)
+            features.append(c["features"][keep])
+            residuals.append(c["residual"][keep].float())
+            masks.append(c["present"][keep])
+            zeros = torch.zeros_like(inputs.x[row])
+            evidence = step.evidence(inputs.x[row], zeros, zeros, c["present"], s)
+            state = step.layout.pack(step.update(inputs.x[row], c, evidence, torch.zeros(n_cells), s))
+    return torch.cat(features), torch.cat(residuals), torch.cat(masks).to(torch.float32)
+
+
+def _fit_network(step: DetectorStep, data: tuple[torch.Tensor, ...], config: DetectorConfig) -> list[float]:
+    """Student-t likelihood of the residuals under the network's mean and spread; returns epoch losses."""
+    features, residuals, masks = data
+    step.net.feature_mean.copy_(features.mean(dim=0))
+    step.net.feature_std.copy_(features.std(dim=0).clamp(min=1e-3))
+    generator = torch.Generator().manual_seed(config.seed)
+    optimiser = torch.optim.Adam(step.net.parameters(), lr=config.learning_rate)
+    nu = config.student_t_dof
+    losses = []
+    for _ in tqdm(range(config.epochs), desc="network", unit="epoch", leave=False, disable=None):
+        order = torch.randperm(len(features), generator=generator)
+        total = 0.0
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            mean, log_spread = step.net(features[batch])
+            u = (torch.clamp(residuals[batch], -20, 20) - mean) / torch.exp(log_spread)
+            nll = log_spread + 0.5 * (nu + 1) * torch.log1p(u**2 / nu)
+            loss = (nll * masks[batch]).sum() / masks[batch].sum().clamp(min=1)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(batch)
+        losses.append(total / len(order))
+    return losses
+
+
+def _precision(step: DetectorStep, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Robust precision matrix of the standardised errors: rows with an extreme error are left out."""
+    features, residuals, masks = data
+    with torch.no_grad():
+        mean, log_spread = step.net(features)
+        u = ((residuals - mean) / torch.exp(log_spread)).numpy()
+    complete = (masks.numpy() > 0).all(axis=1) & (np.abs(u) < 5).all(axis=1)
+    covariance = np.cov(u[complete], rowvar=False) + SHRINKAGE * np.eye(u.shape[1])
+    return torch.from_numpy(np.linalg.inv(covariance).astype(np.float32))
+
+
+def _calibrate(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int, quantile: float) -> None:
+    """Set each evidence's scale per measurement at its training quantile. Cell-periods with an
+    extreme instant error (surely anomalous: the training data is unlabelled) are left out."""
+    collected: dict[str, list[torch.Tensor]] = {name: [] for name in CALIBRATED}
+    n_cells = inputs.x.shape[1]
+    state = torch.zeros(n_cells, step.layout.size)
+    with torch.no_grad():
+        for row in tqdm(range(rows), desc="calibration", unit="period", leave=False, disable=None):
+            s = step.layout.unpack(state)
+            c = step.context(inputs.x[row], inputs.mask[row], inputs.time[row], s)
+            u, z = step.errors(c["residual"], c["present"], c["features"])
+            evidence = step.evidence(inputs.x[row], u, z - s["z_bias"], c["present"], s)
+            extreme = torch.maximum(torch.abs(u), torch.abs(z)).max(dim=1).values >= EXTREME_Z
+            keep = (s["count"][:, 0] >= warmup) & ~extreme
+            for name in collected:
+                magnitude = torch.abs(evidence[name][keep])
+                collected[name].append(torch.where(c["present"][keep], magnitude, torch.nan))
+            raw = step.deviation(evidence, c["present"]).max(dim=1).values
+            state = step.layout.pack(step.update(inputs.x[row], c, evidence, raw, s, z))
+    for name in CALIBRATED:
+        values = torch.cat(collected[name]).numpy()  # [cell-periods, K]
+        if name == "stuck":  # a log-likelihood ratio already: a run with normal odds below 1 in 160,000
+            level = np.full(values.shape[1], STUCK_LEVEL)
+        else:  # mostly the bulk, extrapolated: unlabelled anomalies (a few percent) inflate high quantiles
+            level = np.maximum(
+                TAIL_RATIO * np.nanquantile(values, 0.9, axis=0), 1.3 * np.nanquantile(values, 0.99, axis=0)
+            )
+        level = np.maximum(np.nan_to_num(level, nan=1.0), MIN_LEVEL[name])
+        getattr(step, f"q_{name}").copy_(torch.from_numpy(level.astype(np.float32)))
+
+
+def _missing_level(mask: torch.Tensor, reported: np.ndarray, routine_share: float, level: float) -> torch.Tensor:
+    """Deviation of a record with no value: `level` (an alarm) unless the measurement is routinely
+    missing in training (more than routine_share of reported records), then 0.5 (no evidence)."""
+    counted = mask[torch.from_numpy(reported)]
+    missing_share = 1.0 - counted.mean(dim=0)
+    return torch.where(missing_share > routine_share, torch.tensor(0.5), torch.tensor(level))
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Thresholds chosen on the calibration part, as the manifest stores them."""
+
+    score: float
+    deviation: dict[str, float]
+    score_stats: dict[str, object]
+
+
+def fit_step(arrays: KpmArrays, period_s: float, config: DetectorConfig) -> tuple[DetectorStep, Thresholds]:
+    """Train a detector step on arrays (every cell, every period given) and choose its thresholds."""
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    k = len(arrays.measurements)
+    n_periods = len(arrays.times_ms)
+    fit_rows = int(n_periods * (1 - CALIBRATION_SHARE))
+    if fit_rows <= config.warmup_periods * 2:
+        needed = 2 * config.warmup_periods / (1 - CALIBRATION_SHARE)
+        raise ValueError(f"{n_periods} periods are too few to train: need more than {needed:.0f}")
+    step = DetectorStep(k, len(TIME_FEATURES), config.hidden)
+    codes, floor, prior = _transforms(arrays.values[:fit_rows])
+    step.transform.copy_(torch.from_numpy(codes))
+    step.floor.copy_(torch.from_numpy(floor))
+    step.variance_prior.copy_(torch.from_numpy(prior))
+    _set_rates(step, config, period_s)
+    inputs = step_inputs(arrays)
+    step.missing_level.copy_(
+        _missing_level(inputs.mask[:fit_rows], arrays.reported[:fit_rows], 0.05, config.missing_deviation)
+    )
+
+    data = _collect_residuals(step, inputs, fit_rows, config.warmup_periods)
+    if len(data[0]) > MAX_SAMPLES:
+        pick = torch.randperm(len(data[0]), generator=torch.Generator().manual_seed(config.seed))[:MAX_SAMPLES]
+        data = tuple(d[pick] for d in data)
+    _fit_network(step, data, config)
+    step.precision.copy_(_precision(step, data))
+    _calibrate(step, inputs, fit_rows, config.warmup_periods, config.calibration_quantile)
+    step.eval()
+    return step, _thresholds(step, inputs, fit_rows, arrays, config)
+
+
+def _thresholds(
+    step: DetectorStep, inputs: StepInputs, fit_rows: int, arrays: KpmArrays, config: DetectorConfig
+) -> Thresholds:
+    scores, deviations = [], []
+    for row, out, state in periods(step, inputs):
+        if row < fit_rows:
+            continue
+        warm = (state[:, step.layout.index("count")] >= config.warmup_periods).numpy() & arrays.reported[row]
+        scores.append(out["score"].numpy()[warm])
+        deviations.append(out["deviation"].numpy()[warm])
+    score = np.concatenate(scores)
+    deviation = np.concatenate(deviations)
+    quantiles = {f"{q:g}": float(np.quantile(score, q)) for q in (0.5, 0.9, 0.95, 0.99, 0.995, 0.999)}
+    # The quantile rule, bounded by twice the calibrated 99.9 % level: when the calibration part holds
+    # many anomalies (a small network), its high quantiles are anomalies, not normal behaviour.
+    return Thresholds(
+        score=min(float(np.quantile(score, 1 - config.alarm_rate)), MAX_THRESHOLD),
+        deviation={
+            m: min(float(np.quantile(deviation[:, i], 1 - config.alarm_rate)), MAX_THRESHOLD)
+            for i, m in enumerate(arrays.measurements)
+        },
+        score_stats={"mean": float(score.mean()), "std": float(score.std()), "quantiles": quantiles},
+    )

@@ -1,0 +1,160 @@
+"""The streaming detector: interface, ONNX parity, causality, determinism, state size, bad inputs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from e2sim import catalogue as cat
+from e2sim.world import World, WorldConfig
+from models.artifact import load_session, read_artifact
+from models.detector import DetectorConfig, StreamingDetector
+from models.detector.train import step_inputs
+from models.scoring import score_arrays
+from ranomaly_contracts.dataset import KpmArrays
+
+PERIOD_MS = 300_000
+FAST = DetectorConfig(epochs=1, warmup_periods=12)
+
+
+def _arrays(seed: int, n_cells: int, days: float, events: float = 0.62) -> KpmArrays:
+    world = World(WorldConfig(seed=seed, n_cells=n_cells, events_per_cell_day=events))
+    first = world.stream_start(PERIOD_MS, 0, realtime=False).first_period
+    block = world.block(first, int(days * 86_400_000 // PERIOD_MS), PERIOD_MS)
+    return KpmArrays(
+        times_ms=block.times_ms,
+        node_ids=tuple(world.node_ids[n] for n in world.cell_node),
+        cell_ids=world.cell_ids,
+        measurements=cat.MEASUREMENT_NAMES,
+        values=block.values,
+        reported=np.ones(block.values.shape[:2], dtype=bool),
+    )
+
+
+@pytest.fixture(scope="module")
+def data() -> KpmArrays:
+    """Four days of 12 cells at 5 minutes."""
+    return _arrays(3, 12, 4)
+
+
+@pytest.fixture(scope="module")
+def fitted(data: KpmArrays) -> StreamingDetector:
+    """A detector trained on the first three days."""
+    detector = StreamingDetector(FAST)
+    detector.fit(replace(data, times_ms=data.times_ms[:864], values=data.values[:864], reported=data.reported[:864]))
+    return detector
+
+
+def test_exported_graph_has_the_contract_interface(fitted: StreamingDetector) -> None:
+    assert fitted.artifact is not None
+    session = load_session(fitted.artifact)
+    assert [i.name for i in session.get_inputs()] == ["x", "mask", "time", "state"]
+    assert [o.name for o in session.get_outputs()] == ["score", "deviation", "state_out"]
+    manifest = fitted.artifact.manifest
+    assert manifest.measurements == cat.MEASUREMENT_NAMES and manifest.period_s == 300
+    assert 4 * manifest.state_size <= 4096, "at most 4 KiB of state per cell"
+    assert set(manifest.thresholds.deviation) == set(cat.MEASUREMENT_NAMES)
+    k, s = len(manifest.measurements), manifest.state_size
+    out = session.run(None, {"x": np.ones((3, k), np.float32), "mask": np.ones((3, k), np.float32),
+                             "time": np.zeros((3, 4), np.float32), "state": np.zeros((3, s), np.float32)})  # fmt: skip
+    assert [o.shape for o in out] == [(3,), (3, k), (3, s)] and all(o.dtype == np.float32 for o in out)
+
+
+def test_onnx_runtime_matches_torch_on_real_and_random_windows(fitted: StreamingDetector, data: KpmArrays) -> None:
+    """Same inputs and state into both runtimes, period after period of real data, with random periods
+    (values and missing records) mixed in: outputs agree to 1e-5."""
+    assert fitted.step is not None and fitted.artifact is not None
+    session = load_session(fitted.artifact)
+    inputs = step_inputs(data)
+    rng = np.random.default_rng(0)
+    state = torch.zeros(inputs.x.shape[1], fitted.step.layout.size)
+    worst = {"score": 0.0, "deviation": 0.0, "state": 0.0}
+    for row in range(1000):
+        x, mask, time = inputs.x[row], inputs.mask[row], inputs.time[row]
+        if row % 97 == 0:
+            mask = torch.from_numpy((rng.random(x.shape) > 0.2).astype(np.float32))
+            x = torch.from_numpy(rng.uniform(0, 5000, x.shape).astype(np.float32)) * mask
+        with torch.no_grad():
+            expected = fitted.step(x, mask, time, state)
+        got = session.run(None, {"x": x.numpy(), "mask": mask.numpy(), "time": time.numpy(), "state": state.numpy()})
+        for name, want, have in zip(worst, expected, got, strict=True):
+            scale = np.maximum(np.abs(want.numpy()), 1.0) if name == "state" else 1.0
+            worst[name] = max(worst[name], float((np.abs(have - want.numpy()) / scale).max()))
+        state = expected[2]
+    assert max(worst.values()) <= 1e-5, worst
+
+
+def test_scores_are_causal(fitted: StreamingDetector, data: KpmArrays) -> None:
+    base = fitted.stream(data)
+    changed = data.values.copy()
+    changed[700:] *= 3.0
+    changed[650, 2, :] = np.nan
+    later = fitted.stream(replace(data, values=changed))
+    np.testing.assert_array_equal(base.scores[:650], later.scores[:650])
+    np.testing.assert_array_equal(base.deviations[:650], later.deviations[:650])
+    assert not np.array_equal(base.scores[700:], later.scores[700:])
+
+
+def test_training_is_deterministic_for_a_seed(data: KpmArrays) -> None:
+    part = replace(data, times_ms=data.times_ms[:700], values=data.values[:700], reported=data.reported[:700])
+    first, second = StreamingDetector(FAST), StreamingDetector(FAST)
+    first.fit(part)
+    second.fit(part)
+    assert first.thresholds == second.thresholds
+    np.testing.assert_array_equal(first.score(data), second.score(data))
+
+
+def test_a_silent_cell_is_an_anomaly_not_a_gap(fitted: StreamingDetector, data: KpmArrays) -> None:
+    values = data.values.copy()
+    values[900:910, 4, :] = np.nan
+    result = fitted.stream(replace(data, values=values))
+    assert fitted.artifact is not None
+    threshold = fitted.artifact.manifest.thresholds.score
+    assert (result.scores[900:903, 4] > threshold).all()
+    assert (result.deviations[900, 4] >= 10.0 - 1e-4).all()
+
+
+def test_warming_up_cells_get_no_verdict(fitted: StreamingDetector, data: KpmArrays) -> None:
+    result = fitted.stream(data)
+    assert not result.warm[: FAST.warmup_periods].any() and result.warm[FAST.warmup_periods :].all()
+    assert np.isnan(result.verdicts(1.0)[: FAST.warmup_periods]).all()
+
+
+def test_a_cell_never_seen_in_training_is_scored(fitted: StreamingDetector) -> None:
+    other = _arrays(8, 6, 2, events=0.0)  # another network: every cell is new
+    scores = fitted.score(other)
+    assert np.isfinite(scores[FAST.warmup_periods :]).all()
+    assert fitted.artifact is not None
+    alarms = scores[300:] >= fitted.artifact.manifest.thresholds.score
+    assert alarms.mean() < 0.05, "new cells without anomalies must not alarm constantly"
+
+
+def test_too_short_a_history_is_refused_clearly(data: KpmArrays) -> None:
+    short = replace(data, times_ms=data.times_ms[:20], values=data.values[:20], reported=data.reported[:20])
+    with pytest.raises(ValueError, match="too few to train"):
+        StreamingDetector(FAST).fit(short)
+
+
+def test_scoring_refuses_data_the_model_cannot_read(fitted: StreamingDetector, data: KpmArrays) -> None:
+    assert fitted.artifact is not None
+    session = load_session(fitted.artifact)
+    fewer = replace(data, measurements=data.measurements[:-1], values=data.values[..., :-1])
+    with pytest.raises(ValueError, match="lacks measurement"):
+        score_arrays(fitted.artifact, session, fewer)
+    faster = replace(data, times_ms=data.times_ms[0] + np.arange(len(data.times_ms)) * 60_000)
+    with pytest.raises(ValueError, match="trained at 300 s"):
+        score_arrays(fitted.artifact, session, faster)
+
+
+def test_saved_artifact_reads_back_and_scores_the_same(
+    fitted: StreamingDetector, data: KpmArrays, tmp_path: Path
+) -> None:
+    saved = fitted.save(tmp_path / "artifact")
+    again = read_artifact(tmp_path / "artifact")
+    assert again.manifest == saved.manifest and again.onnx == saved.onnx
+    result = score_arrays(again, load_session(again), data)
+    np.testing.assert_array_equal(result.scores, fitted.stream(data).scores)
