@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 EXTRAS := all,dev
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: demo test lint proto bench clean
+.PHONY: demo test lint proto bench eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,19 @@ proto: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py
 
 bench: $(STAMP)
-	$(BIN)/ranomaly bench sim --json bench-sim.json
+	$(BIN)/ranomaly --log-level WARNING bench sim --json bench-sim.json
+	$(BIN)/ranomaly --log-level WARNING sim export --seed 7 --cells 60 --days 7 --format parquet --out .bench/data
+	$(BIN)/ranomaly --log-level WARNING train --data .bench/data --out .bench/model --no-forecaster
+	$(BIN)/ranomaly --log-level WARNING bench model --model .bench/model --json bench-model.json
+
+# Detection quality on simulator seeds never used while developing (101, 202), root cause also on 303.
+eval: $(STAMP)
+	for seed in 101 202 303; do \
+		$(BIN)/ranomaly --log-level WARNING sim export --seed $$seed --cells 60 --days 7 --format parquet --out .eval/seed$$seed; \
+	done
+	for seed in 101 202; do \
+		$(BIN)/ranomaly --log-level WARNING eval --data .eval/seed$$seed --holdout .eval/seed303 --json eval-seed$$seed.json; \
+	done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench-sim.json
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bench .eval bench-*.json eval-*.json

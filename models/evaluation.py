@@ -24,6 +24,7 @@ from models.detector import DetectorConfig, StreamingDetector
 from models.forecaster.config import ForecasterConfig
 from models.forecaster.evaluation import evaluate_forecaster
 from models.forecaster.training import train_forecaster
+from models.rootcause import evaluate_rootcause, event_features, fit_rootcause
 from ranomaly_contracts.dataset import Dataset, KpmArrays, label_mask, to_arrays
 
 MAIN = "streaming-detector"
@@ -76,8 +77,36 @@ def _forecaster(arrays: KpmArrays, plan: SplitPlan, config: EvalConfig) -> dict[
     }
 
 
-def run_evaluation(dataset: Dataset, config: EvalConfig | None = None) -> dict[str, Any]:
-    """All detectors on one split of a labelled dataset; JSON-ready results."""
+def _rootcause(
+    detector: StreamingDetector, arrays: KpmArrays, events: list[m.Event], test_start: int, holdout: Dataset | None
+) -> dict[str, Any]:
+    """Root-cause accuracy: trained on the incidents before the test part, tested on those in it; with a
+    held-out dataset (another seed), trained on every incident here and tested on every one there."""
+    deviations = detector.stream(arrays).deviations
+    earlier = [e for e in events if e.start < test_start]
+    later = [e for e in events if e.start >= test_start]
+    result: dict[str, Any] = {}
+    if earlier and later:
+        model = fit_rootcause(event_features(arrays, deviations, earlier), [str(e.kind) for e in earlier])
+        result["test_part"] = evaluate_rootcause(
+            model, event_features(arrays, deviations, later), [str(e.kind) for e in later]
+        )
+    if holdout is not None and holdout.labels is not None and events:
+        other = to_arrays(holdout)
+        other_events = events_from_labels(other, holdout.labels)
+        model = fit_rootcause(event_features(arrays, deviations, events), [str(e.kind) for e in events])
+        other_deviations = detector.stream(other).deviations
+        result["held_out_dataset"] = evaluate_rootcause(
+            model, event_features(other, other_deviations, other_events), [str(e.kind) for e in other_events]
+        )
+    return result
+
+
+def run_evaluation(
+    dataset: Dataset, config: EvalConfig | None = None, holdout: Dataset | None = None
+) -> dict[str, Any]:
+    """All detectors on one split of a labelled dataset; JSON-ready results. A held-out labelled dataset
+    (another simulator seed) adds a root-cause evaluation on data never seen in training."""
     config = config or EvalConfig()
     if dataset.labels is None:
         raise ValueError("evaluation needs labels: the dataset has no labels.csv")
@@ -98,8 +127,8 @@ def run_evaluation(dataset: Dataset, config: EvalConfig | None = None) -> dict[s
         threshold = m.threshold_for_alarm_rate(scores[validation][:, plan.train_cells], config.alarm_rate)
         results[detector.name] = {**_metrics(scores[test], test_labels, threshold, period_s, test_events),
                                   "threshold": threshold, "seconds": seconds}  # fmt: skip
-        if detector.name == MAIN:
-            main_scores, main_threshold = scores, threshold
+        if isinstance(detector, StreamingDetector):
+            main, main_scores, main_threshold = detector, scores, threshold
         if isinstance(detector, SeedAutoencoder):
             own = detector.own_threshold
             results[f"{detector.name}@p95"] = {**_metrics(scores[test], test_labels, own, period_s, test_events),
@@ -116,6 +145,7 @@ def run_evaluation(dataset: Dataset, config: EvalConfig | None = None) -> dict[s
         "main_recall_by_kind": m.recall_by_kind(main_scores[test], main_threshold, test_events),
         "main_by_cells": by_cells,
         "forecaster": _forecaster(arrays, plan, config),
+        "rootcause": _rootcause(main, arrays, events, test.start, holdout),
         "split": {
             "periods": {
                 "train": plan.train_rows.stop,
@@ -158,6 +188,11 @@ def format_table(result: dict[str, Any]) -> str:
     for part, values in result["main_by_cells"].items():
         lines.append(f"main detector on {part.replace('_', ' ')}: composite F1 {values['composite_f1']:.3f}, "
                      f"event recall {values['event_recall']:.3f}, VUS-PR {values['vus_pr']:.3f}")  # fmt: skip
+    for part, rc in result["rootcause"].items():
+        lines.append(
+            f"root cause on the {part.replace('_', ' ')}: accuracy {rc['accuracy']:.2f} over {rc['events']} incidents; "
+            + ", ".join(f"{kind} {value:.2f}" for kind, value in sorted(rc["recall_by_kind"].items()))
+        )
     fc = result["forecaster"]
     methods = fc["methods"]
     lines.append(

@@ -157,7 +157,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from models.evaluation import EvalConfig, format_table, run_evaluation
     from ranomaly_contracts.dataset import read_dataset
 
-    result = run_evaluation(read_dataset(args.data), EvalConfig(seed=args.seed, fast=args.fast))
+    holdout = read_dataset(args.holdout) if args.holdout else None
+    result = run_evaluation(read_dataset(args.data), EvalConfig(seed=args.seed, fast=args.fast), holdout)
     print(format_table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=float) + "\n")
@@ -252,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", help="also write the figures to this JSON file")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--fast", action="store_true", help="tiny training settings (for smoke tests)")
+    evaluate.add_argument("--holdout", help="another labelled dataset (another seed) for the root-cause test")
     evaluate.set_defaults(handler=cmd_eval)
 
     bench_model = bench.add_parser("model", help="detector throughput in ONNX Runtime on one core")

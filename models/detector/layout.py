@@ -42,6 +42,7 @@ class StateLayout:
             ("repeat_rate", (k,)),  # EMA of how often the value repeats exactly
             ("count", (1,)),  # periods with at least one value
             ("alarm_run", (1,)),  # consecutive periods the cell's raw score has stayed high
+            ("run_peak", (1,)),  # the highest raw score of that run that counted in full
         )
 
     @property

@@ -119,7 +119,8 @@ class DetectorStep(nn.Module):
         self.clip_sigmas = 3.0  # residuals beyond it move the state no further
         self.evidence_clip = 4.0  # errors beyond it add no more to the averages
         self.onset_level = 1.5  # a raw score from here up starts or continues an alarm run
-        self.onset_periods = 3  # periods of a run scored in full
+        self.onset_periods = 10  # periods of a run scored in full
+        self.record_factor = 1.25  # later, a raw score this many times the run's peak is scored in full
         self.gate_level = 4.0  # the slow memories follow a cell whose raw score reaches it ...
         self.gate_pace = 0.1  # ... at this fraction of their pace
 
@@ -242,21 +243,32 @@ class DetectorStep(nn.Module):
             "stuck": run * -torch.log(torch.clamp(repeat_rate, min=1e-3, max=1.0)),
         }
 
-    def deviation(self, evidence: dict[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
-        """Calibrated deviation per measurement [B, K]: about 1 at the normal 99.9 % level."""
-        strongest = evidence["stuck"] / self.q_stuck
+    def deviation(self, evidence: dict[str, torch.Tensor], present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Calibrated deviations per measurement [B, K], about 1 at the normal 99.9 % level: the
+        statistical evidence (errors held two periods, averages) and the specific evidence (stuck runs,
+        missing values)."""
+        statistical = torch.zeros_like(evidence["stuck"])
         for name in PAIRS:
-            strongest = torch.maximum(strongest, evidence[name] / getattr(self, f"q_{name}"))
+            statistical = torch.maximum(statistical, evidence[name] / getattr(self, f"q_{name}"))
         for name in AVERAGES:
-            strongest = torch.maximum(strongest, torch.abs(evidence[name]) / getattr(self, f"q_{name}"))
-        return torch.where(present, strongest, self.missing_level.expand_as(strongest))
+            statistical = torch.maximum(statistical, torch.abs(evidence[name]) / getattr(self, f"q_{name}"))
+        specific = torch.where(present, evidence["stuck"] / self.q_stuck, self.missing_level.expand_as(statistical))
+        return torch.where(present, statistical, torch.zeros_like(statistical)), specific
 
-    def score(self, deviation: torch.Tensor, s: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(score, raw): raw is the strongest deviation; the score keeps it in full for the first periods
-        of an alarm run and caps it at the normal level (1) after."""
-        raw = deviation.max(dim=1).values
-        onset = s["alarm_run"][:, 0] < self.onset_periods
-        return torch.where(onset, raw, torch.clamp(raw, max=1.0)), raw
+    def score(
+        self, statistical: torch.Tensor, specific: torch.Tensor, s: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(score, raw): raw is the strongest deviation. The score keeps it in full for the first periods of
+        an alarm run and whenever it beats the run's peak by a clear margin (evidence that keeps growing,
+        as a stuck counter's or a slow drift's, is scored as it matures); otherwise it is capped at the
+        normal level (1)."""
+        raw = torch.maximum(statistical, specific).max(dim=1).values
+        return torch.where(self._in_full(raw, s), raw, torch.clamp(raw, max=1.0)), raw
+
+    def _in_full(self, raw: torch.Tensor, s: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Whether a raw score counts in full: early in its alarm run, or a new peak by a clear margin
+        over the last one that counted."""
+        return (s["alarm_run"][:, 0] < self.onset_periods) | (raw > self.record_factor * s["run_peak"][:, 0])
 
     def update(
         self,
@@ -311,6 +323,9 @@ class DetectorStep(nn.Module):
         new["count"] = s["count"] + any_present.to(y.dtype)[:, None]
         high = (raw >= self.onset_level)[:, None]
         new["alarm_run"] = torch.where(high, s["alarm_run"] + 1.0, torch.zeros_like(s["alarm_run"]))
+        counted = self._in_full(raw, s)[:, None]
+        peak = torch.where(counted, torch.maximum(s["run_peak"], raw[:, None]), s["run_peak"])
+        new["run_peak"] = torch.where(high, peak, torch.zeros_like(s["run_peak"]))
         return new
 
     def forward(
@@ -321,6 +336,7 @@ class DetectorStep(nn.Module):
         c = self.context(x, mask, time, s)
         u, z = self.errors(c["residual"], c["present"], c["features"])
         evidence = self.evidence(x, u, z - s["z_bias"], c["present"], s)
-        deviation = self.deviation(evidence, c["present"])
-        score, raw = self.score(deviation, s)
+        statistical, specific = self.deviation(evidence, c["present"])
+        score, raw = self.score(statistical, specific, s)
+        deviation = torch.maximum(statistical, specific)
         return score, deviation, self.layout.pack(self.update(x, c, evidence, raw, s, z))

@@ -34,6 +34,7 @@ EXTREME_Z = 6.0  # an instant error this large marks a cell-period as anomalous 
 # The 99.9 % level of the normal evidence is about 2.2 times its 90 % level (measured on anomaly-free
 # simulator data: 2.0 to 2.6 for every kind of evidence).
 TAIL_RATIO = 2.2
+Q99_RATIO = 1.3  # and about 1.3 times its 99 % level (more for the spiky count measurements: hence the max)
 STUCK_LEVEL = 12.0
 MAX_THRESHOLD = 2.0
 MIN_LEVEL = {"u_pair": 0.5, "z_pair": 0.5, "u_short": 0.2, "u_long": 0.1, "z_short": 0.2, "z_long": 0.1, "stuck": 10.0}
@@ -116,6 +117,7 @@ def _set_rates(step: DetectorStep, config: DetectorConfig, period_s: float) -> N
     step.evidence_clip = config.clip_sigmas + 1.0
     step.onset_level = config.onset_level
     step.onset_periods = config.onset_periods
+    step.record_factor = config.record_factor
     step.gate_level = config.gate_level
     step.gate_pace = config.gate_pace
 
@@ -193,7 +195,7 @@ def _calibrate(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int, q
             for name in collected:
                 magnitude = torch.abs(evidence[name][keep])
                 collected[name].append(torch.where(c["present"][keep], magnitude, torch.nan))
-            raw = step.deviation(evidence, c["present"]).max(dim=1).values
+            _, raw = step.score(*step.deviation(evidence, c["present"]), s)
             state = step.layout.pack(step.update(inputs.x[row], c, evidence, raw, s, z))
     for name in CALIBRATED:
         values = torch.cat(collected[name]).numpy()  # [cell-periods, K]
@@ -201,7 +203,7 @@ def _calibrate(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int, q
             level = np.full(values.shape[1], STUCK_LEVEL)
         else:  # mostly the bulk, extrapolated: unlabelled anomalies (a few percent) inflate high quantiles
             level = np.maximum(
-                TAIL_RATIO * np.nanquantile(values, 0.9, axis=0), 1.3 * np.nanquantile(values, 0.99, axis=0)
+                TAIL_RATIO * np.nanquantile(values, 0.9, axis=0), Q99_RATIO * np.nanquantile(values, 0.99, axis=0)
             )
         level = np.maximum(np.nan_to_num(level, nan=1.0), MIN_LEVEL[name])
         getattr(step, f"q_{name}").copy_(torch.from_numpy(level.astype(np.float32)))
