@@ -122,22 +122,38 @@ def _set_rates(step: DetectorStep, config: DetectorConfig, period_s: float) -> N
     step.gate_pace = config.gate_pace
 
 
-def _collect_residuals(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int) -> tuple[torch.Tensor, ...]:
-    """Network inputs, residuals and masks of warmed-up cell-periods in the first `rows` periods."""
-    features, residuals, masks = [], [], []
+def _walk(
+    step: DetectorStep, inputs: StepInputs, rows: int, desc: str, network: bool
+) -> Iterator[
+    tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
+]:
+    """Run the state recursion over the first `rows` periods, yielding (state, context, u, z, evidence) of
+    each before its update. Without the network (not trained yet) the errors are zeros."""
     n_cells = inputs.x.shape[1]
     state = torch.zeros(n_cells, step.layout.size)
     with torch.no_grad():
-        for row in tqdm(range(rows), desc="state recursion", unit="period", leave=False, disable=None):
+        for row in tqdm(range(rows), desc=desc, unit="period", leave=False, disable=None):
+            x = inputs.x[row]
             s = step.layout.unpack(state)
-            c = step.context(inputs.x[row], inputs.mask[row], inputs.time[row], s)
-            keep = (s["count"][:, 0] >= warmup) & c["present"].any(dim=1)
-            features.append(c["features"][keep])
-            residuals.append(c["residual"][keep].float())
-            masks.append(c["present"][keep])
-            zeros = torch.zeros_like(inputs.x[row])
-            evidence = step.evidence(inputs.x[row], zeros, zeros, c["present"], s)
-            state = step.layout.pack(step.update(inputs.x[row], c, evidence, torch.zeros(n_cells), s))
+            c = step.context(x, inputs.mask[row], inputs.time[row], s)
+            if network:
+                u, z = step.errors(c["residual"], c["present"], c["features"])
+            else:
+                u = z = torch.zeros_like(x)
+            evidence = step.evidence(x, u, z - s["z_bias"], c["present"], s)
+            yield s, c, u, z, evidence
+            raw = step.score(*step.deviation(evidence, c["present"]), s)[1] if network else torch.zeros(n_cells)
+            state = step.layout.pack(step.update(x, c, evidence, raw, s, z if network else None))
+
+
+def _collect_residuals(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int) -> tuple[torch.Tensor, ...]:
+    """Network inputs, residuals and masks of warmed-up cell-periods in the first `rows` periods."""
+    features, residuals, masks = [], [], []
+    for s, c, _, _, _ in _walk(step, inputs, rows, "state recursion", network=False):
+        keep = (s["count"][:, 0] >= warmup) & c["present"].any(dim=1)
+        features.append(c["features"][keep])
+        residuals.append(c["residual"][keep].float())
+        masks.append(c["present"][keep])
     return torch.cat(features), torch.cat(residuals), torch.cat(masks).to(torch.float32)
 
 
@@ -182,21 +198,12 @@ def _calibrate(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int, q
     """Set each evidence's scale per measurement at its training quantile. Cell-periods with an
     extreme instant error (surely anomalous: the training data is unlabelled) are left out."""
     collected: dict[str, list[torch.Tensor]] = {name: [] for name in CALIBRATED}
-    n_cells = inputs.x.shape[1]
-    state = torch.zeros(n_cells, step.layout.size)
-    with torch.no_grad():
-        for row in tqdm(range(rows), desc="calibration", unit="period", leave=False, disable=None):
-            s = step.layout.unpack(state)
-            c = step.context(inputs.x[row], inputs.mask[row], inputs.time[row], s)
-            u, z = step.errors(c["residual"], c["present"], c["features"])
-            evidence = step.evidence(inputs.x[row], u, z - s["z_bias"], c["present"], s)
-            extreme = torch.maximum(torch.abs(u), torch.abs(z)).max(dim=1).values >= EXTREME_Z
-            keep = (s["count"][:, 0] >= warmup) & ~extreme
-            for name in collected:
-                magnitude = torch.abs(evidence[name][keep])
-                collected[name].append(torch.where(c["present"][keep], magnitude, torch.nan))
-            _, raw = step.score(*step.deviation(evidence, c["present"]), s)
-            state = step.layout.pack(step.update(inputs.x[row], c, evidence, raw, s, z))
+    for s, c, u, z, evidence in _walk(step, inputs, rows, "calibration", network=True):
+        extreme = torch.maximum(torch.abs(u), torch.abs(z)).max(dim=1).values >= EXTREME_Z
+        keep = (s["count"][:, 0] >= warmup) & ~extreme
+        for name in collected:
+            magnitude = torch.abs(evidence[name][keep])
+            collected[name].append(torch.where(c["present"][keep], magnitude, torch.nan))
     for name in CALIBRATED:
         values = torch.cat(collected[name]).numpy()  # [cell-periods, K]
         if name == "stuck":  # a log-likelihood ratio already: a run with normal odds below 1 in 160,000

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +11,9 @@ import torch
 
 from models.forecaster.features import INPUT_NAMES, N_TIME_FEATURES, OUTPUT_NAMES
 from models.forecaster.training import Forecaster
+from models.onnx_export import to_onnx_bytes
 
 FORMAT = "ranomaly-forecaster/1"
-OPSET = 18
 
 
 def export_onnx(forecaster: Forecaster, path: str | Path) -> Path:
@@ -31,22 +30,7 @@ def export_onnx(forecaster: Forecaster, path: str | Path) -> Path:
         torch.ones(2, forecaster.window, k),
         torch.zeros(2, forecaster.window + forecaster.horizon, N_TIME_FEATURES),
     )
-    batch = torch.export.Dim("batch", min=1)
-    with warnings.catch_warnings():  # torch warns that the shared batch name is not reused, then uses it
-        warnings.filterwarnings("ignore", message="# The axis name: batch")
-        torch.onnx.export(
-            net,
-            example,
-            str(target),
-            input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES),
-            opset_version=OPSET,
-            dynamo=True,
-            verbose=False,
-            external_data=False,
-            dynamic_shapes=tuple({0: batch} for _ in INPUT_NAMES),
-        )
-    model = onnx.load(str(target))
+    model = onnx.load_from_string(to_onnx_bytes(net, example, INPUT_NAMES, OUTPUT_NAMES))
     onnx.helper.set_model_props(
         model,
         {
