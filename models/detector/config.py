@@ -15,8 +15,6 @@ class DetectorConfig:
     variance_memory_days: float = 3.0
     recent_periods: float = 5.0  # memory of the fast baseline used before a bin is known
     offset_hours: float = 3.0  # memory of the drift of the level away from its profile
-    residual_short_periods: float = 3.0  # memories of the residual EMAs fed to the network
-    residual_long_periods: float = 30.0
     evidence_short_periods: float = 3.0  # memories of the error EMAs (sustained shifts)
     evidence_long_periods: float = 20.0
     repeat_memory_hours: float = 3.0  # how often values repeat exactly depends on the hour: remember hours
@@ -33,7 +31,6 @@ class DetectorConfig:
     batch_size: int = 2048
     learning_rate: float = 2e-3
     student_t_dof: float = 5.0
-    calibration_quantile: float = 0.999
     alarm_rate: float = 0.005  # share of validation cell-periods the default score threshold alarms on
     seed: int = 0
     threads: int = 2

@@ -18,11 +18,12 @@ profile and short memories. A period is scored before it updates the state (caus
    real anomaly lasts), runs of exactly repeated values (stuck counters) and missing values (a silent
    cell is an anomaly, never a gap);
    the deviation of a measurement is its strongest evidence;
-6. the score is the strongest deviation, in full for the first periods of an alarm run and capped at
-   the normal level after, so one long anomaly raises one alarm rather than hundreds, while its
-   deviations stay high for as long as it lasts;
-7. update the state with residuals clipped to a few scales; the drift offset stops following a cell
-   while it looks anomalous, so anomalies barely move what is normal.
+6. the score is the strongest deviation, in full for the first periods of an alarm run and at each
+   clearly new peak of it, capped at the normal level otherwise: one long anomaly raises a few
+   alarms rather than hundreds, while its deviations stay high for as long as it lasts;
+7. update the state with residuals clipped to a few scales; the slow memories (drift offset, z bias)
+   follow a cell that looks anomalous only at a fraction of their pace, so anomalies barely move
+   what is normal.
 """
 
 from __future__ import annotations

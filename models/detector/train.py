@@ -5,8 +5,9 @@
    warmed-up cell-period, the network's inputs and the standardised residual.
 3. Fit the network (Student-t likelihood: a few percent of unlabelled anomalies pull it little).
 4. Estimate the precision matrix of the network-standardised residuals, robustly.
-5. Run the whole step again and calibrate each kind of evidence per measurement at a high quantile
-   of its training values, so that deviations of all kinds and measurements are comparable.
+5. Run the whole step again and calibrate each kind of evidence per measurement at its normal 99.9 %
+   level, extrapolated from the bulk of its training values, so that deviations of all kinds and
+   measurements are comparable.
 6. On the last part of the training span (never used above), set the score threshold and the
    per-measurement deviation thresholds at the configured alarm rate.
 """
@@ -29,15 +30,16 @@ SHRINKAGE = 0.05  # added to the error covariance: no measurement is ever predic
 CALIBRATION_SHARE = 0.15  # last share of the training periods, kept for thresholds
 MAX_SAMPLES = 600_000
 EXTREME_Z = 6.0  # an instant error this large marks a cell-period as anomalous for calibration
-# Smallest calibration levels: a stuck level below 10 would make two exact repeats of a measurement that
-# never repeats in training (evidence 2 x -log(1e-3) = 14) an alarm of any size.
 # The 99.9 % level of the normal evidence is about 2.2 times its 90 % level (measured on anomaly-free
 # simulator data: 2.0 to 2.6 for every kind of evidence).
 TAIL_RATIO = 2.2
 Q99_RATIO = 1.3  # and about 1.3 times its 99 % level (more for the spiky count measurements: hence the max)
+# Stuck evidence is a log-likelihood already (a run of exact repeats against the cell's repeat rate):
+# 12 is a run with normal odds below 1 in 160,000.
 STUCK_LEVEL = 12.0
 MAX_THRESHOLD = 2.0
-MIN_LEVEL = {"u_pair": 0.5, "z_pair": 0.5, "u_short": 0.2, "u_long": 0.1, "z_short": 0.2, "z_long": 0.1, "stuck": 10.0}
+# Smallest calibration levels, for measurements that barely vary in training.
+MIN_LEVEL = {"u_pair": 0.5, "z_pair": 0.5, "u_short": 0.2, "u_long": 0.1, "z_short": 0.2, "z_long": 0.1, "stuck": 0.0}
 
 
 @dataclass
@@ -194,9 +196,10 @@ def _precision(step: DetectorStep, data: tuple[torch.Tensor, ...]) -> torch.Tens
     return torch.from_numpy(np.linalg.inv(covariance).astype(np.float32))
 
 
-def _calibrate(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int, quantile: float) -> None:
-    """Set each evidence's scale per measurement at its training quantile. Cell-periods with an
-    extreme instant error (surely anomalous: the training data is unlabelled) are left out."""
+def _calibrate(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int) -> None:
+    """Set each evidence's scale per measurement at its normal 99.9 % level, estimated from the bulk of
+    the training values. Cell-periods with an extreme error (surely anomalous: the training data is
+    unlabelled) are left out."""
     collected: dict[str, list[torch.Tensor]] = {name: [] for name in CALIBRATED}
     for s, c, u, z, evidence in _walk(step, inputs, rows, "calibration", network=True):
         extreme = torch.maximum(torch.abs(u), torch.abs(z)).max(dim=1).values >= EXTREME_Z
@@ -206,7 +209,7 @@ def _calibrate(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int, q
             collected[name].append(torch.where(c["present"][keep], magnitude, torch.nan))
     for name in CALIBRATED:
         values = torch.cat(collected[name]).numpy()  # [cell-periods, K]
-        if name == "stuck":  # a log-likelihood ratio already: a run with normal odds below 1 in 160,000
+        if name == "stuck":
             level = np.full(values.shape[1], STUCK_LEVEL)
         else:  # mostly the bulk, extrapolated: unlabelled anomalies (a few percent) inflate high quantiles
             level = np.maximum(
@@ -260,7 +263,7 @@ def fit_step(arrays: KpmArrays, period_s: float, config: DetectorConfig) -> tupl
         data = tuple(d[pick] for d in data)
     _fit_network(step, data, config)
     step.precision.copy_(_precision(step, data))
-    _calibrate(step, inputs, fit_rows, config.warmup_periods, config.calibration_quantile)
+    _calibrate(step, inputs, fit_rows, config.warmup_periods)
     step.eval()
     return step, _thresholds(step, inputs, fit_rows, arrays, config)
 
