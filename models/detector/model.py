@@ -48,7 +48,7 @@ class StreamingDetector:
         period_s = period_of(train)
         self.step, self.thresholds = fit_step(train, period_s, self.config)
         self.fit_seconds = time.perf_counter() - began
-        onnx_bytes = export_onnx(self.step, len(TIME_FEATURES))
+        onnx_bytes = export_onnx(self.step)
         fields = self.manifest_fields(train, period_s, onnx_bytes)
         self.artifact = parse_artifact(json.dumps(fields), onnx_bytes, "trained detector")
         self._session = load_session(self.artifact, intra_op_threads=1)

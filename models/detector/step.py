@@ -99,7 +99,7 @@ class DetectorStep(nn.Module):
     rate_long: torch.Tensor
     rate_repeat: torch.Tensor
 
-    def __init__(self, n_measurements: int, n_time_features: int, hidden: int) -> None:
+    def __init__(self, n_measurements: int, hidden: int) -> None:
         super().__init__()
         k = n_measurements
         self.layout = StateLayout(k)

@@ -246,7 +246,7 @@ def fit_step(arrays: KpmArrays, period_s: float, config: DetectorConfig) -> tupl
     if fit_rows <= config.warmup_periods * 2:
         needed = 2 * config.warmup_periods / (1 - CALIBRATION_SHARE)
         raise ValueError(f"{n_periods} periods are too few to train: need more than {needed:.0f}")
-    step = DetectorStep(k, len(TIME_FEATURES), config.hidden)
+    step = DetectorStep(k, config.hidden)
     codes, floor, prior = _transforms(arrays.values[:fit_rows])
     step.transform.copy_(torch.from_numpy(codes))
     step.floor.copy_(torch.from_numpy(floor))
