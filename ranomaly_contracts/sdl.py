@@ -1,0 +1,478 @@
+"""The shared data layer contract: key and stream names, and the payloads written under them.
+
+Both apps import this module; names and encodings are spelled here and nowhere else. The xApp writes,
+the rApp reads:
+
+- `STREAM_VERDICTS`: one entry per scoring batch, a `VerdictBatch` (every scored cell-period exactly once).
+- `HASH_CELLS`: field cell_id -> the cell's latest `CellState`.
+- `STREAM_INCIDENTS`: one entry per `IncidentEvent` (open, update, close).
+- `STREAM_KPM`: forwarded KPM batches for the Non-RT side.
+- policy types and instances (A1), and the model registry (manifest and ONNX bytes per version, plus the
+  list of promoted versions).
+
+Payloads: every stream entry holds one field, `FIELD_DATA`. Verdict batches and KPM forwards are protobuf
+(`ranomaly.sdl.v1` in proto/ranomaly_contracts/datalayer/v1/sdl.proto) because of their volume; cell states
+and incident events are JSON objects documented beside their encoders below, for the rApp and operators.
+Every `decode_*` raises ValueError saying what is malformed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from functools import lru_cache
+from typing import Any, TypeVar
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from ranomaly_contracts.datalayer.v1 import sdl_pb2 as sdl_pb
+from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+
+_T = TypeVar("_T")
+
+PREFIX = "ranomaly"
+STREAM_VERDICTS = f"{PREFIX}:verdicts"
+STREAM_INCIDENTS = f"{PREFIX}:incidents"
+STREAM_KPM = f"{PREFIX}:kpm"
+HASH_CELLS = f"{PREFIX}:cells"
+HASH_POLICY_TYPES = f"{PREFIX}:a1:types"  # field: policy type id (decimal) -> JSON policy type document
+HASH_POLICY_INSTANCES = f"{PREFIX}:a1:instances"  # field: "<type id>/<instance id>" -> JSON instance record
+HASH_MODELS_MANIFEST = f"{PREFIX}:models:manifest"  # field: version -> manifest.json bytes
+HASH_MODELS_ONNX = f"{PREFIX}:models:onnx"  # field: version -> model.onnx bytes
+LIST_MODELS_PROMOTED = f"{PREFIX}:models:promoted"  # promoted versions, oldest first
+RAPP_CONSUMER_GROUP = "ranomaly-rapp"  # the reader whose unread entries trimming counts
+
+
+class CellStatus(IntEnum):
+    """What the xApp concluded about one cell in one period."""
+
+    WARMING_UP = 0  # too little history: neither normal nor anomalous
+    NORMAL = 1
+    ANOMALOUS = 2
+    SILENCED = 3  # scored, but a disabled policy covers the cell (maintenance)
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictBatch:
+    """Verdicts of one scoring call: n cell-periods, columnar."""
+
+    model_version: str
+    measurements: tuple[str, ...]  # K names, the order of `deviations`
+    cell_ids: list[str]
+    node_ids: list[str]
+    period_start_ms: np.ndarray  # int64 [n], collection start of the scored period
+    scores: np.ndarray  # float32 [n]
+    statuses: np.ndarray  # uint8 [n], CellStatus values
+    deviations: np.ndarray  # float32 [n, K]
+    received_ms: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # int64 [n] or empty
+
+
+@dataclass(frozen=True, slots=True)
+class CellState:
+    """The latest verdict of one cell (what HASH_CELLS holds per cell)."""
+
+    cell_id: str
+    node_id: str
+    period_start_ms: int
+    score: float
+    status: CellStatus
+    model_version: str
+    incident_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """How strongly one measurement drives an incident: its share of the excess deviation, in [0, 1]."""
+
+    measurement: str
+    share: float
+    deviation: float
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentEvent:
+    """An incident opened, updated or closed on one cell."""
+
+    event: str  # "open" | "update" | "close"
+    incident_id: str
+    cell_id: str
+    node_id: str
+    opened_ms: int  # collection start of the first anomalous period of the run
+    period_start_ms: int  # the period this event was decided on
+    score: float
+    peak_score: float
+    attribution: tuple[Attribution, ...]
+    model_version: str
+    closed_ms: int | None = None  # set on close: the last anomalous period's collection start
+    reason: str = ""  # on close: "recovered" | "silenced" | "released" | "shutdown"
+
+
+FIELD_DATA = "data"  # every stream entry carries its payload under this one field
+
+
+@dataclass(frozen=True, slots=True)
+class KpmForward:
+    """One KPM stream entry: indications whose records follow `measurements` (subscribed order)."""
+
+    measurements: tuple[str, ...]
+    indications: list[pb.Indication]
+
+
+@dataclass(frozen=True, slots=True)
+class SdlKeys:
+    """Every key of the data layer under one prefix; `sdl_keys()` gives the names above."""
+
+    verdicts: str
+    incidents: str
+    kpm: str
+    cells: str
+    policy_types: str
+    policy_instances: str
+    models_manifest: str
+    models_onnx: str
+    models_promoted: str
+
+
+def sdl_keys(prefix: str = PREFIX) -> SdlKeys:
+    """The names above with `prefix` in place of PREFIX (a separate namespace, for example per test)."""
+
+    def key(name: str) -> str:
+        return prefix + name.removeprefix(PREFIX)
+
+    return SdlKeys(
+        verdicts=key(STREAM_VERDICTS),
+        incidents=key(STREAM_INCIDENTS),
+        kpm=key(STREAM_KPM),
+        cells=key(HASH_CELLS),
+        policy_types=key(HASH_POLICY_TYPES),
+        policy_instances=key(HASH_POLICY_INSTANCES),
+        models_manifest=key(HASH_MODELS_MANIFEST),
+        models_onnx=key(HASH_MODELS_ONNX),
+        models_promoted=key(LIST_MODELS_PROMOTED),
+    )
+
+
+def policy_instance_field(type_id: int, instance_id: str) -> str:
+    """The HASH_POLICY_INSTANCES field of an instance: "<type id>/<instance id>"."""
+    return f"{type_id}/{instance_id}"
+
+
+def parse_policy_instance_field(name: str) -> tuple[int, str]:
+    """(type id, instance id) of a HASH_POLICY_INSTANCES field; the instance id may itself hold '/'."""
+    type_id, slash, instance_id = name.partition("/")
+    if not slash or not type_id.isdigit():
+        raise ValueError(f"policy instance field {name!r} is not '<type id>/<instance id>'")
+    return int(type_id), instance_id
+
+
+# Verdict batches: protobuf ranomaly.sdl.v1.VerdictBatch (proto/ranomaly_contracts/datalayer/v1/sdl.proto).
+# The names go through the protobuf library; the numeric columns are packed fixed-width fields, written here
+# as one little-endian copy each (tag, length, bytes: the wire format protobuf itself writes for them).
+_TAG_PERIOD_START, _TAG_SCORES, _TAG_STATUSES, _TAG_DEVIATIONS, _TAG_RECEIVED = 0x2A, 0x32, 0x3A, 0x42, 0x4A
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _packed(tag: int, column: np.ndarray, dtype: str) -> bytes:
+    if column.size == 0:
+        return b""
+    raw = np.ascontiguousarray(column, dtype=dtype).tobytes()
+    return bytes((tag,)) + _varint(len(raw)) + raw
+
+
+def check_verdicts(batch: VerdictBatch) -> int:
+    """The number of cell-periods of a well-formed batch; ValueError naming the column that disagrees."""
+    n = len(batch.cell_ids)
+    k = len(batch.measurements)
+    columns = {
+        "node_ids": len(batch.node_ids),
+        "period_start_ms": np.size(batch.period_start_ms),
+        "scores": np.size(batch.scores),
+        "statuses": np.size(batch.statuses),
+    }
+    for name, size in columns.items():
+        if size != n:
+            raise ValueError(f"verdict batch: {size} {name} for {n} cells")
+    if np.shape(batch.deviations) != (n, k):
+        raise ValueError(f"verdict batch: deviations of shape {np.shape(batch.deviations)}, expected ({n}, {k})")
+    if np.size(batch.received_ms) not in (0, n):
+        raise ValueError(f"verdict batch: {np.size(batch.received_ms)} received_ms for {n} cells (0 or {n})")
+    if n:
+        for status in (int(np.min(batch.statuses)), int(np.max(batch.statuses))):
+            if not min(CellStatus) <= status <= max(CellStatus):
+                raise ValueError(f"verdict batch: status {status} is not a CellStatus")
+    return n
+
+
+def encode_verdicts(batch: VerdictBatch) -> bytes:
+    """A verdict stream entry's payload; ValueError if the batch's columns disagree (see check_verdicts)."""
+    check_verdicts(batch)
+    names = sdl_pb.VerdictBatch(
+        model_version=batch.model_version,
+        measurements=batch.measurements,
+        cell_ids=batch.cell_ids,
+        node_ids=batch.node_ids,
+    ).SerializeToString()
+    return b"".join(
+        (
+            names,
+            _packed(_TAG_PERIOD_START, batch.period_start_ms, "<i8"),
+            _packed(_TAG_SCORES, batch.scores, "<f4"),
+            _packed(_TAG_STATUSES, batch.statuses, "u1"),
+            _packed(_TAG_DEVIATIONS, batch.deviations, "<f4"),
+            _packed(_TAG_RECEIVED, batch.received_ms, "<i8"),
+        )
+    )
+
+
+def decode_verdicts(data: bytes) -> VerdictBatch:
+    """A verdict batch from a stream entry's payload; ValueError saying what is malformed."""
+    try:
+        message = sdl_pb.VerdictBatch.FromString(data)
+    except DecodeError as error:
+        raise ValueError(f"verdict batch: not a ranomaly.sdl.v1.VerdictBatch ({error})") from error
+    n, k = len(message.cell_ids), len(message.measurements)
+    if len(message.deviations) != n * k:
+        raise ValueError(f"verdict batch: {len(message.deviations)} deviations for {n} cells x {k} measurements")
+    batch = VerdictBatch(
+        model_version=message.model_version,
+        measurements=tuple(message.measurements),
+        cell_ids=list(message.cell_ids),
+        node_ids=list(message.node_ids),
+        period_start_ms=np.array(message.period_start_ms, dtype=np.int64),
+        scores=np.array(message.scores, dtype=np.float32),
+        statuses=np.frombuffer(message.statuses, dtype=np.uint8).copy(),
+        deviations=np.array(message.deviations, dtype=np.float32).reshape(n, k),
+        received_ms=np.array(message.received_ms, dtype=np.int64),
+    )
+    check_verdicts(batch)
+    return batch
+
+
+# KPM forward: protobuf ranomaly.sdl.v1.KpmForward, the received indications as they came, names once.
+
+
+def encode_kpm(measurements: Sequence[str], indications: Iterable[pb.Indication]) -> bytes:
+    """A KPM stream entry's payload."""
+    return sdl_pb.KpmForward(measurements=measurements, indications=indications).SerializeToString()
+
+
+def decode_kpm(data: bytes) -> KpmForward:
+    """A KPM stream entry; ValueError naming the node whose records do not fit the measurements."""
+    try:
+        message = sdl_pb.KpmForward.FromString(data)
+    except DecodeError as error:
+        raise ValueError(f"KPM forward: not a ranomaly.sdl.v1.KpmForward ({error})") from error
+    m = len(message.measurements)
+    for indication in message.indications:
+        cells, values = len(indication.cell_ids), len(indication.values)
+        if values != cells * m:
+            node = indication.header.node_id or "<no node_id>"
+            raise ValueError(f"KPM forward: node {node}: {values} values for {cells} cells x {m} measurements")
+    return KpmForward(measurements=tuple(message.measurements), indications=list(message.indications))
+
+
+# Cell states (HASH_CELLS values) are JSON objects, one per cell:
+#   {"cell_id": str, "node_id": str, "period_start_ms": int, "score": number | null, "status": str,
+#    "model_version": str, "incident_id": str | null}
+# status is the CellStatus name in lower case ("warming_up", "normal", "anomalous", "silenced"); score has
+# float32 precision (nine significant digits) and is null when it is not finite. The newest verdict written
+# wins; incident_id is the incident open on the cell when that verdict was written (incident events written
+# before it, or with it in one drain of the xApp's writer, count).
+_STATUS_JSON = tuple(f',"status":"{status.name.lower()}","model_version":' for status in CellStatus)
+_STATUS_BY_NAME = {status.name.lower(): status for status in CellStatus}
+
+
+@lru_cache(maxsize=1 << 16)
+def _cell_json_head(cell_id: str, node_id: str) -> str:
+    return f'{{"cell_id":{json.dumps(cell_id)},"node_id":{json.dumps(node_id)},"period_start_ms":'
+
+
+def _float32_texts(values: np.ndarray) -> list[str]:
+    texts = [f"{value:.9g}" for value in values.tolist()]
+    for index in np.flatnonzero(~np.isfinite(values)).tolist():
+        texts[index] = "null"
+    return texts
+
+
+def _cell_json(head: str, period_start_ms: int, score: str, status: int, model: str, incident: str | None) -> bytes:
+    tail = "null}" if incident is None else f"{json.dumps(incident)}}}"
+    return f'{head}{period_start_ms},"score":{score}{_STATUS_JSON[status]}{model},"incident_id":{tail}'.encode()
+
+
+def encode_cell_state(state: CellState) -> bytes:
+    """A HASH_CELLS value."""
+    return _cell_json(
+        _cell_json_head(state.cell_id, state.node_id),
+        state.period_start_ms,
+        _float32_texts(np.array([state.score], dtype=np.float32))[0],
+        int(state.status),
+        json.dumps(state.model_version),
+        state.incident_id,
+    )
+
+
+def encode_cell_states(batch: VerdictBatch, incidents: Mapping[str, str]) -> dict[str, bytes]:
+    """HASH_CELLS fields for every cell of a batch, with the incident open on it per `incidents`."""
+    model = json.dumps(batch.model_version)
+    columns = zip(
+        batch.cell_ids,
+        batch.node_ids,
+        batch.period_start_ms.tolist(),
+        _float32_texts(batch.scores),
+        batch.statuses.tolist(),
+        strict=True,
+    )
+    return {
+        cell: _cell_json(_cell_json_head(cell, node), start, score, status, model, incidents.get(cell))
+        for cell, node, start, score, status in columns
+    }
+
+
+def decode_cell_state(data: bytes | str) -> CellState:
+    """A cell state from its HASH_CELLS value; ValueError naming the field that is wrong."""
+    what = "cell state"
+    obj = _json_object(data, what)
+    status = _string(obj, "status", what)
+    if status not in _STATUS_BY_NAME:
+        raise ValueError(f"{what}: status {status!r} is not one of {sorted(_STATUS_BY_NAME)}")
+    return CellState(
+        cell_id=_string(obj, "cell_id", what),
+        node_id=_string(obj, "node_id", what),
+        period_start_ms=_integer(obj, "period_start_ms", what),
+        score=float(np.float32(_number(obj, "score", what))),
+        status=_STATUS_BY_NAME[status],
+        model_version=_string(obj, "model_version", what),
+        incident_id=_optional(obj, "incident_id", str, what),
+    )
+
+
+# Incident events (STREAM_INCIDENTS entries) are JSON objects:
+#   {"event": "open" | "update" | "close", "incident_id": str, "cell_id": str, "node_id": str,
+#    "opened_ms": int, "period_start_ms": int, "score": number | null, "peak_score": number | null,
+#    "attribution": [{"measurement": str, "share": number, "deviation": number | null}, ...],
+#    "model_version": str, "closed_ms": int | null, "reason": str}
+# Numbers that are not finite are written as null and read back as NaN.
+INCIDENT_EVENTS = ("open", "update", "close")
+
+
+def _finite(value: float) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def encode_incident(event: IncidentEvent) -> bytes:
+    """An incident stream entry's payload."""
+    document = {
+        "event": event.event,
+        "incident_id": event.incident_id,
+        "cell_id": event.cell_id,
+        "node_id": event.node_id,
+        "opened_ms": int(event.opened_ms),
+        "period_start_ms": int(event.period_start_ms),
+        "score": _finite(event.score),
+        "peak_score": _finite(event.peak_score),
+        "attribution": [
+            {"measurement": a.measurement, "share": _finite(a.share), "deviation": _finite(a.deviation)}
+            for a in event.attribution
+        ],
+        "model_version": event.model_version,
+        "closed_ms": None if event.closed_ms is None else int(event.closed_ms),
+        "reason": event.reason,
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def decode_incident(data: bytes | str) -> IncidentEvent:
+    """An incident event from its stream entry's payload; ValueError naming the field that is wrong."""
+    what = "incident event"
+    obj = _json_object(data, what)
+    kind = _string(obj, "event", what)
+    if kind not in INCIDENT_EVENTS:
+        raise ValueError(f"{what}: event {kind!r} is not one of {INCIDENT_EVENTS}")
+    parts = obj.get("attribution")
+    if not isinstance(parts, list):
+        raise ValueError(f"{what}: field 'attribution' must be a list, got {parts!r}")
+    attribution = []
+    for index, part in enumerate(parts):
+        where = f"{what}: attribution[{index}]"
+        if not isinstance(part, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {part!r}")
+        attribution.append(
+            Attribution(
+                measurement=_string(part, "measurement", where),
+                share=_number(part, "share", where),
+                deviation=_number(part, "deviation", where),
+            )
+        )
+    return IncidentEvent(
+        event=kind,
+        incident_id=_string(obj, "incident_id", what),
+        cell_id=_string(obj, "cell_id", what),
+        node_id=_string(obj, "node_id", what),
+        opened_ms=_integer(obj, "opened_ms", what),
+        period_start_ms=_integer(obj, "period_start_ms", what),
+        score=_number(obj, "score", what),
+        peak_score=_number(obj, "peak_score", what),
+        attribution=tuple(attribution),
+        model_version=_string(obj, "model_version", what),
+        closed_ms=_optional(obj, "closed_ms", int, what),
+        reason=_string(obj, "reason", what),
+    )
+
+
+def _json_object(data: bytes | str, what: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(data)
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError alike
+        raise ValueError(f"{what}: not JSON ({error})") from error
+    if not isinstance(obj, dict):
+        raise ValueError(f"{what}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _field(obj: dict[str, Any], key: str, what: str) -> Any:
+    if key not in obj:
+        raise ValueError(f"{what}: missing field {key!r}")
+    return obj[key]
+
+
+def _string(obj: dict[str, Any], key: str, what: str) -> str:
+    value = _field(obj, key, what)
+    if not isinstance(value, str):
+        raise ValueError(f"{what}: field {key!r} must be a string, got {value!r}")
+    return value
+
+
+def _integer(obj: dict[str, Any], key: str, what: str) -> int:
+    value = _field(obj, key, what)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{what}: field {key!r} must be an integer, got {value!r}")
+    return value
+
+
+def _number(obj: dict[str, Any], key: str, what: str) -> float:
+    value = _field(obj, key, what)
+    if value is None:
+        return math.nan
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"{what}: field {key!r} must be a number or null, got {value!r}")
+    return float(value)
+
+
+def _optional(obj: dict[str, Any], key: str, kind: type[_T], what: str) -> _T | None:
+    value = _field(obj, key, what)
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        raise ValueError(f"{what}: field {key!r} must be a {kind.__name__} or null, got {value!r}")
+    return value

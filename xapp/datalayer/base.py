@@ -1,0 +1,98 @@
+"""The data layer interface the xApp works against; Redis and in-memory backends implement it alike.
+
+Hot-path writes (`write_verdicts`, `write_incident`, `forward_kpm`) never block and never raise: they go
+into bounded buffers that a background writer drains; what a full buffer refuses is counted per kind.
+Everything else is async and talks to the store directly; a store that cannot be reached raises
+`DataLayerUnavailable`, which callers turn into 503s or retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from ranomaly_contracts.sdl import CellState, IncidentEvent, VerdictBatch
+
+
+class DataLayerUnavailable(RuntimeError):
+    """The store cannot be reached now; the message says which store and why."""
+
+
+@dataclass(frozen=True)
+class DataLayerHealth:
+    """What health and metrics report about the data layer."""
+
+    backend: str  # "redis" | "memory"
+    connected: bool
+    degraded: bool  # writes are buffering or were dropped since the last successful flush
+    buffered: int  # hot-path writes waiting to be written
+    dropped: dict[str, int] = field(default_factory=dict)  # per kind ("verdicts", "incidents", "kpm"), since start
+    errors: int = 0  # failed store operations since start
+    trimmed_unread: int = 0  # KPM stream entries trimmed before the rApp's consumer group read them
+
+
+class DataLayer(Protocol):
+    """Shared data layer of the xApp (see ranomaly_contracts.sdl for names and payloads)."""
+
+    async def start(self) -> None:
+        """Connect (without failing if the store is down) and start the background writer."""
+
+    async def close(self) -> None:
+        """Flush what is buffered (bounded wait), stop the writer and disconnect."""
+
+    async def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every buffered write is written; False if that did not happen within timeout_s."""
+
+    def health(self) -> DataLayerHealth:
+        """Current health, without I/O."""
+
+    # hot path: non-blocking, buffered, never raises
+    def write_verdicts(self, batch: VerdictBatch) -> None:
+        """Append the batch to the verdict stream and update each cell's latest state."""
+
+    def write_incident(self, event: IncidentEvent) -> None:
+        """Append an incident event to the incident stream."""
+
+    def forward_kpm(self, measurements: Sequence[str], indications: Sequence[pb.Indication]) -> None:
+        """Forward received indications to the KPM stream for the Non-RT side."""
+
+    # reads (tests, health, the rApp)
+    async def cell_state(self, cell_id: str) -> CellState | None:
+        """The latest state of one cell, or None if it was never written."""
+
+    async def read_verdicts(self, start_id: str = "0") -> list[tuple[str, VerdictBatch]]:
+        """Verdict stream entries after start_id, oldest first, with their ids."""
+
+    async def read_incidents(self, start_id: str = "0") -> list[tuple[str, IncidentEvent]]:
+        """Incident stream entries after start_id, oldest first, with their ids."""
+
+    # A1 policy persistence: written through (never buffered); raises DataLayerUnavailable
+    async def policy_types(self) -> dict[int, bytes]:
+        """Every stored policy type document by id."""
+
+    async def put_policy_type(self, type_id: int, document: bytes) -> None:
+        """Store a policy type document."""
+
+    async def delete_policy_type(self, type_id: int) -> None:
+        """Remove a policy type document."""
+
+    async def policy_instances(self) -> dict[tuple[int, str], bytes]:
+        """Every stored policy instance record by (type id, instance id)."""
+
+    async def put_policy_instance(self, type_id: int, instance_id: str, record: bytes) -> None:
+        """Store a policy instance record."""
+
+    async def delete_policy_instance(self, type_id: int, instance_id: str) -> None:
+        """Remove a policy instance record."""
+
+    # model registry: raises DataLayerUnavailable
+    async def promoted_models(self) -> list[str]:
+        """Promoted model versions, oldest first."""
+
+    async def get_model(self, version: str) -> tuple[bytes, bytes] | None:
+        """(manifest.json bytes, model.onnx bytes) of a version, or None if the registry lacks it."""
+
+    async def publish_model(self, version: str, manifest_json: bytes, onnx: bytes, promote: bool = True) -> None:
+        """Store an artifact under its version and, if promote, append the version to the promoted list."""

@@ -1,0 +1,363 @@
+"""The bounded write buffer between the hot path and a data layer's store, and the writer that drains it.
+
+Hot-path writes append to one FIFO per kind and return: no encoding, no I/O. The buffers are bounded in
+the kind's own unit: verdicts in cell-periods, incidents in events, KPM forwards in indications. A write
+that would pass its bound is dropped whole and counted per kind in the same unit; incidents have their own
+bound, so a flood of verdicts never evicts an incident event. A write stays in its buffer, counting
+against the bound, until the store has taken it.
+
+The default bounds assume the simulator's default network (60 cells in about 20 nodes, 60 s periods) and
+the end-to-end budget (40,000 cell-reports/s, about 13,000 indications/s):
+- buffers: 200,000 cell-periods of verdicts (about 5 s of a store outage at the budget rate, 55 hours at the
+  default network; some 80 bytes a cell-period), 50,000 KPM indications (about 4 s, 40 hours), 10,000
+  incident events;
+- streams, in entries: KPM 10,000, one hour of rApp outage even if each of the default network's 1,200
+  indications an hour had an entry of its own (the writer puts the forwards of one drain into one entry,
+  so it usually makes one or two entries a period; at the budget rate 10,000 entries last a minute or
+  two); verdicts 10,000 (one entry per scoring batch: days at the default network, minutes at the budget
+  rate); incidents 100,000 (about 30 MB of JSON).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from ranomaly_contracts.sdl import IncidentEvent, VerdictBatch
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_VERDICT_BUFFER = 200_000  # cell-periods
+DEFAULT_INCIDENT_BUFFER = 10_000  # events
+DEFAULT_KPM_BUFFER = 50_000  # indications
+DEFAULT_VERDICT_STREAM_MAX = 10_000  # entries
+DEFAULT_INCIDENT_STREAM_MAX = 100_000  # entries
+DEFAULT_KPM_STREAM_MAX = 10_000  # entries
+
+# What one drain cycle takes at most, so that a backlog goes out in pieces of bounded size.
+DRAIN_VERDICT_CELLS = 65_536
+DRAIN_INCIDENTS = 4_096
+DRAIN_KPM_INDICATIONS = 4_096  # also the most indications one KPM stream entry holds
+
+KINDS = ("verdicts", "incidents", "kpm")
+
+KpmItem = tuple[Sequence[str], Sequence[pb.Indication]]
+EntryId = tuple[int, int]
+
+
+def parse_entry_id(entry_id: str | bytes) -> EntryId:
+    """A stream entry id ("<ms>-<seq>", or "<ms>") as a comparable pair."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a stream entry id ('<ms>-<seq>')") from None
+
+
+class RateLimitedLog:
+    """A warning that is logged at most once per interval; the lines left out are counted in the next one."""
+
+    def __init__(self, event: str, interval_s: float = 5.0) -> None:
+        self._event = event
+        self._interval_s = interval_s
+        self._last = -interval_s
+        self._suppressed = 0
+
+    def warning(self, **fields: object) -> None:
+        """Log the warning unless one was logged within the interval."""
+        now = time.monotonic()
+        if now - self._last < self._interval_s:
+            self._suppressed += 1
+            return
+        log.warning(self._event, suppressed=self._suppressed, **fields)
+        self._last = now
+        self._suppressed = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """The oldest buffered writes of each kind, taken for one write to the store."""
+
+    verdicts: list[VerdictBatch]
+    incidents: list[IncidentEvent]
+    kpm: list[KpmItem]
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to write."""
+        return not (self.verdicts or self.incidents or self.kpm)
+
+    def kpm_entries(self) -> list[tuple[tuple[str, ...], list[pb.Indication]]]:
+        """The KPM stream entries to write: consecutive forwards with the same measurements share one."""
+        entries: list[tuple[tuple[str, ...], list[pb.Indication]]] = []
+        last: Sequence[str] | None = None
+        for measurements, indications in self.kpm:
+            if entries and (measurements is last or tuple(measurements) == entries[-1][0]):
+                entries[-1][1].extend(indications)
+            else:
+                entries.append((tuple(measurements), list(indications)))
+            last = measurements
+        return entries
+
+
+class WriteBuffer:
+    """Bounded FIFOs of hot-path writes, one per kind; `wake` is set whenever something arrives."""
+
+    def __init__(self, *, verdict_cells: int, incident_events: int, kpm_indications: int) -> None:
+        for name, bound in (("verdict", verdict_cells), ("incident", incident_events), ("kpm", kpm_indications)):
+            if bound < 1:
+                raise ValueError(f"the {name} buffer bound must be at least 1, got {bound}")
+        self._verdict_bound = verdict_cells
+        self._incident_bound = incident_events
+        self._kpm_bound = kpm_indications
+        self._verdicts: deque[VerdictBatch] = deque()
+        self._incidents: deque[IncidentEvent] = deque()
+        self._kpm: deque[KpmItem] = deque()
+        self._verdict_cells = 0
+        self._kpm_indications = 0
+        self.dropped = dict.fromkeys(KINDS, 0)
+        self.wake = asyncio.Event()
+        self._dropped_log = RateLimitedLog("sdl_write_dropped")
+
+    @property
+    def pending(self) -> int:
+        """Writes waiting to be written, all kinds together."""
+        return len(self._verdicts) + len(self._incidents) + len(self._kpm)
+
+    @property
+    def total_dropped(self) -> int:
+        """Everything dropped since start, all kinds together (in each kind's unit)."""
+        return sum(self.dropped.values())
+
+    def add_verdicts(self, batch: VerdictBatch) -> None:
+        """Buffer a verdict batch, or drop it if its cell-periods do not fit."""
+        n = len(batch.cell_ids)
+        if self._verdict_cells + n > self._verdict_bound:
+            self._drop("verdicts", n)
+            return
+        self._verdicts.append(batch)
+        self._verdict_cells += n
+        self.wake.set()
+
+    def add_incident(self, event: IncidentEvent) -> None:
+        """Buffer an incident event, or drop it if the incident buffer is full."""
+        if len(self._incidents) >= self._incident_bound:
+            self._drop("incidents", 1)
+            return
+        self._incidents.append(event)
+        self.wake.set()
+
+    def add_kpm(self, measurements: Sequence[str], indications: Sequence[pb.Indication]) -> None:
+        """Buffer a KPM forward, or drop it if its indications do not fit."""
+        n = len(indications)
+        if self._kpm_indications + n > self._kpm_bound:
+            self._drop("kpm", n)
+            return
+        self._kpm.append((measurements, indications))
+        self._kpm_indications += n
+        self.wake.set()
+
+    def _drop(self, kind: str, units: int) -> None:
+        self.dropped[kind] += units
+        self._dropped_log.warning(kind=kind, dropped=self.dropped[kind], buffered=self.pending)
+
+    def take(self) -> Drain:
+        """The oldest writes, up to one drain's worth of each kind; they stay buffered until `done`."""
+        verdicts: list[VerdictBatch] = []
+        cells = 0
+        for batch in self._verdicts:
+            cells += len(batch.cell_ids)
+            if verdicts and cells > DRAIN_VERDICT_CELLS:
+                break
+            verdicts.append(batch)
+        kpm: list[KpmItem] = []
+        indications = 0
+        for item in self._kpm:
+            indications += len(item[1])
+            if kpm and indications > DRAIN_KPM_INDICATIONS:
+                break
+            kpm.append(item)
+        return Drain(verdicts, list(itertools.islice(self._incidents, DRAIN_INCIDENTS)), kpm)
+
+    def done(self, drain: Drain) -> None:
+        """Forget the writes of a drain the store has taken (they are the oldest buffered)."""
+        for _ in drain.verdicts:
+            self._verdict_cells -= len(self._verdicts.popleft().cell_ids)
+        for _ in drain.incidents:
+            self._incidents.popleft()
+        for _ in drain.kpm:
+            self._kpm_indications -= len(self._kpm.popleft()[1])
+
+    def discard(self, drain: Drain) -> None:
+        """Forget the writes of a drain the store refused, counting them as dropped."""
+        self.done(drain)
+        self.dropped["verdicts"] += sum(len(batch.cell_ids) for batch in drain.verdicts)
+        self.dropped["incidents"] += len(drain.incidents)
+        self.dropped["kpm"] += sum(len(indications) for _, indications in drain.kpm)
+
+    def discard_all(self) -> int:
+        """Drop everything buffered, counting it; the number of writes dropped."""
+        pending = self.pending
+        self.discard(Drain(list(self._verdicts), list(self._incidents), list(self._kpm)))
+        return pending
+
+
+class OpenIncidents:
+    """The incident open on each cell, as the incident events say (for the cell states' incident_id)."""
+
+    def __init__(self) -> None:
+        self._by_cell: dict[str, str] = {}
+
+    def apply(self, events: Iterable[IncidentEvent]) -> None:
+        """Follow events in order; replaying a sequence again leaves the same state."""
+        for event in events:
+            if event.event == "close":
+                self._by_cell.pop(event.cell_id, None)
+            else:
+                self._by_cell[event.cell_id] = event.incident_id
+
+    def get(self, cell_id: str) -> str | None:
+        """The incident open on a cell, if any."""
+        return self._by_cell.get(cell_id)
+
+    @property
+    def by_cell(self) -> dict[str, str]:
+        """Open incident per cell (read only)."""
+        return self._by_cell
+
+
+class BackgroundWriter:
+    """Drains a WriteBuffer into a store: one `write` per drain cycle, bounded exponential backoff on the
+    store's transient errors (`retryable`), a drain dropped and counted on any other error.
+
+    `write(drain)` must write the whole drain or raise; `probe()` checks the store when there is nothing to
+    write but the last attempt failed.
+    """
+
+    def __init__(
+        self,
+        buffer: WriteBuffer,
+        write: Callable[[Drain], Awaitable[None]],
+        probe: Callable[[], Awaitable[None]],
+        *,
+        retryable: tuple[type[BaseException], ...] = (),
+        retry_initial_s: float = 0.05,
+        retry_max_s: float = 5.0,
+    ) -> None:
+        self._buffer = buffer
+        self._write = write
+        self._probe = probe
+        self._retryable = retryable
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = max(retry_max_s, retry_initial_s)
+        self._task: asyncio.Task[None] | None = None
+        self._cycle = asyncio.Event()
+        self._failing = False
+        self._stopping = False
+        self._in_io = False
+        self._drops_seen = 0
+        self._failure_log = RateLimitedLog("sdl_write_failed")
+        self.connected = True
+        self.errors = 0
+
+    @property
+    def running(self) -> bool:
+        """The writer task is alive."""
+        return self._task is not None and not self._task.done()
+
+    @property
+    def degraded(self) -> bool:
+        """Disconnected, failing, or something was dropped since the buffer was last written out."""
+        return not self.connected or self._failing or self._buffer.total_dropped != self._drops_seen
+
+    def start(self) -> None:
+        """Start draining (idempotent)."""
+        if not self.running:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="sdl-writer")
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait until the buffer is written out; False after timeout_s, or at once if the writer is stopped."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._buffer.pending:
+            remaining = deadline - loop.time()
+            if not self.running or remaining <= 0:
+                return False
+            self._cycle.clear()
+            self._buffer.wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._cycle.wait(), remaining)
+        return True
+
+    async def stop(self, timeout_s: float) -> None:
+        """Flush (bounded wait), stop the task and drop what is left, counted and logged.
+
+        A write in progress is let finish (the store's own timeouts bound it) rather than cancelled:
+        redis-py 8.1 on Python 3.11 can swallow a cancellation that arrives during a command.
+        """
+        flushed = await self.flush(timeout_s)
+        if self._task is not None:
+            self._stopping = True
+            self._buffer.wake.set()
+            if not self._in_io:
+                self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+            self._stopping = False
+        if not flushed and self._buffer.pending:
+            lost = self._buffer.discard_all()
+            log.warning("sdl_unflushed_at_close", writes=lost, dropped=dict(self._buffer.dropped))
+
+    async def _run(self) -> None:
+        delay = self._retry_initial_s
+        while not self._stopping:
+            if self.connected and not self._buffer.pending:
+                await self._buffer.wake.wait()
+                self._buffer.wake.clear()
+                continue
+            self._buffer.wake.clear()
+            drain = self._buffer.take()
+            self._in_io = True
+            try:
+                await (self._probe() if drain.empty else self._write(drain))
+            except self._retryable as error:
+                self._in_io = False
+                self._failed(error, delay)
+                if not self._stopping:
+                    await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max_s)
+            except Exception as error:  # a store refusal or a malformed write must not stop the writer
+                self.errors += 1
+                self._buffer.discard(drain)
+                log.error("sdl_write_refused", error=repr(error), dropped=dict(self._buffer.dropped))
+            else:
+                self._buffer.done(drain)
+                self._succeeded()
+                delay = self._retry_initial_s
+            finally:
+                self._in_io = False
+            self._cycle.set()
+
+    def _failed(self, error: BaseException, delay: float) -> None:
+        self.errors += 1
+        self.connected = False
+        self._failing = True
+        self._failure_log.warning(error=str(error), retry_in_s=delay, buffered=self._buffer.pending)
+
+    def _succeeded(self) -> None:
+        if not self.connected:
+            log.info("sdl_reconnected", buffered=self._buffer.pending)
+        self.connected = True
+        if not self._buffer.pending:
+            self._failing = False
+            self._drops_seen = self._buffer.total_dropped

@@ -1,0 +1,245 @@
+"""The in-memory data layer: the embedded default for `make demo` and single-process runs.
+
+It keeps the Redis backend's contract, buffering included: hot-path writes go through the same bounded
+buffer and a background writer, and the streams are bounded deques whose entries get Redis-style ids.
+Stream entries are the written objects themselves (nothing is encoded), so the writer stays cheap. The
+KPM stream has consumer groups reduced to their last delivered id (`create_kpm_group`, `consume_kpm`), so
+that trimming counts what the rApp's group had not read, as in Redis.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from ranomaly_contracts.sdl import (
+    RAPP_CONSUMER_GROUP,
+    CellState,
+    CellStatus,
+    IncidentEvent,
+    KpmForward,
+    VerdictBatch,
+    check_verdicts,
+)
+from xapp.datalayer.base import DataLayerHealth
+from xapp.datalayer.buffer import (
+    DEFAULT_INCIDENT_BUFFER,
+    DEFAULT_INCIDENT_STREAM_MAX,
+    DEFAULT_KPM_BUFFER,
+    DEFAULT_KPM_STREAM_MAX,
+    DEFAULT_VERDICT_BUFFER,
+    DEFAULT_VERDICT_STREAM_MAX,
+    BackgroundWriter,
+    Drain,
+    EntryId,
+    OpenIncidents,
+    WriteBuffer,
+    parse_entry_id,
+)
+
+T = TypeVar("T")
+
+
+class _Stream(Generic[T]):
+    """A bounded stream: the newest `maxlen` entries with increasing ids."""
+
+    def __init__(self, maxlen: int) -> None:
+        if maxlen < 1:
+            raise ValueError(f"a stream bound must be at least 1 entry, got {maxlen}")
+        self.entries: deque[tuple[EntryId, T]] = deque(maxlen=maxlen)
+        self._last: EntryId = (0, 0)
+
+    @property
+    def full(self) -> bool:
+        """The next append trims the oldest entry."""
+        return len(self.entries) == self.entries.maxlen
+
+    def append(self, payload: T) -> None:
+        """Add an entry with the next id."""
+        ms = time.time_ns() // 1_000_000
+        self._last = (ms, 0) if ms > self._last[0] else (self._last[0], self._last[1] + 1)
+        self.entries.append((self._last, payload))
+
+    def after(self, start_id: str) -> list[tuple[str, T]]:
+        """Entries after start_id, oldest first, with their ids."""
+        start = parse_entry_id(start_id)
+        return [(f"{ms}-{seq}", payload) for (ms, seq), payload in self.entries if (ms, seq) > start]
+
+
+class MemoryDataLayer:
+    """The data layer in process memory (see the module docstring; bounds as in `RedisDataLayer`)."""
+
+    def __init__(
+        self,
+        *,
+        verdict_buffer: int = DEFAULT_VERDICT_BUFFER,
+        incident_buffer: int = DEFAULT_INCIDENT_BUFFER,
+        kpm_buffer: int = DEFAULT_KPM_BUFFER,
+        verdict_stream_max: int = DEFAULT_VERDICT_STREAM_MAX,
+        incident_stream_max: int = DEFAULT_INCIDENT_STREAM_MAX,
+        kpm_stream_max: int = DEFAULT_KPM_STREAM_MAX,
+        close_timeout_s: float = 5.0,
+    ) -> None:
+        self._buffer = WriteBuffer(
+            verdict_cells=verdict_buffer, incident_events=incident_buffer, kpm_indications=kpm_buffer
+        )
+        self._writer = BackgroundWriter(self._buffer, self._apply, self._nothing)
+        self._close_timeout_s = close_timeout_s
+        self._verdicts: _Stream[VerdictBatch] = _Stream(verdict_stream_max)
+        self._incidents: _Stream[IncidentEvent] = _Stream(incident_stream_max)
+        self._kpm: _Stream[KpmForward] = _Stream(kpm_stream_max)
+        self._kpm_groups: dict[str, EntryId] = {}
+        self._trimmed_unread = 0
+        self._open = OpenIncidents()
+        # cell_id -> (node_id, period_start_ms, score, status, model_version, incident_id)
+        self._cells: dict[str, tuple[str, int, float, int, str, str | None]] = {}
+        self._policy_types: dict[int, bytes] = {}
+        self._policy_instances: dict[tuple[int, str], bytes] = {}
+        self._manifests: dict[str, bytes] = {}
+        self._onnx: dict[str, bytes] = {}
+        self._promoted: list[str] = []
+
+    async def start(self) -> None:
+        """Start the background writer."""
+        self._writer.start()
+
+    async def close(self) -> None:
+        """Flush (bounded wait) and stop the writer."""
+        await self._writer.stop(self._close_timeout_s)
+
+    async def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every buffered write is applied."""
+        return await self._writer.flush(timeout_s)
+
+    def health(self) -> DataLayerHealth:
+        """Current health."""
+        return DataLayerHealth(
+            backend="memory",
+            connected=True,
+            degraded=self._writer.degraded,
+            buffered=self._buffer.pending,
+            dropped=dict(self._buffer.dropped),
+            errors=self._writer.errors,
+            trimmed_unread=self._trimmed_unread,
+        )
+
+    def write_verdicts(self, batch: VerdictBatch) -> None:
+        """Buffer a verdict batch (kept by reference: do not change it afterwards)."""
+        self._buffer.add_verdicts(batch)
+
+    def write_incident(self, event: IncidentEvent) -> None:
+        """Buffer an incident event."""
+        self._buffer.add_incident(event)
+
+    def forward_kpm(self, measurements: Sequence[str], indications: Sequence[pb.Indication]) -> None:
+        """Buffer indications for the KPM stream (kept by reference)."""
+        self._buffer.add_kpm(measurements, indications)
+
+    async def _nothing(self) -> None:
+        """Memory is always there: nothing to probe."""
+
+    async def _apply(self, drain: Drain) -> None:
+        for batch in drain.verdicts:
+            check_verdicts(batch)  # a malformed batch refuses the drain, as it does in Redis
+        self._open.apply(drain.incidents)
+        for batch in drain.verdicts:
+            self._verdicts.append(batch)
+            rows = zip(
+                batch.cell_ids,
+                batch.node_ids,
+                batch.period_start_ms.tolist(),
+                batch.scores.tolist(),
+                batch.statuses.tolist(),
+                strict=True,
+            )
+            for cell, node, start, score, status in rows:
+                self._cells[cell] = (node, start, score, status, batch.model_version, self._open.get(cell))
+        for event in drain.incidents:
+            self._incidents.append(event)
+        for measurements, indications in drain.kpm_entries():
+            if self._kpm.full:
+                oldest = self._kpm.entries[0][0]
+                delivered = self._kpm_groups.get(RAPP_CONSUMER_GROUP)
+                self._trimmed_unread += delivered is None or oldest > delivered
+            self._kpm.append(KpmForward(measurements, indications))
+
+    async def cell_state(self, cell_id: str) -> CellState | None:
+        """The latest state of one cell."""
+        row = self._cells.get(cell_id)
+        if row is None:
+            return None
+        node, start, score, status, model, incident = row
+        return CellState(cell_id, node, start, score, CellStatus(status), model, incident)
+
+    async def read_verdicts(self, start_id: str = "0") -> list[tuple[str, VerdictBatch]]:
+        """Verdict stream entries after start_id."""
+        return self._verdicts.after(start_id)
+
+    async def read_incidents(self, start_id: str = "0") -> list[tuple[str, IncidentEvent]]:
+        """Incident stream entries after start_id."""
+        return self._incidents.after(start_id)
+
+    async def read_kpm(self, start_id: str = "0") -> list[tuple[str, KpmForward]]:
+        """KPM stream entries after start_id."""
+        return self._kpm.after(start_id)
+
+    def create_kpm_group(self, group: str = RAPP_CONSUMER_GROUP, start_id: str = "0") -> None:
+        """Create a consumer group on the KPM stream that has read up to start_id ("$": everything so far)."""
+        if start_id == "$":
+            self._kpm_groups[group] = self._kpm.entries[-1][0] if self._kpm.entries else (0, 0)
+        else:
+            self._kpm_groups[group] = parse_entry_id(start_id)
+
+    def consume_kpm(self, group: str = RAPP_CONSUMER_GROUP, count: int = 100) -> list[tuple[str, KpmForward]]:
+        """Deliver the group's next count entries (XREADGROUP ... >); KeyError if the group does not exist."""
+        if group not in self._kpm_groups:
+            raise KeyError(f"no consumer group {group!r} on the KPM stream")
+        delivered = self._kpm_groups[group]
+        entries = [(entry_id, forward) for entry_id, forward in self._kpm.entries if entry_id > delivered][:count]
+        if entries:
+            self._kpm_groups[group] = entries[-1][0]
+        return [(f"{ms}-{seq}", forward) for (ms, seq), forward in entries]
+
+    async def policy_types(self) -> dict[int, bytes]:
+        """Every stored policy type document by id."""
+        return dict(self._policy_types)
+
+    async def put_policy_type(self, type_id: int, document: bytes) -> None:
+        """Store a policy type document."""
+        self._policy_types[type_id] = bytes(document)
+
+    async def delete_policy_type(self, type_id: int) -> None:
+        """Remove a policy type document."""
+        self._policy_types.pop(type_id, None)
+
+    async def policy_instances(self) -> dict[tuple[int, str], bytes]:
+        """Every stored policy instance record by (type id, instance id)."""
+        return dict(self._policy_instances)
+
+    async def put_policy_instance(self, type_id: int, instance_id: str, record: bytes) -> None:
+        """Store a policy instance record."""
+        self._policy_instances[(type_id, instance_id)] = bytes(record)
+
+    async def delete_policy_instance(self, type_id: int, instance_id: str) -> None:
+        """Remove a policy instance record."""
+        self._policy_instances.pop((type_id, instance_id), None)
+
+    async def promoted_models(self) -> list[str]:
+        """Promoted model versions, oldest first."""
+        return list(self._promoted)
+
+    async def get_model(self, version: str) -> tuple[bytes, bytes] | None:
+        """(manifest.json bytes, model.onnx bytes) of a version, or None."""
+        if version not in self._manifests or version not in self._onnx:
+            return None
+        return self._manifests[version], self._onnx[version]
+
+    async def publish_model(self, version: str, manifest_json: bytes, onnx: bytes, promote: bool = True) -> None:
+        """Store an artifact under its version and, if promote, append the version to the promoted list once."""
+        self._manifests[version] = bytes(manifest_json)
+        self._onnx[version] = bytes(onnx)
+        if promote and version not in self._promoted:
+            self._promoted.append(version)
