@@ -1,0 +1,195 @@
+"""A1-P over HTTP against a real uvicorn server on loopback: the mediator's paths, codes and bodies."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from tests.policy_fakes import FakePolicyDataLayer
+from xapp.policy.handler import A1Handler
+from xapp.policy.http import a1_router
+from xapp.policy.store import PolicyStore
+from xapp.policy.types import POLICY_TYPE_ID, policy_type_document
+
+INSTANCE = f"/policytypes/{POLICY_TYPE_ID}/policies/ops-1"
+BODY = {"enabled": True, "scope": {"cells": ["a1"]}, "threshold": {"mode": "sigma", "value": 4}}
+GENERIC = {
+    "name": "other",
+    "description": "another xApp's type",
+    "policy_type_id": 1234,
+    "create_schema": {"type": "object", "properties": {"rate": {"type": "integer"}}},
+}
+
+
+@dataclass
+class A1Server:
+    client: httpx.AsyncClient
+    store: PolicyStore
+    datalayer: FakePolicyDataLayer
+
+
+@pytest.fixture
+async def a1() -> AsyncIterator[A1Server]:
+    datalayer = FakePolicyDataLayer()
+    store = PolicyStore(datalayer)
+    app = FastAPI()
+    app.include_router(a1_router(A1Handler(store)))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(5):
+        while not server.started:
+            assert not task.done(), "uvicorn stopped while starting"
+            await asyncio.sleep(0.005)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/A1-P/v2", timeout=5) as client:
+            yield A1Server(client, store, datalayer)
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_healthcheck_follows_the_data_layer(a1: A1Server) -> None:
+    assert (await a1.client.get("/healthcheck")).status_code == 200
+    a1.datalayer.down = True
+    response = await a1.client.get("/healthcheck")
+    assert response.status_code == 503
+    assert "data layer unavailable" in response.json()["detail"]
+
+
+async def test_the_anomaly_type_is_listed_and_served(a1: A1Server) -> None:
+    response = await a1.client.get("/policytypes")
+    assert (response.status_code, response.json()) == (200, [POLICY_TYPE_ID])
+    response = await a1.client.get(f"/policytypes/{POLICY_TYPE_ID}")
+    assert (response.status_code, response.json()) == (200, policy_type_document())
+
+
+async def test_instance_lifecycle(a1: A1Server) -> None:
+    response = await a1.client.put(INSTANCE, json=BODY, params={"notificationDestination": "http://nonrt/notify"})
+    assert (response.status_code, response.content) == (202, b"")
+    response = await a1.client.get(INSTANCE)
+    assert (response.status_code, response.json()) == (200, BODY)
+    response = await a1.client.get(f"/policytypes/{POLICY_TYPE_ID}/policies")
+    assert (response.status_code, response.json()) == (200, ["ops-1"])
+    response = await a1.client.get(INSTANCE + "/status")
+    assert (response.status_code, response.json()) == (
+        200,
+        {"enforceStatus": "NOT_ENFORCED", "enforceReason": "OTHER_REASON"},
+    )
+    assert a1.store.mark_enforced(POLICY_TYPE_ID, "ops-1", True)
+    assert (await a1.client.get(INSTANCE + "/status")).json() == {"enforceStatus": "ENFORCED"}
+
+    replaced = {**BODY, "enabled": False}
+    assert (await a1.client.put(INSTANCE, json=replaced)).status_code == 202
+    assert (await a1.client.get(INSTANCE)).json() == replaced
+    assert (await a1.client.get(INSTANCE + "/status")).json()["enforceStatus"] == "NOT_ENFORCED"
+
+    response = await a1.client.delete(INSTANCE, params={"notificationDestination": "http://nonrt/notify"})
+    assert (response.status_code, response.content) == (202, b"")
+    assert (await a1.client.get(INSTANCE)).status_code == 404
+    assert (await a1.client.get(INSTANCE + "/status")).status_code == 404
+    assert (await a1.client.get(f"/policytypes/{POLICY_TYPE_ID}/policies")).json() == []
+
+
+BAD_BODIES = [
+    (
+        b'{"enabled": true, "threshold": {"mode": "sigma", "value": -1}}',
+        "threshold.value: -1 is less than or equal",
+    ),
+    (b'{"enabled": true, "model_version": "m2"}', "model_version: allowed only in instance 'ranomaly-model'"),
+    (b"[1, 2]", "body: must be a JSON object, got list"),
+    (b'"text"', "body: must be a JSON object, got str"),
+    (b"{not json", "body: not valid JSON"),
+    (
+        b'{"enabled": true, "threshold": {"mode": "sigma", "value": NaN}}',
+        "body: not valid JSON: NaN is not a JSON number",
+    ),
+    (b"", "body: missing"),
+]
+
+
+async def test_bad_instance_bodies_are_400_naming_the_problem(a1: A1Server) -> None:
+    for content, expected in BAD_BODIES:
+        response = await a1.client.put(INSTANCE, content=content, headers={"content-type": "application/json"})
+        assert response.status_code == 400, content
+        assert expected in response.json()["detail"], content
+    assert (await a1.client.get(INSTANCE)).status_code == 404
+
+
+async def test_illegal_type_ids_are_400_naming_the_parameter(a1: A1Server) -> None:
+    for type_id in ["abc", "0", "2147483648", "-5", "1.5", "99999999999", "%20"]:
+        for response in (
+            await a1.client.get(f"/policytypes/{type_id}"),
+            await a1.client.get(f"/policytypes/{type_id}/policies"),
+            await a1.client.put(f"/policytypes/{type_id}/policies/x", json={"enabled": True}),
+            await a1.client.put(f"/policytypes/{type_id}", json=GENERIC),
+            await a1.client.get(f"/policytypes/{type_id}/policies/x/status"),
+            await a1.client.delete(f"/policytypes/{type_id}/policies/x"),
+            await a1.client.delete(f"/policytypes/{type_id}"),
+        ):
+            assert response.status_code == 400, (type_id, response.request.method, response.request.url)
+            assert response.json()["detail"].startswith("policy_type_id: must be an integer from 1 to 2147483647")
+    response = await a1.client.put(f"/policytypes/{POLICY_TYPE_ID}/policies/{'x' * 300}", json={"enabled": True})
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("policy_instance_id: must be a printable string of 1 to 256")
+
+
+async def test_unknown_types_and_instances_are_404(a1: A1Server) -> None:
+    assert (await a1.client.get("/policytypes/2147483647")).status_code == 404
+    assert (await a1.client.get("/policytypes/7/policies")).status_code == 404
+    assert (await a1.client.put("/policytypes/7/policies/x", json={"enabled": True})).status_code == 404
+    assert (await a1.client.delete("/policytypes/7")).status_code == 404
+    for response in (
+        await a1.client.get(f"/policytypes/{POLICY_TYPE_ID}/policies/none"),
+        await a1.client.delete(f"/policytypes/{POLICY_TYPE_ID}/policies/none"),
+        await a1.client.get(f"/policytypes/{POLICY_TYPE_ID}/policies/none/status"),
+    ):
+        assert response.status_code == 404
+        assert "'none'" in response.json()["detail"]
+
+
+async def test_type_lifecycle_follows_the_mediator(a1: A1Server) -> None:
+    response = await a1.client.put("/policytypes/1234", json=GENERIC)
+    assert (response.status_code, response.content) == (201, b"")
+    assert (await a1.client.get("/policytypes")).json() == [1234, POLICY_TYPE_ID]
+    assert (await a1.client.get("/policytypes/1234")).json() == GENERIC
+    response = await a1.client.put("/policytypes/1234", json=GENERIC)
+    assert response.status_code == 400 and "already exists" in response.json()["detail"]
+    assert (await a1.client.put("/policytypes/1234/policies/i", json={"rate": 2})).status_code == 202
+    response = await a1.client.put("/policytypes/1234/policies/j", json={"rate": "fast"})
+    assert response.status_code == 400 and response.json()["detail"] == "rate: 'fast' is not of type 'integer'"
+    response = await a1.client.delete("/policytypes/1234")
+    assert response.status_code == 400 and "still has 1 instances" in response.json()["detail"]
+    assert (await a1.client.delete("/policytypes/1234/policies/i")).status_code == 202
+    response = await a1.client.delete("/policytypes/1234")
+    assert (response.status_code, response.content) == (204, b"")
+    assert (await a1.client.get("/policytypes/1234")).status_code == 404
+    response = await a1.client.put("/policytypes/55", json={**GENERIC, "policy_type_id": 55, "create_schema": "x"})
+    assert response.status_code == 400 and "create_schema: 'x' is not of type 'object'" in response.json()["detail"]
+    assert (await a1.client.delete(f"/policytypes/{POLICY_TYPE_ID}")).status_code == 400
+
+
+async def test_unavailable_data_layer_is_503_and_changes_nothing(a1: A1Server) -> None:
+    assert (await a1.client.put(INSTANCE, json=BODY)).status_code == 202
+    a1.datalayer.down = True
+    response = await a1.client.put(INSTANCE, json={"enabled": False})
+    assert response.status_code == 503 and "fake store: down" in response.json()["detail"]
+    assert (await a1.client.delete(INSTANCE)).status_code == 503
+    assert (await a1.client.put("/policytypes/1234", json=GENERIC)).status_code == 503
+    a1.datalayer.down = False
+    assert (await a1.client.get(INSTANCE)).json() == BODY
+
+
+async def test_requests_before_the_data_layer_is_reachable_are_503_then_load(a1: A1Server) -> None:
+    a1.datalayer.down = True
+    assert (await a1.client.get("/policytypes")).status_code == 503
+    assert not a1.store.loaded
+    a1.datalayer.down = False
+    assert (await a1.client.get("/policytypes")).json() == [POLICY_TYPE_ID]
+    assert a1.store.loaded

@@ -1,0 +1,88 @@
+"""A1-P over HTTP: the O-RAN SC A1 mediator's paths under /A1-P/v2, served by a FastAPI router.
+
+Path ids are taken as text and checked by the handler, so a bad `policy_type_id` is a 400 that names it
+(not FastAPI's 422). Bodies are read as JSON text; errors are JSON `{"detail": "..."}`. The query
+parameter `notificationDestination` is accepted and ignored.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from xapp.policy.handler import A1Handler, A1Result, parse_json
+from xapp.policy.store import InvalidPolicy
+
+PREFIX = "/A1-P/v2"
+_TYPE = "/policytypes/{policy_type_id}"
+_INSTANCE = _TYPE + "/policies/{policy_instance_id}"
+
+
+def _response(result: A1Result) -> Response:
+    if result.body is None:
+        return Response(status_code=result.status)
+    return JSONResponse(result.body, status_code=result.status)
+
+
+async def _body(request: Request) -> object | A1Result:
+    """The request's JSON body, or a 400 result naming what is wrong with it."""
+    raw = await request.body()
+    if not raw.strip():
+        return A1Result(400, {"detail": "body: missing; a JSON object is required"})
+    try:
+        return parse_json(raw, "body")
+    except InvalidPolicy as exc:
+        return A1Result(400, {"detail": str(exc)})
+
+
+def a1_router(handler: A1Handler) -> APIRouter:
+    """A router serving A1-P (the mediator's swagger, O-RAN SC 2.1.0) under /A1-P/v2 through `handler`."""
+    router = APIRouter(prefix=PREFIX, tags=["A1-P"])
+
+    @router.get("/healthcheck")
+    async def healthcheck() -> Response:
+        return _response(await handler.healthcheck())
+
+    @router.get("/policytypes")
+    async def list_types() -> Response:
+        return _response(await handler.list_types())
+
+    @router.get(_TYPE)
+    async def get_type(policy_type_id: str) -> Response:
+        return _response(await handler.get_type(policy_type_id))
+
+    @router.put(_TYPE)
+    async def create_type(policy_type_id: str, request: Request) -> Response:
+        body = await _body(request)
+        if isinstance(body, A1Result):
+            return _response(body)
+        return _response(await handler.create_type(policy_type_id, body))
+
+    @router.delete(_TYPE)
+    async def delete_type(policy_type_id: str) -> Response:
+        return _response(await handler.delete_type(policy_type_id))
+
+    @router.get(_TYPE + "/policies")
+    async def list_instances(policy_type_id: str) -> Response:
+        return _response(await handler.list_instances(policy_type_id))
+
+    @router.get(_INSTANCE)
+    async def get_instance(policy_type_id: str, policy_instance_id: str) -> Response:
+        return _response(await handler.get_instance(policy_type_id, policy_instance_id))
+
+    @router.put(_INSTANCE)
+    async def put_instance(policy_type_id: str, policy_instance_id: str, request: Request) -> Response:
+        body = await _body(request)
+        if isinstance(body, A1Result):
+            return _response(body)
+        return _response(await handler.put_instance(policy_type_id, policy_instance_id, body))
+
+    @router.delete(_INSTANCE)
+    async def delete_instance(policy_type_id: str, policy_instance_id: str) -> Response:
+        return _response(await handler.delete_instance(policy_type_id, policy_instance_id))
+
+    @router.get(_INSTANCE + "/status")
+    async def get_status(policy_type_id: str, policy_instance_id: str) -> Response:
+        return _response(await handler.get_status(policy_type_id, policy_instance_id))
+
+    return router
