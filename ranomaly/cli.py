@@ -22,6 +22,7 @@ from ranomaly.logs import configure_logging
 if TYPE_CHECKING:
     from e2sim.settings import SimSettings
     from e2sim.source import KpmSource
+    from xapp.settings import XappSettings
 
 log = structlog.get_logger(__name__)
 
@@ -181,11 +182,75 @@ def cmd_bench_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_xapp(args: argparse.Namespace) -> int:
+    """The xApp hot path in process and end to end, against naive baselines."""
+    from models.artifact import read_artifact
+    from ranomaly.bench_xapp import run_xapp_bench
+
+    figures = run_xapp_bench(
+        read_artifact(args.model), Path(args.model), Path(args.e2e_model) if args.e2e_model else None,
+        args.e2e_cells, args.e2e_period_ms, args.e2e_seconds, args.redis_url,
+    )  # fmt: skip
+    print(f"{'in process (8-cell indications)':40s} {'cell-reports/s':>15s} {'p50 ms':>8s} {'p99 ms':>8s}  calls")
+    for name in ("in_process", "in_process_naive", "in_process_model", "in_process_model_naive"):
+        row = figures[name]
+        lat = row["indication_latency"]
+        label = f"{name} (batch <= {row['batch_max_cells']})"
+        print(f"{label:40s} {row['cell_reports_per_s']:15,.0f} {lat['p50_ms']:8.3f} {lat['p99_ms']:8.3f}  "
+              f"{row['scoring_calls']:,}")  # fmt: skip
+    print(f"speedup over one cell a call: trivial model {figures['in_process_speedup']:.0f}x, "
+          f"detector {figures['in_process_model_speedup']:.0f}x")  # fmt: skip
+    mem = figures["memory"]
+    low, high = mem["cells"]
+    print(f"memory: {mem['bytes_per_cell']:,.0f} bytes per cell (RSS from {low:,} to {high:,} cells)")
+    if "end_to_end" in figures:
+        e2e = figures["end_to_end"]
+        lat = e2e["latency_from_scheduled_send"]
+        print(f"end to end: {e2e['cells']:,} cells every {e2e['period_ms']} ms, {e2e['cell_reports_per_s']:,.0f} "
+              f"cell-reports/s of {e2e['target_cell_reports_per_s']:,.0f}; latency from scheduled send p50 "
+              f"{lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms; "
+              f"lost by sequence {e2e['indications_lost_by_sequence']}")  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+_XAPP_FIELDS = {
+    "e2_targets": "e2", "http_host": "host", "a1_port": "a1_port", "datalayer": "datalayer",
+    "redis_url": "redis_url", "period_ms": "period_ms", "seed_model_dir": "model",
+}  # fmt: skip
+
+
+async def _run_xapp(settings: XappSettings) -> None:
+    from xapp.app import XappService
+
+    service = XappService(settings)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, service.stop)
+    await service.run()
+
+
+def cmd_xapp(args: argparse.Namespace) -> int:
+    """Run the Near-RT xApp: E2 subscriptions, scoring, A1-P, incidents."""
+    from xapp.errors import XappError
+    from xapp.settings import XappSettings
+
+    overrides = {field: getattr(args, arg) for field, arg in _XAPP_FIELDS.items() if getattr(args, arg) is not None}
+    try:
+        asyncio.run(_run_xapp(XappSettings(**overrides)))
+    except XappError as exc:
+        log.error("xapp_failed", error=str(exc))
+        print(f"ranomaly xapp: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Simulator and a subscriber end to end, against ground truth."""
     from ranomaly.demo import run_demo
 
-    return asyncio.run(run_demo(cells=args.cells, hours=args.hours, seed=args.seed))
+    return asyncio.run(run_demo(cells=args.cells, hours=args.hours, seed=args.seed, work=Path(args.work)))
 
 
 def _add_world_flags(parser: argparse.ArgumentParser) -> None:
@@ -261,10 +326,31 @@ def build_parser() -> argparse.ArgumentParser:
     bench_model.add_argument("--json", help="also write the figures to this JSON file")
     bench_model.set_defaults(handler=cmd_bench_model)
 
+    bench_xapp = bench.add_parser("xapp", help="xApp hot path in process, memory per cell, and end to end")
+    bench_xapp.add_argument("--model", required=True, help="artifact folder of the shipped detector")
+    bench_xapp.add_argument("--e2e-model", help="artifact trained at --e2e-period-ms (omit: no end-to-end run)")
+    bench_xapp.add_argument("--e2e-cells", type=int, default=10_000)
+    bench_xapp.add_argument("--e2e-period-ms", type=int, default=250)
+    bench_xapp.add_argument("--e2e-seconds", type=float, default=20.0)
+    bench_xapp.add_argument("--redis-url", help="Redis for the end-to-end run (default: a private redis-server)")
+    bench_xapp.add_argument("--json", help="also write the figures to this JSON file")
+    bench_xapp.set_defaults(handler=cmd_bench_xapp)
+
+    xapp = commands.add_parser("xapp", help="the Near-RT xApp (settings: RANOMALY_XAPP_* variables, these flags)")
+    xapp.add_argument("--e2", type=lambda v: [t for t in v.split(",") if t], help="E2 endpoints host:port,...")
+    xapp.add_argument("--host", help="address of the HTTP server (A1-P, health, metrics)")
+    xapp.add_argument("--a1-port", type=int, help="port of the HTTP server (A1-P, health, metrics)")
+    xapp.add_argument("--datalayer", choices=["memory", "redis"], help="shared data layer backend")
+    xapp.add_argument("--redis-url", help="redis:// URL of the shared data layer")
+    xapp.add_argument("--period-ms", type=int, help="reporting period to subscribe to (the model's period)")
+    xapp.add_argument("--model", help="artifact folder published to the registry at start if it lacks the version")
+    xapp.set_defaults(handler=cmd_xapp)
+
     demo = commands.add_parser("demo", help="simulator and subscriber end to end, against ground truth")
     demo.add_argument("--cells", type=int, default=60)
     demo.add_argument("--hours", type=float, default=24.0, help="simulated hours to stream")
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--work", default=".demo", help="folder for the training data and model (reused)")
     demo.set_defaults(handler=cmd_demo)
     return parser
 

@@ -1,0 +1,275 @@
+"""`ranomaly xapp`: wiring of the data layer, A1 policies, model loading, E2 streams and the HTTP server.
+
+The HTTP server (A1-P, health, metrics) serves from the start, before E2 or a model is there. Policies
+load from the data layer (retried until it answers); the model is the one the `ranomaly-model` policy
+names, else the newest promoted in the registry (seeded from a folder when asked). Then every E2 endpoint
+is followed, and periodic duties run: policy changes, model versions, quiet-stream gaps, gauges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import structlog
+import uvicorn
+
+from xapp.datalayer.base import DataLayer, DataLayerUnavailable
+from xapp.e2client import Backoff, Subscription, follow
+from xapp.enforcement import StorePolicies
+from xapp.engine import Engine, HotPathTuning
+from xapp.errors import ModelLoadError, XappError
+from xapp.http import http_app
+from xapp.metrics import XappMetrics
+from xapp.modelswap import ModelLoader
+from xapp.policy.handler import A1Handler
+from xapp.policy.store import PolicyStore
+from xapp.ratelog import RateLimitedLog
+from xapp.runtime import ModelRuntime
+from xapp.settings import XappSettings
+
+log = structlog.get_logger(__name__)
+
+_TICK_S = 0.25
+
+
+def make_datalayer(settings: XappSettings) -> DataLayer:
+    """The data layer the settings name."""
+    bounds: dict[str, Any] = {
+        "verdict_buffer": settings.verdict_buffer,
+        "incident_buffer": settings.incident_buffer,
+        "kpm_buffer": settings.kpm_buffer,
+    }
+    if settings.datalayer == "redis":
+        from xapp.datalayer.redis import RedisDataLayer
+
+        return RedisDataLayer(settings.redis_url, **bounds)
+    from xapp.datalayer.memory import MemoryDataLayer
+
+    return MemoryDataLayer(**bounds)
+
+
+class XappService:
+    """One xApp process: everything it runs, and its health."""
+
+    def __init__(self, settings: XappSettings, datalayer: DataLayer | None = None) -> None:
+        self.settings = settings
+        self.metrics = XappMetrics()
+        self.errors = RateLimitedLog(log, settings.log_error_interval_s)
+        self.datalayer = datalayer if datalayer is not None else make_datalayer(settings)
+        self.store = PolicyStore(self.datalayer)
+        self.policies = StorePolicies(self.store)
+        self.a1 = A1Handler(self.store)
+        self.engine: Engine | None = None
+        self.model_problem: str | None = "no model loaded yet"
+        self.http_port: int | None = None
+        self.started = asyncio.Event()  # the HTTP server listens
+        self.scoring = asyncio.Event()  # a model scores and the E2 streams are being followed
+        self._stop = asyncio.Event()
+        self._refused: dict[str, str] = {}
+        self._loader: ModelLoader | None = None
+
+    def stop(self) -> None:
+        """Ask run() to finish."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until stop() (or a fatal error: a refused subscription, a missing model file)."""
+        await self.datalayer.start()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                http_app(self), host=self.settings.http_host, port=self.settings.a1_port,
+                log_level="warning", lifespan="off", access_log=False,
+            )
+        )  # fmt: skip
+        http_task = asyncio.create_task(server.serve(), name="http")
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            await self._wait_listening(server, http_task)
+            await self._load_policies()
+            engine = await self._first_engine()
+            if engine is None:
+                return
+            tasks = self._follow_all(engine)
+            self.scoring.set()
+            stop_task = asyncio.create_task(self._stop.wait())
+            done, _ = await asyncio.wait([*tasks, stop_task, http_task], return_when=asyncio.FIRST_COMPLETED)
+            stop_task.cancel()
+            for task in done:
+                if task is not stop_task and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            self._stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self.engine is not None:
+                self.engine.flush()
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await http_task
+            await self.datalayer.close()
+
+    async def _wait_listening(self, server: uvicorn.Server, http_task: asyncio.Task[None]) -> None:
+        while not server.started:
+            if http_task.done():
+                http_task.result()
+                raise XappError(f"the HTTP server on port {self.settings.a1_port} did not start")
+            await asyncio.sleep(0.01)
+        self.http_port = int(server.servers[0].sockets[0].getsockname()[1])
+        self.started.set()
+        log.info("http_listening", host=self.settings.http_host, port=self.http_port)
+
+    async def _load_policies(self) -> None:
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                await self.store.load()
+                return
+            except DataLayerUnavailable as exc:
+                log.warning("policies_unavailable", problem=str(exc), retry_s=delay)
+                await self._sleep(delay)
+                delay = min(2 * delay, 5.0)
+
+    async def _first_engine(self) -> Engine | None:
+        """Seed the registry if asked, then wait for a loadable model and build the engine around it."""
+        settings = self.settings
+        loader = ModelLoader(self.datalayer, settings.measurements, settings.period_ms, settings.intra_op_threads)
+        self._loader = loader
+        if settings.seed_model_dir is not None:
+            await loader.seed(settings.seed_model_dir)
+        while not self._stop.is_set():
+            runtime = await self._try_load(loader)
+            if runtime is not None:
+                loader.subscribed = tuple(settings.measurements or runtime.measurements)
+                self.engine = Engine(
+                    loader.subscribed, runtime, self.policies, self.datalayer, self.metrics,
+                    HotPathTuning(
+                        period_ms=settings.period_ms, batch_window_ms=settings.batch_window_ms,
+                        batch_max_cells=settings.batch_max_cells, max_lateness_periods=settings.max_lateness_periods,
+                        release_after_periods=settings.release_after_periods, forward_kpm=settings.forward_kpm,
+                    ),
+                    self.errors,
+                )  # fmt: skip
+                self.engine.refresh_policies()
+                self.model_problem = None
+                log.info("model_scoring", version=runtime.version)
+                return self.engine
+            await self._sleep(settings.model_poll_s)
+        return None
+
+    async def _try_load(self, loader: ModelLoader) -> ModelRuntime | None:
+        """The wanted version loaded, or None (the reason is kept for health and the policy status)."""
+        try:
+            version = await loader.wanted(self.policies.model_version())
+        except DataLayerUnavailable as exc:
+            self.model_problem = f"model registry unavailable: {exc}"
+            return None
+        if version is None:
+            self.model_problem = "the model registry holds no promoted version"
+            return None
+        if version in self._refused:
+            return None
+        try:
+            return await loader.load(version)
+        except ModelLoadError as exc:
+            self._refused[version] = str(exc)
+            self.model_problem = str(exc)
+            self.metrics.model_refused.inc()
+            log.error("model_refused", version=version, problem=str(exc))
+            return None
+
+    def _follow_all(self, engine: Engine) -> list[asyncio.Task[Any]]:
+        settings = self.settings
+        subscription = Subscription(
+            subscriber_id=settings.subscriber_id, node_ids=settings.nodes, cell_ids=settings.cells,
+            measurements=engine.measurements, period_ms=settings.period_ms,
+            max_indications_per_message=settings.max_indications_per_message,
+        )  # fmt: skip
+        backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
+        tasks = [
+            asyncio.create_task(follow(target, subscription, engine, backoff, self._stop), name=f"e2 {target}")
+            for target in settings.e2_targets
+        ]
+        tasks.append(asyncio.create_task(self._duties(engine), name="duties"))
+        return tasks
+
+    async def _duties(self, engine: Engine) -> None:
+        """Policy changes and quiet-stream gaps every tick; the registry every model_poll_s."""
+        settings = self.settings
+        period = settings.period_ms
+        next_poll = 0.0
+        seen_watermark, seen_at = engine.intake.watermark_ms, time.monotonic()
+        while not self._stop.is_set():
+            await self._sleep(_TICK_S)
+            engine.tick()
+            now = time.monotonic()
+            if engine.intake.watermark_ms != seen_watermark:
+                seen_watermark, seen_at = engine.intake.watermark_ms, now
+            elif seen_watermark > 0 and now - seen_at > period / 1000:  # every stream quiet for a period
+                steps = int((now - seen_at) * 1000 // period)
+                engine.advance_clock(seen_watermark + steps * period)
+                seen_watermark, seen_at = engine.intake.watermark_ms, now
+            if now >= next_poll or engine.policies.revision != getattr(self, "_model_revision", None):
+                self._model_revision = engine.policies.revision
+                next_poll = now + settings.model_poll_s
+                await self._check_model(engine)
+
+    async def _check_model(self, engine: Engine) -> None:
+        """Stage the wanted version if it is neither scoring, staged, nor refused before."""
+        assert self._loader is not None
+        try:
+            wanted = await self._loader.wanted(self.policies.model_version())
+        except DataLayerUnavailable:
+            return
+        staged = engine.shadow.version if engine.shadow is not None else None
+        if wanted is None or wanted in (engine.model.version, staged) or wanted in self._refused:
+            if wanted in self._refused:
+                engine.policies.applied(engine.policies.revision, engine.model.version)
+            return
+        try:
+            runtime = await self._loader.load(wanted)
+        except ModelLoadError as exc:
+            self._refused[wanted] = str(exc)
+            self.metrics.model_refused.inc()
+            log.error("model_refused", version=wanted, problem=str(exc), scoring=engine.model.version)
+            engine.policies.applied(engine.policies.revision, engine.model.version)
+            return
+        engine.stage(runtime, self.settings.model_shadow_periods)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    def refresh_gauges(self) -> None:
+        """Copy the data layer's health into the metrics."""
+        health = self.datalayer.health()
+        self.metrics.datalayer_errors.set(health.errors)
+        self.metrics.datalayer_buffered.set(health.buffered)
+        self.metrics.kpm_trimmed_unread.set(health.trimmed_unread)
+        for kind, count in health.dropped.items():
+            self.metrics.datalayer_dropped.labels(kind).set(count)
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz and /readyz answer."""
+        data = self.datalayer.health()
+        engine = self.engine
+        return {
+            "status": "degraded" if data.degraded or self.model_problem else "ok",
+            "ready": engine is not None and self.store.loaded,
+            "model_version": engine.model.version if engine is not None else None,
+            "staged_model_version": engine.shadow.version if engine is not None and engine.shadow else None,
+            "model_problem": self.model_problem,
+            "refused_models": self._refused,
+            "policies_loaded": self.store.loaded,
+            "cells": len(engine.table) if engine is not None else 0,
+            "open_incidents": engine.incidents.open_count if engine is not None else 0,
+            "e2_streams": int(self.metrics.e2_connected._value.get()),
+            "datalayer": {
+                "backend": data.backend, "connected": data.connected, "degraded": data.degraded,
+                "buffered": data.buffered, "dropped": data.dropped, "errors": data.errors,
+                "trimmed_unread": data.trimmed_unread,
+            },
+        }  # fmt: skip

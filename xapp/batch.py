@@ -1,0 +1,73 @@
+"""Rows waiting for one scoring call: preallocated buffers, one row per cell at most."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xapp.cells import extend_rows
+
+
+class RowBatch:
+    """Up to `size` cell-period rows in subscription measurement order (x 0 and mask 0 where no value)."""
+
+    def __init__(self, n_measurements: int, size: int) -> None:
+        self.size = size
+        self.x = np.zeros((size, n_measurements), dtype=np.float32)
+        self.mask = np.zeros((size, n_measurements), dtype=np.float32)
+        self.slots = np.zeros(size, dtype=np.int64)
+        self.period_ms = np.zeros(size, dtype=np.int64)
+        self.gap = np.zeros(size, dtype=bool)
+        self.received_ns: list[int] = []  # one per added indication (for latency), not per row
+        self.first_ns = 0  # receipt time of the oldest row waiting
+        self.n = 0
+        self._member = np.zeros(0, dtype=bool)  # per slot: has a row here
+
+    def resize(self, capacity: int) -> None:
+        """Track membership for capacity slots."""
+        self._member = extend_rows(self._member, capacity, False)
+
+    def reset(self, slot: int) -> None:
+        """Nothing to clear per slot: membership ends with every take."""
+
+    def room(self) -> int:
+        """Rows that still fit."""
+        return self.size - self.n
+
+    def holds_any(self, slots: np.ndarray) -> bool:
+        """Whether a row of any of these slots is waiting already."""
+        return bool(self._member[slots].any())
+
+    def add(self, slots: np.ndarray, values: np.ndarray, period_ms: int, received_ns: int) -> None:
+        """Rows of one indication: values [n, K] with NaN where no value. The caller checks room and members."""
+        n = len(slots)
+        lo, hi = self.n, self.n + n
+        present = ~np.isnan(values)
+        self.x[lo:hi] = np.where(present, values, 0.0)
+        self.mask[lo:hi] = present
+        self.slots[lo:hi] = slots
+        self.period_ms[lo:hi] = period_ms
+        self.gap[lo:hi] = False
+        self._member[slots] = True
+        if self.n == 0:
+            self.first_ns = received_ns
+        self.received_ns.append(received_ns)
+        self.n = hi
+
+    def add_gap(self, slot: int, period_ms: int, now_ns: int) -> None:
+        """A period the cell did not report: every record is "no value"."""
+        at = self.n
+        self.x[at] = 0.0
+        self.mask[at] = 0.0
+        self.slots[at] = slot
+        self.period_ms[at] = period_ms
+        self.gap[at] = True
+        self._member[slot] = True
+        if self.n == 0:
+            self.first_ns = now_ns
+        self.n = at + 1
+
+    def clear(self) -> None:
+        """Forget the rows (after scoring them)."""
+        self._member[self.slots[: self.n]] = False
+        self.received_ns.clear()
+        self.n = 0

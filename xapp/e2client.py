@@ -1,0 +1,111 @@
+"""E2 over gRPC: subscribe to one endpoint and feed the engine; reconnect and resubscribe when the stream is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+import structlog
+
+from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from ranomaly_contracts.e2.v1 import e2_pb2_grpc as pb_grpc
+from xapp.engine import Engine
+from xapp.errors import StreamError
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What to ask every E2 endpoint for."""
+
+    subscriber_id: str
+    node_ids: Sequence[str]
+    cell_ids: Sequence[str]
+    measurements: Sequence[str]
+    period_ms: int
+    max_indications_per_message: int = 64
+
+    def request(self) -> pb.SubscriptionRequest:
+        """The gRPC subscription request."""
+        return pb.SubscriptionRequest(
+            subscriber_id=self.subscriber_id,
+            node_ids=list(self.node_ids),
+            cell_ids=list(self.cell_ids),
+            measurements=list(self.measurements),
+            reporting_period_ms=self.period_ms,
+            max_indications_per_message=self.max_indications_per_message,
+        )
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Waits between reconnection attempts: doubling from `first_s` up to `max_s`."""
+
+    first_s: float = 0.2
+    max_s: float = 10.0
+
+
+async def follow(
+    target: str, subscription: Subscription, engine: Engine, backoff: Backoff, stop: asyncio.Event
+) -> None:
+    """Keep a subscription to `target` open until stop is set.
+
+    A refused subscription (INVALID_ARGUMENT) raises StreamError: the configuration is wrong and retrying
+    will not fix it. Any other loss (endpoint down, stream ended or broken) is retried with backoff; the
+    engine keeps every cell's state across reconnections.
+    """
+    delay = backoff.first_s
+    metrics = engine.metrics
+    while not stop.is_set():
+        metrics.e2_reconnects.inc()
+        connected = False
+        try:
+            async with grpc.aio.insecure_channel(target) as channel:
+                call = pb_grpc.E2NodeStub(channel).Subscribe(subscription.request())
+                async for message in _until(call, stop):
+                    if message.HasField("batch"):
+                        engine.on_batch(message.batch, time.perf_counter_ns())
+                    elif message.HasField("accepted"):
+                        engine.on_accepted(message.accepted)
+                        connected = True
+                        metrics.e2_connected.inc()
+                        delay = backoff.first_s
+                        log.info("e2_subscribed", target=target, nodes=len(message.accepted.nodes))
+            if not stop.is_set():
+                log.warning("e2_stream_ended", target=target)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise StreamError(f"E2 endpoint {target} refused the subscription: {exc.details()}") from None
+            log.warning("e2_stream_lost", target=target, code=exc.code().name, details=exc.details())
+        finally:
+            if connected:
+                metrics.e2_connected.dec()
+        engine.flush()
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except TimeoutError:
+            pass
+        delay = min(delay * 2, backoff.max_s)
+
+
+async def _until(call: grpc.aio.UnaryStreamCall, stop: asyncio.Event):  # type: ignore[no-untyped-def]
+    """The call's messages until it ends or stop is set (then the call is cancelled)."""
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            reader = asyncio.ensure_future(call.read())
+            done, _ = await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if stopper in done:
+                reader.cancel()
+                call.cancel()
+                return
+            message = reader.result()
+            if message is grpc.aio.EOF:
+                return
+            yield message
+    finally:
+        stopper.cancel()

@@ -1,0 +1,315 @@
+"""The hot path: indications in, verdicts and incident events out, one ONNX Runtime call per batch.
+
+decode -> Intake (slots, lateness, gaps) -> RowBatch -> ModelRuntime (state per slot) -> PolicyArrays
+(verdicts) -> IncidentTracker -> data layer writes. Everything runs on the event loop's thread, between
+awaits, so a model swap or a policy change always falls between two batches: no indication is dropped
+or scored twice because of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import structlog
+
+from models.artifact import Manifest
+from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from ranomaly_contracts.indications import IndicationError, decode_indication
+from ranomaly_contracts.sdl import VerdictBatch
+from xapp.batch import RowBatch
+from xapp.cells import CellTable
+from xapp.datalayer.base import DataLayer
+from xapp.errors import StreamError
+from xapp.incidents import IncidentTracker
+from xapp.intake import Intake
+from xapp.metrics import XappMetrics
+from xapp.policy.resolve import ResolvedPolicies
+from xapp.ratelog import RateLimitedLog
+from xapp.runtime import ModelRuntime
+from xapp.verdicts import PolicyArrays
+
+log = structlog.get_logger(__name__)
+
+_STATUS_NAMES = ("warming_up", "normal", "anomalous", "silenced")
+
+
+class PolicySource(Protocol):
+    """What the engine needs of the A1 policies."""
+
+    @property
+    def revision(self) -> int:
+        """Grows with every policy change."""
+
+    def resolve(self, manifest: Manifest, cell_ids: Sequence[str], node_ids: Sequence[str]) -> ResolvedPolicies:
+        """Effective thresholds, scope and debounce of these cells under the given model."""
+
+    def applied(self, revision: int, model_version: str) -> None:
+        """The engine now enforces this policy revision with this model version scoring."""
+
+
+@dataclass(frozen=True)
+class HotPathTuning:
+    """Hot-path bounds from settings."""
+
+    period_ms: int
+    batch_window_ms: float = 2.0
+    batch_max_cells: int = 1024
+    max_lateness_periods: int = 2
+    release_after_periods: int = 60
+    forward_kpm: bool = True
+
+
+class Engine:
+    """Scores every cell every period with the active model and writes what it concludes."""
+
+    def __init__(
+        self,
+        measurements: Sequence[str],
+        model: ModelRuntime,
+        policies: PolicySource,
+        datalayer: DataLayer,
+        metrics: XappMetrics,
+        tuning: HotPathTuning,
+        errors: RateLimitedLog,
+    ) -> None:
+        self.measurements = tuple(measurements)
+        self.tuning = tuning
+        self.datalayer = datalayer
+        self.metrics = metrics
+        self.policies = policies
+        self.table = CellTable()
+        self.batch = RowBatch(len(self.measurements), tuning.batch_max_cells)
+        self.model = model
+        self.shadow: ModelRuntime | None = None
+        self._shadow_ready_ms = 0
+        self.policy_arrays = PolicyArrays(len(model.measurements))
+        self.incidents = IncidentTracker(model.measurements)
+        for part in (self.batch, model, self.policy_arrays, self.incidents):
+            self.table.attach(part)
+        self.intake = Intake(
+            self.table,
+            self.batch,
+            tuning.period_ms,
+            tuning.max_lateness_periods,
+            tuning.release_after_periods,
+            self.flush,
+            self._release,
+            metrics,
+            errors,
+        )
+        self._errors = errors
+        self._next_sequence: dict[str, int] = {}
+        self._policy_revision = -1
+        self._timer: asyncio.TimerHandle | None = None
+        self._forward: list[pb.Indication] = []  # accepted indications, forwarded with the next batch's writes
+        self.scored_rows = 0
+        metrics.model_info.labels(model.version).set(1)
+
+    # --- input -------------------------------------------------------------------------------------------
+
+    def on_accepted(self, accepted: pb.SubscriptionAccepted) -> None:
+        """A stream opened: its measurement order must be ours; its nodes and cells join the cell filter."""
+        if tuple(accepted.measurements) != self.measurements:
+            raise StreamError(f"subscription accepted with measurements {list(accepted.measurements)}, "
+                              f"asked for {list(self.measurements)}")  # fmt: skip
+        if accepted.reporting_period_ms != self.tuning.period_ms:
+            raise StreamError(
+                f"subscription accepted at {accepted.reporting_period_ms} ms periods, asked for {self.tuning.period_ms}"
+            )
+        cell_filter = self.intake.cell_filter
+        for node in accepted.nodes:
+            cell_filter.nodes.add(node.node_id)
+            self._next_sequence.pop(node.node_id, None)  # a new subscription numbers from 0 again
+            for cell in node.cells:
+                cell_filter.cells.add(cell.cell_id)
+
+    def on_batch(self, message: pb.IndicationBatch, received_ns: int | None = None) -> None:
+        """One stream message of indications: decode, place, and score what must not wait longer."""
+        received_ns = time.perf_counter_ns() if received_ns is None else received_ns
+        k = len(self.measurements)
+        forward = self._forward if self.tuning.forward_kpm else None
+        for indication in message.indications:
+            try:
+                decoded = decode_indication(indication, k)
+            except IndicationError as exc:
+                self.metrics.decode_errors.labels("malformed").inc()
+                self._errors.warning("malformed", "indication_dropped", problem=str(exc))
+                continue
+            self._check_sequence(decoded.node_id, decoded.sequence)
+            self.intake.take(decoded, received_ns)
+            if forward is not None:
+                forward.append(indication)
+        self._maybe_flush()
+
+    def _check_sequence(self, node_id: str, sequence: int) -> None:
+        expected = self._next_sequence.get(node_id, sequence)
+        if sequence > expected:
+            self.metrics.sequence_gaps.inc(sequence - expected)
+        self._next_sequence[node_id] = max(expected, sequence + 1)
+
+    def _maybe_flush(self) -> None:
+        batch = self.batch
+        if batch.n == 0:
+            return
+        waited_ms = (time.perf_counter_ns() - batch.first_ns) / 1e6
+        window = self.tuning.batch_window_ms
+        if waited_ms >= window or batch.room() == 0:
+            self.flush()
+        elif self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later((window - waited_ms) / 1000, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.flush()
+
+    def tick(self) -> None:
+        """Periodic duties off the per-message path: policy changes, and gaps when every stream is quiet."""
+        self.refresh_policies()
+        self.flush()
+
+    def advance_clock(self, watermark_ms: int) -> None:
+        """Time moved on without indications (every stream quiet): close the periods now overdue."""
+        self.intake.advance(watermark_ms, time.perf_counter_ns())
+        self.flush()
+
+    # --- scoring -----------------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Score the waiting rows in one call and write verdicts and incident events."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._forward:
+            self.datalayer.forward_kpm(self.measurements, self._forward)
+            self._forward = []
+        self.intake.counts.publish(self.metrics)
+        batch = self.batch
+        n = batch.n
+        if n == 0:
+            return
+        if self.table.fresh:
+            self._assign_policies(np.array(self.table.fresh, dtype=np.int64))
+            self.table.fresh.clear()
+        slots = batch.slots[:n]
+        period_ms = batch.period_ms[:n]
+        x, mask = batch.x[:n], batch.mask[:n]
+        model = self.model
+        score, deviation, warm = model.score(slots, x, mask, period_ms)
+        if self.shadow is not None:
+            self.shadow.score(slots, x, mask, period_ms)
+        status, ratio = self.policy_arrays.decide(slots, score, deviation, warm)
+        table = self.table
+        cells = (table.cell_ids, table.node_ids)
+        slot_list = slots.tolist()
+        events = self.incidents.update(
+            slots, status, score, ratio, period_ms,
+            self.policy_arrays.open_after, self.policy_arrays.close_after, cells, model.version,
+        )  # fmt: skip
+        self.datalayer.write_verdicts(
+            VerdictBatch(
+                model_version=model.version,
+                measurements=model.measurements,
+                cell_ids=[table.cell_ids[s] for s in slot_list],
+                node_ids=[table.node_ids[s] for s in slot_list],
+                period_start_ms=period_ms.copy(),
+                scores=score,
+                statuses=status,
+                deviations=deviation,
+            )
+        )
+        for event in events:
+            self.datalayer.write_incident(event)
+            self.metrics.incident_events.labels(event.event).inc()
+        done_ns = time.perf_counter_ns()
+        for received in batch.received_ns:
+            self.metrics.latency.observe((done_ns - received) / 1e9)
+        batch.clear()
+        self.scored_rows += n
+        self.metrics.scoring_calls.inc()
+        counts = np.bincount(status, minlength=4)
+        for name, count in zip(_STATUS_NAMES, counts.tolist(), strict=True):
+            if count:
+                self.metrics.scored_rows.labels(name).inc(count)
+        if events:
+            self.metrics.open_incidents.set(self.incidents.open_count)
+        if self.shadow is not None and self.intake.watermark_ms >= self._shadow_ready_ms:
+            self._swap()
+
+    def _release(self, slot: int, period_ms: int) -> None:
+        """A cell silent too long is forgotten; its open incident closes first."""
+        self.flush()
+        event = self.incidents.close(slot, "released", period_ms, (self.table.cell_ids, self.table.node_ids),
+                                     self.model.version)  # fmt: skip
+        if event is not None:
+            self.datalayer.write_incident(event)
+            self.metrics.incident_events.labels("close").inc()
+            self.metrics.open_incidents.set(self.incidents.open_count)
+
+    # --- policies and models ----------------------------------------------------------------------------
+
+    def refresh_policies(self) -> None:
+        """Re-resolve every cell's policy if the policies changed since the last look."""
+        revision = self.policies.revision
+        if revision == self._policy_revision:
+            return
+        self.flush()  # rows waiting were judged under the old policies
+        self._policy_revision = revision
+        self._assign_policies(self.table.active_slots())
+        self.policies.applied(revision, self.model.version)
+
+    def _assign_policies(self, slots: np.ndarray) -> None:
+        if slots.size == 0:
+            return
+        table = self.table
+        ids = slots.tolist()
+        resolved = self.policies.resolve(
+            self.model.artifact.manifest, [table.cell_ids[s] for s in ids], [table.node_ids[s] for s in ids]
+        )
+        self.policy_arrays.assign(
+            slots,
+            resolved.enabled,
+            resolved.score_threshold,
+            resolved.verdict_deviation,
+            resolved.attribution_deviation,
+            resolved.open_after,
+            resolved.close_after,
+        )
+
+    def stage(self, runtime: ModelRuntime, shadow_periods: int | None = None) -> None:
+        """Run a new model beside the active one until its state is warm, then swap it in between batches.
+
+        shadow_periods defaults to the new model's warm-up; 0 swaps at the next batch boundary.
+        """
+        self.flush()
+        if self.shadow is not None:
+            self.table.detach(self.shadow)
+        self.table.attach(runtime)
+        periods = runtime.warmup if shadow_periods is None else shadow_periods
+        self.shadow = runtime
+        self._shadow_ready_ms = self.intake.watermark_ms + periods * self.tuning.period_ms
+        log.info("model_staged", version=runtime.version, shadow_periods=periods, active=self.model.version)
+        if periods == 0:
+            self._swap()
+
+    def _swap(self) -> None:
+        new = self.shadow
+        assert new is not None
+        old = self.model
+        self.table.detach(old)
+        self.model, self.shadow = new, None
+        if len(new.measurements) != len(old.measurements):
+            self.policy_arrays = PolicyArrays(len(new.measurements))
+            self.table.attach(self.policy_arrays)
+        self.incidents.remeasure(new.measurements)
+        self._assign_policies(self.table.active_slots())
+        self.policies.applied(self._policy_revision, new.version)
+        self.metrics.model_info.labels(old.version).set(0)
+        self.metrics.model_info.labels(new.version).set(1)
+        self.metrics.model_swaps.inc()
+        log.info("model_swapped", version=new.version, previous=old.version)

@@ -1,0 +1,40 @@
+"""The xApp's HTTP server: A1-P (O-RAN SC flavour) under /A1-P/v2, /healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+
+from xapp.policy.http import a1_router
+
+if TYPE_CHECKING:
+    from xapp.app import XappService
+
+_PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def http_app(service: XappService) -> FastAPI:
+    """The FastAPI application of one xApp service."""
+    app = FastAPI(title="RANomaly xApp", version="0.1.0", docs_url="/docs", redoc_url=None)
+    app.include_router(a1_router(service.a1))
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> JSONResponse:
+        """Liveness: the process serves; the body says what is degraded."""
+        return JSONResponse(service.health())
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        """Readiness: policies loaded and a model scoring."""
+        body: dict[str, Any] = service.health()
+        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+    @app.get("/metrics", tags=["health"])
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        service.refresh_gauges()
+        return Response(service.metrics.render(), media_type=_PROMETHEUS)
+
+    return app

@@ -1,0 +1,62 @@
+"""Prometheus metrics of the xApp, in a registry of its own (so several xApps can live in one test process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# Receipt of an indication to its verdicts handed to the data layer: sub-millisecond to a period.
+_LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class XappMetrics:
+    """Every metric the xApp exports, as attributes."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.indications = Counter("ranomaly_xapp_indications", "E2 indications accepted", registry=r)
+        self.cell_reports = Counter("ranomaly_xapp_cell_reports", "Cell-period rows accepted", registry=r)
+        self.decode_errors = Counter(
+            "ranomaly_xapp_decode_errors", "Indications or rows dropped as malformed", ["reason"], registry=r
+        )
+        self.late_rows = Counter(
+            "ranomaly_xapp_late_rows", "Rows dropped: later than the lateness bound, or repeated", registry=r
+        )
+        self.gap_rows = Counter("ranomaly_xapp_gap_rows", "Periods a cell did not report, scored as gaps", registry=r)
+        self.sequence_gaps = Counter(
+            "ranomaly_xapp_sequence_gaps", "Indications missing by per-node sequence number", registry=r
+        )
+        self.scored_rows = Counter("ranomaly_xapp_scored_rows", "Cell-periods scored", ["status"], registry=r)
+        self.scoring_calls = Counter("ranomaly_xapp_scoring_calls", "ONNX Runtime calls", registry=r)
+        self.latency = Histogram(
+            "ranomaly_xapp_verdict_latency_seconds",
+            "Indication receipt to its verdicts written (batching wait included)",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.cells = Gauge("ranomaly_xapp_cells", "Cells tracked", registry=r)
+        self.released_cells = Counter("ranomaly_xapp_released_cells", "Cells released after silence", registry=r)
+        self.open_incidents = Gauge("ranomaly_xapp_open_incidents", "Incidents open now", registry=r)
+        self.incident_events = Counter("ranomaly_xapp_incident_events", "Incident events", ["event"], registry=r)
+        self.model_info = Gauge(
+            "ranomaly_xapp_model_info", "1 for the model version scoring now", ["version"], registry=r
+        )
+        self.model_swaps = Counter("ranomaly_xapp_model_swaps", "Model versions swapped in", registry=r)
+        self.model_refused = Counter("ranomaly_xapp_model_refused", "Model versions refused", registry=r)
+        self.e2_connected = Gauge("ranomaly_xapp_e2_connected", "E2 streams open now", registry=r)
+        self.e2_reconnects = Counter("ranomaly_xapp_e2_reconnects", "E2 stream (re)connection attempts", registry=r)
+        self.datalayer_errors = Gauge("ranomaly_xapp_datalayer_errors", "Failed data-layer operations", registry=r)
+        self.datalayer_dropped = Gauge(
+            "ranomaly_xapp_datalayer_dropped", "Writes dropped beyond the buffer bound", ["kind"], registry=r
+        )
+        self.datalayer_buffered = Gauge("ranomaly_xapp_datalayer_buffered", "Writes waiting for the store", registry=r)
+        self.kpm_trimmed_unread = Gauge(
+            "ranomaly_xapp_kpm_trimmed_unread", "KPM stream entries trimmed before the rApp read them", registry=r
+        )
+        self.policy_rmr_errors = Counter(
+            "ranomaly_xapp_a1_rmr_errors", "A1 RMR messages that could not be handled", registry=r
+        )
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

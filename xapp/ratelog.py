@@ -1,0 +1,26 @@
+"""Log lines about bad input at a bounded rate: one line per kind per interval, with what was suppressed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+class RateLimitedLog:
+    """Wraps a structlog logger; `warning(kind, event, ...)` logs at most once per kind per interval."""
+
+    def __init__(self, logger: Any, interval_s: float) -> None:
+        self._logger = logger
+        self._interval = interval_s
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, kind: str, event: str, **fields: Any) -> None:
+        """Log now, or count the line as suppressed if this kind was logged within the interval."""
+        now = time.monotonic()
+        if now - self._last.get(kind, -self._interval) < self._interval:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        suppressed = self._suppressed.pop(kind, 0)
+        self._logger.warning(event, kind=kind, suppressed_since_last=suppressed, **fields)

@@ -1,0 +1,86 @@
+"""One loaded model scoring cells: its ONNX session and the per-cell state it carries between periods.
+
+It knows only ARCHITECTURE.md's Models contract: the manifest's measurement order, time features,
+state size and warm-up, and the inputs x, mask, time, state -> outputs score, deviation, state_out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from models.artifact import Artifact, ArtifactError, load_session, time_features
+from xapp.cells import extend_rows
+from xapp.errors import ModelLoadError
+
+
+class ModelRuntime:
+    """A model ready to score rows given in the subscription's measurement order."""
+
+    def __init__(self, artifact: Artifact, session: ort.InferenceSession, subscribed: Sequence[str]) -> None:
+        manifest = artifact.manifest
+        missing = [m for m in manifest.measurements if m not in subscribed]
+        if missing:
+            raise ModelLoadError(f"model {manifest.version} needs measurements the subscription lacks: {missing}")
+        self.artifact = artifact
+        self.version = manifest.version
+        self.measurements = manifest.measurements
+        self.warmup = manifest.warmup_periods
+        self._session = session
+        self._columns = np.array([list(subscribed).index(m) for m in manifest.measurements], dtype=np.intp)
+        self._identity = bool(np.array_equal(self._columns, np.arange(len(subscribed))))
+        self._time_names = list(manifest.time_features)
+        self._utc_offset_h = manifest.utc_offset_h
+        self.state = np.zeros((0, manifest.state_size), dtype=np.float32)
+        self.seen = np.zeros(0, dtype=np.int64)  # periods fed per slot (reported or gap)
+
+    @classmethod
+    def load(
+        cls, artifact: Artifact, subscribed: Sequence[str], period_ms: int, intra_op_threads: int = 1
+    ) -> ModelRuntime:
+        """Check the artifact against the subscription and open its session (which runs it once)."""
+        manifest = artifact.manifest
+        if round(manifest.period_s * 1000) != period_ms:
+            raise ModelLoadError(
+                f"model {manifest.version} was trained at {manifest.period_s:g} s periods; "
+                f"the subscription reports every {period_ms / 1000:g} s"
+            )
+        try:
+            session = load_session(artifact, intra_op_threads)
+        except ArtifactError as exc:
+            raise ModelLoadError(str(exc)) from None
+        return cls(artifact, session, subscribed)
+
+    def resize(self, capacity: int) -> None:
+        """Grow the per-slot state to capacity cells."""
+        self.state = extend_rows(self.state, capacity, 0.0)
+        self.seen = extend_rows(self.seen, capacity, 0)
+
+    def reset(self, slot: int) -> None:
+        """A new cell in this slot: zero state, nothing seen."""
+        self.state[slot] = 0.0
+        self.seen[slot] = 0
+
+    def score(
+        self, slots: np.ndarray, x: np.ndarray, mask: np.ndarray, period_ms: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score one period of each given slot (each slot at most once); advance their state.
+
+        x and mask are [n, K_subscribed] float32 in subscription order (x 0 where no value).
+        Returns score [n], deviation [n, K_model] and warm [n] (the cell had seen warmup periods before).
+        """
+        if not self._identity:
+            x, mask = x[:, self._columns], mask[:, self._columns]
+        feeds = {
+            "x": x,
+            "mask": mask,
+            "time": time_features(self._time_names, period_ms, self._utc_offset_h),
+            "state": self.state[slots],
+        }
+        score, deviation, state_out = self._session.run(None, feeds)
+        self.state[slots] = state_out
+        warm = self.seen[slots] >= self.warmup
+        self.seen[slots] += 1
+        return score, deviation, warm

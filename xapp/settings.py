@@ -1,0 +1,65 @@
+"""The xApp's settings: environment variables RANOMALY_XAPP_*, overridden by CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split(value: object) -> object:
+    """Comma-separated environment values become lists; lists stay lists."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class XappSettings(BaseSettings):
+    """Everything `ranomaly xapp` reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="RANOMALY_XAPP_", extra="forbid")
+
+    # E2: where the nodes are and what to subscribe to
+    e2_targets: CsvList = Field(default_factory=lambda: ["127.0.0.1:50051"])  # host:port of E2 gRPC endpoints
+    subscriber_id: str = "ranomaly-xapp"
+    nodes: CsvList = Field(default_factory=list)  # empty: every node
+    cells: CsvList = Field(default_factory=list)  # empty: every cell of the selected nodes
+    measurements: CsvList = Field(default_factory=list)  # empty: the model's measurements
+    period_ms: int = Field(60_000, ge=10, le=3_600_000)  # must equal the model's period
+    max_indications_per_message: int = Field(64, ge=0, le=4096)
+    reconnect_min_s: float = Field(0.2, gt=0)
+    reconnect_max_s: float = Field(10.0, gt=0)
+
+    # hot path
+    batch_window_ms: float = Field(2.0, ge=0)  # the longest a cell-report waits for others to share a call
+    batch_max_cells: int = Field(1024, ge=1)
+    max_lateness_periods: int = Field(2, ge=0)  # later than this behind the newest period: dropped, counted
+    release_after_periods: int = Field(60, ge=1)  # a cell silent (not even in an indication) this long is released
+    intra_op_threads: int = Field(1, ge=1)
+
+    # A1-P, health and metrics (one HTTP server)
+    http_host: str = "0.0.0.0"
+    a1_port: int = Field(8080, ge=0, le=65535)
+    handler_id: str = "ranomaly-xapp"
+
+    # shared data layer
+    datalayer: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    verdict_buffer: int = Field(4096, ge=1)
+    incident_buffer: int = Field(100_000, ge=1)
+    kpm_buffer: int = Field(4096, ge=1)
+    forward_kpm: bool = True
+
+    # models
+    seed_model_dir: Path | None = None  # published to the registry at start when the registry lacks its version
+    model_shadow_periods: int | None = Field(None, ge=0)  # a new model runs beside the old this long; None: its warm-up
+    model_poll_s: float = Field(5.0, gt=0)  # how often the registry is checked for a newer promoted version
+
+    log_error_interval_s: float = Field(5.0, gt=0)  # at most one log line per kind of bad input in this interval
+
+    _csv = field_validator("e2_targets", "nodes", "cells", "measurements", mode="before")(_split)
