@@ -33,6 +33,10 @@ bench: $(STAMP)
 	$(BIN)/ranomaly --log-level WARNING sim export --seed 7 --cells 60 --days 7 --format parquet --out .bench/data
 	$(BIN)/ranomaly --log-level WARNING train --data .bench/data --out .bench/model --no-forecaster
 	$(BIN)/ranomaly --log-level WARNING bench model --model .bench/model --json bench-model.json
+	# the end-to-end xApp run needs a detector trained at its own period (250 ms)
+	$(BIN)/ranomaly --log-level WARNING sim export --seed 7 --cells 60 --days 0.01 --period-s 0.25 --format parquet --out .bench/data250
+	$(BIN)/ranomaly --log-level WARNING train --data .bench/data250 --out .bench/model250 --no-forecaster
+	$(BIN)/ranomaly --log-level WARNING bench xapp --model .bench/model --e2e-model .bench/model250 --json bench-xapp.json
 
 # Detection quality on simulator seeds never used while developing (101, 202), root cause also on 303.
 eval: $(STAMP)
@@ -44,4 +48,4 @@ eval: $(STAMP)
 	done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bench .eval bench-*.json eval-*.json
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bench .eval .demo bench-*.json eval-*.json

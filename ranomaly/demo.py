@@ -1,184 +1,170 @@
-"""`make demo` / `ranomaly demo`: the E2 simulator and a subscriber end to end, beside the ground truth.
+"""`make demo` / `ranomaly demo`: simulator, xApp and the model end to end, against ground truth.
 
-The simulator serves a day of its network over gRPC on loopback (accelerated); a subscriber takes
-every cell and measurement, checks sequence numbers for loss, and shows what streams: an hourly line
-with rates, and each labelled anomaly as it starts and ends, with what it did to its cell's headline
-measurement (mean during the event against the hour before). Labels come from the GroundTruth
-service beside the stream, as a scorer would fetch them. Later issues put the xApp in the
-subscriber's place.
+1. The detector is trained on the simulated network's days before the demo window (in a subprocess,
+   `ranomaly sim export` then `ranomaly train`, so this process stays torch-free like the xApp; the
+   artifact is cached in .demo/ and reused).
+2. e2sim serves the next `hours` of the network over gRPC on loopback, as fast as it is read.
+3. The xApp (in-memory data layer, model seeded into its registry) subscribes, scores every cell every
+   period and opens and closes incidents; a live view prints each incident beside the labels it
+   overlaps, which come from the simulator's GroundTruth service.
+4. At the end: incident precision (incidents overlapping a labelled anomaly of their cell), event recall
+   per kind (labels overlapped by an incident), and what the xApp counted.
 """
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
 
 import grpc
-import numpy as np
+from prometheus_client import Counter as Counter_
 
 from e2sim.server import SimServer, StreamOptions
-from e2sim.world import World, WorldConfig
-from ranomaly_contracts.e2.v1 import e2_pb2 as pb
-from ranomaly_contracts.e2.v1 import e2_pb2_grpc as pb_grpc
+from e2sim.world import DEFAULT_START, World, WorldConfig
 from ranomaly_contracts.e2sim.v1 import ground_truth_pb2 as gt
 from ranomaly_contracts.e2sim.v1 import ground_truth_pb2_grpc as gt_grpc
-from ranomaly_contracts.indications import DecodedIndication, decode_indication
+from ranomaly_contracts.sdl import IncidentEvent
+from xapp.app import XappService
+from xapp.datalayer.memory import MemoryDataLayer
+from xapp.settings import XappSettings
 
 PERIOD_MS = 60_000
-HOUR = 60  # periods
-# The measurement that shows each kind best.
-HEADLINE = {
-    "congestion": "RRC.ConnMean",
-    "interference": "L1M.DL-SS-SINR.SSB",
-    "outage": "RRC.ConnMean",
-    "transport": "DRB.RlcSduDelayDl",
-    "degradation": "L1M.DL-SS-SINR.SSB",
-}
+TRAIN_DAYS = 3
 
 
 def _clock(ms: int) -> str:
     return time.strftime("%a %H:%M", time.gmtime(ms / 1000))
 
 
-class _Subscriber:
-    """Keeps what streamed (values per period and cell), counts loss, and reports against labels."""
-
-    def __init__(self, names: list[str], cell_ids: list[str], periods: int) -> None:
-        self.names = names
-        self.cell_index = {cell: i for i, cell in enumerate(cell_ids)}
-        self.values = np.full((periods, len(cell_ids), len(names)), np.nan, dtype=np.float32)
-        self.first_ms: int | None = None
-        self.indications = self.cell_reports = self.gaps = 0
-        self._next_sequence: dict[str, int] = {}
-
-    def take(self, indication: DecodedIndication) -> int:
-        """Store one indication; return its period's row."""
-        if self.first_ms is None:
-            self.first_ms = indication.collection_start_ms
-        expected = self._next_sequence.get(indication.node_id, indication.sequence)
-        self.gaps += max(indication.sequence - expected, 0)
-        self._next_sequence[indication.node_id] = indication.sequence + 1
-        row = (indication.collection_start_ms - self.first_ms) // PERIOD_MS
-        cols = [self.cell_index[c] for c in indication.cell_ids]
-        self.values[row, cols] = indication.values
-        self.indications += 1
-        self.cell_reports += len(cols)
-        return row
-
-    def effect(self, anomaly: gt.Anomaly) -> str:
-        """What the anomaly did to its cell, from the streamed values."""
-        assert self.first_ms is not None
-        lo = (anomaly.first_ms - self.first_ms) // PERIOD_MS
-        hi = (anomaly.last_ms - self.first_ms) // PERIOD_MS + 1
-        cell = self.values[:, self.cell_index[anomaly.cell_id]]
-        if anomaly.kind == "silent":
-            return f"{int(np.isnan(cell[lo:hi]).sum())} records with no value"
-        if anomaly.kind == "stuck_counter":
-            frozen = [f"{m} at {cell[lo, self.names.index(m)]:g}" for m in anomaly.measurements]
-            return "frozen: " + ", ".join(frozen)
-        if anomaly.kind == "ho_failure":
-            req, succ = self.names.index("MM.HoExeInterReq"), self.names.index("MM.HoExeInterSucc")
-            window_before, window_during = cell[max(lo - HOUR, 0) : lo], cell[lo:hi]
-            rate_before = float(np.nansum(window_before[:, succ])) / max(float(np.nansum(window_before[:, req])), 1.0)
-            rate_during = float(np.nansum(window_during[:, succ])) / max(float(np.nansum(window_during[:, req])), 1.0)
-            return f"handover success {rate_before:.0%} -> {rate_during:.0%} over the hour before / the event"
-        name = HEADLINE[anomaly.kind]
-        m = self.names.index(name)
-        before = cell[max(lo - HOUR, 0) : lo, m]
-        if before.size == 0 or np.isnan(before).all():
-            return ""
-        mean_during = float(np.nanmean(cell[lo:hi, m]))
-        return f"{name} {np.nanmean(before):.1f} -> {mean_during:.1f}, mean over the hour before / the event"
+def _trained_model(cells: int, seed: int, work: Path) -> Path:
+    """The artifact folder of a detector trained on the TRAIN_DAYS before the demo window (cached in work)."""
+    folder = work / f"seed{seed}-cells{cells}"
+    model = folder / "model"
+    if (model / "manifest.json").exists():
+        print(f"model: {model} (cached; `make clean` retrains)")
+        return model
+    print(f"training the detector on {TRAIN_DAYS} simulated days of {cells} cells (about half a minute) ...")
+    base = [sys.executable, "-m", "ranomaly", "--log-level", "WARNING"]
+    start = DEFAULT_START.isoformat()
+    export = ["sim", "export", "--seed", str(seed), "--cells", str(cells), "--days", str(TRAIN_DAYS),
+              "--start", start, "--format", "parquet", "--out", str(folder / "data")]  # fmt: skip
+    subprocess.run([*base, *export], check=True, stdout=subprocess.DEVNULL)
+    train = ["train", "--data", str(folder / "data"), "--out", str(model), "--no-forecaster"]
+    subprocess.run([*base, *train], check=True)
+    return model
 
 
-async def run_demo(cells: int, hours: float, seed: int) -> int:
-    """Stream `hours` of a `cells`-cell network and show it against ground truth; 0 when nothing was lost."""
+def _overlaps(event: IncidentEvent, label: gt.Anomaly, end_ms: int) -> bool:
+    closed = event.closed_ms if event.closed_ms is not None else end_ms
+    return event.cell_id == label.cell_id and event.opened_ms <= label.last_ms and label.first_ms <= closed
+
+
+async def run_demo(cells: int, hours: float, seed: int, work: Path) -> int:
+    """Stream `hours` of a `cells`-cell network through the xApp; 0 when it ran clean."""
+    model = _trained_model(cells, seed, work)
     periods = max(1, int(hours * 3_600_000) // PERIOD_MS)
-    server = SimServer(World(WorldConfig(seed=seed, n_cells=cells)), StreamOptions(realtime=False, periods=periods))
+    start = DEFAULT_START + timedelta(days=TRAIN_DAYS)
+    first_ms = int(start.timestamp() * 1000)
+    end_ms = first_ms + (periods - 1) * PERIOD_MS
+    world = World(WorldConfig(seed=seed, n_cells=cells, start=start))
+    server = SimServer(world, StreamOptions(realtime=False, periods=periods))
     port = await server.start("127.0.0.1", 0)
+    datalayer = MemoryDataLayer()
+    settings = XappSettings(
+        e2_targets=[f"127.0.0.1:{port}"], http_host="127.0.0.1", a1_port=0, seed_model_dir=model,
+        period_ms=PERIOD_MS, reconnect_max_s=1.0,
+    )  # fmt: skip
+    service = XappService(settings, datalayer)
     began = time.perf_counter()
+    xapp = asyncio.create_task(service.run())
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            e2, truth = pb_grpc.E2NodeStub(channel), gt_grpc.GroundTruthStub(channel)
-            nodes = await e2.ListNodes(pb.ListNodesRequest())
-            cell_ids = [c.cell_id for n in nodes.nodes for c in n.cells]
-            print(
-                f"e2sim on 127.0.0.1:{port}: {len(nodes.nodes)} E2 nodes, {len(cell_ids)} cells, "
-                f"{len(nodes.ran_function.measurements)} KPM measurements; streaming {hours:g} simulated hours "
-                f"at {PERIOD_MS // 1000} s"
+            truth = await gt_grpc.GroundTruthStub(channel).ListAnomalies(
+                gt.ListAnomaliesRequest(start_ms=first_ms, end_ms=end_ms, reporting_period_ms=PERIOD_MS)
             )
-            subscriber: _Subscriber | None = None
-            starts: dict[int, list[gt.Anomaly]] = defaultdict(list)
-            ends: dict[int, list[gt.Anomaly]] = defaultdict(list)
-            shown = -1
-            request = pb.SubscriptionRequest(subscriber_id="demo", reporting_period_ms=PERIOD_MS)
-            async for message in e2.Subscribe(request):
-                if message.HasField("accepted"):
-                    subscriber = _Subscriber(list(message.accepted.measurements), cell_ids, periods)
-                    continue
-                assert subscriber is not None
-                for indication in message.batch.indications:
-                    row = subscriber.take(decode_indication(indication, len(subscriber.names)))
-                    if subscriber.first_ms is not None and not starts and not ends and row == 0:
-                        labels = await truth.ListAnomalies(
-                            gt.ListAnomaliesRequest(
-                                start_ms=subscriber.first_ms,
-                                end_ms=subscriber.first_ms + periods * PERIOD_MS,
-                                reporting_period_ms=PERIOD_MS,
-                            )
-                        )
-                        for anomaly in labels.anomalies:
-                            starts[anomaly.first_ms].append(anomaly)
-                            ends[anomaly.last_ms].append(anomaly)
-                    while shown < row - 1:  # every node has reported the previous period
-                        shown += 1
-                        _show_period(subscriber, shown, starts, ends)
-            assert subscriber is not None
-            while shown < periods - 1:
-                shown += 1
-                _show_period(subscriber, shown, starts, ends)
-    finally:
-        await server.stop()
-    return _summary(subscriber, [a for lst in starts.values() for a in lst], time.perf_counter() - began)
-
-
-def _show_period(
-    sub: _Subscriber,
-    row: int,
-    starts: dict[int, list[gt.Anomaly]],
-    ends: dict[int, list[gt.Anomaly]],
-) -> None:
-    assert sub.first_ms is not None
-    time_ms = sub.first_ms + row * PERIOD_MS
-    if row % HOUR == 0:
-        active = sum(1 for lst in starts.values() for a in lst if a.first_ms <= time_ms <= a.last_ms)
-        reporting = int((~np.isnan(sub.values[row]).all(axis=1)).sum())
+        labels = list(truth.anomalies)
+        await service.scoring.wait()
+        assert service.engine is not None
         print(
-            f"{_clock(time_ms)}  {reporting} cells with values, {sub.cell_reports:,} cell-reports so far, "
-            f"{active} anomalies active, sequence gaps {sub.gaps}"
+            f"e2sim 127.0.0.1:{port}: {len(world.node_ids)} E2 nodes, {cells} cells, {hours:g} simulated hours from "
+            f"{start:%a %d %b}; xApp A1-P/health on 127.0.0.1:{service.http_port}, model {service.engine.model.version}"
         )
-    for anomaly in starts.get(time_ms, []):
-        print(f"  {_clock(time_ms)}  + {anomaly.kind:13s} {anomaly.cell_id:12s} intensity {anomaly.intensity:.2f}")
-    for anomaly in ends.get(time_ms, []):
-        minutes = (anomaly.last_ms - anomaly.first_ms) // PERIOD_MS + 1
-        effect = sub.effect(anomaly)
-        print(f"  {_clock(time_ms)}  - {anomaly.kind:13s} {anomaly.cell_id:12s} {minutes:4d} min  {effect}")
+        print(f"ground truth: {len(labels)} labelled anomalies; live incidents (+ open, - close):")
+        events = await _live_view(service, datalayer, labels, end_ms)
+    finally:
+        service.stop()
+        await xapp
+        await server.stop()
+    return _summary(service, events, labels, end_ms, time.perf_counter() - began)
 
 
-def _summary(sub: _Subscriber | None, anomalies: list[gt.Anomaly], seconds: float) -> int:
-    if sub is None:
-        print("the stream ended before it was accepted")
+async def _live_view(
+    service: XappService, datalayer: MemoryDataLayer, labels: list[gt.Anomaly], end_ms: int
+) -> list[IncidentEvent]:
+    """Print incident events as they are written until the xApp has scored the last period."""
+    engine = service.engine
+    assert engine is not None
+    events: list[IncidentEvent] = []
+    last_id = "0"
+    hour_shown = -1
+    while True:
+        await asyncio.sleep(0.2)
+        done = engine.intake.watermark_ms >= end_ms and engine.batch.n == 0
+        if done:
+            await datalayer.flush()
+        for entry_id, event in await datalayer.read_incidents(last_id):
+            last_id = entry_id
+            events.append(event)
+            matched = [a.kind for a in labels if _overlaps(event, a, end_ms)]
+            truth = f"label: {', '.join(sorted(set(matched)))}" if matched else "no label (false alarm)"
+            if event.event == "open":
+                top = ", ".join(f"{a.measurement} {a.share:.0%}" for a in event.attribution[:3])
+                print(f"  {_clock(event.period_start_ms)} + {event.cell_id:12s} score {event.score:6.2f}  "
+                      f"[{top}]  {truth}")  # fmt: skip
+            elif event.event == "close":
+                minutes = (event.period_start_ms - event.opened_ms) // PERIOD_MS
+                print(f"  {_clock(event.period_start_ms)} - {event.cell_id:12s} after {minutes} min ({event.reason})")
+        hour = (engine.intake.watermark_ms - (end_ms % 86_400_000)) // 3_600_000
+        if hour > hour_shown and engine.intake.watermark_ms > 0 and hour % 6 == 0:
+            hour_shown = hour
+            now = _clock(engine.intake.watermark_ms)
+            print(f"  {now}  {len(engine.table)} cells, {engine.scored_rows:,} cell-periods scored, "
+                  f"{engine.incidents.open_count} incidents open")  # fmt: skip
+        if done:
+            return events
+
+
+def _total(counter: Counter_) -> int:
+    """Sum of a Prometheus counter over its labels."""
+    return int(sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total")))
+
+
+def _summary(
+    service: XappService, events: list[IncidentEvent], labels: list[gt.Anomaly], end_ms: int, seconds: float
+) -> int:
+    engine = service.engine
+    if engine is None:
+        print(f"the xApp never scored: {service.model_problem}")
         return 1
-    kinds = Counter(a.kind for a in anomalies)
-    labelled = sum((a.last_ms - a.first_ms) // PERIOD_MS + 1 for a in anomalies)
+    opened = [e for e in events if e.event == "open"]
+    true = [e for e in opened if any(_overlaps(e, a, end_ms) for a in labels)]
+    found = Counter(a.kind for a in labels if any(_overlaps(e, a, end_ms) for e in opened))
+    total = Counter(a.kind for a in labels)
+    metrics = engine.metrics
     print(
-        f"\nstreamed {sub.indications:,} indications, {sub.cell_reports:,} cell-reports in {seconds:.1f} s "
-        f"({sub.cell_reports / seconds:,.0f}/s); sequence gaps {sub.gaps}; "
-        f"{int(np.isnan(sub.values).sum()):,} records with no value"
+        f"\nxApp: {engine.scored_rows:,} cell-periods scored in {seconds:.1f} s by model {engine.model.version}; "
+        f"{_total(metrics.indications):,} indications, sequence gaps {_total(metrics.sequence_gaps)}, "
+        f"malformed {_total(metrics.decode_errors)}, late {_total(metrics.late_rows)}"
     )
-    print(
-        f"ground truth: {len(anomalies)} anomalies over {labelled / max(sub.cell_reports, 1):.1%} of cell-periods ("
-        + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
-        + ")"
-    )
-    return 0 if sub.gaps == 0 else 1
+    precision = len(true) / len(opened) if opened else 0.0
+    recall = sum(found.values()) / max(sum(total.values()), 1)
+    print(f"incidents: {len(opened)} opened; precision {precision:.2f} (incidents overlapping a labelled anomaly of "
+          f"their cell), event recall {recall:.2f} (labelled anomalies overlapped by an incident)")  # fmt: skip
+    print("recall per kind: " + ", ".join(f"{k} {found[k]}/{n}" for k, n in sorted(total.items())))
+    clean = engine.scored_rows > 0 and _total(metrics.sequence_gaps) == 0 and _total(metrics.decode_errors) == 0
+    return 0 if clean else 1

@@ -1,0 +1,280 @@
+"""`ranomaly bench xapp`: the xApp's hot path in process and end to end, each against a naive baseline.
+
+- in_process: the hot path around a trivial model (decode, slots, batch, verdicts, incidents, writes to
+  the in-memory data layer), 8-cell indications fed as fast as they are taken; latency from an
+  indication's receipt to its verdicts written, batching wait included. Baseline: the same path
+  scoring one cell per ONNX call (batch size 1).
+- in_process_model: the same with the shipped detector.
+- end_to_end: e2sim in its own process streaming in real time over gRPC on loopback, the xApp writing
+  to a real redis-server; latency from each indication's scheduled send time (end of its period) to
+  its verdict batch's entry in Redis (the entry id's server time); indications lost by sequence number.
+- memory: resident memory per cell between 1,000 and 10,000 cells, in a fresh process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from models.artifact import Artifact
+from models.trivial import parsed_trivial
+from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from xapp.datalayer.memory import MemoryDataLayer
+from xapp.enforcement import StorePolicies
+from xapp.engine import Engine, HotPathTuning
+from xapp.metrics import XappMetrics
+from xapp.policy.store import PolicyStore
+from xapp.ratelog import RateLimitedLog
+from xapp.runtime import ModelRuntime
+
+CELLS_PER_NODE = 8
+T0 = 1_767_571_200_000  # a Monday, 00:00 UTC
+
+
+class _Latencies:
+    """Stands in for the latency histogram: keeps every observation."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def observe(self, seconds: float) -> None:
+        self.values.append(seconds)
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ms = np.asarray(values) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max())}
+
+
+def _messages(artifact: Artifact, cells: int, periods: int, per_message: int) -> list[pb.IndicationBatch]:
+    """Indications of 8 cells each (values near a per-cell level), `per_message` to a stream message."""
+    rng = np.random.default_rng(0)
+    k = len(artifact.manifest.measurements)
+    period_ms = round(artifact.manifest.period_s * 1000)
+    level = rng.uniform(5, 500, (cells, k)).astype(np.float32)
+    nodes = cells // CELLS_PER_NODE
+    out: list[pb.IndicationBatch] = []
+    for p in range(periods):
+        values = level * rng.normal(1.0, 0.05, level.shape).astype(np.float32)
+        indications = [
+            pb.Indication(
+                header=pb.IndicationHeader(
+                    node_id=f"n{n}",
+                    collection_start_ms=T0 + p * period_ms,
+                    granularity_period_ms=period_ms,
+                    sequence_number=p,
+                ),  # fmt: skip
+                cell_ids=[f"n{n}-c{c}" for c in range(CELLS_PER_NODE)],
+                values=values[n * CELLS_PER_NODE : (n + 1) * CELLS_PER_NODE].ravel().tolist(),
+            )
+            for n in range(nodes)
+        ]
+        out.extend(pb.IndicationBatch(indications=indications[i : i + per_message])
+                   for i in range(0, nodes, per_message))  # fmt: skip
+    return out
+
+
+async def _engine(artifact: Artifact, batch_max_cells: int, window_ms: float) -> tuple[Engine, MemoryDataLayer]:
+    layer = MemoryDataLayer()
+    await layer.start()
+    store = PolicyStore(layer)
+    await store.load()
+    manifest = artifact.manifest
+    period_ms = round(manifest.period_s * 1000)
+    runtime = ModelRuntime.load(artifact, manifest.measurements, period_ms)
+    engine = Engine(
+        manifest.measurements, runtime, StorePolicies(store), layer, XappMetrics(),
+        HotPathTuning(period_ms=period_ms, batch_window_ms=window_ms, batch_max_cells=batch_max_cells),
+        RateLimitedLog(structlog.get_logger(__name__), 60.0),
+    )  # fmt: skip
+    engine.refresh_policies()
+    accepted = pb.SubscriptionAccepted(measurements=list(manifest.measurements), reporting_period_ms=period_ms)
+    engine.on_accepted(accepted)
+    engine.intake.cell_filter.explicit_cells = False
+    return engine, layer
+
+
+async def _feed(artifact: Artifact, cells: int, periods: int, batch_max_cells: int, window_ms: float,
+                per_message: int) -> dict[str, Any]:  # fmt: skip
+    """Feed every message as soon as the previous one is taken; the writer runs between messages."""
+    messages = _messages(artifact, cells, periods, per_message)
+    engine, layer = await _engine(artifact, batch_max_cells, window_ms)
+    engine.intake.cell_filter.nodes.update(f"n{n}" for n in range(cells // CELLS_PER_NODE))
+    per_period = len(messages) // periods
+    for message in messages[:per_period]:  # the first period adds every cell: not the steady state
+        engine.on_batch(message)
+    engine.flush()
+    await layer.flush()
+    latencies = _Latencies()
+    engine.metrics.latency = latencies  # type: ignore[assignment]
+    gc.collect()
+    rows0 = engine.scored_rows
+    began = time.perf_counter()
+    for message in messages[per_period:]:
+        engine.on_batch(message)
+        await asyncio.sleep(0)  # the data layer's writer and the batch timer get their turn
+    engine.flush()
+    await layer.flush()
+    seconds = time.perf_counter() - began
+    rows = engine.scored_rows - rows0
+    await layer.close()
+    return {
+        "cells": cells, "periods_timed": periods - 1, "cells_per_indication": CELLS_PER_NODE,
+        "indications_per_message": per_message, "batch_max_cells": batch_max_cells, "batch_window_ms": window_ms,
+        "cell_reports": rows, "seconds": seconds, "cell_reports_per_s": rows / seconds,
+        "scoring_calls": int(engine.metrics.scoring_calls._value.get()),
+        "indication_latency": _percentiles(latencies.values),
+    }  # fmt: skip
+
+
+def in_process(artifact: Artifact, cells: int, periods: int, window_ms: float, baseline_periods: int) -> dict[str, Any]:
+    """The hot path batched (window_ms, 1,024 cells at most) and, as the baseline, one cell per call."""
+    batched = asyncio.run(_feed(artifact, cells, periods, 1024, window_ms, per_message=1))
+    naive = asyncio.run(_feed(artifact, cells, baseline_periods, 1, 0.0, per_message=1))
+    return {
+        "model": artifact.manifest.version,
+        "batched": batched,
+        "naive_one_cell_per_call": naive,
+        "speedup": batched["cell_reports_per_s"] / naive["cell_reports_per_s"],
+    }
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _memory_child(folder: str, counts: tuple[int, ...], out: Any) -> None:
+    from models.artifact import read_artifact
+
+    async def grow() -> dict[str, int]:
+        artifact = read_artifact(folder)
+        engine, layer = await _engine(artifact, 1024, 0.0)
+        rss = {}
+        for cells in counts:
+            engine.intake.cell_filter.nodes.update(f"n{n}" for n in range(cells // CELLS_PER_NODE))
+            for message in _messages(artifact, cells, 2, 64):
+                engine.on_batch(message)
+            engine.flush()
+            await layer.flush()
+            gc.collect()
+            rss[str(cells)] = _rss_bytes()
+        await layer.close()
+        return rss
+
+    out.put(asyncio.run(grow()))
+
+
+def memory(folder: Path, low: int = 1_000, high: int = 10_000) -> dict[str, Any]:
+    """Resident memory per cell from `low` to `high` cells (fresh process, the given model)."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_memory_child, args=(str(folder), (low, high), queue))
+    child.start()
+    rss = queue.get(timeout=300)
+    child.join()
+    per_cell = (rss[str(high)] - rss[str(low)]) / (high - low)
+    return {"cells": [low, high], "rss_bytes": rss, "bytes_per_cell": per_cell, "target_bytes_per_cell": 4096}
+
+
+async def _end_to_end(model: Path, cells: int, period_ms: int, seconds: float, redis_url: str) -> dict[str, Any]:
+    from ranomaly.redis_process import free_port
+    from xapp.app import XappService
+    from xapp.datalayer.redis import RedisDataLayer
+    from xapp.settings import XappSettings
+
+    port = free_port()
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "ranomaly", "--log-level", "WARNING", "sim", "serve", "--cells", str(cells),
+         "--port", str(port), "--pace", "realtime"],
+    )  # fmt: skip
+    layer = RedisDataLayer(redis_url, prefix=f"bench-{port}")
+    settings = XappSettings(e2_targets=[f"127.0.0.1:{port}"], http_host="127.0.0.1", a1_port=0, period_ms=period_ms,
+                            seed_model_dir=model, max_indications_per_message=64)  # fmt: skip
+    service = XappService(settings, layer)
+    task = asyncio.create_task(service.run())
+    try:
+        await asyncio.wait_for(service.scoring.wait(), 60)
+        engine = service.engine
+        assert engine is not None
+        deadline = time.monotonic() + 60
+        while engine.scored_rows == 0:
+            if sim.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the simulator on port {port} never streamed (exit status {sim.poll()})")
+            await asyncio.sleep(0.05)
+        receipt = _Latencies()
+        engine.metrics.latency = receipt  # type: ignore[assignment]
+        first_id = f"{int(time.time() * 1000)}-0"
+        began, rows0 = time.perf_counter(), engine.scored_rows
+        gaps0 = engine.metrics.sequence_gaps._value.get()
+        await asyncio.sleep(seconds)
+        rows = engine.scored_rows - rows0
+        elapsed = time.perf_counter() - began
+        gaps = int(engine.metrics.sequence_gaps._value.get() - gaps0)
+        late = int(engine.metrics.late_rows._value.get())
+    finally:
+        service.stop()
+        await task
+        sim.terminate()
+        sim.wait(10)
+    reader = RedisDataLayer(redis_url, prefix=f"bench-{port}")
+    await reader.start()
+    latencies = []
+    for entry_id, batch in await reader.read_verdicts(first_id):
+        written_ms = int(entry_id.split("-")[0])
+        sent_ms = batch.period_start_ms + period_ms  # the indication is due when its period ends
+        latencies.extend(((written_ms - sent_ms) / 1000).tolist())
+    await reader.close()
+    return {
+        "cells": cells, "period_ms": period_ms, "seconds": elapsed, "cell_reports": rows,
+        "target_cell_reports_per_s": cells * 1000 / period_ms, "cell_reports_per_s": rows / elapsed,
+        "latency_from_scheduled_send": _percentiles(latencies),
+        "latency_receipt_to_handoff": _percentiles(receipt.values), "indications_lost_by_sequence": gaps,
+        "rows_dropped_late": late,
+    }  # fmt: skip
+
+
+def end_to_end(model: Path, cells: int, period_ms: int, seconds: float, redis_url: str | None) -> dict[str, Any]:
+    """Simulator process -> xApp -> Redis in real time (a private redis-server unless redis_url is given)."""
+    if redis_url is not None:
+        return asyncio.run(_end_to_end(model, cells, period_ms, seconds, redis_url))
+    from ranomaly.redis_process import RedisServer
+
+    with tempfile.TemporaryDirectory() as workdir:
+        server = RedisServer(Path(workdir))
+        server.start()
+        try:
+            return asyncio.run(_end_to_end(model, cells, period_ms, seconds, server.url))
+        finally:
+            server.stop()
+
+
+def run_xapp_bench(model: Artifact, model_folder: Path, e2e_model: Path | None, e2e_cells: int, e2e_period_ms: int,
+                   e2e_seconds: float, redis_url: str | None) -> dict[str, Any]:  # fmt: skip
+    """Every part of the benchmark."""
+    trivial = parsed_trivial(model.manifest.measurements, model.manifest.period_s)
+    trivial_run = in_process(trivial, cells=4_000, periods=20, window_ms=0.5, baseline_periods=3)
+    model_run = in_process(model, cells=4_000, periods=10, window_ms=0.5, baseline_periods=2)
+    figures: dict[str, Any] = {
+        "in_process": trivial_run["batched"],
+        "in_process_naive": trivial_run["naive_one_cell_per_call"],
+        "in_process_speedup": trivial_run["speedup"],
+        "in_process_model": model_run["batched"] | {"model": model.manifest.version},
+        "in_process_model_naive": model_run["naive_one_cell_per_call"],
+        "in_process_model_speedup": model_run["speedup"],
+        "memory": memory(model_folder),
+    }
+    if e2e_model is not None:
+        figures["end_to_end"] = end_to_end(e2e_model, e2e_cells, e2e_period_ms, e2e_seconds, redis_url)
+    return figures
