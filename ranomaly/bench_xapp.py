@@ -52,6 +52,22 @@ class _Latencies:
         self.values.append(seconds)
 
 
+class _Arrivals:
+    """Wraps an engine's on_batch to record how long after its period's end each indication arrives."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.values: list[float] = []
+        self._on_batch = engine.on_batch
+        engine.on_batch = self  # type: ignore[method-assign]
+
+    def __call__(self, message: pb.IndicationBatch, received_ns: int | None = None) -> None:
+        now_ms = time.time() * 1000
+        for indication in message.indications:
+            header = indication.header
+            self.values.append((now_ms - header.collection_start_ms - header.granularity_period_ms) / 1000)
+        self._on_batch(message, received_ns)
+
+
 def _percentiles(values: list[float]) -> dict[str, float]:
     ms = np.asarray(values) * 1000
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max())}
@@ -215,6 +231,7 @@ async def _end_to_end(model: Path, cells: int, period_ms: int, seconds: float, r
             await asyncio.sleep(0.05)
         receipt = _Latencies()
         engine.metrics.latency = receipt  # type: ignore[assignment]
+        arrivals = _Arrivals(engine)
         first_id = f"{int(time.time() * 1000)}-0"
         began, rows0 = time.perf_counter(), engine.scored_rows
         gaps0 = engine.metrics.sequence_gaps._value.get()
@@ -240,22 +257,29 @@ async def _end_to_end(model: Path, cells: int, period_ms: int, seconds: float, r
         "cells": cells, "period_ms": period_ms, "seconds": elapsed, "cell_reports": rows,
         "target_cell_reports_per_s": cells * 1000 / period_ms, "cell_reports_per_s": rows / elapsed,
         "latency_from_scheduled_send": _percentiles(latencies),
-        "latency_receipt_to_handoff": _percentiles(receipt.values), "indications_lost_by_sequence": gaps,
+        "latency_receipt_to_handoff": _percentiles(receipt.values),
+        "arrival_after_scheduled_send": _percentiles(arrivals.values), "indications_lost_by_sequence": gaps,
         "rows_dropped_late": late,
     }  # fmt: skip
 
 
 def end_to_end(model: Path, cells: int, period_ms: int, seconds: float, redis_url: str | None) -> dict[str, Any]:
-    """Simulator process -> xApp -> Redis in real time (a private redis-server unless redis_url is given)."""
+    """Simulator process -> xApp -> Redis in real time (a private redis-server unless redis_url is given).
+
+    The baseline is the simulator with a bare subscriber (no xApp, no Redis) on the same machine.
+    """
+    from e2sim.bench import bench_realtime
+
+    alone = bench_realtime(cells, period_ms, 40)
     if redis_url is not None:
-        return asyncio.run(_end_to_end(model, cells, period_ms, seconds, redis_url))
+        return asyncio.run(_end_to_end(model, cells, period_ms, seconds, redis_url)) | {"simulator_alone": alone}
     from ranomaly.redis_process import RedisServer
 
     with tempfile.TemporaryDirectory() as workdir:
         server = RedisServer(Path(workdir))
         server.start()
         try:
-            return asyncio.run(_end_to_end(model, cells, period_ms, seconds, server.url))
+            return asyncio.run(_end_to_end(model, cells, period_ms, seconds, server.url)) | {"simulator_alone": alone}
         finally:
             server.stop()
 

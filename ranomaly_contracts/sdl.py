@@ -323,15 +323,19 @@ def encode_cell_state(state: CellState) -> bytes:
     )
 
 
-def encode_cell_states(batch: VerdictBatch, incidents: Mapping[str, str]) -> dict[str, bytes]:
-    """HASH_CELLS fields for every cell of a batch, with the incident open on it per `incidents`."""
+def encode_cell_states(
+    batch: VerdictBatch, incidents: Mapping[str, str], rows: Sequence[int] | None = None
+) -> dict[str, bytes]:
+    """HASH_CELLS fields for the given rows of a batch (default: all), with the incident open on each cell."""
     model = json.dumps(batch.model_version)
+    picked = range(len(batch.cell_ids)) if rows is None else rows
+    index = np.asarray(picked, dtype=np.intp)
     columns = zip(
-        batch.cell_ids,
-        batch.node_ids,
-        batch.period_start_ms.tolist(),
-        _float32_texts(batch.scores),
-        batch.statuses.tolist(),
+        [batch.cell_ids[i] for i in picked],
+        [batch.node_ids[i] for i in picked],
+        batch.period_start_ms[index].tolist(),
+        _float32_texts(batch.scores[index]),
+        batch.statuses[index].tolist(),
         strict=True,
     )
     return {

@@ -18,6 +18,8 @@ Policies and the model registry are written through; a Redis that cannot be reac
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections import deque
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
@@ -103,6 +105,10 @@ class RedisDataLayer:
     `prefix` replaces the key prefix of `ranomaly_contracts.sdl` (a separate namespace, for example in
     tests). Timeouts bound every Redis call; the writer's backoff doubles from retry_initial_s up to
     retry_max_s; close() waits up to close_timeout_s for the buffers to be written.
+
+    The latest state per cell is written at most every `cell_state_interval_s` (the newest per cell
+    since the last write; `flush()` writes it at once): one HSET field per cell per period would cost more
+    than the rest of the writes together at tens of thousands of cell-reports per second.
     """
 
     def __init__(
@@ -121,6 +127,7 @@ class RedisDataLayer:
         retry_initial_s: float = 0.05,
         retry_max_s: float = 5.0,
         close_timeout_s: float = 5.0,
+        cell_state_interval_s: float = 1.0,
     ) -> None:
         for name, bound in (
             ("verdict_stream_max", verdict_stream_max),
@@ -151,6 +158,9 @@ class RedisDataLayer:
             retry_max_s=retry_max_s,
         )
         self._open = OpenIncidents()
+        self._cell_rows: dict[str, tuple[VerdictBatch, int]] = {}  # newest verdict per cell not yet in HASH_CELLS
+        self._cell_state_interval_s = cell_state_interval_s
+        self._cells_written_at = 0.0
         self._kpm_ids: deque[EntryId] = deque()  # ids of this writer's KPM entries still in the stream
         self._trimmed_unread = 0
         self._errors = 0  # failed policy and registry calls
@@ -174,11 +184,12 @@ class RedisDataLayer:
     async def close(self) -> None:
         """Flush (bounded wait), stop the writer and disconnect."""
         await self._writer.stop(self._close_timeout_s)
+        await self._write_cells()
         await self._client.aclose()
 
     async def flush(self, timeout_s: float = 5.0) -> bool:
-        """Wait until every buffered write is in Redis."""
-        return await self._writer.flush(timeout_s)
+        """Wait until every buffered write is in Redis (the latest cell states included)."""
+        return await self._writer.flush(timeout_s) and await self._write_cells()
 
     def health(self) -> DataLayerHealth:
         """Current health, without I/O."""
@@ -212,11 +223,13 @@ class RedisDataLayer:
         keys = self._keys
         verdict_max, incident_max, kpm_max = self._stream_max
         self._open.apply(drain.incidents)
-        cells: dict[str, bytes] = {}
         verdicts = []
         for batch in drain.verdicts:
             verdicts.append(encode_verdicts(batch))
-            cells.update(encode_cell_states(batch, self._open.by_cell))
+            rows = zip(itertools.repeat(batch), range(len(batch.cell_ids)))
+            self._cell_rows.update(zip(batch.cell_ids, rows, strict=False))
+        now = time.monotonic()
+        cells = self._cell_fields() if now - self._cells_written_at >= self._cell_state_interval_s else {}
         incidents = [encode_incident(event) for event in drain.incidents]
         kpm = [encode_kpm(measurements, indications) for measurements, indications in drain.kpm_entries()]
         async with self._client.pipeline(transaction=False) as pipe:
@@ -236,9 +249,35 @@ class RedisDataLayer:
                 pipe.xtrim(keys.kpm, maxlen=kpm_max, approximate=False)
                 pipe.xrange(keys.kpm, count=1)
             results = await pipe.execute()
+        if cells:
+            self._cells_written_at = now
+            self._cell_rows.clear()
         if kpm:
             added = len(verdicts) + len(incidents)
             self._count_trimmed(results[added : added + len(kpm)], *results[-3:])
+
+    def _cell_fields(self) -> dict[str, bytes]:
+        """HASH_CELLS fields of every cell with a newer verdict than Redis holds."""
+        rows: dict[int, tuple[VerdictBatch, list[int]]] = {}
+        for batch, row in self._cell_rows.values():
+            rows.setdefault(id(batch), (batch, []))[1].append(row)
+        fields: dict[str, bytes] = {}
+        for batch, picked in rows.values():
+            fields.update(encode_cell_states(batch, self._open.by_cell, picked))
+        return fields
+
+    async def _write_cells(self) -> bool:
+        """Write the pending latest states now; False if Redis refused or cannot be reached."""
+        if not self._cell_rows:
+            return True
+        try:
+            await self._client.hset(self._keys.cells, mapping=self._cell_fields())  # type: ignore[arg-type]
+        except (RedisError, OSError) as error:
+            log.warning("sdl_cell_states_not_written", cells=len(self._cell_rows), error=str(error))
+            return False
+        self._cell_rows.clear()
+        self._cells_written_at = time.monotonic()
+        return True
 
     def _count_trimmed(self, added: list[bytes], groups: list[dict[str, Any]], trimmed: int, first: list[Any]) -> None:
         """Forget the ids of KPM entries no longer in the stream; count the trimmed ones the group had not read."""
