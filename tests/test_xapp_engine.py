@@ -180,3 +180,41 @@ async def test_a_staged_model_takes_over_between_batches_without_loss_or_double_
     assert CellStatus.WARMING_UP not in statuses, "the shadow warmed up before it took over"
     assert engine.model.version == "trivial-2"
     assert np.all(engine.model.seen[[engine.table.slot_of[c] for c in ("c1", "c2", "c3")]] == 6)
+
+
+async def test_whole_messages_and_single_indications_give_identical_verdicts() -> None:
+    """The routine path (a message at once) and the careful path (one indication at a time) agree."""
+    rng = np.random.default_rng(4)
+    nodes = {f"n{n}": [f"n{n}-c{c}" for c in range(1 + n % 3)] for n in range(6)}
+    periods = []
+    for p in range(12):
+        per_node = []
+        for node, cells in nodes.items():
+            values = {c: rng.uniform(0, 50, 3).round(1).tolist() for c in cells}
+            if p in (5, 6) and node == "n2":
+                values[cells[0]] = [NAN, NAN, NAN]  # a silent cell: every record "no value"
+            if p == 7:
+                values[cells[-1]][1] = NAN
+            per_node.append(indication(node, p, values))
+        periods.append(per_node)
+    results = []
+    for grouping in ("one", "period"):
+        layer = MemoryDataLayer()
+        await layer.start()
+        engine = await started(layer, nodes)
+        routine = engine.intake.take_routine
+        taken = []
+        if grouping == "one":  # never the routine path
+            engine.intake.take_routine = lambda *args: False  # type: ignore[method-assign]
+        else:
+            engine.intake.take_routine = lambda *args: taken.append(routine(*args)) or taken[-1]  # type: ignore[method-assign]
+        for per_node in periods:
+            messages = [batch(i) for i in per_node] if grouping == "one" else [batch(*per_node)]
+            for message in messages:
+                engine.on_batch(message)
+        engine.flush()
+        await layer.flush()
+        results.append(sorted(await verdicts(layer)))
+        assert engine.metrics.cell_reports._value.get() == 12 * sum(map(len, nodes.values()))
+    assert sum(taken) == 11, "every message after the first went the routine way"
+    assert results[0] == results[1]

@@ -37,8 +37,11 @@ class RowBatch:
         """Whether a row of any of these slots is waiting already."""
         return bool(self._member[slots].any())
 
-    def add(self, slots: np.ndarray, values: np.ndarray, period_ms: int, received_ns: int) -> None:
-        """Rows of one indication: values [n, K] with NaN where no value. The caller checks room and members."""
+    def add(self, slots: np.ndarray, values: np.ndarray, period_ms: int | np.ndarray, received_ns: int) -> None:
+        """Rows received together: values [n, K] with NaN where no value, period_ms one for all or per row.
+
+        The caller checks room and members.
+        """
         n = len(slots)
         lo, hi = self.n, self.n + n
         present = ~np.isnan(values)

@@ -132,6 +132,11 @@ class Engine:
         """One stream message of indications: decode, place, and score what must not wait longer."""
         received_ns = time.perf_counter_ns() if received_ns is None else received_ns
         k = len(self.measurements)
+        if self.intake.take_routine(message.indications, k, received_ns):
+            if self.tuning.forward_kpm:
+                self._forward.extend(message.indications)
+            self._maybe_flush()
+            return
         forward = self._forward if self.tuning.forward_kpm else None
         for indication in message.indications:
             try:
@@ -193,9 +198,11 @@ class Engine:
         n = batch.n
         if n == 0:
             return
-        if self.table.fresh:
+        if self.policies.revision != self._policy_revision:
+            self._apply_policies()  # a change takes effect at the next batch, whatever the period
+        elif self.table.fresh:
             self._assign_policies(np.array(self.table.fresh, dtype=np.int64))
-            self.table.fresh.clear()
+        self.table.fresh.clear()
         slots = batch.slots[:n]
         period_ms = batch.period_ms[:n]
         x, mask = batch.x[:n], batch.mask[:n]
@@ -255,10 +262,13 @@ class Engine:
 
     def refresh_policies(self) -> None:
         """Re-resolve every cell's policy if the policies changed since the last look."""
+        if self.policies.revision != self._policy_revision:
+            self.flush()  # applies the change before scoring what waits
+        if self.policies.revision != self._policy_revision:  # nothing was waiting
+            self._apply_policies()
+
+    def _apply_policies(self) -> None:
         revision = self.policies.revision
-        if revision == self._policy_revision:
-            return
-        self.flush()  # rows waiting were judged under the old policies
         self._policy_revision = revision
         self._assign_policies(self.table.active_slots())
         self.policies.applied(revision, self.model.version)
