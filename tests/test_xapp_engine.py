@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -182,6 +183,18 @@ async def test_a_staged_model_takes_over_between_batches_without_loss_or_double_
     assert np.all(engine.model.seen[[engine.table.slot_of[c] for c in ("c1", "c2", "c3")]] == 6)
 
 
+class Recording:
+    """Calls through and keeps what each call returned."""
+
+    def __init__(self, function: Callable[..., bool]) -> None:
+        self.function = function
+        self.results: list[bool] = []
+
+    def __call__(self, *args: object) -> bool:
+        self.results.append(self.function(*args))
+        return self.results[-1]
+
+
 async def test_whole_messages_and_single_indications_give_identical_verdicts() -> None:
     """The routine path (a message at once) and the careful path (one indication at a time) agree."""
     rng = np.random.default_rng(4)
@@ -202,12 +215,10 @@ async def test_whole_messages_and_single_indications_give_identical_verdicts() -
         layer = MemoryDataLayer()
         await layer.start()
         engine = await started(layer, nodes)
-        routine = engine.intake.take_routine
-        taken = []
         if grouping == "one":  # never the routine path
             engine.intake.take_routine = lambda *args: False  # type: ignore[method-assign]
         else:
-            engine.intake.take_routine = lambda *args: taken.append(routine(*args)) or taken[-1]  # type: ignore[method-assign]
+            engine.intake.take_routine = Recording(engine.intake.take_routine)  # type: ignore[method-assign]
         for per_node in periods:
             messages = [batch(i) for i in per_node] if grouping == "one" else [batch(*per_node)]
             for message in messages:
@@ -216,5 +227,5 @@ async def test_whole_messages_and_single_indications_give_identical_verdicts() -
         await layer.flush()
         results.append(sorted(await verdicts(layer)))
         assert engine.metrics.cell_reports._value.get() == 12 * sum(map(len, nodes.values()))
-    assert sum(taken) == 11, "every message after the first went the routine way"
+    assert sum(engine.intake.take_routine.results) == 11, "every message after the first went the routine way"  # type: ignore[attr-defined]
     assert results[0] == results[1]

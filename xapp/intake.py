@@ -10,10 +10,8 @@ A cell that only produces gaps for `release_after` periods is released.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import structlog
