@@ -32,6 +32,7 @@ import structlog
 
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.sdl import IncidentEvent, VerdictBatch
+from xapp.datalayer.base import DataLayerHealth
 
 log = structlog.get_logger(__name__)
 
@@ -361,3 +362,35 @@ class BackgroundWriter:
         if not self._buffer.pending:
             self._failing = False
             self._drops_seen = self._buffer.total_dropped
+
+
+class BufferedWrites:
+    """The hot-path half of a data layer, shared by every backend: writes go into `_buffer`, a
+    `_writer` drains them, and health is read from both without I/O."""
+
+    _buffer: WriteBuffer
+    _writer: BackgroundWriter
+    _trimmed_unread: int
+
+    def write_verdicts(self, batch: VerdictBatch) -> None:
+        """Buffer a verdict batch (kept by reference until written: do not change it afterwards)."""
+        self._buffer.add_verdicts(batch)
+
+    def write_incident(self, event: IncidentEvent) -> None:
+        """Buffer an incident event."""
+        self._buffer.add_incident(event)
+
+    def forward_kpm(self, measurements: Sequence[str], indications: Sequence[pb.Indication]) -> None:
+        """Buffer indications for the KPM stream (kept by reference until written)."""
+        self._buffer.add_kpm(measurements, indications)
+
+    def _health(self, backend: str, connected: bool, other_errors: int = 0) -> DataLayerHealth:
+        return DataLayerHealth(
+            backend=backend,
+            connected=connected,
+            degraded=self._writer.degraded,
+            buffered=self._buffer.pending,
+            dropped=dict(self._buffer.dropped),
+            errors=self._writer.errors + other_errors,
+            trimmed_unread=self._trimmed_unread,
+        )

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Sequence
 from typing import Generic, TypeVar
 
-from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.sdl import (
     RAPP_CONSUMER_GROUP,
     CellState,
@@ -33,6 +31,7 @@ from xapp.datalayer.buffer import (
     DEFAULT_VERDICT_BUFFER,
     DEFAULT_VERDICT_STREAM_MAX,
     BackgroundWriter,
+    BufferedWrites,
     Drain,
     EntryId,
     OpenIncidents,
@@ -69,7 +68,7 @@ class _Stream(Generic[T]):
         return [(f"{ms}-{seq}", payload) for (ms, seq), payload in self.entries if (ms, seq) > start]
 
 
-class MemoryDataLayer:
+class MemoryDataLayer(BufferedWrites):
     """The data layer in process memory (see the module docstring; bounds as in `RedisDataLayer`)."""
 
     def __init__(
@@ -116,27 +115,7 @@ class MemoryDataLayer:
 
     def health(self) -> DataLayerHealth:
         """Current health."""
-        return DataLayerHealth(
-            backend="memory",
-            connected=True,
-            degraded=self._writer.degraded,
-            buffered=self._buffer.pending,
-            dropped=dict(self._buffer.dropped),
-            errors=self._writer.errors,
-            trimmed_unread=self._trimmed_unread,
-        )
-
-    def write_verdicts(self, batch: VerdictBatch) -> None:
-        """Buffer a verdict batch (kept by reference: do not change it afterwards)."""
-        self._buffer.add_verdicts(batch)
-
-    def write_incident(self, event: IncidentEvent) -> None:
-        """Buffer an incident event."""
-        self._buffer.add_incident(event)
-
-    def forward_kpm(self, measurements: Sequence[str], indications: Sequence[pb.Indication]) -> None:
-        """Buffer indications for the KPM stream (kept by reference)."""
-        self._buffer.add_kpm(measurements, indications)
+        return self._health("memory", True)
 
     async def _nothing(self) -> None:
         """Memory is always there: nothing to probe."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,7 +33,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.sdl import (
     FIELD_DATA,
     PREFIX,
@@ -64,6 +63,7 @@ from xapp.datalayer.buffer import (
     DEFAULT_VERDICT_BUFFER,
     DEFAULT_VERDICT_STREAM_MAX,
     BackgroundWriter,
+    BufferedWrites,
     Drain,
     EntryId,
     OpenIncidents,
@@ -97,7 +97,7 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
 
 
-class RedisDataLayer:
+class RedisDataLayer(BufferedWrites):
     """The data layer on Redis.
 
     Bounds: `*_buffer` in each kind's unit (verdict cell-periods, incident events, KPM indications),
@@ -193,27 +193,7 @@ class RedisDataLayer:
 
     def health(self) -> DataLayerHealth:
         """Current health, without I/O."""
-        return DataLayerHealth(
-            backend="redis",
-            connected=self._writer.connected,
-            degraded=self._writer.degraded,
-            buffered=self._buffer.pending,
-            dropped=dict(self._buffer.dropped),
-            errors=self._writer.errors + self._errors,
-            trimmed_unread=self._trimmed_unread,
-        )
-
-    def write_verdicts(self, batch: VerdictBatch) -> None:
-        """Buffer a verdict batch (kept by reference until written: do not change it afterwards)."""
-        self._buffer.add_verdicts(batch)
-
-    def write_incident(self, event: IncidentEvent) -> None:
-        """Buffer an incident event."""
-        self._buffer.add_incident(event)
-
-    def forward_kpm(self, measurements: Sequence[str], indications: Sequence[pb.Indication]) -> None:
-        """Buffer indications for the KPM stream (kept by reference until written)."""
-        self._buffer.add_kpm(measurements, indications)
+        return self._health("redis", self._writer.connected, self._errors)
 
     async def _ping(self) -> None:
         await self._client.ping()
