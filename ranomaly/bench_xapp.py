@@ -101,8 +101,10 @@ def _messages(artifact: Artifact, cells: int, periods: int, per_message: int) ->
     return out
 
 
-async def _engine(artifact: Artifact, batch_max_cells: int, window_ms: float) -> tuple[Engine, MemoryDataLayer]:
-    layer = MemoryDataLayer()
+async def _engine(
+    artifact: Artifact, batch_max_cells: int, window_ms: float, stream_max: int = 10_000
+) -> tuple[Engine, MemoryDataLayer]:
+    layer = MemoryDataLayer(verdict_stream_max=stream_max, kpm_stream_max=stream_max)
     await layer.start()
     store = PolicyStore(layer)
     await store.load()
@@ -176,11 +178,12 @@ def _memory_child(folder: str, counts: tuple[int, ...], out: Any) -> None:
 
     async def grow() -> dict[str, int]:
         artifact = read_artifact(folder)
-        engine, layer = await _engine(artifact, 1024, 0.0)
+        engine, layer = await _engine(artifact, 1024, 0.0, stream_max=1)  # state, not what the streams hold
+        feeds = {cells: _messages(artifact, cells, 2, 64) for cells in counts}  # built before measuring
         rss = {}
-        for cells in counts:
+        for cells, messages in feeds.items():
             engine.intake.cell_filter.nodes.update(f"n{n}" for n in range(cells // CELLS_PER_NODE))
-            for message in _messages(artifact, cells, 2, 64):
+            for message in messages:
                 engine.on_batch(message)
             engine.flush()
             await layer.flush()

@@ -17,7 +17,7 @@ NO_PERIOD = np.iinfo(np.int64).min
 class CellTable:
     """Slots of known cells and their ordering state."""
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = 256) -> None:
         self.slot_of: dict[str, int] = {}
         self.cell_ids: list[str] = [""] * capacity
         self.node_ids: list[str] = [""] * capacity
@@ -78,7 +78,7 @@ class CellTable:
 
     def _grow(self) -> None:
         old = self.capacity
-        new = max(2 * old, 16)
+        new = old + max(old // 4, 1024)  # modest steps: unused slots cost memory at 3.5 KB of model state each
         self.cell_ids.extend([""] * (new - old))
         self.node_ids.extend([""] * (new - old))
         self.expected_ms = extend_rows(self.expected_ms, new, NO_PERIOD)
@@ -100,8 +100,14 @@ class SlotArrays(Protocol):
 
 
 def extend_rows(array: np.ndarray, length: int, fill: object) -> np.ndarray:
-    """array grown along its first axis to length, new entries set to fill."""
-    grown = np.empty((length, *array.shape[1:]), dtype=array.dtype)
+    """array grown along its first axis to length, new entries set to fill.
+
+    Zero-filled growth comes from calloc, so rows not yet used take no resident memory.
+    """
+    if fill == 0:
+        grown = np.zeros((length, *array.shape[1:]), dtype=array.dtype)
+    else:
+        grown = np.empty((length, *array.shape[1:]), dtype=array.dtype)
+        grown[array.shape[0] :] = fill
     grown[: array.shape[0]] = array
-    grown[array.shape[0] :] = fill
     return grown
