@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from typing import Any
 
@@ -156,6 +157,8 @@ class XappService:
                 self.engine.refresh_policies()
                 self.model_problem = None
                 log.info("model_scoring", version=runtime.version)
+                gc.collect()
+                gc.freeze()  # what exists now lives as long as the process: keep it out of every collection
                 return self.engine
             await self._sleep(settings.model_poll_s)
         return None

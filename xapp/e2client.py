@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -66,7 +66,7 @@ async def follow(
         try:
             async with grpc.aio.insecure_channel(target) as channel:
                 call = pb_grpc.E2NodeStub(channel).Subscribe(subscription.request())
-                async for message in _until(call, stop):
+                async for message in _until(call, stop):  # plain iteration: a task per read would cost more
                     if message.HasField("batch"):
                         engine.on_batch(message.batch, time.perf_counter_ns())
                     elif message.HasField("accepted"):
@@ -92,20 +92,21 @@ async def follow(
         delay = min(delay * 2, backoff.max_s)
 
 
-async def _until(call: grpc.aio.UnaryStreamCall, stop: asyncio.Event):  # type: ignore[no-untyped-def]
-    """The call's messages until it ends or stop is set (then the call is cancelled)."""
-    stopper = asyncio.ensure_future(stop.wait())
+async def _until(
+    call: grpc.aio.UnaryStreamCall[pb.SubscriptionRequest, pb.SubscriptionMessage], stop: asyncio.Event
+) -> AsyncIterator[pb.SubscriptionMessage]:
+    """The call's messages until it ends, or until stop is set (a watcher then cancels the call)."""
+    watcher = asyncio.ensure_future(_cancel_when_set(call, stop))
     try:
-        while True:
-            reader = asyncio.ensure_future(call.read())
-            done, _ = await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if stopper in done:
-                reader.cancel()
-                call.cancel()
-                return
-            message = reader.result()
-            if message is grpc.aio.EOF:
-                return
+        async for message in call:
             yield message
+    except asyncio.CancelledError:
+        if not stop.is_set():
+            raise
     finally:
-        stopper.cancel()
+        watcher.cancel()
+
+
+async def _cancel_when_set(call: grpc.aio.Call, stop: asyncio.Event) -> None:
+    await stop.wait()
+    call.cancel()
