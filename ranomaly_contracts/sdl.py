@@ -86,7 +86,8 @@ class CellState:
 
 @dataclass(frozen=True, slots=True)
 class Attribution:
-    """How strongly one measurement drives an incident: its share of the excess deviation, in [0, 1]."""
+    """How strongly one measurement drives an incident: its share of the excess deviation, in [0, 1], and its
+    latest deviation relative to its attribution threshold (1.0: at the threshold)."""
 
     measurement: str
     share: float

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ import structlog
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.sdl import IncidentEvent, VerdictBatch
 from xapp.datalayer.base import DataLayerHealth
+from xapp.ratelog import RateLimitedLog
 
 log = structlog.get_logger(__name__)
 
@@ -62,26 +62,6 @@ def parse_entry_id(entry_id: str | bytes) -> EntryId:
         return int(ms), int(seq or 0)
     except ValueError:
         raise ValueError(f"{text!r} is not a stream entry id ('<ms>-<seq>')") from None
-
-
-class RateLimitedLog:
-    """A warning that is logged at most once per interval; the lines left out are counted in the next one."""
-
-    def __init__(self, event: str, interval_s: float = 5.0) -> None:
-        self._event = event
-        self._interval_s = interval_s
-        self._last = -interval_s
-        self._suppressed = 0
-
-    def warning(self, **fields: object) -> None:
-        """Log the warning unless one was logged within the interval."""
-        now = time.monotonic()
-        if now - self._last < self._interval_s:
-            self._suppressed += 1
-            return
-        log.warning(self._event, suppressed=self._suppressed, **fields)
-        self._last = now
-        self._suppressed = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +107,7 @@ class WriteBuffer:
         self._kpm_indications = 0
         self.dropped = dict.fromkeys(KINDS, 0)
         self.wake = asyncio.Event()
-        self._dropped_log = RateLimitedLog("sdl_write_dropped")
+        self._dropped_log = RateLimitedLog(log, 5.0)
 
     @property
     def pending(self) -> int:
@@ -169,7 +149,7 @@ class WriteBuffer:
 
     def _drop(self, kind: str, units: int) -> None:
         self.dropped[kind] += units
-        self._dropped_log.warning(kind=kind, dropped=self.dropped[kind], buffered=self.pending)
+        self._dropped_log.warning(kind, "sdl_write_dropped", dropped=self.dropped[kind], buffered=self.pending)
 
     def take(self) -> Drain:
         """The oldest writes, up to one drain's worth of each kind; they stay buffered until `done`."""
@@ -266,7 +246,7 @@ class BackgroundWriter:
         self._stopping = False
         self._in_io = False
         self._drops_seen = 0
-        self._failure_log = RateLimitedLog("sdl_write_failed")
+        self._failure_log = RateLimitedLog(log, 5.0)
         self.connected = True
         self.errors = 0
 
@@ -353,7 +333,9 @@ class BackgroundWriter:
         self.errors += 1
         self.connected = False
         self._failing = True
-        self._failure_log.warning(error=str(error), retry_in_s=delay, buffered=self._buffer.pending)
+        self._failure_log.warning(
+            "write", "sdl_write_failed", error=str(error), retry_in_s=delay, buffered=self._buffer.pending
+        )
 
     def _succeeded(self) -> None:
         if not self.connected:
