@@ -229,3 +229,18 @@ async def test_whole_messages_and_single_indications_give_identical_verdicts() -
         assert engine.metrics.cell_reports._value.get() == 12 * sum(map(len, nodes.values()))
     assert sum(engine.intake.take_routine.results) == 11, "every message after the first went the routine way"  # type: ignore[attr-defined]
     assert results[0] == results[1]
+
+
+async def test_a_flood_of_bad_indications_logs_one_line_per_kind_and_counts_all(datalayer: MemoryDataLayer) -> None:
+    from structlog.testing import capture_logs
+
+    engine = await started(datalayer)
+    with capture_logs() as logs:
+        for p in range(50):
+            bad = indication("n1", p, {"c1": CALM})
+            bad.values[0] = float("inf")
+            engine.on_batch(batch(bad, indication("n2", p, {"c3": CALM})))
+    engine.flush()
+    assert engine.metrics.decode_errors.labels("malformed")._value.get() == 50
+    assert engine.scored_rows == 50, "the good indication of every message was scored"
+    assert len([line for line in logs if line["event"] == "indication_dropped"]) == 1

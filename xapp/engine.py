@@ -143,7 +143,7 @@ class Engine:
                 decoded = decode_indication(indication, k)
             except IndicationError as exc:
                 self.metrics.decode_errors.labels("malformed").inc()
-                self._errors.warning("malformed", "indication_dropped", problem=str(exc))
+                self._errors.warning("malformed", "indication_dropped", reason="malformed", problem=str(exc))
                 continue
             self._check_sequence(decoded.node_id, decoded.sequence)
             self.intake.take(decoded, received_ns)

@@ -289,4 +289,4 @@ class Intake:
 
     def _bad(self, reason: str, indication: DecodedIndication, what: str) -> None:
         self._metrics.decode_errors.labels(reason).inc()
-        self._errors.warning(reason, "indication_rows_dropped", node=indication.node_id, problem=what)
+        self._errors.warning(reason, "indication_rows_dropped", reason=reason, node=indication.node_id, problem=what)

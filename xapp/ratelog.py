@@ -7,7 +7,7 @@ from typing import Any
 
 
 class RateLimitedLog:
-    """Wraps a structlog logger; `warning(kind, event, ...)` logs at most once per kind per interval."""
+    """Wraps a structlog logger; `warning(key, event, ...)` logs at most once per key per interval."""
 
     def __init__(self, logger: Any, interval_s: float) -> None:
         self._logger = logger
@@ -15,12 +15,12 @@ class RateLimitedLog:
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
-    def warning(self, kind: str, event: str, **fields: Any) -> None:
-        """Log now, or count the line as suppressed if this kind was logged within the interval."""
+    def warning(self, key: str, event: str, **fields: Any) -> None:
+        """Log now, or count the line as suppressed if this key was logged within the interval."""
         now = time.monotonic()
-        if now - self._last.get(kind, -self._interval) < self._interval:
-            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+        if now - self._last.get(key, -self._interval) < self._interval:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
             return
-        self._last[kind] = now
-        suppressed = self._suppressed.pop(kind, 0)
-        self._logger.warning(event, kind=kind, suppressed_since_last=suppressed, **fields)
+        self._last[key] = now
+        suppressed = self._suppressed.pop(key, 0)
+        self._logger.warning(event, suppressed_since_last=suppressed, **fields)

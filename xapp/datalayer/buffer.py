@@ -149,7 +149,9 @@ class WriteBuffer:
 
     def _drop(self, kind: str, units: int) -> None:
         self.dropped[kind] += units
-        self._dropped_log.warning(kind, "sdl_write_dropped", dropped=self.dropped[kind], buffered=self.pending)
+        self._dropped_log.warning(
+            "dropped", "sdl_write_dropped", kind=kind, dropped=self.dropped[kind], buffered=self.pending
+        )
 
     def take(self) -> Drain:
         """The oldest writes, up to one drain's worth of each kind; they stay buffered until `done`."""
