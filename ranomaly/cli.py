@@ -22,6 +22,7 @@ from ranomaly.logs import configure_logging
 if TYPE_CHECKING:
     from e2sim.settings import SimSettings
     from e2sim.source import KpmSource
+    from rapp.settings import RappSettings
     from xapp.settings import XappSettings
 
 log = structlog.get_logger(__name__)
@@ -252,6 +253,29 @@ def cmd_xapp(args: argparse.Namespace) -> int:
     return 0
 
 
+_RAPP_FIELDS = {"http_host": "host", "port": "port", "redis_url": "redis_url", "a1_base_url": "a1_url",
+                "a1_api_root": "a1_api_root", "history_dir": "history"}  # fmt: skip
+
+
+async def _run_rapp(settings: RappSettings) -> None:
+    from rapp.app import RappService
+
+    service = RappService(settings)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, service.stop)
+    await service.run()
+
+
+def cmd_rapp(args: argparse.Namespace) -> int:
+    """Run the Non-RT rApp: A1 policy management, health and metrics."""
+    from rapp.settings import RappSettings
+
+    overrides = {field: getattr(args, arg) for field, arg in _RAPP_FIELDS.items() if getattr(args, arg) is not None}
+    asyncio.run(_run_rapp(RappSettings(**overrides)))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Simulator and a subscriber end to end, against ground truth."""
     from ranomaly.demo import run_demo
@@ -351,6 +375,15 @@ def build_parser() -> argparse.ArgumentParser:
     xapp.add_argument("--period-ms", type=int, help="reporting period to subscribe to (the model's period)")
     xapp.add_argument("--model", help="artifact folder published to the registry at start if it lacks the version")
     xapp.set_defaults(handler=cmd_xapp)
+
+    rapp = commands.add_parser("rapp", help="the Non-RT rApp (settings: RANOMALY_RAPP_* variables, these flags)")
+    rapp.add_argument("--host", help="address of the HTTP API")
+    rapp.add_argument("--port", type=int, help="port of the HTTP API")
+    rapp.add_argument("--redis-url", help="redis:// URL of the shared data layer")
+    rapp.add_argument("--a1-url", help="base URL of the Near-RT A1-P endpoint (the xApp, an A1 mediator)")
+    rapp.add_argument("--a1-api-root", help="A1-P API root: /A1-P/v2 (xApp, mediator) or /a1-p (A1 simulator)")
+    rapp.add_argument("--history", help="folder of the KPM history")
+    rapp.set_defaults(handler=cmd_rapp)
 
     demo = commands.add_parser("demo", help="simulator and subscriber end to end, against ground truth")
     demo.add_argument("--cells", type=int, default=60)

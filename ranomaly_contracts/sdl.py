@@ -44,6 +44,7 @@ HASH_POLICY_INSTANCES = f"{PREFIX}:a1:instances"  # field: "<type id>/<instance 
 HASH_MODELS_MANIFEST = f"{PREFIX}:models:manifest"  # field: version -> manifest.json bytes
 HASH_MODELS_ONNX = f"{PREFIX}:models:onnx"  # field: version -> model.onnx bytes
 LIST_MODELS_PROMOTED = f"{PREFIX}:models:promoted"  # promoted versions, oldest first
+HASH_RAPP_POLICIES = f"{PREFIX}:rapp:policies"  # field: policy id -> JSON record of an operator A1 policy
 RAPP_CONSUMER_GROUP = "ranomaly-rapp"  # the reader whose unread entries trimming counts
 
 

@@ -35,9 +35,10 @@ async def _body(request: Request) -> object | A1Result:
         return A1Result(400, {"detail": str(exc)})
 
 
-def a1_router(handler: A1Handler) -> APIRouter:
-    """A router serving A1-P (the mediator's swagger, O-RAN SC 2.1.0) under /A1-P/v2 through `handler`."""
-    router = APIRouter(prefix=PREFIX, tags=["A1-P"])
+def a1_router(handler: A1Handler, prefix: str = PREFIX) -> APIRouter:
+    """A router serving A1-P (the mediator's swagger, O-RAN SC 2.1.0) through `handler`, under /A1-P/v2
+    (the A1 simulator serves the same API under /a1-p)."""
+    router = APIRouter(prefix=prefix, tags=["A1-P"])
 
     @router.get("/healthcheck")
     async def healthcheck() -> Response:

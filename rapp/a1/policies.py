@@ -1,0 +1,204 @@
+"""Operators' A1 policies: validated against their type's schema, pushed to the Near-RT RIC, kept in the
+data layer, and pushed again when the Near-RT side has lost them (a restart).
+
+A record (JSON in HASH_RAPP_POLICIES, field = policy id) is the Non-RT RIC policy management's
+`policy_info` (ric_id, policy_id, policytype_id, service_id, policy_data, transient,
+status_notification_uri) plus `last_modified` (ISO 8601 UTC). A policy is stored only once the Near-RT side
+accepted it. Transient policies are not pushed again after the Near-RT side lost them: they are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+from jsonschema import Draft7Validator  # type: ignore[import-untyped]
+from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
+
+from rapp.a1.client import A1Client, A1Error
+
+log = structlog.get_logger(__name__)
+
+MODEL_INSTANCE_ID = "ranomaly-model"  # the rApp's own instance (model version); not for operators
+
+
+class PolicyError(RuntimeError):
+    """A refused operation; `status` is the HTTP status it maps to, the message says why."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class PolicyInfo(BaseModel):
+    """One A1 policy as the Non-RT RIC policy management API v2 describes it."""
+
+    model_config = ConfigDict(extra="forbid")
+    ric_id: str = Field(min_length=1)
+    policy_id: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._:~-]+$")
+    policytype_id: str = Field(min_length=1)
+    service_id: str = ""
+    policy_data: dict[str, Any]
+    transient: bool = False
+    status_notification_uri: str | None = None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def schema_errors(schema: dict[str, Any], data: Any) -> list[str]:
+    """Draft-07 validation errors of data, each naming the field path."""
+    validator = Draft7Validator(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
+        where = ".".join(str(part) for part in error.absolute_path) or "(the policy itself)"
+        problems.append(
+            f"policy_data.{where}: {error.message}" if error.absolute_path else f"policy_data: {error.message}"
+        )
+    return problems
+
+
+class PolicyRegistry:
+    """Policies of one Near-RT RIC, kept in Redis and mirrored to the RIC over A1-P."""
+
+    def __init__(self, client: A1Client, redis: aioredis.Redis, key: str, ric_id: str) -> None:
+        self.client = client
+        self.ric_id = ric_id
+        self._redis = redis
+        self._key = key
+        self._records: dict[str, dict[str, Any]] = {}
+        self._schemas: dict[str, dict[str, Any]] = {}
+        self.repushed = 0
+
+    async def load(self) -> None:
+        """Read every stored policy."""
+        try:
+            stored = await self._redis.hgetall(self._key)
+        except (RedisError, OSError) as exc:
+            raise PolicyError(503, f"policy store unavailable: {exc}") from None
+        self._records = {_text(key): json.loads(value) for key, value in stored.items()}
+        log.info("a1_policies_loaded", policies=len(self._records))
+
+    def ids(
+        self, policytype_id: str | None = None, ric_id: str | None = None, service_id: str | None = None
+    ) -> list[str]:
+        """Ids of the stored policies matching every filter given."""
+        return sorted(
+            pid
+            for pid, record in self._records.items()
+            if (policytype_id is None or record["policytype_id"] == policytype_id)
+            and (ric_id is None or record["ric_id"] == ric_id)
+            and (service_id is None or record["service_id"] == service_id)
+        )
+
+    def get(self, policy_id: str) -> dict[str, Any]:
+        """A stored policy's record."""
+        record = self._records.get(policy_id)
+        if record is None:
+            raise PolicyError(404, f"policy {policy_id!r} not found")
+        return record
+
+    async def type_ids(self) -> list[str]:
+        """Policy types the Near-RT RIC supports."""
+        return [str(t) for t in await self._call(self.client.policy_types())]
+
+    async def type_schema(self, policytype_id: str) -> dict[str, Any]:
+        """The create schema of a policy type, from the Near-RT RIC (cached)."""
+        if policytype_id not in self._schemas:
+            type_id = _type_number(policytype_id)
+            document = await self._call(self.client.policy_type(type_id), f"policy type {policytype_id!r}")
+            self._schemas[policytype_id] = document.get("create_schema", {})
+        return self._schemas[policytype_id]
+
+    async def put(self, info: PolicyInfo) -> bool:
+        """Validate, push and store a policy; True if it is new."""
+        if info.ric_id != self.ric_id:
+            raise PolicyError(404, f"ric_id {info.ric_id!r}: unknown Near-RT RIC; this rApp manages {self.ric_id!r}")
+        if info.policy_id == MODEL_INSTANCE_ID:
+            raise PolicyError(
+                400, f"policy_id {MODEL_INSTANCE_ID!r} is the rApp's own (model version): use the model API"
+            )
+        old = self._records.get(info.policy_id)
+        if old is not None and old["policytype_id"] != info.policytype_id:
+            raise PolicyError(400, f"policytype_id: policy {info.policy_id!r} is of type {old['policytype_id']}")
+        problems = schema_errors(await self.type_schema(info.policytype_id), info.policy_data)
+        if problems:
+            raise PolicyError(400, "; ".join(problems))
+        await self._call(self.client.put(_type_number(info.policytype_id), info.policy_id, info.policy_data))
+        record = {**info.model_dump(), "last_modified": _now()}
+        await self._store(info.policy_id, record)
+        log.info("a1_policy_put", policy_id=info.policy_id, policytype_id=info.policytype_id, created=old is None)
+        return old is None
+
+    async def delete(self, policy_id: str) -> None:
+        """Delete a policy from the Near-RT RIC, then from the store."""
+        record = self.get(policy_id)
+        await self._call(self.client.delete(_type_number(record["policytype_id"]), policy_id))
+        try:
+            await self._redis.hdel(self._key, policy_id)
+        except (RedisError, OSError) as exc:
+            raise PolicyError(503, f"policy store unavailable: {exc}") from None
+        del self._records[policy_id]
+        log.info("a1_policy_deleted", policy_id=policy_id)
+
+    async def status(self, policy_id: str) -> dict[str, Any]:
+        """`last_modified` and the Near-RT RIC's status of a policy."""
+        record = self.get(policy_id)
+        near = await self._call(self.client.status(_type_number(record["policytype_id"]), policy_id))
+        return {"last_modified": record["last_modified"], "status": near}
+
+    async def sync(self) -> int:
+        """Push again what the Near-RT RIC lost (transient policies are dropped instead); return how many."""
+        pushed = 0
+        for policytype_id in sorted({r["policytype_id"] for r in self._records.values()}):
+            type_id = _type_number(policytype_id)
+            held = set(await self._call(self.client.instances(type_id)))
+            for policy_id in self.ids(policytype_id=policytype_id):
+                if policy_id in held:
+                    continue
+                record = self._records[policy_id]
+                if record["transient"]:
+                    await self._redis.hdel(self._key, policy_id)
+                    del self._records[policy_id]
+                    log.info("a1_transient_policy_dropped", policy_id=policy_id)
+                    continue
+                await self._call(self.client.put(type_id, policy_id, record["policy_data"]))
+                pushed += 1
+                log.warning("a1_policy_repushed", policy_id=policy_id, policytype_id=policytype_id)
+        self.repushed += pushed
+        return pushed
+
+    async def _store(self, policy_id: str, record: dict[str, Any]) -> None:
+        try:
+            await self._redis.hset(self._key, policy_id, json.dumps(record))
+        except (RedisError, OSError) as exc:
+            raise PolicyError(503, f"policy store unavailable: {exc}; the Near-RT RIC holds {policy_id!r}") from None
+        self._records[policy_id] = record
+
+    async def _call(self, operation: Any, what: str = "") -> Any:
+        """Await a client call, turning its errors into PolicyErrors with the same status."""
+        try:
+            return await operation
+        except A1Error as exc:
+            status = 404 if exc.status == 404 else 400 if exc.status < 500 else 503
+            raise PolicyError(status, f"{what + ': ' if what else ''}{exc.detail}") from None
+
+
+def _type_number(policytype_id: str) -> int:
+    try:
+        value = int(policytype_id)
+    except ValueError:
+        raise PolicyError(404, f"policytype_id {policytype_id!r}: O-RAN SC policy types are integers") from None
+    if not 1 <= value <= 2_147_483_647:
+        raise PolicyError(404, f"policytype_id {policytype_id!r}: outside 1..2147483647")
+    return value
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

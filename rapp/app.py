@@ -1,0 +1,132 @@
+"""`ranomaly rapp`: the Non-RT service: A1 policy management over HTTP (OpenAPI docs at /docs), health,
+Prometheus metrics, and the loop that pushes policies again when the Near-RT RIC has lost them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+import uvicorn
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from ranomaly_contracts.sdl import HASH_RAPP_POLICIES
+from rapp.a1.client import A1Client
+from rapp.a1.policies import PolicyError, PolicyRegistry
+from rapp.api.policies import pms_router
+from rapp.settings import RappSettings
+
+log = structlog.get_logger(__name__)
+
+
+class RappMetrics:
+    """The rApp's Prometheus metrics, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.policies = Gauge("ranomaly_rapp_policies", "A1 policies managed", registry=r)
+        self.repushed = Counter(
+            "ranomaly_rapp_policies_repushed", "Policies pushed again after the RIC lost them", registry=r
+        )
+        self.near_rt_up = Gauge(
+            "ranomaly_rapp_near_rt_available", "1 while the Near-RT A1-P endpoint answers", registry=r
+        )
+
+
+class RappService:
+    """One rApp process."""
+
+    def __init__(self, settings: RappSettings, key: str = HASH_RAPP_POLICIES) -> None:
+        self.settings = settings
+        self.metrics = RappMetrics()
+        self.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0)
+        self.a1 = A1Client(settings.a1_base_url, settings.a1_api_root, settings.a1_timeout_s, settings.a1_retries)
+        self.policies = PolicyRegistry(self.a1, self.redis, key, settings.ric_id)
+        self.loaded = False
+        self.near_rt_available = False
+        self.http_port: int | None = None
+        self.started = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Ask run() to finish."""
+        self._stop.set()
+
+    def app(self) -> FastAPI:
+        """The FastAPI application."""
+        app = FastAPI(title="RANomaly rApp", version="0.1.0")
+        app.include_router(pms_router(self.policies))
+
+        @app.get("/healthz", tags=["health"])
+        async def healthz() -> JSONResponse:
+            """Liveness, with what is degraded."""
+            return JSONResponse(self.health())
+
+        @app.get("/readyz", tags=["health"])
+        async def readyz() -> JSONResponse:
+            """Ready once the stored policies are loaded."""
+            return JSONResponse(self.health(), status_code=200 if self.loaded else 503)
+
+        @app.get("/metrics", tags=["health"])
+        async def metrics() -> Response:
+            """Prometheus metrics."""
+            self.metrics.policies.set(len(self.policies.ids()))
+            self.metrics.near_rt_up.set(1 if self.near_rt_available else 0)
+            return Response(generate_latest(self.metrics.registry), media_type="text/plain; version=0.0.4")
+
+        return app
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz and /readyz answer."""
+        return {
+            "status": "ok" if self.loaded and self.near_rt_available else "degraded",
+            "policies_loaded": self.loaded,
+            "near_rt_ric": {"ric_id": self.settings.ric_id, "a1": self.a1.where, "available": self.near_rt_available},
+            "policies": len(self.policies.ids()),
+            "policies_repushed": self.policies.repushed,
+        }
+
+    async def run(self) -> None:
+        """Serve until stop()."""
+        config = uvicorn.Config(self.app(), host=self.settings.http_host, port=self.settings.port,
+                                log_level="warning", lifespan="off", access_log=False)  # fmt: skip
+        server = uvicorn.Server(config)
+        http = asyncio.create_task(server.serve(), name="http")
+        try:
+            while not server.started:
+                if http.done():
+                    http.result()
+                await asyncio.sleep(0.01)
+            self.http_port = int(server.servers[0].sockets[0].getsockname()[1])
+            self.started.set()
+            log.info("rapp_listening", port=self.http_port)
+            await self._supervise()
+        finally:
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await http
+            await self.a1.close()
+            await self.redis.aclose()
+
+    async def _supervise(self) -> None:
+        """Load the stored policies (retried), then keep the Near-RT RIC's copy complete."""
+        while not self._stop.is_set():
+            if not self.loaded:
+                try:
+                    await self.policies.load()
+                    self.loaded = True
+                except PolicyError as exc:
+                    log.warning("rapp_policies_unavailable", problem=exc.detail)
+            self.near_rt_available = await self.a1.healthy()
+            if self.loaded and self.near_rt_available:
+                try:
+                    self.metrics.repushed.inc(await self.policies.sync())
+                except PolicyError as exc:
+                    log.warning("a1_sync_failed", problem=exc.detail)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.a1_sync_interval_s)

@@ -1,0 +1,37 @@
+"""The rApp's settings: environment variables RANOMALY_RAPP_*, overridden by CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RappSettings(BaseSettings):
+    """Everything `ranomaly rapp` reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="RANOMALY_RAPP_", extra="forbid")
+
+    # HTTP API (operators, docs, health, metrics)
+    http_host: str = "0.0.0.0"
+    port: int = Field(8090, ge=0, le=65535)
+
+    # shared data layer (the xApp's streams, the model registry)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    consumer_name: str = "rapp-1"  # this replica's name in the consumer group
+
+    # KPM history and incidents on disk
+    history_dir: Path = Path("var/history")
+    history_retention_days: float = Field(30.0, gt=0)
+    collect_batch: int = Field(200, ge=1)  # stream entries read per call
+    collect_block_ms: int = Field(1000, ge=0)  # how long a read waits for new entries
+
+    # the Near-RT side's A1-P endpoint: the xApp's own, an O-RAN SC A1 mediator (/A1-P/v2) or the
+    # O-RAN SC A1 simulator (/a1-p)
+    ric_id: str = "ric-1"  # the name operators use for the Near-RT RIC this rApp manages
+    a1_base_url: str = "http://127.0.0.1:8080"
+    a1_api_root: str = "/A1-P/v2"
+    a1_timeout_s: float = Field(5.0, gt=0)
+    a1_retries: int = Field(3, ge=0)
+    a1_sync_interval_s: float = Field(10.0, gt=0)  # how often the Near-RT side is checked for lost instances
