@@ -45,6 +45,8 @@ HASH_MODELS_MANIFEST = f"{PREFIX}:models:manifest"  # field: version -> manifest
 HASH_MODELS_ONNX = f"{PREFIX}:models:onnx"  # field: version -> model.onnx bytes
 LIST_MODELS_PROMOTED = f"{PREFIX}:models:promoted"  # promoted versions, oldest first
 HASH_RAPP_POLICIES = f"{PREFIX}:rapp:policies"  # field: policy id -> JSON record of an operator A1 policy
+# A Redis script that appends a version to LIST_MODELS_PROMOTED unless it is there (run in the artifact's MULTI).
+PROMOTE_ONCE_SCRIPT = "if not redis.call('LPOS', KEYS[1], ARGV[1]) then redis.call('RPUSH', KEYS[1], ARGV[1]) end"
 RAPP_CONSUMER_GROUP = "ranomaly-rapp"  # the reader whose unread entries trimming counts
 
 
@@ -137,6 +139,7 @@ class SdlKeys:
     models_manifest: str
     models_onnx: str
     models_promoted: str
+    rapp_policies: str
 
 
 def sdl_keys(prefix: str = PREFIX) -> SdlKeys:
@@ -155,6 +158,7 @@ def sdl_keys(prefix: str = PREFIX) -> SdlKeys:
         models_manifest=key(HASH_MODELS_MANIFEST),
         models_onnx=key(HASH_MODELS_ONNX),
         models_promoted=key(LIST_MODELS_PROMOTED),
+        rapp_policies=key(HASH_RAPP_POLICIES),
     )
 
 

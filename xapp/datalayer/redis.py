@@ -36,6 +36,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ranomaly_contracts.sdl import (
     FIELD_DATA,
     PREFIX,
+    PROMOTE_ONCE_SCRIPT,
     RAPP_CONSUMER_GROUP,
     CellState,
     IncidentEvent,
@@ -74,9 +75,6 @@ from xapp.datalayer.buffer import (
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-
-# Append the version to the promoted list unless it is there already (atomic with the artifact's HSETs).
-_PROMOTE_ONCE = "if not redis.call('LPOS', KEYS[1], ARGV[1]) then redis.call('RPUSH', KEYS[1], ARGV[1]) end"
 
 
 def _text(value: bytes | str) -> str:
@@ -360,5 +358,5 @@ class RedisDataLayer(BufferedWrites):
             pipe.hset(self._keys.models_manifest, version, manifest_json)
             pipe.hset(self._keys.models_onnx, version, onnx)
             if promote:
-                pipe.eval(_PROMOTE_ONCE, 1, self._keys.models_promoted, version)
+                pipe.eval(PROMOTE_ONCE_SCRIPT, 1, self._keys.models_promoted, version)
             await self._call("publish model", pipe.execute())
