@@ -14,10 +14,15 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from ranomaly_contracts.sdl import HASH_RAPP_POLICIES
+from ranomaly_contracts.sdl import PREFIX, sdl_keys
 from rapp.a1.client import A1Client
 from rapp.a1.policies import PolicyError, PolicyRegistry
+from rapp.api.jobs import jobs_router
 from rapp.api.policies import pms_router
+from rapp.collector import Collector
+from rapp.history import HistoryFolder
+from rapp.jobs import JobRunner, JobSettings
+from rapp.registry import ModelRegistry
 from rapp.settings import RappSettings
 
 log = structlog.get_logger(__name__)
@@ -41,12 +46,18 @@ class RappMetrics:
 class RappService:
     """One rApp process."""
 
-    def __init__(self, settings: RappSettings, key: str = HASH_RAPP_POLICIES) -> None:
+    def __init__(self, settings: RappSettings, prefix: str = PREFIX) -> None:
         self.settings = settings
         self.metrics = RappMetrics()
+        keys = sdl_keys(prefix)
         self.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0)
         self.a1 = A1Client(settings.a1_base_url, settings.a1_api_root, settings.a1_timeout_s, settings.a1_retries)
-        self.policies = PolicyRegistry(self.a1, self.redis, key, settings.ric_id)
+        self.policies = PolicyRegistry(self.a1, self.redis, keys.rapp_policies, settings.ric_id)
+        self.collector = Collector.from_settings(settings, prefix)
+        self.registry = ModelRegistry(self.redis, keys)
+        job_settings = JobSettings(settings.work_dir, settings.eval_share, settings.promote_tolerance,
+                                   settings.enforce_timeout_s)  # fmt: skip
+        self.jobs = JobRunner(HistoryFolder(settings.history_dir), self.registry, self.a1, job_settings)
         self.loaded = False
         self.near_rt_available = False
         self.http_port: int | None = None
@@ -61,6 +72,7 @@ class RappService:
         """The FastAPI application."""
         app = FastAPI(title="RANomaly rApp", version="0.1.0")
         app.include_router(pms_router(self.policies))
+        app.include_router(jobs_router(self.jobs))
 
         @app.get("/healthz", tags=["health"])
         async def healthz() -> JSONResponse:
@@ -89,6 +101,7 @@ class RappService:
             "near_rt_ric": {"ric_id": self.settings.ric_id, "a1": self.a1.where, "available": self.near_rt_available},
             "policies": len(self.policies.ids()),
             "policies_repushed": self.policies.repushed,
+            "collector": {"connected": self.collector.stats.connected, **vars(self.collector.stats.totals)},
         }
 
     async def run(self) -> None:
@@ -105,13 +118,34 @@ class RappService:
             self.http_port = int(server.servers[0].sockets[0].getsockname()[1])
             self.started.set()
             log.info("rapp_listening", port=self.http_port)
-            await self._supervise()
+            workers = [
+                asyncio.create_task(self.collector.run(self._stop), name="collector"),
+                asyncio.create_task(self.jobs.run(), name="jobs"),
+                asyncio.create_task(self._schedule(), name="schedule"),
+            ]
+            try:
+                await self._supervise()
+            finally:
+                self._stop.set()
+                for worker in workers:
+                    worker.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                await self.collector.close()
         finally:
             server.should_exit = True
             with contextlib.suppress(Exception):
                 await http
             await self.a1.close()
             await self.redis.aclose()
+
+    async def _schedule(self) -> None:
+        """Queue a retraining every `retrain_every_h` hours (never when 0)."""
+        hours = self.settings.retrain_every_h
+        if hours <= 0:
+            return
+        while True:
+            await asyncio.sleep(hours * 3600)
+            self.jobs.submit_training("schedule")
 
     async def _supervise(self) -> None:
         """Load the stored policies (retried), then keep the Near-RT RIC's copy complete."""

@@ -27,6 +27,13 @@ class RappSettings(BaseSettings):
     collect_batch: int = Field(200, ge=1)  # stream entries read per call
     collect_block_ms: int = Field(1000, ge=0)  # how long a read waits for new entries
 
+    # training jobs
+    work_dir: Path = Path("var/rapp")  # job folders: the dataset exported for training, the candidate artifact
+    retrain_every_h: float = Field(0.0, ge=0)  # scheduled retraining; 0: only on demand
+    eval_share: float = Field(0.25, gt=0, lt=1)  # the newest share of the history the candidate is judged on
+    promote_tolerance: float = Field(0.25, ge=0)  # the candidate may alarm this much more (relative) on quiet data
+    enforce_timeout_s: float = Field(2700.0, gt=0)  # the xApp runs a new model beside the old for its warm-up first
+
     # the Near-RT side's A1-P endpoint: the xApp's own, an O-RAN SC A1 mediator (/A1-P/v2) or the
     # O-RAN SC A1 simulator (/a1-p)
     ric_id: str = "ric-1"  # the name operators use for the Near-RT RIC this rApp manages

@@ -42,8 +42,8 @@ def xapp_on(port: int) -> Running:
 class Rapp:
     """An rApp service running in this event loop, with an HTTP client."""
 
-    def __init__(self, settings: RappSettings, key: str) -> None:
-        self.service = RappService(settings, key=key)
+    def __init__(self, settings: RappSettings, prefix: str) -> None:
+        self.service = RappService(settings, prefix=prefix)
         self.task = asyncio.create_task(self.service.run())
 
     async def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> httpx.Response:
@@ -60,7 +60,8 @@ class Rapp:
 
 @pytest.fixture
 def key() -> str:
-    return f"test-{uuid.uuid4().hex[:8]}:rapp:policies"
+    """A key prefix of this test in the shared Redis."""
+    return f"test-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ async def near_rt() -> AsyncIterator[tuple[Running, int]]:
 
 def rapp_settings(redis_url: str, port: int, **more: Any) -> RappSettings:
     return RappSettings(redis_url=redis_url, http_host="127.0.0.1", port=0, a1_base_url=f"http://127.0.0.1:{port}",
-                        a1_sync_interval_s=0.2, a1_retries=1, **more)  # fmt: skip
+                        a1_sync_interval_s=0.2, a1_retries=1, collect_block_ms=100, **more)  # fmt: skip
 
 
 async def test_policy_crud_goes_through_to_the_xapp_and_back(

@@ -69,10 +69,11 @@ class Running:
 
 
 async def start_xapp(datalayer: object, targets: list[str], model: Path, period_ms: int, **more: object) -> Running:
-    settings = XappSettings(
-        e2_targets=targets, http_host="127.0.0.1", a1_port=0, period_ms=period_ms, seed_model_dir=model,
-        model_poll_s=0.2, reconnect_min_s=0.05, reconnect_max_s=0.2, **more,  # type: ignore[arg-type]
-    )  # fmt: skip
+    fields: dict[str, object] = {
+        "e2_targets": targets, "http_host": "127.0.0.1", "a1_port": 0, "period_ms": period_ms,
+        "seed_model_dir": model, "model_poll_s": 0.2, "reconnect_min_s": 0.05, "reconnect_max_s": 0.2,
+    }  # fmt: skip
+    settings = XappSettings(**(fields | more))  # type: ignore[arg-type]
     return Running(XappService(settings, datalayer))  # type: ignore[arg-type]
 
 
