@@ -1,0 +1,115 @@
+{{/* Name of the chart, or nameOverride. */}}
+{{- define "ranomaly-xapp.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Prefix of every resource name: the release name, with the chart name unless it already holds it. */}}
+{{- define "ranomaly-xapp.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of every resource; `component` tells the xApp from its Redis. */}}
+{{- define "ranomaly-xapp.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ranomaly
+{{ include "ranomaly-xapp.selectorLabels" . }}
+{{- end }}
+
+{{- define "ranomaly-xapp.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ranomaly-xapp.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: xapp
+{{- end }}
+
+{{- define "ranomaly-xapp.redis.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/version: {{ .Values.redis.image.tag | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ranomaly
+{{ include "ranomaly-xapp.redis.selectorLabels" . }}
+{{- end }}
+
+{{- define "ranomaly-xapp.redis.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ranomaly-xapp.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: redis
+{{- end }}
+
+{{- define "ranomaly-xapp.redis.fullname" -}}
+{{- printf "%s-redis" (include "ranomaly-xapp.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "ranomaly-xapp.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "ranomaly-xapp.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* registry/repository:tag, or @digest when a digest is given; the tag defaults to the appVersion. */}}
+{{- define "ranomaly-xapp.image" -}}
+{{- $image := .Values.image }}
+{{- $ref := printf "%s/%s" $image.registry $image.repository | trimPrefix "/" }}
+{{- if $image.digest }}
+{{- printf "%s@%s" $ref $image.digest }}
+{{- else }}
+{{- printf "%s:%s" $ref (default .Chart.AppVersion $image.tag | toString) }}
+{{- end }}
+{{- end }}
+
+{{/* The data layer the xApp uses: ric.enabled and redis.enabled imply redis. */}}
+{{- define "ranomaly-xapp.datalayer" -}}
+{{- if or .Values.ric.enabled .Values.redis.enabled }}redis{{ else }}{{ .Values.datalayer.backend }}{{ end }}
+{{- end }}
+
+{{- define "ranomaly-xapp.redisUrl" -}}
+{{- $ric := .Values.ric }}
+{{- if $ric.enabled }}
+{{- printf "redis://%s.%s:%d/%d" $ric.dbaas.service $ric.platformNamespace (int $ric.dbaas.port) (int $ric.dbaas.db) }}
+{{- else if .Values.redis.enabled }}
+{{- printf "redis://%s:%d/0" (include "ranomaly-xapp.redis.fullname" .) (int .Values.redis.port) }}
+{{- else if eq .Values.datalayer.backend "redis" }}
+{{- required "datalayer.redisUrl is required when datalayer.backend is redis (or set redis.enabled or ric.enabled)" .Values.datalayer.redisUrl }}
+{{- end }}
+{{- end }}
+
+{{/* One settings value as an environment string: lists joined with commas, whole numbers without exponent. */}}
+{{- define "ranomaly-xapp.envValue" -}}
+{{- if kindIs "slice" . }}
+{{- join "," . }}
+{{- else if and (kindIs "float64" .) (eq . (floor .)) }}
+{{- int64 . }}
+{{- else }}
+{{- . }}
+{{- end }}
+{{- end }}
+
+{{/* Refuse value combinations that cannot work, with a message that names the values. */}}
+{{- define "ranomaly-xapp.validate" -}}
+{{- range $key := list "http_host" "a1_port" "datalayer" "redis_url" "seed_model_dir" }}
+{{- if hasKey $.Values.settings $key }}
+{{- fail (printf "settings.%s is set by the chart: use ports.http, datalayer.*, redis.enabled, ric.enabled or seedModel.volume" $key) }}
+{{- end }}
+{{- end }}
+{{- if not (has .Values.datalayer.backend (list "memory" "redis")) }}
+{{- fail (printf "datalayer.backend must be memory or redis, not %v" .Values.datalayer.backend) }}
+{{- end }}
+{{- if and .Values.ric.enabled .Values.redis.enabled }}
+{{- fail "ric.enabled uses the RIC's DBaaS as the data layer: leave redis.enabled false" }}
+{{- end }}
+{{- if and .Values.ric.enabled (ne .Release.Namespace .Values.ric.xappNamespace) }}
+{{- fail (printf "ric.enabled: install the release in the xApp namespace %q (helm install -n %s), not %q" .Values.ric.xappNamespace .Values.ric.xappNamespace .Release.Namespace) }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,541 @@
+"""The Helm charts (charts/xapp, charts/e2sim), rendered and validated offline.
+
+Each chart is rendered with several value sets by helm-python-sdk (Helm's own engine), linted in strict mode, and
+every manifest is validated with kubernetes-validate in strict mode (unknown fields fail) against each Kubernetes
+minor from 1.28 to 1.32. The ServiceMonitor, a custom resource, is validated against SERVICE_MONITOR_SCHEMA, the
+part of the Prometheus Operator CRD (v0.84.1 openAPIV3Schema) that the chart can emit. Then the meaning is
+checked: probes on the real endpoints and ports, settings that the apps accept, selectors that select, non-root
+security contexts, the data layer each profile points at.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from e2sim.settings import SimSettings
+from xapp.settings import XappSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+CHARTS = ROOT / "charts"
+KUBE_VERSIONS = ("1.28", "1.29", "1.30", "1.31", "1.32")
+DBAAS_URL = "redis://service-ricplt-dbaas-tcp.ricplt:6379/0"
+SEED = {"volume": {"configMap": {"name": "ranomaly-seed-model"}}, "mountPath": "/models/seed"}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One chart rendered with one value set, as `helm install RELEASE CHART -n NAMESPACE -f VALUES` would."""
+
+    chart: str
+    namespace: str
+    values: dict[str, Any]
+
+    @property
+    def release(self) -> str:
+        return {"xapp": "ranomaly-xapp", "e2sim": "ranomaly-e2sim"}[self.chart]
+
+
+CASES = {
+    "xapp-standalone": Case("xapp", "ranomaly", {}),
+    "xapp-standalone-redis-monitoring": Case(
+        "xapp",
+        "ranomaly",
+        {
+            "redis": {"enabled": True, "persistence": {"enabled": True}},
+            "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
+            "seedModel": SEED,
+            "networkPolicy": {"egress": [{"to": [{"podSelector": {}}]}], "httpFrom": [{"podSelector": {}}]},
+            "settings": {"incident_buffer": 1000000, "batch_window_ms": 2.5, "model_shadow_periods": None},
+            "imagePullSecrets": ["registry-credentials"],
+        },
+    ),
+    "xapp-ric": Case("xapp", "ricxapp", {"ric": {"enabled": True}, "settings": {"e2_targets": ["gnb-sim:50051"]}}),
+    "xapp-ric-seed": Case(
+        "xapp", "ricxapp", {"ric": {"enabled": True}, "seedModel": SEED, "settings": {"e2_targets": []}}
+    ),
+    "xapp-minimal": Case(
+        "xapp",
+        "default",
+        {
+            "networkPolicy": {"enabled": False},
+            "podDisruptionBudget": {"enabled": False},
+            "serviceAccount": {"create": False},
+            "metrics": {"podAnnotations": False},
+            "resources": {},
+            "settings": {},
+        },
+    ),
+    "e2sim-standalone": Case("e2sim", "ranomaly", {}),
+    "e2sim-ric": Case("e2sim", "ricxapp", {"settings": {"cells": 600, "pace": "accelerated", "periods": 1440}}),
+    "e2sim-minimal": Case(
+        "e2sim",
+        "default",
+        {
+            "networkPolicy": {"enabled": False},
+            "podDisruptionBudget": {"enabled": False},
+            "serviceAccount": {"create": False},
+            "resources": {},
+            "settings": {},
+        },
+    ),
+}
+XAPP_CASES = [name for name, case in CASES.items() if case.chart == "xapp"]
+E2SIM_CASES = [name for name, case in CASES.items() if case.chart == "e2sim"]
+
+_STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
+_DURATION = {
+    "type": "string",
+    "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
+}
+SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "ServiceMonitor"},
+        "metadata": {
+            "type": "object",
+            "required": ["name"],
+            "additionalProperties": False,
+            "properties": {"name": {"type": "string"}, "labels": _STRINGS, "annotations": _STRINGS},
+        },
+        "spec": {
+            "type": "object",
+            "required": ["endpoints", "selector"],
+            "additionalProperties": False,
+            "properties": {
+                "jobLabel": {"type": "string"},
+                "selector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"matchLabels": _STRINGS},
+                },
+                "endpoints": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string"},
+                            "scheme": {"enum": ["http", "https"]},
+                            "interval": _DURATION,
+                            "scrapeTimeout": _DURATION,
+                            "honorLabels": {"type": "boolean"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+CUSTOM_SCHEMAS = {("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR_SCHEMA}
+
+
+@dataclass(frozen=True)
+class Render:
+    """What one case renders: the manifests and the NOTES.txt text."""
+
+    docs: list[dict[str, Any]]
+    notes: str
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [doc for doc in self.docs if doc["kind"] == kind]
+
+    def one(self, kind: str, name: str | None = None) -> dict[str, Any]:
+        (doc,) = [d for d in self.of(kind) if name is None or d["metadata"]["name"] == name]
+        return doc
+
+
+def render(chart_dir: Path, case: Case) -> Render:
+    """The chart at chart_dir rendered as the case installs it."""
+    with helm.Chart.load(chart_dir) as chart:
+        files = chart.render(case.values, name=case.release, namespace=case.namespace, is_install=True)
+    notes = "".join(text for name, text in files.items() if name.endswith("NOTES.txt"))
+    docs = [
+        doc
+        for name, text in sorted(files.items())
+        if not name.endswith("NOTES.txt")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
+    return Render(docs, notes)
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, Render]:
+    return {name: render(CHARTS / case.chart, case) for name, case in CASES.items()}
+
+
+def validation_errors(docs: list[dict[str, Any]], version: str) -> list[str]:
+    """Every problem kubernetes-validate (strict) or a custom resource's schema finds, one line each."""
+    errors = []
+    for doc in docs:
+        where = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+        custom = CUSTOM_SCHEMAS.get((doc.get("apiVersion"), doc.get("kind")))
+        if custom is not None:
+            errors += [f"{where}: {e.message}" for e in jsonschema.Draft7Validator(custom).iter_errors(doc)]
+            continue
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            errors.append(f"{where}: {'.'.join(map(str, exc.path))}: {exc.message}")
+        except kubernetes_validate.SchemaNotFoundError as exc:
+            errors.append(f"{where}: {exc.message}")
+    return errors
+
+
+# --- lint and schema validation -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["1.28", "1.32"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_helm_lint_strict(name: str, version: str) -> None:
+    case = CASES[name]
+    report = helm.lint(
+        CHARTS / case.chart, case.values, strict=True, namespace=case.namespace, kube_version=f"v{version}.0"
+    )
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+@pytest.mark.parametrize("version", KUBE_VERSIONS)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_manifests_validate_strictly(rendered: dict[str, Render], name: str, version: str) -> None:
+    assert rendered[name].docs
+    assert validation_errors(rendered[name].docs, version) == []
+
+
+def test_wrong_type_fails_validation() -> None:
+    """helm lint accepts a string replica count; strict validation is what catches it."""
+    case = Case("xapp", "ranomaly", {"replicaCount": "two"})
+    assert helm.lint(CHARTS / "xapp", case.values, strict=True)["errors"] == []
+    errors = validation_errors(render(CHARTS / "xapp", case).docs, "1.32")
+    assert any("replicas" in e and "'two' is not of type 'integer'" in e for e in errors), errors
+
+
+@pytest.fixture
+def chart_copy(tmp_path: Path) -> Path:
+    """A copy of the xApp chart to break."""
+    return Path(shutil.copytree(CHARTS / "xapp", tmp_path / "xapp"))
+
+
+def test_unknown_field_in_a_template_fails_validation(chart_copy: Path) -> None:
+    deployment = chart_copy / "templates" / "deployment.yaml"
+    text = deployment.read_text()
+    needle = "          imagePullPolicy: {{ .Values.image.pullPolicy }}\n"
+    assert needle in text
+    deployment.write_text(text.replace(needle, needle + "          imagePullPolicyy: Always\n"))
+    errors = validation_errors(render(chart_copy, CASES["xapp-standalone"]).docs, "1.28")
+    assert any("'imagePullPolicyy' was unexpected" in e for e in errors), errors
+
+
+def test_broken_template_fails_render_and_lint(chart_copy: Path) -> None:
+    (chart_copy / "templates" / "service.yaml").write_text("{{ if }}\n")
+    with pytest.raises(helm.HelmError, match="missing value for if"):
+        render(chart_copy, CASES["xapp-standalone"])
+    assert helm.lint(chart_copy, None, strict=True)["errors"]
+
+
+def test_service_monitor_schema_rejects_mistakes(rendered: dict[str, Render]) -> None:
+    monitor = rendered["xapp-standalone-redis-monitoring"].one("ServiceMonitor")
+    assert validation_errors([monitor], "1.32") == []
+    for key, value in [("port", 8080), ("interval", "30 seconds"), ("targetPortt", "http")]:
+        broken = json.loads(json.dumps(monitor))
+        broken["spec"]["endpoints"][0][key] = value
+        assert validation_errors([broken], "1.32"), key
+
+
+@pytest.mark.parametrize(
+    ("chart", "namespace", "values", "message"),
+    [
+        ("xapp", "ranomaly", {"settings": {"a1_port": 9090}}, "settings.a1_port is set by the chart"),
+        ("xapp", "ranomaly", {"settings": {"redis_url": "redis://x"}}, "settings.redis_url is set by the chart"),
+        ("xapp", "ranomaly", {"datalayer": {"backend": "sqlite"}}, "datalayer.backend must be memory or redis"),
+        ("xapp", "ranomaly", {"datalayer": {"backend": "redis"}}, "datalayer.redisUrl is required"),
+        ("xapp", "ranomaly", {"ric": {"enabled": True}}, 'install the release in the xApp namespace "ricxapp"'),
+        ("xapp", "ricxapp", {"ric": {"enabled": True}, "redis": {"enabled": True}}, "leave redis.enabled false"),
+        ("e2sim", "ranomaly", {"settings": {"port": 1}}, "settings.port is set by the chart"),
+    ],
+)
+def test_chart_refuses_values_that_cannot_work(
+    chart: str, namespace: str, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(helm.HelmRenderError, match=re.escape(message)):
+        render(CHARTS / chart, Case(chart, namespace, values))
+
+
+# --- meaning --------------------------------------------------------------------------------------------------
+
+
+def _env(monkeypatch: pytest.MonkeyPatch, data: dict[str, str], model: type[BaseSettings]) -> BaseSettings:
+    """The settings object the app would build from this ConfigMap as its environment."""
+    prefix = model.model_config["env_prefix"]
+    unknown = {key for key in data if key.removeprefix(prefix).lower() not in model.model_fields}
+    assert not unknown, f"not settings of {model.__name__}: {sorted(unknown)}"
+    for field in model.model_fields:
+        monkeypatch.delenv(f"{prefix}{field.upper()}", raising=False)
+    for key, value in data.items():
+        monkeypatch.setenv(key, value)
+    return model()
+
+
+def _container(render_: Render, name: str) -> dict[str, Any]:
+    deployment = render_.one("Deployment", name)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def _port(container: dict[str, Any], name: str) -> int:
+    (number,) = [p["containerPort"] for p in container["ports"] if p["name"] == name]
+    return int(number)
+
+
+@pytest.mark.parametrize("name", XAPP_CASES)
+def test_xapp_probes_ports_and_settings(
+    rendered: dict[str, Render], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    render_ = rendered[name]
+    container = _container(render_, "ranomaly-xapp")
+    settings = _env(monkeypatch, render_.one("ConfigMap")["data"], XappSettings)
+    assert isinstance(settings, XappSettings)
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert _port(container, "http") == settings.a1_port == 8080
+    assert (_port(container, "rmr-data"), _port(container, "rmr-route")) == (4560, 4561)
+    assert settings.http_host == "0.0.0.0"
+    assert container["command"] == ["ranomaly"] and container["args"][-1] == "xapp"
+    service = render_.one("Service", "ranomaly-xapp")
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {
+        "http": 8080,
+        "rmr-data": 4560,
+        "rmr-route": 4561,
+    }
+
+
+@pytest.mark.parametrize("name", E2SIM_CASES)
+def test_e2sim_probes_ports_and_settings(
+    rendered: dict[str, Render], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    render_ = rendered[name]
+    container = _container(render_, "ranomaly-e2sim")
+    settings = _env(monkeypatch, render_.one("ConfigMap")["data"], SimSettings)
+    assert isinstance(settings, SimSettings)
+    assert settings.host == "0.0.0.0"
+    assert _port(container, "grpc") == settings.port == 50051
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["tcpSocket"] == {"port": "grpc"}
+    assert container["args"][-2:] == ["sim", "serve"]
+
+
+def test_settings_render_as_the_apps_read_them(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch) -> None:
+    data = rendered["xapp-standalone-redis-monitoring"].one("ConfigMap")["data"]
+    assert data["RANOMALY_XAPP_INCIDENT_BUFFER"] == "1000000"  # not 1e+06
+    assert "RANOMALY_XAPP_MODEL_SHADOW_PERIODS" not in data  # null: the code's default
+    settings = _env(monkeypatch, data, XappSettings)
+    assert isinstance(settings, XappSettings)
+    assert (settings.incident_buffer, settings.batch_window_ms) == (1_000_000, 2.5)
+    sim = _env(monkeypatch, rendered["e2sim-ric"].one("ConfigMap")["data"], SimSettings)
+    assert isinstance(sim, SimSettings)
+    assert (sim.cells, sim.pace, sim.periods) == (600, "accelerated", 1440)
+
+
+def test_unknown_setting_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    case = Case("xapp", "ranomaly", {"settings": {"no_such_setting": 1}})
+    data = render(CHARTS / "xapp", case).one("ConfigMap")["data"]
+    with pytest.raises(AssertionError, match="RANOMALY_XAPP_NO_SUCH_SETTING"):
+        _env(monkeypatch, data, XappSettings)
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and selector.items() <= labels.items()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_selectors_select(rendered: dict[str, Render], name: str) -> None:
+    """Services, PodDisruptionBudgets, NetworkPolicies and ServiceMonitors each select what they are for."""
+    render_ = rendered[name]
+    pods = [d["spec"]["template"] for d in render_.of("Deployment")]
+    for deployment in render_.of("Deployment"):
+        assert _selects(
+            deployment["spec"]["selector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"]
+        )
+    for service in render_.of("Service"):
+        (pod,) = [p for p in pods if _selects(service["spec"]["selector"], p["metadata"]["labels"])]
+        names = {port["name"] for c in pod["spec"]["containers"] for port in c["ports"]}
+        assert {port["targetPort"] for port in service["spec"]["ports"]} <= names
+    for kind, path in (("PodDisruptionBudget", ("selector",)), ("NetworkPolicy", ("podSelector",))):
+        for doc in render_.of(kind):
+            selector = doc["spec"][path[0]]["matchLabels"]
+            assert len([p for p in pods if _selects(selector, p["metadata"]["labels"])]) == 1, doc["metadata"]["name"]
+    for monitor in render_.of("ServiceMonitor"):
+        (service,) = [
+            s
+            for s in render_.of("Service")
+            if _selects(monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
+        ]
+        assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_pods_are_locked_down(rendered: dict[str, Render], name: str) -> None:
+    """Non-root, read-only root, no capabilities, RuntimeDefault seccomp, /tmp on an emptyDir, pinned images."""
+    for deployment in rendered[name].of("Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["runAsNonRoot"] is True and context["runAsUser"] > 0
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"] == {"drop": ["ALL"]}
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+            (tmp,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+            assert "emptyDir" in volumes[tmp["name"]]
+            image = container["image"]
+            assert re.fullmatch(r"[\w.:-]+/[\w./-]+(:[\w.-]+|@sha256:[0-9a-f]{64})", image), image
+            assert not image.endswith(":latest") and "bitnami" not in image
+            if not name.endswith("minimal"):
+                assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]["cpu"]
+
+
+def test_standalone_default(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch) -> None:
+    render_ = rendered["xapp-standalone"]
+    assert {d["kind"] for d in render_.docs} == {
+        "ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "Service", "ServiceAccount",
+    }  # fmt: skip
+    assert [d["metadata"]["name"] for d in render_.of("Deployment")] == ["ranomaly-xapp"]
+    settings = _env(monkeypatch, render_.one("ConfigMap")["data"], XappSettings)
+    assert isinstance(settings, XappSettings)
+    assert settings.datalayer == "memory" and settings.seed_model_dir is None
+    assert _container(render_, "ranomaly-xapp")["image"] == "registry.example.com/ranomaly/xapp:0.1.0"
+    assert render_.one("Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    annotations = render_.one("Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == ("8080", "/metrics")
+    assert "/readyz 503" in render_.notes  # no seed model: the notes say why the pod stays unready
+
+
+def test_xapp_default_targets_the_e2sim_service(rendered: dict[str, Render]) -> None:
+    e2_targets = rendered["xapp-standalone"].one("ConfigMap")["data"]["RANOMALY_XAPP_E2_TARGETS"]
+    service = rendered["e2sim-standalone"].one("Service")
+    assert e2_targets == f"{service['metadata']['name']}:{service['spec']['ports'][0]['port']}"
+
+
+def test_standalone_with_redis_and_monitoring(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch) -> None:
+    render_ = rendered["xapp-standalone-redis-monitoring"]
+    settings = _env(monkeypatch, render_.one("ConfigMap")["data"], XappSettings)
+    assert isinstance(settings, XappSettings)
+    redis_service = render_.one("Service", "ranomaly-xapp-redis")
+    assert settings.datalayer == "redis"
+    assert settings.redis_url == f"redis://ranomaly-xapp-redis:{redis_service['spec']['ports'][0]['port']}/0"
+    redis = _container(render_, "ranomaly-xapp-redis")
+    assert redis["image"].startswith("docker.io/valkey/valkey:")
+    assert redis["args"][:1] == ["valkey-server"] and "--appendonly" in redis["args"]
+    claim = render_.one("PersistentVolumeClaim")
+    volumes = render_.one("Deployment", "ranomaly-xapp-redis")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}} in volumes
+    redis_policy = render_.one("NetworkPolicy", "ranomaly-xapp-redis")
+    assert redis_policy["spec"]["ingress"][0]["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "ranomaly"}}}
+    ]
+    monitor = render_.one("ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+    assert _seconds(endpoint["scrapeTimeout"]) <= _seconds(endpoint["interval"])
+    # the seed model: mounted read-only where RANOMALY_XAPP_SEED_MODEL_DIR points
+    xapp = _container(render_, "ranomaly-xapp")
+    (mount,) = [m for m in xapp["volumeMounts"] if m["name"] == "seed-model"]
+    assert mount == {"name": "seed-model", "mountPath": str(settings.seed_model_dir), "readOnly": True}
+    policy = render_.one("NetworkPolicy", "ranomaly-xapp")
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert {"port": 53, "protocol": "UDP"} in policy["spec"]["egress"][0]["ports"]
+
+
+def _seconds(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+)(ms|s|m|h)", duration))
+
+
+def test_ric_profile(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch) -> None:
+    render_ = rendered["xapp-ric"]
+    data = render_.one("ConfigMap")["data"]
+    settings = _env(monkeypatch, data, XappSettings)
+    assert isinstance(settings, XappSettings)
+    assert settings.datalayer == "redis" and settings.redis_url == DBAAS_URL
+    descriptor = json.loads((CHARTS / "xapp" / "descriptor" / "config-file.json").read_text())
+    assert descriptor["appenv"]["RANOMALY_XAPP_REDIS_URL"] == data["RANOMALY_XAPP_REDIS_URL"]
+    assert settings.e2_targets == ["gnb-sim:50051"]
+    assert [d["metadata"]["name"] for d in render_.of("Deployment")] == ["ranomaly-xapp"]  # no Redis of its own
+    rmr_rule = render_.one("NetworkPolicy")["spec"]["ingress"][1]
+    assert {p["port"] for p in rmr_rule["ports"]} == {"rmr-data", "rmr-route"}
+    assert rmr_rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ricplt"}}}]
+    assert "http://service-ricplt-a1mediator-http.ricplt:10000/A1-P/v2" in render_.notes
+
+
+def test_ric_seed_profile(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-off that publishes a model to the DBaaS registry (docs/deploy.md) follows no E2 node."""
+    render_ = rendered["xapp-ric-seed"]
+    settings = _env(monkeypatch, render_.one("ConfigMap")["data"], XappSettings)
+    assert isinstance(settings, XappSettings)
+    assert (settings.e2_targets, settings.redis_url) == ([], DBAAS_URL)
+    assert str(settings.seed_model_dir) == SEED["mountPath"]
+    assert "E2 endpoints: none" in render_.notes
+
+
+def test_image_versions_agree() -> None:
+    descriptor = json.loads((CHARTS / "xapp" / "descriptor" / "config-file.json").read_text())
+    for chart in ("xapp", "e2sim"):
+        with helm.Chart.load(CHARTS / chart) as loaded:
+            assert loaded.metadata["appVersion"] == descriptor["version"] == descriptor["containers"][0]["image"]["tag"]
+
+
+# --- documented values ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def table() -> Any:
+    """scripts/chart_values_table.py as a module."""
+    spec = importlib.util.spec_from_file_location("chart_values_table", ROOT / "scripts" / "chart_values_table.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("chart", sorted(path.parent.name for path in CHARTS.glob("*/Chart.yaml")))
+def test_values_documented_and_readme_table_current(table: Any, chart: str) -> None:
+    assert CHARTS / chart in table.chart_dirs()
+    values_text = (CHARTS / chart / "values.yaml").read_text()
+    assert table.problems(values_text, (CHARTS / chart / "README.md").read_text()) == []
+
+
+def test_documentation_check_finds_gaps(table: Any) -> None:
+    values_text = (CHARTS / "xapp" / "values.yaml").read_text()
+    readme = (CHARTS / "xapp" / "README.md").read_text()
+    undocumented = values_text + "extra:\n  knob: 1\n"
+    assert table.problems(undocumented) == ["extra.knob: no @param comment"]
+    unknown = values_text + "## @param ghost.value Nothing here\n"
+    assert table.problems(unknown) == ["@param ghost.value: no such value"]
+    stale = values_text.replace("Image pull policy", "How the image is pulled")
+    assert any("stale" in problem for problem in table.problems(stale, readme))
