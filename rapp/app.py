@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -19,9 +20,11 @@ from rapp.a1.client import A1Client
 from rapp.a1.policies import PolicyError, PolicyRegistry
 from rapp.api.jobs import jobs_router
 from rapp.api.policies import pms_router
+from rapp.api.remediation import remediation_router
 from rapp.collector import Collector
 from rapp.history import HistoryFolder
 from rapp.jobs import JobRunner, JobSettings
+from rapp.notify import STATE_FILE, Notifier
 from rapp.registry import ModelRegistry
 from rapp.settings import RappSettings
 
@@ -53,7 +56,14 @@ class RappService:
         self.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0)
         self.a1 = A1Client(settings.a1_base_url, settings.a1_api_root, settings.a1_timeout_s, settings.a1_retries)
         self.policies = PolicyRegistry(self.a1, self.redis, keys.rapp_policies, settings.ric_id)
-        self.collector = Collector.from_settings(settings, prefix)
+        self.notifier: Notifier | None = None  # NOC notifications, when a webhook is set
+        if settings.noc_webhook_url is not None:
+            self.notifier = Notifier(settings.noc_webhook_url, settings.work_dir / STATE_FILE,
+                                     receiver=settings.noc_receiver, timeout_s=settings.noc_timeout_s,
+                                     retry_max_s=settings.noc_retry_max_s,
+                                     external_url=f"http://{socket.gethostname()}:{settings.port}")  # fmt: skip
+        on_incidents = None if self.notifier is None else self.notifier.on_incidents
+        self.collector = Collector.from_settings(settings, prefix, on_incidents)
         self.registry = ModelRegistry(self.redis, keys)
         job_settings = JobSettings(settings.work_dir, settings.eval_share, settings.promote_tolerance,
                                    settings.enforce_timeout_s)  # fmt: skip
@@ -73,6 +83,7 @@ class RappService:
         app = FastAPI(title="RANomaly rApp", version="0.1.0")
         app.include_router(pms_router(self.policies))
         app.include_router(jobs_router(self.jobs))
+        app.include_router(remediation_router())
 
         @app.get("/healthz", tags=["health"])
         async def healthz() -> JSONResponse:
@@ -102,6 +113,7 @@ class RappService:
             "policies": len(self.policies.ids()),
             "policies_repushed": self.policies.repushed,
             "collector": {"connected": self.collector.stats.connected, **vars(self.collector.stats.totals)},
+            "noc_notifications": self.notifier.health() if self.notifier else {"enabled": False},
         }
 
     async def run(self) -> None:
@@ -123,6 +135,8 @@ class RappService:
                 asyncio.create_task(self.jobs.run(), name="jobs"),
                 asyncio.create_task(self._schedule(), name="schedule"),
             ]
+            if self.notifier is not None:
+                workers.append(asyncio.create_task(self.notifier.run(self._stop), name="notifier"))
             try:
                 await self._supervise()
             finally:
@@ -131,6 +145,8 @@ class RappService:
                     worker.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
                 await self.collector.close()
+                if self.notifier is not None:
+                    await self.notifier.close()
         finally:
             server.should_exit = True
             with contextlib.suppress(Exception):

@@ -17,13 +17,17 @@ logged at most once per stream every `log_interval_s`, and acknowledged with its
 failed writes are retried with doubling backoff up to `retry_max_s`; a group that went missing (Redis
 restarted without persistence) is created again. Retention (`rapp.history.HistoryStore.drop_expired`)
 runs at start and every `retention_interval_s`.
+
+`on_incidents`, when given, receives the decoded incident events of each batch once they are on disk and
+before they are acknowledged, in stream order (`rapp.notify`); events a restart finds already written are
+handed over again, so the callback must ignore repeats. If it raises, the cycle fails and is retried.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -114,6 +118,15 @@ def _payloads(entries: Sequence[Entry]) -> list[tuple[str, bytes | None]]:
     return [(entry_id, values.get(_DATA)) for entry_id, values in entries]
 
 
+def _incident_events(entries: Sequence[Entry]) -> list[IncidentEvent]:
+    """The well-formed incident events among the entries (the write counts the malformed ones)."""
+    events = []
+    for _, data in _payloads(entries):
+        with suppress(ValueError):
+            events.append(decode_incident(_payload(data)))
+    return events
+
+
 class Collector:
     """Reads the KPM and incidents streams into a `HistoryStore`; see the module's docstring.
 
@@ -137,6 +150,7 @@ class Collector:
         connect_timeout_s: float = 1.0,
         timeout_s: float = 5.0,
         log_interval_s: float = 10.0,
+        on_incidents: Callable[[Sequence[IncidentEvent]], None] | None = None,
     ) -> None:
         self.keys = sdl_keys(prefix)
         self.store = HistoryStore(Path(history_dir))
@@ -159,9 +173,15 @@ class Collector:
         self._groups_ready = False
         self._leftovers_removed = False
         self._malformed_log = _Throttled(log_interval_s)
+        self._on_incidents = on_incidents
 
     @classmethod
-    def from_settings(cls, settings: RappSettings, prefix: str = PREFIX) -> Collector:
+    def from_settings(
+        cls,
+        settings: RappSettings,
+        prefix: str = PREFIX,
+        on_incidents: Callable[[Sequence[IncidentEvent]], None] | None = None,
+    ) -> Collector:
         """A collector configured by the rApp's settings."""
         return cls(
             settings.redis_url,
@@ -171,6 +191,7 @@ class Collector:
             batch=settings.collect_batch,
             block_ms=settings.collect_block_ms,
             retention_days=settings.history_retention_days,
+            on_incidents=on_incidents,
         )
 
     async def close(self) -> None:
@@ -300,6 +321,10 @@ class Collector:
             for entry_id, reason in malformed:
                 self._malformed_log.warning(stream, "collector_malformed_entry", stream=stream, entry_id=entry_id,
                                             error=reason)  # fmt: skip
+        if kind == INCIDENTS and self._on_incidents is not None:
+            events = _incident_events(entries)
+            if events:
+                self._on_incidents(events)
         cycle.acked += await self._client.xack(stream, RAPP_CONSUMER_GROUP, *ids)
 
     def _write_kpm(self, entries: list[tuple[str, bytes | None]]) -> tuple[int, list[tuple[str, str]]]:

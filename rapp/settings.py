@@ -42,3 +42,9 @@ class RappSettings(BaseSettings):
     a1_timeout_s: float = Field(5.0, gt=0)
     a1_retries: int = Field(3, ge=0)
     a1_sync_interval_s: float = Field(10.0, gt=0)  # how often the Near-RT side is checked for lost instances
+
+    # NOC notifications: incidents to an Alertmanager-compatible webhook (None: off); state under work_dir
+    noc_webhook_url: str | None = None
+    noc_timeout_s: float = Field(5.0, gt=0)
+    noc_retry_max_s: float = Field(60.0, gt=0)  # the longest pause between two delivery attempts
+    noc_receiver: str = "ranomaly"  # the receiver name in the webhook messages
