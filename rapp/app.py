@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -22,6 +23,7 @@ from rapp.api.jobs import jobs_router
 from rapp.api.policies import pms_router
 from rapp.api.remediation import remediation_router
 from rapp.collector import Collector
+from rapp.drift import DriftMonitor
 from rapp.history import HistoryFolder
 from rapp.jobs import JobRunner, JobSettings
 from rapp.notify import STATE_FILE, Notifier
@@ -68,6 +70,10 @@ class RappService:
         job_settings = JobSettings(settings.work_dir, settings.eval_share, settings.promote_tolerance,
                                    settings.enforce_timeout_s)  # fmt: skip
         self.jobs = JobRunner(HistoryFolder(settings.history_dir), self.registry, self.a1, job_settings)
+        window, retrain = timedelta(hours=settings.drift_window_h), self.jobs.submit_training
+        self.drift = DriftMonitor(
+            settings.history_dir, window, settings.drift_threshold, settings.drift_cells_share, retrain
+        )
         self.loaded = False
         self.near_rt_available = False
         self.http_port: int | None = None
@@ -82,7 +88,7 @@ class RappService:
         """The FastAPI application."""
         app = FastAPI(title="RANomaly rApp", version="0.1.0")
         app.include_router(pms_router(self.policies))
-        app.include_router(jobs_router(self.jobs))
+        app.include_router(jobs_router(self.jobs, self.drift))
         app.include_router(remediation_router())
 
         @app.get("/healthz", tags=["health"])
@@ -134,6 +140,7 @@ class RappService:
                 asyncio.create_task(self.collector.run(self._stop), name="collector"),
                 asyncio.create_task(self.jobs.run(), name="jobs"),
                 asyncio.create_task(self._schedule(), name="schedule"),
+                *self._drift_watch(),
             ]
             if self.notifier is not None:
                 workers.append(asyncio.create_task(self.notifier.run(self._stop), name="notifier"))
@@ -162,6 +169,10 @@ class RappService:
         while True:
             await asyncio.sleep(hours * 3600)
             self.jobs.submit_training("schedule")
+
+    def _drift_watch(self) -> list[asyncio.Task[None]]:
+        hours = self.settings.drift_check_every_h
+        return [asyncio.create_task(self.drift.run(hours * 3600), name="drift")] if hours > 0 else []
 
     async def _supervise(self) -> None:
         """Load the stored policies (retried), then keep the Near-RT RIC's copy complete."""

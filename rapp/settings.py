@@ -33,6 +33,10 @@ class RappSettings(BaseSettings):
     eval_share: float = Field(0.25, gt=0, lt=1)  # the newest share of the history the candidate is judged on
     promote_tolerance: float = Field(0.25, ge=0)  # the candidate may alarm this much more (relative) on quiet data
     enforce_timeout_s: float = Field(2700.0, gt=0)  # the xApp runs a new model beside the old for its warm-up first
+    drift_check_every_h: float = Field(0.0, ge=0)  # how often inputs are checked for drift; 0: never
+    drift_window_h: float = Field(24.0, gt=0)  # the newest window of history, compared with the one before
+    drift_threshold: float = Field(1.0, gt=0)  # a cell drifted when its mean shift reaches this many pooled stds
+    drift_cells_share: float = Field(0.2, gt=0, le=1)  # retrain when at least this share of cells drifted
 
     # the Near-RT side's A1-P endpoint: the xApp's own, an O-RAN SC A1 mediator (/A1-P/v2) or the
     # O-RAN SC A1 simulator (/a1-p)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from rapp.api.policies import problem
+from rapp.drift import DriftMonitor
 from rapp.jobs import JobRunner
 
 PREFIX = "/api/v1"
@@ -27,9 +28,16 @@ async def _reason(request: Request) -> str | JSONResponse:
     return str(body.get("reason") or "on demand")
 
 
-def jobs_router(runner: JobRunner) -> APIRouter:
-    """Routes over one job runner."""
+def jobs_router(runner: JobRunner, drift: DriftMonitor) -> APIRouter:
+    """Routes over one job runner and the drift monitor that can start it."""
     router = APIRouter(prefix=PREFIX, tags=["Models and training"])
+
+    @router.get("/drift")
+    async def last_drift_check() -> Response:
+        """The last drift check: cells whose inputs moved, and whether it started a retraining."""
+        if drift.last is None:
+            return problem(404, "no drift check has run yet (drift_check_every_h = 0, or too little history)")
+        return JSONResponse(drift.last.public())
 
     @router.post("/jobs/training", status_code=202)
     async def start_training(request: Request) -> Response:
