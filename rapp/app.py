@@ -19,11 +19,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from ranomaly_contracts.sdl import PREFIX, sdl_keys
 from rapp.a1.client import A1Client
 from rapp.a1.policies import PolicyError, PolicyRegistry
+from rapp.api.forecasts import forecasts_router
 from rapp.api.jobs import jobs_router
 from rapp.api.policies import pms_router
 from rapp.api.remediation import remediation_router
 from rapp.collector import Collector
 from rapp.drift import DriftMonitor
+from rapp.forecasts import ForecastService, ForecastSettings
 from rapp.history import HistoryFolder
 from rapp.jobs import JobRunner, JobSettings
 from rapp.notify import STATE_FILE, Notifier
@@ -68,8 +70,11 @@ class RappService:
         self.collector = Collector.from_settings(settings, prefix, on_incidents)
         self.registry = ModelRegistry(self.redis, keys)
         job_settings = JobSettings(settings.work_dir, settings.eval_share, settings.promote_tolerance,
-                                   settings.enforce_timeout_s)  # fmt: skip
+                                   settings.enforce_timeout_s, settings.train_forecaster)  # fmt: skip
         self.jobs = JobRunner(HistoryFolder(settings.history_dir), self.registry, self.a1, job_settings)
+        on_breaches = None if self.notifier is None else self.notifier.on_breaches
+        self.forecasts = ForecastService(ForecastSettings.from_settings(settings), self.jobs.current_version,
+                                         on_breaches)  # fmt: skip
         window, retrain = timedelta(hours=settings.drift_window_h), self.jobs.submit_training
         self.drift = DriftMonitor(
             settings.history_dir, window, settings.drift_threshold, settings.drift_cells_share, retrain
@@ -90,6 +95,7 @@ class RappService:
         app.include_router(pms_router(self.policies))
         app.include_router(jobs_router(self.jobs, self.drift))
         app.include_router(remediation_router())
+        app.include_router(forecasts_router(self.forecasts))
 
         @app.get("/healthz", tags=["health"])
         async def healthz() -> JSONResponse:
@@ -118,6 +124,7 @@ class RappService:
             "near_rt_ric": {"ric_id": self.settings.ric_id, "a1": self.a1.where, "available": self.near_rt_available},
             "policies": len(self.policies.ids()),
             "policies_repushed": self.policies.repushed,
+            "forecasts": self.forecasts.health(),
             "collector": {"connected": self.collector.stats.connected, **vars(self.collector.stats.totals)},
             "noc_notifications": self.notifier.health() if self.notifier else {"enabled": False},
         }
@@ -140,6 +147,7 @@ class RappService:
                 asyncio.create_task(self.collector.run(self._stop), name="collector"),
                 asyncio.create_task(self.jobs.run(), name="jobs"),
                 asyncio.create_task(self._schedule(), name="schedule"),
+                asyncio.create_task(self.forecasts.run(self._stop), name="forecasts"),
                 *self._drift_watch(),
             ]
             if self.notifier is not None:

@@ -3,7 +3,10 @@ promote and publish it only if it is not worse, name it in the `ranomaly-model` 
 timeout) until the Near-RT side reports it enforced. Rollback names an earlier promoted version the same way.
 
 Jobs run one at a time, off the request path. Training runs in a subprocess (`ranomaly train`), so torch
-never enters this process; judging runs the exported artifacts through ONNX Runtime in a worker thread.
+never enters this process; it trains the forecaster too when `train_forecaster` is on and the training
+history holds one forecaster window and horizon, and a promoted version's forecaster is kept for
+`rapp.forecasts` under `work_dir/models/<version>/`; judging runs the exported artifacts through ONNX
+Runtime in a worker thread.
 "Not worse" means: on the newest `eval_share` of the history, on the cell-periods outside any incident
 the xApp recorded (quiet data), the candidate alarms at most `promote_tolerance` more than the current
 model (relative, with an absolute allowance of 0.1 % of cell-periods).
@@ -24,9 +27,11 @@ import numpy as np
 import structlog
 
 from models.artifact import Artifact, load_session, read_artifact
+from models.forecaster.config import ForecasterConfig
 from models.scoring import score_arrays
 from ranomaly_contracts.dataset import Dataset, KpmArrays, to_arrays, write_dataset
 from rapp.a1.client import A1Client, A1Error
+from rapp.forecasts import keep_forecaster
 from rapp.registry import ModelRegistry
 
 log = structlog.get_logger(__name__)
@@ -78,6 +83,7 @@ class JobSettings:
     eval_share: float = 0.25
     promote_tolerance: float = 0.25
     enforce_timeout_s: float = 2700.0
+    train_forecaster: bool = True  # also train the forecaster (when the history is long enough for it)
     train_command: tuple[str, ...] = (sys.executable, "-m", "ranomaly", "--log-level", "WARNING", "train")
 
 
@@ -129,11 +135,11 @@ class JobRunner:
         fit, judge = _split(dataset, self.settings.eval_share)
         await asyncio.to_thread(write_dataset, fit, folder / "data", "parquet")
         began = time.monotonic()
-        await self._run_training(job, folder)
+        await self._run_training(job, folder, self._forecaster_fits(job, fit))
         candidate = read_artifact(folder / "model")
         job.outcome.update(candidate=candidate.manifest.version, training_s=round(time.monotonic() - began, 1))
         job.step(f"trained {candidate.manifest.version} in {job.outcome['training_s']} s")
-        current_version = await self._current_version()
+        current_version = await self.current_version()
         current = await self.registry.get(current_version) if current_version else None
         windows = self.history.incident_windows()
         judged = await asyncio.to_thread(_judge, candidate, current, to_arrays(judge), windows)
@@ -145,6 +151,9 @@ class JobRunner:
                      f"the current model on {judged['current_alarm_rate']:.3%}")  # fmt: skip
             return
         job.step(f"judged not worse: {judged}")
+        kept = await asyncio.to_thread(keep_forecaster, folder / "model", self.settings.work_dir)
+        if kept is not None:
+            job.step(f"kept its forecaster in {kept}")
         version = await self.registry.publish(folder / "model")
         job.step(f"published and promoted {version}")
         await self._enforce(job, version)
@@ -157,10 +166,22 @@ class JobRunner:
             return
         await self._enforce(job, version)
 
-    async def _run_training(self, job: Job, folder: Path) -> None:
-        command = [*self.settings.train_command, "--data", str(folder / "data"), "--out", str(folder / "model"),
-                   "--no-forecaster"]  # fmt: skip
-        job.step("training")
+    def _forecaster_fits(self, job: Job, fit: Dataset) -> bool:
+        """Whether to train the forecaster: on, and the training history holds a window and its horizon."""
+        if not self.settings.train_forecaster:
+            return False
+        periods, config = fit.kpm["timestamp"].nunique(), ForecasterConfig()
+        if periods < config.window + config.horizon:
+            job.step(f"no forecaster: {periods} periods of training history, it needs {config.window} + "
+                     f"{config.horizon}")  # fmt: skip
+            return False
+        return True
+
+    async def _run_training(self, job: Job, folder: Path, forecaster: bool) -> None:
+        command = [*self.settings.train_command, "--data", str(folder / "data"), "--out", str(folder / "model")]
+        if not forecaster:
+            command.append("--no-forecaster")
+        job.step("training the detector" + (" and the forecaster" if forecaster else ""))
         process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
         )
@@ -170,7 +191,8 @@ class JobRunner:
             raise RuntimeError(f"training exited with {process.returncode}: {text[-500:]}")
         job.step(text.splitlines()[-1] if text else "trained")
 
-    async def _current_version(self) -> str | None:
+    async def current_version(self) -> str | None:
+        """The model version in use: the one the model policy names, else the newest promoted (None: none)."""
         try:
             body = await self.a1.instance(POLICY_TYPE_ID, MODEL_INSTANCE_ID)
             named = body.get("model_version")

@@ -6,6 +6,9 @@ it acknowledges them. Each event becomes one notification, a webhook message in 
 cell_id, node_id, severity, and kind when known) are fixed by its first notification, so its fingerprint,
 Alertmanager's hash of the labels, is the same from firing to resolved; the annotations carry the latest
 summary, attribution and top remediation action (`rapp.remediation`: advice only, nothing is executed).
+Predicted breaches (`rapp.forecasts`, `on_breaches`) go the same way as alerts of their own, alertname
+RanomalyPredictedBreach, labels fixed by the breach (cell, node, measurement, direction), severity warning:
+a breach's open fires, its close resolves.
 
 Delivery state is a SQLite file (WAL, synchronous=FULL) under the rApp's work dir, one row per
 (incident_id, event, period_start_ms): queued with its message fixed, then delivered or refused. Queuing is
@@ -30,17 +33,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import structlog
 
 from ranomaly_contracts.kinds import AnomalyKind
 from ranomaly_contracts.sdl import IncidentEvent
+from rapp.forecasts import BreachEvent
 from rapp.remediation import advise
 
 log = structlog.get_logger(__name__)
 
 ALERTNAME = "RanomalyIncident"
+BREACH_ALERTNAME = "RanomalyPredictedBreach"
 STATE_FILE = "noc-notifications.sqlite3"  # under the rApp's work dir
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of a firing alert
 RETRYABLE = frozenset({408, 425, 429})  # 4xx worth retrying; every 5xx is too
@@ -166,15 +172,28 @@ class Notifier:
         with self._db:
             for event in events:
                 kind = self._kind_of(event) if self._kind_of is not None else None
-                body = json.dumps(self._message(event, kind, self._labels(event, kind, now_ms)), separators=(",", ":"))
-                cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO notifications (incident_id, event, period_start_ms, body) "
-                    "VALUES (?, ?, ?, ?)",
-                    (event.incident_id, event.event, event.period_start_ms, body),
-                )
-                queued += cursor.rowcount
+                message = self._message(event, kind, self._labels(event, kind, now_ms))
+                queued += self._insert(event.incident_id, event.event, event.period_start_ms, message)
+        self._queued(queued, len(events))
+
+    def on_breaches(self, events: Sequence[BreachEvent]) -> None:
+        """Queue one notification per predicted-breach event, durably, in one transaction (the forecast
+        service's callback)."""
+        with self._db:
+            queued = sum(self._insert(e.breach_id, e.event, e.made_at_ms, self._breach_message(e)) for e in events)
+        self._queued(queued, len(events))
+
+    def _insert(self, key: str, event: str, period_start_ms: int, message: dict[str, Any]) -> int:
+        """Queue a message once per (key, event, period) inside the caller's transaction; 1 if new, else 0."""
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO notifications (incident_id, event, period_start_ms, body) VALUES (?, ?, ?, ?)",
+            (key, event, period_start_ms, json.dumps(message, separators=(",", ":"))),
+        )
+        return int(cursor.rowcount)
+
+    def _queued(self, queued: int, offered: int) -> None:
         self.stats.queued += queued
-        self.stats.repeated += len(events) - queued
+        self.stats.repeated += offered - queued
         if queued:
             self._wake.set()
 
@@ -218,7 +237,33 @@ class Notifier:
             "generatorURL": f"{self.external_url}/api/v1/remediation" + (f"/{kind}" if advice.known else ""),
             "fingerprint": fingerprint(labels),
         }
-        group = {"alertname": ALERTNAME, "cell_id": event.cell_id}
+        return self._envelope(alert, {"alertname": ALERTNAME, "cell_id": event.cell_id})
+
+    def _breach_message(self, event: BreachEvent) -> dict[str, Any]:
+        """The webhook body of one predicted-breach event."""
+        labels = {"alertname": BREACH_ALERTNAME, "cell_id": event.cell_id, "node_id": event.node_id,
+                  "measurement": event.measurement, "direction": event.direction, "severity": "warning"}  # fmt: skip
+        resolved = event.event == "close"
+        limit = f"{event.direction} {event.threshold:g}"
+        summary = f"{event.measurement} on cell {event.cell_id} (node {event.node_id}) " + (
+            f"no longer forecast {limit}" if resolved
+            else f"forecast {limit} from {rfc3339(event.breach_ms)}: {event.predicted:.6g}"
+        )  # fmt: skip
+        annotations = {"summary": summary, "model_version": event.model_version,
+                       "notification_id": f"{event.breach_id}|{event.event}|{event.made_at_ms}"}  # fmt: skip
+        alert = {
+            "status": "resolved" if resolved else "firing",
+            "labels": labels,
+            "annotations": annotations,
+            "startsAt": rfc3339(event.opened_ms),
+            "endsAt": rfc3339(event.made_at_ms) if resolved else ZERO_TIME,
+            "generatorURL": f"{self.external_url}/api/v1/forecasts/{quote(event.cell_id, safe='')}",
+            "fingerprint": fingerprint(labels),
+        }
+        return self._envelope(alert, {"alertname": BREACH_ALERTNAME, "cell_id": event.cell_id})
+
+    def _envelope(self, alert: dict[str, Any], group: dict[str, str]) -> dict[str, Any]:
+        """Alertmanager's webhook message, version 4, around one alert."""
         return {
             "version": "4",
             "groupKey": _group_key(group),
@@ -226,8 +271,8 @@ class Notifier:
             "status": alert["status"],
             "receiver": self.receiver,
             "groupLabels": group,
-            "commonLabels": labels,
-            "commonAnnotations": annotations,
+            "commonLabels": alert["labels"],
+            "commonAnnotations": alert["annotations"],
             "externalURL": self.external_url,
             "alerts": [alert],
         }

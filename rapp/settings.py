@@ -52,3 +52,35 @@ class RappSettings(BaseSettings):
     noc_timeout_s: float = Field(5.0, gt=0)
     noc_retry_max_s: float = Field(60.0, gt=0)  # the longest pause between two delivery attempts
     noc_receiver: str = "ranomaly"  # the receiver name in the webhook messages
+
+    # reports (rapp/reports/): figures, cause and actions from the fact sheet through a template; a language
+    # model writes only the executive summary, kept when a lookup finds no figure, cause or action of its own
+    report_summaries: bool = True  # False: the template's summary only, no model loaded
+    report_model_path: Path | None = None  # a local transformers model folder; None: SmolLM2-135M-Instruct
+    report_model_cache: Path | None = None  # where the default GGUF is converted once; None: <work_dir>/report-model
+    report_dtype: str = Field("bfloat16", pattern="^(bfloat16|float32)$")
+    report_threads: int = Field(2, ge=1)
+    report_max_new_tokens: int = Field(72, ge=8, le=512)
+    report_rootcause_path: Path | None = None  # a classifier file (rapp.reports.rootcause); None: unclassified
+    report_headline_measurements: tuple[str, ...] = ("DRB.UEThpDl", "RRU.PrbUsedDl", "RRC.ConnMean")
+
+    # forecasts (rapp/forecasts.py): the forecaster of the model version in use forecasts every cell; a
+    # measurement forecast beyond its limit within the horizon is a predicted breach, its own event
+    train_forecaster: bool = True  # training jobs also train the forecaster when the history holds its window
+    forecast_interval_s: float = Field(60.0, gt=0)  # how often every cell is forecast and checked for breaches
+    forecast_min_share: float = Field(0.5, gt=0, le=1)  # of the window: the reported periods a cell needs
+    breach_clear_after: int = Field(3, ge=1)  # forecasts in a row within the limit that clear a breach
+    breach_events_kept: int = Field(1000, ge=1)  # the newest breach events the API shows
+    # measurement -> {"above": x} and/or {"below": y} in the measurement's unit (JSON in the environment).
+    # Defaults for the simulator's TS 28.552 catalogue; none for UE counts, handovers, volumes and UL
+    # throughput, whose normal level depends on the cell too much for one limit.
+    breach_limits: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: {
+            "RRU.PrbUsedDl": {"above": 260.0},  # PRBs: 95 % of a 100 MHz carrier's 273; set per carrier size
+            "RRU.PrbUsedUl": {"above": 260.0},
+            "DRB.UEThpDl": {"below": 3000.0},  # kbit/s
+            "DRB.RlcSduDelayDl": {"above": 1000.0},  # 0.1 ms: 100 ms
+            "DRB.PacketLossRateUl": {"above": 5000.0},  # 1E-6: 0.5 %
+            "L1M.DL-SS-SINR.SSB": {"below": 2.0},  # dB
+        }
+    )

@@ -44,7 +44,7 @@ async def test_retrain_promote_push_and_the_xapp_scores_the_new_version_then_rol
     settings = RappSettings(
         redis_url=redis_url, http_host="127.0.0.1", port=0, a1_base_url=f"http://127.0.0.1:{a1_port}",
         history_dir=tmp_path / "history", work_dir=tmp_path / "work", collect_block_ms=100,
-        promote_tolerance=1e9, enforce_timeout_s=60,
+        promote_tolerance=1e9, enforce_timeout_s=60, train_forecaster=False,
     )  # fmt: skip
     rapp = RappService(settings, prefix=prefix)
     rapp_task = asyncio.create_task(rapp.run())
