@@ -11,9 +11,9 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -22,8 +22,6 @@ from ranomaly.logs import configure_logging
 if TYPE_CHECKING:
     from e2sim.settings import SimSettings
     from e2sim.source import KpmSource
-    from rapp.settings import RappSettings
-    from xapp.settings import XappSettings
 
 log = structlog.get_logger(__name__)
 
@@ -32,8 +30,7 @@ def _sim_settings(args: argparse.Namespace, **fields: str) -> SimSettings:
     """SimSettings from the environment, with the given flags (field name -> argument name) on top."""
     from e2sim.settings import SimSettings
 
-    overrides = {field: getattr(args, arg) for field, arg in fields.items() if getattr(args, arg, None) is not None}
-    return SimSettings(**overrides)
+    return SimSettings(**_given(args, fields))
 
 
 _SERVE_FIELDS = {"host": "host", "port": "port", "pace": "pace", "periods": "periods"}
@@ -260,24 +257,35 @@ _XAPP_FIELDS = {
 }  # fmt: skip
 
 
-async def _run_xapp(settings: XappSettings) -> None:
-    from xapp.app import XappService
+class _Service(Protocol):
+    def stop(self) -> None: ...
 
-    service = XappService(settings)
+    async def run(self) -> None: ...
+
+
+async def _run_until_signalled(make: Callable[[], _Service]) -> None:
+    """Build a service in the running loop and run it until SIGINT or SIGTERM asks it to stop."""
+    service = make()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, service.stop)
     await service.run()
 
 
+def _given(args: argparse.Namespace, fields: dict[str, str]) -> dict[str, Any]:
+    """Settings fields (field -> argument name) that were given on the command line."""
+    return {field: getattr(args, arg) for field, arg in fields.items() if getattr(args, arg, None) is not None}
+
+
 def cmd_xapp(args: argparse.Namespace) -> int:
     """Run the Near-RT xApp: E2 subscriptions, scoring, A1-P, incidents."""
+    from xapp.app import XappService
     from xapp.errors import XappError
     from xapp.settings import XappSettings
 
-    overrides = {field: getattr(args, arg) for field, arg in _XAPP_FIELDS.items() if getattr(args, arg) is not None}
+    settings = XappSettings(**_given(args, _XAPP_FIELDS))
     try:
-        asyncio.run(_run_xapp(XappSettings(**overrides)))
+        asyncio.run(_run_until_signalled(lambda: XappService(settings)))
     except XappError as exc:
         log.error("xapp_failed", error=str(exc))
         print(f"ranomaly xapp: {exc}", file=sys.stderr)
@@ -289,22 +297,13 @@ _RAPP_FIELDS = {"http_host": "host", "port": "port", "redis_url": "redis_url", "
                 "a1_api_root": "a1_api_root", "history_dir": "history"}  # fmt: skip
 
 
-async def _run_rapp(settings: RappSettings) -> None:
-    from rapp.app import RappService
-
-    service = RappService(settings)
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, service.stop)
-    await service.run()
-
-
 def cmd_rapp(args: argparse.Namespace) -> int:
-    """Run the Non-RT rApp: A1 policy management, health and metrics."""
+    """Run the Non-RT rApp: A1 policy management, collector, training, forecasts, reports."""
+    from rapp.app import RappService
     from rapp.settings import RappSettings
 
-    overrides = {field: getattr(args, arg) for field, arg in _RAPP_FIELDS.items() if getattr(args, arg) is not None}
-    asyncio.run(_run_rapp(RappSettings(**overrides)))
+    settings = RappSettings(**_given(args, _RAPP_FIELDS))
+    asyncio.run(_run_until_signalled(lambda: RappService(settings)))
     return 0
 
 
