@@ -231,6 +231,14 @@ async def test_whole_messages_and_single_indications_give_identical_verdicts() -
     assert results[0] == results[1]
 
 
+async def test_sequence_gaps_are_counted_on_the_routine_path_too(datalayer: MemoryDataLayer) -> None:
+    engine = await started(datalayer)
+    for p in (0, 1, 2, 5, 6):  # the node's indications 3 and 4 are lost
+        engine.on_batch(batch(indication("n1", p, {"c1": CALM, "c2": CALM}), indication("n2", p, {"c3": CALM})))
+    engine.flush()
+    assert engine.metrics.sequence_gaps._value.get() == 4, "two lost indications from each of two nodes"
+
+
 async def test_a_flood_of_bad_indications_logs_one_line_per_kind_and_counts_all(datalayer: MemoryDataLayer) -> None:
     from structlog.testing import capture_logs
 

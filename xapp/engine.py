@@ -133,6 +133,9 @@ class Engine:
         received_ns = time.perf_counter_ns() if received_ns is None else received_ns
         k = len(self.measurements)
         if self.intake.take_routine(message.indications, k, received_ns):
+            for indication in message.indications:
+                header = indication.header
+                self._check_sequence(header.node_id, header.sequence_number)
             if self.tuning.forward_kpm:
                 self._forward.extend(message.indications)
             self._maybe_flush()
