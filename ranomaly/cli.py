@@ -311,7 +311,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Simulator and a subscriber end to end, against ground truth."""
     from ranomaly.demo import run_demo
 
-    return asyncio.run(run_demo(cells=args.cells, hours=args.hours, seed=args.seed, work=Path(args.work)))
+    return asyncio.run(
+        run_demo(
+            cells=args.cells,
+            hours=args.hours,
+            seed=args.seed,
+            work=Path(args.work),
+            model_summaries=not args.template_reports,
+        )  # fmt: skip
+    )
 
 
 def _add_world_flags(parser: argparse.ArgumentParser) -> None:
@@ -431,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--hours", type=float, default=24.0, help="simulated hours to stream")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--work", default=".demo", help="folder for the training data and model (reused)")
+    demo.add_argument("--template-reports", action="store_true", help="reports without the language model")
     demo.set_defaults(handler=cmd_demo)
     return parser
 

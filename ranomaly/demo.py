@@ -1,23 +1,27 @@
-"""`make demo` / `ranomaly demo`: simulator, xApp and the model end to end, against ground truth.
+"""`make demo` / `ranomaly demo`: simulator, xApp and rApp end to end, against ground truth.
 
 1. The detector is trained on the simulated network's days before the demo window (in a subprocess,
-   `ranomaly sim export` then `ranomaly train`, so this process stays torch-free like the xApp; the
-   artifact is cached in .demo/ and reused).
-2. e2sim serves the next `hours` of the network over gRPC on loopback, as fast as it is read.
-3. The xApp (in-memory data layer, model seeded into its registry) subscribes, scores every cell every
-   period and opens and closes incidents; a live view prints each incident beside the labels it
-   overlaps, which come from the simulator's GroundTruth service.
-4. At the end: incident precision (incidents overlapping a labelled anomaly of their cell), event recall
-   per kind (labels overlapped by an incident), and what the xApp counted.
+   `ranomaly sim export` then `ranomaly train`; the artifact is cached in .demo/ and reused).
+2. A private redis-server is the shared data layer. e2sim serves the next `hours` over gRPC on loopback, as
+   fast as it is read; the xApp subscribes, scores every cell every period and opens and closes incidents;
+   a live view prints each incident beside the labels it overlaps (from the simulator's GroundTruth service).
+   It ends with incident precision and event recall per kind.
+3. The rApp collects what the xApp forwarded, retrains on it, judges the candidate against the scoring
+   model, promotes it and names it in the `ranomaly-model` A1 policy; the xApp stages it, the next simulated
+   day streams, the xApp swaps it in and reports it enforced. Last, the rApp writes a report on one incident.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,15 +30,22 @@ from prometheus_client import Counter as Counter_
 
 from e2sim.server import SimServer, StreamOptions
 from e2sim.world import DEFAULT_START, World, WorldConfig
+from ranomaly.redis_process import RedisServer, free_port
 from ranomaly_contracts.e2sim.v1 import ground_truth_pb2 as gt
 from ranomaly_contracts.e2sim.v1 import ground_truth_pb2_grpc as gt_grpc
 from ranomaly_contracts.sdl import IncidentEvent
+from rapp.app import RappService
+from rapp.history import read_history
+from rapp.settings import RappSettings
 from xapp.app import XappService
-from xapp.datalayer.memory import MemoryDataLayer
+from xapp.datalayer.redis import RedisDataLayer
 from xapp.settings import XappSettings
 
 PERIOD_MS = 60_000
 TRAIN_DAYS = 3
+# A day of history is little to judge on: the demo promotes a candidate that alarms at most twice as often as
+# the scoring model on quiet cell-periods (the rApp's default allows 25 % more).
+DEMO_PROMOTE_TOLERANCE = 1.0
 
 
 def _clock(ms: int) -> str:
@@ -64,24 +75,29 @@ def _overlaps(event: IncidentEvent, label: gt.Anomaly, end_ms: int) -> bool:
     return event.cell_id == label.cell_id and event.opened_ms <= label.last_ms and label.first_ms <= closed
 
 
-async def run_demo(cells: int, hours: float, seed: int, work: Path) -> int:
-    """Stream `hours` of a `cells`-cell network through the xApp; 0 when it ran clean."""
+async def run_demo(cells: int, hours: float, seed: int, work: Path, model_summaries: bool = True) -> int:
+    """Stream `hours` of a `cells`-cell network through the xApp, then let the rApp close the loop; 0 when clean."""
     model = _trained_model(cells, seed, work)
     periods = max(1, int(hours * 3_600_000) // PERIOD_MS)
     start = DEFAULT_START + timedelta(days=TRAIN_DAYS)
     first_ms = int(start.timestamp() * 1000)
     end_ms = first_ms + (periods - 1) * PERIOD_MS
     world = World(WorldConfig(seed=seed, n_cells=cells, start=start))
+    redis = RedisServer(Path(tempfile.mkdtemp(prefix="ranomaly-demo-redis-")))
+    redis.start()
     server = SimServer(world, StreamOptions(realtime=False, periods=periods))
     port = await server.start("127.0.0.1", 0)
-    datalayer = MemoryDataLayer()
+    datalayer = RedisDataLayer(redis.url)
+    a1_port = free_port()
     settings = XappSettings(
-        e2_targets=[f"127.0.0.1:{port}"], http_host="127.0.0.1", a1_port=0, seed_model_dir=model,
-        period_ms=PERIOD_MS, reconnect_max_s=1.0,
+        e2_targets=[f"127.0.0.1:{port}"], http_host="127.0.0.1", a1_port=a1_port, seed_model_dir=model,
+        period_ms=PERIOD_MS, reconnect_min_s=0.1, reconnect_max_s=0.5, model_poll_s=0.5,
     )  # fmt: skip
     service = XappService(settings, datalayer)
+    rapp = RappService(_rapp_settings(redis.url, a1_port, work / "rapp-run", model_summaries))
     began = time.perf_counter()
     xapp = asyncio.create_task(service.run())
+    rapp_task = asyncio.create_task(rapp.run())
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             truth = await gt_grpc.GroundTruthStub(channel).ListAnomalies(
@@ -96,15 +112,86 @@ async def run_demo(cells: int, hours: float, seed: int, work: Path) -> int:
         )
         print(f"ground truth: {len(labels)} labelled anomalies; live incidents (+ open, - close):")
         events = await _live_view(service, datalayer, labels, end_ms)
+        seconds = time.perf_counter() - began
+        await server.stop(0)  # day one is over; the xApp keeps trying to reconnect
+        code = _summary(service, events, labels, end_ms, seconds)
+        closed = [e for e in events if e.event == "close"]
+        code |= await close_the_loop(service, rapp, world, port, periods, closed[0].incident_id if closed else None)
     finally:
         service.stop()
+        rapp.stop()
         await xapp
-        await server.stop()
-    return _summary(service, events, labels, end_ms, time.perf_counter() - began)
+        await rapp_task
+        await server.stop(0)
+        redis.stop()
+    return code
+
+
+def _rapp_settings(redis_url: str, a1_port: int, folder: Path, model_summaries: bool) -> RappSettings:
+    shutil.rmtree(folder, ignore_errors=True)  # the demo's Redis is new too: history starts empty
+    return RappSettings(
+        http_host="127.0.0.1", port=0, redis_url=redis_url, a1_base_url=f"http://127.0.0.1:{a1_port}",
+        history_dir=folder / "history", work_dir=folder / "work", collect_block_ms=100, train_forecaster=False,
+        report_summaries=model_summaries, report_model_cache=folder.parent / "report-model",
+        enforce_timeout_s=300, promote_tolerance=DEMO_PROMOTE_TOLERANCE,
+    )  # fmt: skip
+
+
+async def close_the_loop(
+    service: XappService, rapp: RappService, world: World, port: int, periods: int, incident_id: str | None
+) -> int:
+    """The Non-RT half: collect, retrain, push through A1, the xApp swaps the model in, one report."""
+    engine = service.engine
+    assert engine is not None
+    print("\nrApp: collecting what the xApp forwarded ...")
+    await _until(lambda: _collected_periods(rapp) >= periods, 120)
+    print(f"rApp: {_collected_periods(rapp):,} periods of KPM history collected; retraining on them (promoted if it "
+          f"alarms at most {1 + DEMO_PROMOTE_TOLERANCE:g}x as often on quiet data) ...")  # fmt: skip
+    job = rapp.jobs.submit_training("demo")
+    await _until(lambda: engine.shadow is not None or job.state not in ("queued", "running"), 300)
+    if engine.shadow is None:
+        print(f"rApp: retraining ended {job.state}: {job.log[-1] if job.log else ''}")
+        return 1
+    for line in job.log[1:]:
+        print(f"  {line}")
+    print(f"xApp: {engine.shadow.version} staged beside {engine.model.version}; the next day streams ...")
+    next_day = World(replace(world.config, start=world.config.start + timedelta(minutes=periods)))
+    day_two = SimServer(next_day, StreamOptions(realtime=False, periods=120))
+    await day_two.start("127.0.0.1", port)
+    try:
+        await _until(lambda: job.state not in ("queued", "running"), 300)
+    finally:
+        await day_two.stop(0)
+    print(f"  {job.log[-1]}")
+    if job.state != "succeeded":
+        return 1
+    print(f"xApp: scoring with {engine.model.version} (A1 policy ranomaly-model reads ENFORCED)")
+    if incident_id is None:
+        print("no closed incident to report on")
+        return 0
+    report = await rapp.reporter.incident(incident_id)
+    print(f"\nrApp report on incident {incident_id}:\n")
+    print(report.markdown())
+    return 0
+
+
+def _collected_periods(rapp: RappService) -> int:
+    try:
+        return int(read_history(rapp.settings.history_dir)["timestamp"].nunique())
+    except (FileNotFoundError, ValueError, KeyError):
+        return 0
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the demo waited {timeout_s:g} s in vain")
+        await asyncio.sleep(0.2)
 
 
 async def _live_view(
-    service: XappService, datalayer: MemoryDataLayer, labels: list[gt.Anomaly], end_ms: int
+    service: XappService, datalayer: RedisDataLayer, labels: list[gt.Anomaly], end_ms: int
 ) -> list[IncidentEvent]:
     """Print incident events as they are written until the xApp has scored the last period."""
     engine = service.engine
