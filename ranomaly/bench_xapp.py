@@ -30,12 +30,12 @@ import structlog
 from models.artifact import Artifact
 from models.trivial import parsed_trivial
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from ranomaly_contracts.ratelog import RateLimitedLog
 from xapp.datalayer.memory import MemoryDataLayer
 from xapp.enforcement import StorePolicies
 from xapp.engine import Engine, HotPathTuning
 from xapp.metrics import XappMetrics
 from xapp.policy.store import PolicyStore
-from xapp.ratelog import RateLimitedLog
 from xapp.runtime import ModelRuntime
 
 CELLS_PER_NODE = 8

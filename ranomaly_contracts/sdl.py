@@ -162,6 +162,11 @@ def sdl_keys(prefix: str = PREFIX) -> SdlKeys:
     )
 
 
+def as_text(value: bytes | str) -> str:
+    """A Redis reply as text, whether the client decodes responses or not."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def policy_instance_field(type_id: int, instance_id: str) -> str:
     """The HASH_POLICY_INSTANCES field of an instance: "<type id>/<instance id>"."""
     return f"{type_id}/{instance_id}"

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import redis.asyncio as aioredis
 import structlog
@@ -39,11 +39,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
+from ranomaly_contracts.ratelog import RateLimitedLog
 from ranomaly_contracts.sdl import (
     FIELD_DATA,
     PREFIX,
     RAPP_CONSUMER_GROUP,
     IncidentEvent,
+    as_text,
     decode_incident,
     decode_kpm,
     sdl_keys,
@@ -85,27 +87,6 @@ class CollectorStats:
     other_errors: int = 0  # failed cycles: history writes (disk) and anything unexpected
     partitions_dropped: int = 0  # day partitions removed by retention
     last_success_s: float | None = None  # wall clock of the last cycle that completed
-
-
-class _Throttled:
-    """Warnings at most once per key per interval, each with the count suppressed since the last."""
-
-    def __init__(self, interval_s: float) -> None:
-        self._interval_s = interval_s
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def warning(self, key: str, event: str, **values: Any) -> None:
-        now = time.monotonic()
-        if key in self._last and now - self._last[key] < self._interval_s:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return
-        self._last[key] = now
-        log.warning(event, suppressed_since_last=self._suppressed.pop(key, 0), **values)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _payload(data: bytes | None) -> bytes:
@@ -172,7 +153,7 @@ class Collector:
         self._pending = dict.fromkeys(self._streams, True)  # whether to read this consumer's pending entries
         self._groups_ready = False
         self._leftovers_removed = False
-        self._malformed_log = _Throttled(log_interval_s)
+        self._malformed_log = RateLimitedLog(log, log_interval_s)
         self._on_incidents = on_incidents
 
     @classmethod
@@ -296,7 +277,7 @@ class Collector:
         )
         streams_read = cast(_Reply, reply or [])  # RESP2: [stream, [(id, fields or None), ...]] per stream
         return {
-            _text(name): [(_text(entry_id), values or {}) for entry_id, values in entries]
+            as_text(name): [(as_text(entry_id), values or {}) for entry_id, values in entries]
             for name, entries in streams_read
         }
 

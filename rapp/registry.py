@@ -11,7 +11,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from models.artifact import MANIFEST_FILE, Artifact, parse_artifact, read_artifact
-from ranomaly_contracts.sdl import PROMOTE_ONCE_SCRIPT, SdlKeys
+from ranomaly_contracts.sdl import PROMOTE_ONCE_SCRIPT, SdlKeys, as_text
 
 
 class ModelRegistry:
@@ -23,10 +23,7 @@ class ModelRegistry:
 
     async def promoted(self) -> list[str]:
         """Promoted versions, oldest first."""
-        return [
-            v.decode() if isinstance(v, bytes) else v
-            for v in await self._redis.lrange(self._keys.models_promoted, 0, -1)
-        ]
+        return [as_text(v) for v in await self._redis.lrange(self._keys.models_promoted, 0, -1)]
 
     async def get(self, version: str) -> Artifact | None:
         """A version's checked artifact, or None if the registry lacks it."""

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 import uvicorn
 
+from ranomaly_contracts.ratelog import RateLimitedLog
 from xapp.datalayer.base import DataLayer, DataLayerUnavailable
 from xapp.e2client import Backoff, Subscription, follow
 from xapp.enforcement import StorePolicies
@@ -27,7 +28,6 @@ from xapp.metrics import XappMetrics
 from xapp.modelswap import ModelLoader
 from xapp.policy.handler import A1Handler
 from xapp.policy.store import PolicyStore
-from xapp.ratelog import RateLimitedLog
 from xapp.runtime import ModelRuntime
 from xapp.settings import XappSettings
 
@@ -71,6 +71,7 @@ class XappService:
         self._stop = asyncio.Event()
         self._refused: dict[str, str] = {}
         self._loader: ModelLoader | None = None
+        self._model_revision: int | None = None  # the policy revision the model choice was last checked at
 
     def stop(self) -> None:
         """Ask run() to finish."""
@@ -215,7 +216,7 @@ class XappService:
                 steps = int((now - seen_at) * 1000 // period)
                 engine.advance_clock(seen_watermark + steps * period)
                 seen_watermark, seen_at = engine.intake.watermark_ms, now
-            if now >= next_poll or engine.policies.revision != getattr(self, "_model_revision", None):
+            if now >= next_poll or engine.policies.revision != self._model_revision:
                 self._model_revision = engine.policies.revision
                 next_poll = now + settings.model_poll_s
                 await self._check_model(engine)

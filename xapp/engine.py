@@ -20,6 +20,7 @@ import structlog
 from models.artifact import Manifest
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.indications import IndicationError, decode_indication
+from ranomaly_contracts.ratelog import RateLimitedLog
 from ranomaly_contracts.sdl import VerdictBatch
 from xapp.batch import RowBatch
 from xapp.cells import CellTable
@@ -29,7 +30,6 @@ from xapp.incidents import IncidentTracker
 from xapp.intake import Intake
 from xapp.metrics import XappMetrics
 from xapp.policy.resolve import ResolvedPolicies
-from xapp.ratelog import RateLimitedLog
 from xapp.runtime import ModelRuntime
 from xapp.verdicts import PolicyArrays
 

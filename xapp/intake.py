@@ -18,10 +18,10 @@ import structlog
 
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.indications import DecodedIndication
+from ranomaly_contracts.ratelog import RateLimitedLog
 from xapp.batch import RowBatch
 from xapp.cells import NO_PERIOD, CellTable
 from xapp.metrics import XappMetrics
-from xapp.ratelog import RateLimitedLog
 
 log = structlog.get_logger(__name__)
 

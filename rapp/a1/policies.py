@@ -19,6 +19,7 @@ from jsonschema import Draft7Validator  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
+from ranomaly_contracts.sdl import as_text
 from rapp.a1.client import A1Client, A1Error
 
 log = structlog.get_logger(__name__)
@@ -82,7 +83,7 @@ class PolicyRegistry:
             stored = await self._redis.hgetall(self._key)
         except (RedisError, OSError) as exc:
             raise PolicyError(503, f"policy store unavailable: {exc}") from None
-        self._records = {_text(key): json.loads(value) for key, value in stored.items()}
+        self._records = {as_text(key): json.loads(value) for key, value in stored.items()}
         log.info("a1_policies_loaded", policies=len(self._records))
 
     def ids(
@@ -198,7 +199,3 @@ def _type_number(policytype_id: str) -> int:
     if not 1 <= value <= 2_147_483_647:
         raise PolicyError(404, f"policytype_id {policytype_id!r}: outside 1..2147483647")
     return value
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

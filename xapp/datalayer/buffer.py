@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import structlog
 
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from ranomaly_contracts.ratelog import RateLimitedLog
 from ranomaly_contracts.sdl import IncidentEvent, VerdictBatch
 from xapp.datalayer.base import DataLayerHealth
-from xapp.ratelog import RateLimitedLog
 
 log = structlog.get_logger(__name__)
 

@@ -43,6 +43,7 @@ from ranomaly_contracts.sdl import (
     KpmForward,
     SdlKeys,
     VerdictBatch,
+    as_text,
     decode_cell_state,
     decode_incident,
     decode_kpm,
@@ -75,10 +76,6 @@ from xapp.datalayer.buffer import (
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _raw(value: bytes | str) -> bytes:
@@ -292,7 +289,7 @@ class RedisDataLayer(BufferedWrites):
             data = (fields or {}).get(FIELD_DATA.encode())
             if entry_id is None or data is None:
                 raise ValueError(f"{key} entry {entry_id!r}: no {FIELD_DATA!r} field")
-            out.append((_text(entry_id), _raw(data)))
+            out.append((as_text(entry_id), _raw(data)))
         return out
 
     async def read_verdicts(self, start_id: str = "0") -> list[tuple[str, VerdictBatch]]:
@@ -327,7 +324,7 @@ class RedisDataLayer(BufferedWrites):
     async def policy_instances(self) -> dict[tuple[int, str], bytes]:
         """Every stored policy instance record by (type id, instance id)."""
         stored = await self._call("HGETALL policy instances", self._client.hgetall(self._keys.policy_instances))
-        return {parse_policy_instance_field(_text(name)): _raw(record) for name, record in stored.items()}
+        return {parse_policy_instance_field(as_text(name)): _raw(record) for name, record in stored.items()}
 
     async def put_policy_instance(self, type_id: int, instance_id: str, record: bytes) -> None:
         """Store a policy instance record."""
@@ -342,7 +339,7 @@ class RedisDataLayer(BufferedWrites):
     async def promoted_models(self) -> list[str]:
         """Promoted model versions, oldest first."""
         versions = await self._call("LRANGE promoted models", self._client.lrange(self._keys.models_promoted, 0, -1))
-        return [_text(version) for version in versions]
+        return [as_text(version) for version in versions]
 
     async def get_model(self, version: str) -> tuple[bytes, bytes] | None:
         """(manifest.json bytes, model.onnx bytes) of a version, or None if the registry lacks it."""

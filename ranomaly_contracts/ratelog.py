@@ -1,4 +1,7 @@
-"""Log lines about bad input at a bounded rate: one line per kind per interval, with what was suppressed."""
+"""Log lines about bad input at a bounded rate: one line per kind per interval, with what was suppressed.
+
+Shared by the xApp and the rApp (which import no internals of each other).
+"""
 
 from __future__ import annotations
 
