@@ -9,10 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 import uvicorn
 from fastapi import FastAPI
 
 from ranomaly.redis_process import free_port
+from rapp.a1.client import A1Client
+from rapp.a1.policies import PolicyInfo, PolicyRegistry
 from rapp.app import RappService
 from rapp.settings import RappSettings
 from tests.test_xapp_service import Running, until
@@ -158,6 +161,44 @@ async def test_policies_a_restarted_near_rt_ric_lost_are_pushed_again_and_surviv
     finally:
         await rapp.stop()
         await xapp.stop()
+
+
+class HeldDelete(A1Client):
+    """An A1 client whose deletes, once done on the Near-RT side, wait for the test to let them return."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url, retries=1)
+        self.deleted = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def delete(self, type_id: int, instance_id: str) -> None:
+        await super().delete(type_id, instance_id)
+        self.deleted.set()
+        await self.release.wait()
+
+
+async def test_a_sync_during_a_delete_does_not_push_the_policy_back(
+    redis_url: str, key: str, near_rt: tuple[Running, int]
+) -> None:
+    xapp, port = near_rt
+    client = HeldDelete(f"http://127.0.0.1:{port}")
+    redis = aioredis.Redis.from_url(redis_url)
+    registry = PolicyRegistry(client, redis, f"{key}:policies", "ric-1")
+    try:
+        await registry.put(PolicyInfo(**policy()))
+        deleting = asyncio.create_task(registry.delete("p1"))
+        await client.deleted.wait()  # gone from the Near-RT side, still in the rApp's records
+        syncing = asyncio.create_task(registry.sync())
+        await asyncio.sleep(0.2)
+        client.release.set()
+        await asyncio.gather(deleting, syncing)
+        assert registry.ids() == [] and registry.repushed == 0
+        assert (await xapp.http("GET", "/A1-P/v2/policytypes/20100/policies/p1")).status_code == 404, (
+            "the deleted policy stays deleted on the Near-RT side"
+        )
+    finally:
+        await client.close()
+        await redis.aclose()
 
 
 async def test_an_unreachable_near_rt_ric_is_a_503_and_nothing_is_stored(redis_url: str, key: str) -> None:

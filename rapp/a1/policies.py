@@ -9,6 +9,7 @@ accepted it. Transient policies are not pushed again after the Near-RT side lost
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -75,6 +76,7 @@ class PolicyRegistry:
         self._key = key
         self._records: dict[str, dict[str, Any]] = {}
         self._schemas: dict[str, dict[str, Any]] = {}
+        self._changing = asyncio.Lock()  # one change or sync at a time: a sync never sees half a delete
         self.repushed = 0
 
     async def load(self) -> None:
@@ -119,6 +121,10 @@ class PolicyRegistry:
 
     async def put(self, info: PolicyInfo) -> bool:
         """Validate, push and store a policy; True if it is new."""
+        async with self._changing:
+            return await self._put(info)
+
+    async def _put(self, info: PolicyInfo) -> bool:
         if info.ric_id != self.ric_id:
             raise PolicyError(404, f"ric_id {info.ric_id!r}: unknown Near-RT RIC; this rApp manages {self.ric_id!r}")
         if info.policy_id == MODEL_INSTANCE_ID:
@@ -139,14 +145,15 @@ class PolicyRegistry:
 
     async def delete(self, policy_id: str) -> None:
         """Delete a policy from the Near-RT RIC, then from the store."""
-        record = self.get(policy_id)
-        await self._call(self.client.delete(_type_number(record["policytype_id"]), policy_id))
-        try:
-            await self._redis.hdel(self._key, policy_id)
-        except (RedisError, OSError) as exc:
-            raise PolicyError(503, f"policy store unavailable: {exc}") from None
-        del self._records[policy_id]
-        log.info("a1_policy_deleted", policy_id=policy_id)
+        async with self._changing:
+            record = self.get(policy_id)
+            await self._call(self.client.delete(_type_number(record["policytype_id"]), policy_id))
+            try:
+                await self._redis.hdel(self._key, policy_id)
+            except (RedisError, OSError) as exc:
+                raise PolicyError(503, f"policy store unavailable: {exc}") from None
+            del self._records[policy_id]
+            log.info("a1_policy_deleted", policy_id=policy_id)
 
     async def status(self, policy_id: str) -> dict[str, Any]:
         """`last_modified` and the Near-RT RIC's status of a policy."""
@@ -156,6 +163,12 @@ class PolicyRegistry:
 
     async def sync(self) -> int:
         """Push again what the Near-RT RIC lost (transient policies are dropped instead); return how many."""
+        async with self._changing:
+            pushed = await self._push_lost()
+        self.repushed += pushed
+        return pushed
+
+    async def _push_lost(self) -> int:
         pushed = 0
         for policytype_id in sorted({r["policytype_id"] for r in self._records.values()}):
             type_id = _type_number(policytype_id)
@@ -172,7 +185,6 @@ class PolicyRegistry:
                 await self._call(self.client.put(type_id, policy_id, record["policy_data"]))
                 pushed += 1
                 log.warning("a1_policy_repushed", policy_id=policy_id, policytype_id=policytype_id)
-        self.repushed += pushed
         return pushed
 
     async def _store(self, policy_id: str, record: dict[str, Any]) -> None:
