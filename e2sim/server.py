@@ -13,12 +13,13 @@ import structlog
 
 from e2sim.encoding import (
     IndicationEncoder,
+    RawIndicationEncoder,
     SubscriptionError,
     SubscriptionPlan,
     accepted_message,
     plan_subscription,
 )
-from e2sim.source import KpmSource
+from e2sim.source import KpmSource, nr_cell_identities
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.e2.v1 import e2_pb2_grpc as pb_grpc
 from ranomaly_contracts.e2sim.v1 import ground_truth_pb2 as gt
@@ -57,11 +58,12 @@ class E2NodeService(pb_grpc.E2NodeServicer):
         """Nodes, cells and the RAN function definition."""
         src = self._source
         response = pb.ListNodesResponse()
+        nci = nr_cell_identities(src).tolist()
         for node, node_id in enumerate(src.node_ids):
             info = response.nodes.add(node_id=node_id, plmn_id=self._options.plmn_id)
             for cell, cell_id in enumerate(src.cell_ids):
-                if int(src.cell_node[cell]) == node:  # NCI: 22-bit gNB ID, 14-bit local cell ID
-                    info.cells.add(cell_id=cell_id, nr_cell_identity=(node << 14) | len(info.cells))
+                if int(src.cell_node[cell]) == node:
+                    info.cells.add(cell_id=cell_id, nr_cell_identity=nci[cell])
         ran = response.ran_function
         ran.short_name = "ORAN-E2SM-KPM"
         ran.service_model_oid = SERVICE_MODEL_OID
@@ -109,7 +111,8 @@ class E2NodeService(pb_grpc.E2NodeServicer):
         if opts.periods:
             limit = start.first_period + opts.periods - 1
             last = limit if last is None else min(last, limit)
-        encoder = IndicationEncoder(plan, self._source, start.first_period)
+        kind = RawIndicationEncoder if plan.raw else IndicationEncoder
+        encoder = kind(plan, self._source, start.first_period)
         step = 1 if opts.realtime else max(1, opts.chunk_cell_reports // max(plan.n_cells, 1))
         chunks = iter(_chunks(start.first_period, last, step))
         # Prepare one chunk ahead, off the event loop, while the current one is sent.
@@ -131,14 +134,14 @@ class E2NodeService(pb_grpc.E2NodeServicer):
                 job.cancel()
 
     def _submit(
-        self, encoder: IndicationEncoder, plan: SubscriptionPlan, chunk: tuple[int, int] | None
+        self, encoder: IndicationEncoder | RawIndicationEncoder, plan: SubscriptionPlan, chunk: tuple[int, int] | None
     ) -> asyncio.Future[list[pb.SubscriptionMessage]] | None:
         if chunk is None:
             return None
         return asyncio.ensure_future(asyncio.to_thread(self._prepare, encoder, plan, *chunk))
 
     def _prepare(
-        self, encoder: IndicationEncoder, plan: SubscriptionPlan, period: int, count: int
+        self, encoder: IndicationEncoder | RawIndicationEncoder, plan: SubscriptionPlan, period: int, count: int
     ) -> list[pb.SubscriptionMessage]:
         block = self._source.block(period, count, plan.period_ms)
         return list(encoder.messages(block))

@@ -80,3 +80,13 @@ class KpmSource(Protocol):
     def labels(self, start_ms: int, end_ms: int, period_ms: int) -> list[Label]:
         """Ground truth of the periods whose collection starts in [start_ms, end_ms)."""
         ...
+
+
+def nr_cell_identities(source: KpmSource) -> np.ndarray:
+    """The 36-bit NR cell identity of every cell: a 22-bit gNB id (node index), a 14-bit local cell id."""
+    nci = np.zeros(len(source.cell_ids), dtype=np.int64)
+    local: dict[int, int] = {}
+    for cell, node in enumerate(source.cell_node.tolist()):
+        nci[cell] = (node << 14) | local.get(node, 0)
+        local[node] = local.get(node, 0) + 1
+    return nci

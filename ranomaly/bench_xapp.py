@@ -101,7 +101,7 @@ def _messages(artifact: Artifact, cells: int, periods: int, per_message: int) ->
     return out
 
 
-async def _engine(
+async def hot_path_engine(
     artifact: Artifact, batch_max_cells: int, window_ms: float, stream_max: int = 10_000
 ) -> tuple[Engine, MemoryDataLayer]:
     layer = MemoryDataLayer(verdict_stream_max=stream_max, kpm_stream_max=stream_max)
@@ -127,7 +127,7 @@ async def _feed(artifact: Artifact, cells: int, periods: int, batch_max_cells: i
                 per_message: int) -> dict[str, Any]:  # fmt: skip
     """Feed every message as soon as the previous one is taken; the writer runs between messages."""
     messages = _messages(artifact, cells, periods, per_message)
-    engine, layer = await _engine(artifact, batch_max_cells, window_ms)
+    engine, layer = await hot_path_engine(artifact, batch_max_cells, window_ms)
     engine.intake.cell_filter.nodes.update(f"n{n}" for n in range(cells // CELLS_PER_NODE))
     per_period = len(messages) // periods
     for message in messages[:per_period]:  # the first period adds every cell: not the steady state
@@ -180,7 +180,7 @@ def _memory_child(folder: str, counts: tuple[int, ...], out: Any) -> None:
 
     async def grow() -> dict[str, int]:
         artifact = read_artifact(folder)
-        engine, layer = await _engine(artifact, 1024, 0.0, stream_max=1)  # state, not what the streams hold
+        engine, layer = await hot_path_engine(artifact, 1024, 0.0, stream_max=1)  # state, not what the streams hold
         feeds = {cells: _messages(artifact, cells, 2, 64) for cells in counts}  # built before measuring
         rss = {}
         for cells, messages in feeds.items():

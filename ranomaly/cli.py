@@ -180,10 +180,31 @@ def cmd_bench_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_rmr_bench(figures: dict[str, Any]) -> None:
+    """The in-process table of the RMR bench (the decode table is printed as it is measured)."""
+    print(f"{'in process, same cells':44s} {'cell-reports/s':>15s} {'p50 ms':>8s} {'p99 ms':>8s}")
+    for name, label in (("rmr_trivial", "rmr, 1-cell RICindications, trivial model"),
+                        ("grpc_trivial", "grpc, 8-cell indications, trivial model"),
+                        ("rmr_model", "rmr, 1-cell RICindications, detector"),
+                        ("grpc_model", "grpc, 8-cell indications, detector")):  # fmt: skip
+        row = figures[name]
+        lat = row["indication_latency"]
+        print(f"{label:44s} {row['cell_reports_per_s']:15,.0f} {lat['p50_ms']:8.3f} {lat['p99_ms']:8.3f}")
+
+
 def cmd_bench_xapp(args: argparse.Namespace) -> int:
     """The xApp hot path in process and end to end, against naive baselines."""
     from models.artifact import read_artifact
     from ranomaly.bench_xapp import run_xapp_bench
+
+    if args.transport == "rmr":
+        from ranomaly.bench_rmr import run_rmr_bench
+
+        rmr_figures = run_rmr_bench(read_artifact(args.model))
+        _print_rmr_bench(rmr_figures)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rmr_figures, indent=2) + "\n")
+        return 0
 
     figures = run_xapp_bench(
         read_artifact(args.model), Path(args.model), Path(args.e2e_model) if args.e2e_model else None,
@@ -253,7 +274,7 @@ def cmd_bench_reports(args: argparse.Namespace) -> int:
 
 _XAPP_FIELDS = {
     "e2_targets": "e2", "http_host": "host", "a1_port": "a1_port", "datalayer": "datalayer",
-    "redis_url": "redis_url", "period_ms": "period_ms", "seed_model_dir": "model",
+    "redis_url": "redis_url", "period_ms": "period_ms", "seed_model_dir": "model", "transport": "transport",
 }  # fmt: skip
 
 
@@ -397,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_xapp = bench.add_parser("xapp", help="xApp hot path in process, memory per cell, and end to end")
     bench_xapp.add_argument("--model", required=True, help="artifact folder of the shipped detector")
+    bench_xapp.add_argument("--transport", choices=["grpc", "rmr"], default="grpc",
+                            help="rmr: decode speeds, the RMR transport beside the gRPC one")  # fmt: skip
     bench_xapp.add_argument("--e2e-model", help="artifact trained at --e2e-period-ms (omit: no end-to-end run)")
     bench_xapp.add_argument("--e2e-cells", type=int, default=10_000)
     bench_xapp.add_argument("--e2e-period-ms", type=int, default=250)
@@ -416,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_reports.set_defaults(handler=cmd_bench_reports)
 
     xapp = commands.add_parser("xapp", help="the Near-RT xApp (settings: RANOMALY_XAPP_* variables, these flags)")
+    xapp.add_argument("--transport", choices=["grpc", "rmr"], help="E2 and A1: grpc, or rmr inside an O-RAN SC RIC")
     xapp.add_argument("--e2", type=lambda v: [t for t in v.split(",") if t], help="E2 endpoints host:port,...")
     xapp.add_argument("--host", help="address of the HTTP server (A1-P, health, metrics)")
     xapp.add_argument("--a1-port", type=int, help="port of the HTTP server (A1-P, health, metrics)")

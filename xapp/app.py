@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import gc
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import uvicorn
@@ -30,6 +30,11 @@ from xapp.policy.handler import A1Handler
 from xapp.policy.store import PolicyStore
 from xapp.runtime import ModelRuntime
 from xapp.settings import XappSettings
+
+if TYPE_CHECKING:
+    from xapp.ric.adapter import RicAdapter
+    from xapp.ric.rmr import RmrEndpoint
+    from xapp.ric.submgr import SubscriptionNotification
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +60,9 @@ def make_datalayer(settings: XappSettings) -> DataLayer:
 class XappService:
     """One xApp process: everything it runs, and its health."""
 
-    def __init__(self, settings: XappSettings, datalayer: DataLayer | None = None) -> None:
+    def __init__(
+        self, settings: XappSettings, datalayer: DataLayer | None = None, rmr: RmrEndpoint | None = None
+    ) -> None:
         self.settings = settings
         self.metrics = XappMetrics()
         self.errors = RateLimitedLog(log, settings.log_error_interval_s)
@@ -72,6 +79,8 @@ class XappService:
         self._refused: dict[str, str] = {}
         self._loader: ModelLoader | None = None
         self._model_revision: int | None = None  # the policy revision the model choice was last checked at
+        self._rmr = rmr  # the RMR endpoint of the rmr transport; None: opened from the settings when needed
+        self.ric: RicAdapter | None = None
 
     def stop(self) -> None:
         """Ask run() to finish."""
@@ -91,10 +100,13 @@ class XappService:
         try:
             await self._wait_listening(server, http_task)
             await self._load_policies()
+            if self.settings.transport == "rmr":
+                self.ric = self._start_ric()
             engine = await self._first_engine()
             if engine is None:
                 return
-            tasks = self._follow_all(engine)
+            tasks = self._follow_all(engine) if self.ric is None else self._subscribe_all(self.ric, engine)
+            tasks.append(asyncio.create_task(self._duties(engine), name="duties"))
             self.scoring.set()
             stop_task = asyncio.create_task(self._stop.wait())
             done, _ = await asyncio.wait([*tasks, stop_task, http_task], return_when=asyncio.FIRST_COMPLETED)
@@ -107,12 +119,19 @@ class XappService:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.ric is not None:
+                await self.ric.close()
             if self.engine is not None:
                 self.engine.flush()
             server.should_exit = True
             with contextlib.suppress(Exception):
                 await http_task
             await self.datalayer.close()
+
+    def on_subscription_notification(self, notification: SubscriptionNotification) -> None:
+        """The subscription manager's answer to one of the RIC adapter's subscriptions."""
+        if self.ric is not None:
+            self.ric.on_notification(notification)
 
     async def _wait_listening(self, server: uvicorn.Server, http_task: asyncio.Task[None]) -> None:
         while not server.started:
@@ -190,15 +209,43 @@ class XappService:
         subscription = Subscription(
             subscriber_id=settings.subscriber_id, node_ids=settings.nodes, cell_ids=settings.cells,
             measurements=engine.measurements, period_ms=settings.period_ms,
-            max_indications_per_message=settings.max_indications_per_message,
+            max_indications_per_message=settings.max_indications_per_message, raw_e2sm_kpm=settings.raw_e2sm_kpm,
         )  # fmt: skip
         backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
-        tasks = [
+        return [
             asyncio.create_task(follow(target, subscription, engine, backoff, self._stop), name=f"e2 {target}")
             for target in settings.e2_targets
         ]
-        tasks.append(asyncio.create_task(self._duties(engine), name="duties"))
-        return tasks
+
+    def _start_ric(self) -> RicAdapter:
+        """The RMR endpoint (opened now: the library loads only for this transport), listening for A1 at once."""
+        from xapp.policy.rmr import A1RmrAdapter
+        from xapp.ric.adapter import RicAdapter
+        from xapp.ric.rmr import open_rmr
+
+        settings = self.settings
+        endpoint = self._rmr
+        if endpoint is None:
+            endpoint = open_rmr(settings.rmr_port, library=settings.rmr_library, max_size=settings.rmr_max_size)
+        adapter = RicAdapter(endpoint, A1RmrAdapter(self.a1, settings.handler_id), self.metrics, self.errors)
+        adapter.start()
+        return adapter
+
+    def _subscribe_all(self, ric: RicAdapter, engine: Engine) -> list[asyncio.Task[Any]]:
+        """Score what the RIC delivers; keep one E2SM-KPM subscription per configured cell."""
+        from xapp.ric.cells import parse_ric_cells
+        from xapp.ric.submgr import ClientEndpoint, SubmgrClient
+        from xapp.ric.subscriptions import kpm_keeper
+
+        settings = self.settings
+        assert self.http_port is not None
+        cells = parse_ric_cells(settings.ric_cells)
+        ric.attach(engine, cells, settings.kpm_version)
+        advertised = ClientEndpoint(settings.advertise_host, self.http_port, settings.rmr_port)
+        client = SubmgrClient(settings.submgr_url, advertised)
+        keeper = kpm_keeper(client, cells, engine.measurements, settings, ric)
+        ric.keep(keeper, client)
+        return [asyncio.create_task(keeper.run(self._stop), name="e2 subscriptions")]
 
     async def _duties(self, engine: Engine) -> None:
         """Policy changes and quiet-stream gaps every tick; the registry every model_poll_s."""
@@ -276,4 +323,5 @@ class XappService:
                 "buffered": data.buffered, "dropped": data.dropped, "errors": data.errors,
                 "trimmed_unread": data.trimmed_unread,
             },
+            "ric": self.ric.health() if self.ric is not None else None,
         }  # fmt: skip

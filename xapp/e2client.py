@@ -12,6 +12,7 @@ import structlog
 
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.e2.v1 import e2_pb2_grpc as pb_grpc
+from xapp.e2raw import RawKpmIntake
 from xapp.engine import Engine
 from xapp.errors import StreamError
 
@@ -28,6 +29,7 @@ class Subscription:
     measurements: Sequence[str]
     period_ms: int
     max_indications_per_message: int = 64
+    raw_e2sm_kpm: bool = False  # ask for E2SM-KPM bytes (RawKpmIndication) instead of the compact form
 
     def request(self) -> pb.SubscriptionRequest:
         """The gRPC subscription request."""
@@ -38,6 +40,7 @@ class Subscription:
             measurements=list(self.measurements),
             reporting_period_ms=self.period_ms,
             max_indications_per_message=self.max_indications_per_message,
+            raw_e2sm_kpm=self.raw_e2sm_kpm,
         )
 
 
@@ -56,10 +59,12 @@ async def follow(
 
     A refused subscription (INVALID_ARGUMENT) raises StreamError: the configuration is wrong and retrying
     will not fix it. Any other loss (endpoint down, stream ended or broken) is retried with backoff; the
-    engine keeps every cell's state across reconnections.
+    engine keeps every cell's state across reconnections. Raw E2SM-KPM reports are decoded into the compact
+    form before the engine takes them.
     """
     delay = backoff.first_s
     metrics = engine.metrics
+    raw = RawKpmIntake(engine.measurements, engine.tuning.period_ms, metrics, engine.errors)
     while not stop.is_set():
         metrics.e2_reconnects.inc()
         connected = False
@@ -68,7 +73,8 @@ async def follow(
                 call = pb_grpc.E2NodeStub(channel).Subscribe(subscription.request())
                 async for message in _until(call, stop):  # plain iteration: a task per read would cost more
                     if message.HasField("batch"):
-                        engine.on_batch(message.batch, time.perf_counter_ns())
+                        batch = raw.merged(message.batch) if message.batch.raw else message.batch
+                        engine.on_batch(batch, time.perf_counter_ns())
                     elif message.HasField("accepted"):
                         engine.on_accepted(message.accepted)
                         connected = True

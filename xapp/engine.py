@@ -102,7 +102,7 @@ class Engine:
             metrics,
             errors,
         )
-        self._errors = errors
+        self.errors = errors  # one log line per kind of bad input and interval, for every intake of this engine
         self._next_sequence: dict[str, int] = {}
         self._policy_revision = -1
         self._timer: asyncio.TimerHandle | None = None
@@ -146,7 +146,7 @@ class Engine:
                 decoded = decode_indication(indication, k)
             except IndicationError as exc:
                 self.metrics.decode_errors.labels("malformed").inc()
-                self._errors.warning("malformed", "indication_dropped", reason="malformed", problem=str(exc))
+                self.errors.warning("malformed", "indication_dropped", reason="malformed", problem=str(exc))
                 continue
             self._check_sequence(decoded.node_id, decoded.sequence)
             self.intake.take(decoded, received_ns)

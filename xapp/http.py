@@ -19,6 +19,10 @@ def http_app(service: XappService) -> FastAPI:
     """The FastAPI application of one xApp service."""
     app = FastAPI(title="RANomaly xApp", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.include_router(a1_router(service.a1))
+    if service.settings.transport == "rmr":
+        from xapp.ric.submgr import notification_router
+
+        app.include_router(notification_router(service.on_subscription_notification))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from xapp.ric.cells import parse_ric_cells
+
 
 def _split(value: object) -> object:
     """Comma-separated environment values become lists; lists stay lists."""
@@ -25,6 +27,7 @@ class XappSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RANOMALY_XAPP_", extra="forbid")
 
     # E2: where the nodes are and what to subscribe to
+    transport: Literal["grpc", "rmr"] = "grpc"  # grpc: our E2 contract (proto/); rmr: inside an O-RAN SC RIC
     e2_targets: CsvList = Field(default_factory=lambda: ["127.0.0.1:50051"])  # host:port of E2 gRPC endpoints
     subscriber_id: str = "ranomaly-xapp"
     nodes: CsvList = Field(default_factory=list)  # empty: every node
@@ -32,8 +35,20 @@ class XappSettings(BaseSettings):
     measurements: CsvList = Field(default_factory=list)  # empty: the model's measurements
     period_ms: int = Field(60_000, ge=10, le=3_600_000)  # must equal the model's period
     max_indications_per_message: int = Field(64, ge=0, le=4096)
+    raw_e2sm_kpm: bool = False  # ask for E2SM-KPM bytes (RawKpmIndication), as E2 terminations that forward them
     reconnect_min_s: float = Field(0.2, gt=0)
     reconnect_max_s: float = Field(10.0, gt=0)
+
+    # the O-RAN SC RIC (transport rmr): RMR, the subscription manager, E2SM-KPM
+    rmr_port: int = Field(4560, ge=1, le=65535)  # RMR data port (the route port is the library's, 4561)
+    rmr_library: str = "librmr_si.so"  # loaded only when the rmr transport starts; the image provides it
+    rmr_max_size: int = Field(65_536, ge=1024)
+    submgr_url: str = "http://service-ricplt-submgr-http.ricplt:8088/ric/v1"
+    advertise_host: str = "service-ricxapp-ranomaly-xapp-http.ricxapp"  # where the manager posts notifications
+    ric_cells: CsvList = Field(default_factory=list)  # CELL=MEID/PLMN/NCI: one KPM subscription per cell
+    ran_function_id: int = Field(2, ge=0, le=4095)  # the E2 nodes' E2SM-KPM RAN function
+    kpm_version: int = Field(3, ge=2, le=3)  # 2: 4-byte timestamps; 3: 8-byte (NTP) timestamps
+    resubscribe_check_s: float = Field(30.0, gt=0)  # how often the manager is asked whether it lost ours
 
     # hot path
     batch_window_ms: float = Field(2.0, ge=0)  # the longest a cell-report waits for others to share a call
@@ -62,4 +77,10 @@ class XappSettings(BaseSettings):
 
     log_error_interval_s: float = Field(5.0, gt=0)  # at most one log line per kind of bad input in this interval
 
-    _csv = field_validator("e2_targets", "nodes", "cells", "measurements", mode="before")(_split)
+    @field_validator("ric_cells")
+    @classmethod
+    def _ric_cells_parse(cls, value: list[str]) -> list[str]:
+        parse_ric_cells(value)
+        return value
+
+    _csv = field_validator("e2_targets", "nodes", "cells", "measurements", "ric_cells", mode="before")(_split)

@@ -239,12 +239,17 @@ class SubscriptionRequest(_message.Message):
     MEASUREMENTS_FIELD_NUMBER: _builtins.int
     REPORTING_PERIOD_MS_FIELD_NUMBER: _builtins.int
     MAX_INDICATIONS_PER_MESSAGE_FIELD_NUMBER: _builtins.int
+    RAW_E2SM_KPM_FIELD_NUMBER: _builtins.int
     subscriber_id: _builtins.str
     """free text, for logs"""
     reporting_period_ms: _builtins.int
     """granularity period"""
     max_indications_per_message: _builtins.int
     """0: the node's default"""
+    raw_e2sm_kpm: _builtins.bool
+    """Ask for each cell's report as E2SM-KPM bytes (RawKpmIndication) instead of Indication, as an E2
+    termination that forwards E2SM payloads unchanged delivers them.
+    """
     @_builtins.property
     def node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """empty: every node"""
@@ -266,10 +271,11 @@ class SubscriptionRequest(_message.Message):
         measurements: _abc.Iterable[_builtins.str] | None = ...,
         reporting_period_ms: _builtins.int = ...,
         max_indications_per_message: _builtins.int = ...,
+        raw_e2sm_kpm: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell_ids", b"cell_ids", "max_indications_per_message", b"max_indications_per_message", "measurements", b"measurements", "node_ids", b"node_ids", "reporting_period_ms", b"reporting_period_ms", "subscriber_id", b"subscriber_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell_ids", b"cell_ids", "max_indications_per_message", b"max_indications_per_message", "measurements", b"measurements", "node_ids", b"node_ids", "raw_e2sm_kpm", b"raw_e2sm_kpm", "reporting_period_ms", b"reporting_period_ms", "subscriber_id", b"subscriber_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -340,20 +346,67 @@ class IndicationBatch(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     INDICATIONS_FIELD_NUMBER: _builtins.int
+    RAW_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def indications(self) -> _containers.RepeatedCompositeFieldContainer[Global___Indication]: ...
+    @_builtins.property
+    def raw(self) -> _containers.RepeatedCompositeFieldContainer[Global___RawKpmIndication]:
+        """subscriptions with raw_e2sm_kpm"""
+
     def __init__(
         self,
         *,
         indications: _abc.Iterable[Global___Indication] | None = ...,
+        raw: _abc.Iterable[Global___RawKpmIndication] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["indications", b"indications"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["indications", b"indications", "raw", b"raw"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IndicationBatch: _TypeAlias = IndicationBatch  # noqa: Y015
+
+@_typing.final
+class RawKpmIndication(_message.Message):
+    """One cell's report for one period as the E2 node encoded it: the E2SM-KPM indication header (format 1)
+    and indication message (format 1, records in subscribed order; format 3 is aggregated to the cell), both
+    ASN.1 aligned PER. The receiver decodes them into the same form as Indication.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    CELL_ID_FIELD_NUMBER: _builtins.int
+    SEQUENCE_NUMBER_FIELD_NUMBER: _builtins.int
+    KPM_VERSION_FIELD_NUMBER: _builtins.int
+    INDICATION_HEADER_FIELD_NUMBER: _builtins.int
+    INDICATION_MESSAGE_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    cell_id: _builtins.str
+    sequence_number: _builtins.int
+    """per node, as in IndicationHeader"""
+    kpm_version: _builtins.int
+    """E2SM-KPM version of the header's timestamp: 2 (4 octets) or 3 (8 octets)"""
+    indication_header: _builtins.bytes
+    indication_message: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        cell_id: _builtins.str = ...,
+        sequence_number: _builtins.int = ...,
+        kpm_version: _builtins.int = ...,
+        indication_header: _builtins.bytes = ...,
+        indication_message: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell_id", b"cell_id", "indication_header", b"indication_header", "indication_message", b"indication_message", "kpm_version", b"kpm_version", "node_id", b"node_id", "sequence_number", b"sequence_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RawKpmIndication: _TypeAlias = RawKpmIndication  # noqa: Y015
 
 @_typing.final
 class Indication(_message.Message):
