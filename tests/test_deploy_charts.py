@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHARTS = ROOT / "charts"
 KUBE_VERSIONS = ("1.28", "1.29", "1.30", "1.31", "1.32")
 DBAAS_URL = "redis://service-ricplt-dbaas-tcp.ricplt:6379/0"
+RIC_CELLS = ["paris-1-c1=gnb_208_092_00000a01/20892/0x00a010001", "paris-1-c2=gnb_208_092_00000a01/20892/0x00a010002"]
 SEED = {"volume": {"configMap": {"name": "ranomaly-seed-model"}}, "mountPath": "/models/seed"}
 A1_MEDIATOR_URL = "http://service-ricplt-a1mediator-http.ricplt:10000"
 # Secrets that an operator creates beside a release (credentials.existingSecret), as the pod would find them.
@@ -76,9 +77,9 @@ CASES = {
             "imagePullSecrets": ["registry-credentials"],
         },
     ),
-    "xapp-ric": Case("xapp", "ricxapp", {"ric": {"enabled": True}, "settings": {"e2_targets": ["gnb-sim:50051"]}}),
+    "xapp-ric": Case("xapp", "ricxapp", {"ric": {"enabled": True}, "settings": {"ric_cells": RIC_CELLS}}),
     "xapp-ric-seed": Case(
-        "xapp", "ricxapp", {"ric": {"enabled": True}, "seedModel": SEED, "settings": {"e2_targets": []}}
+        "xapp", "ricxapp", {"ric": {"enabled": True}, "seedModel": SEED, "settings": {"ric_cells": RIC_CELLS[:1]}}
     ),
     "xapp-minimal": Case(
         "xapp",
@@ -374,6 +375,8 @@ def test_service_monitor_schema_rejects_mistakes(rendered: dict[str, Render]) ->
         ("xapp", "ranomaly", {"datalayer": {"backend": "redis"}}, "datalayer.redisUrl is required"),
         ("xapp", "ranomaly", {"ric": {"enabled": True}}, 'install the release in the xApp namespace "ricxapp"'),
         ("xapp", "ricxapp", {"ric": {"enabled": True}, "redis": {"enabled": True}}, "leave redis.enabled false"),
+        ("xapp", "ricxapp", {"ric": {"enabled": True}}, "settings.ric_cells must list the cells"),
+        ("xapp", "ricxapp", {"ric": {"enabled": True}, "settings": {"transport": "grpc"}}, "settings.transport is set"),
         ("e2sim", "ranomaly", {"settings": {"port": 1}}, "settings.port is set by the chart"),
         ("rapp", "ranomaly", {"settings": {"port": 9090}}, "settings.port is set by the chart"),
         ("rapp", "ranomaly", {"settings": {"redis_url": "redis://x"}}, "settings.redis_url is set by the chart"),
@@ -606,7 +609,7 @@ def test_rapp_ric_profile(rendered: dict[str, Render], monkeypatch: pytest.Monke
     ricplt = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ricplt"}}}]
     assert _egress_port(egress, settings.redis_url, 6379) == ricplt
     assert _egress_port(egress, settings.a1_base_url, 80) == ricplt
-    assert "does not speak yet" in render_.notes
+    assert "over RMR (A1_POLICY_REQ 20010, answered with 20011)" in render_.notes
 
 
 def test_rapp_ric_profile_with_the_xapps_a1_and_existing_secret(
@@ -622,7 +625,7 @@ def test_rapp_ric_profile_with_the_xapps_a1_and_existing_secret(
     assert _egress_port(egress, settings.a1_base_url, 80) == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ricxapp"}}}
     ]
-    assert "does not speak yet" not in render_.notes
+    assert "over RMR" not in render_.notes
 
 
 def test_rapp_external_redis_from_existing_secret(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -788,22 +791,27 @@ def test_ric_profile(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatc
     assert settings.datalayer == "redis" and settings.redis_url == DBAAS_URL
     descriptor = json.loads((CHARTS / "xapp" / "descriptor" / "config-file.json").read_text())
     assert descriptor["appenv"]["RANOMALY_XAPP_REDIS_URL"] == data["RANOMALY_XAPP_REDIS_URL"]
-    assert settings.e2_targets == ["gnb-sim:50051"]
+    assert (settings.transport, settings.rmr_port, settings.ric_cells) == ("rmr", 4560, RIC_CELLS)
+    assert settings.submgr_url == "http://service-ricplt-submgr-http.ricplt:8088/ric/v1"
+    env = {e["name"]: e["value"] for e in render_.one("Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert settings.advertise_host == env["RMR_SRC_ID"] == "ranomaly-xapp.ricxapp"  # the Service of the xApp
+    assert env["RMR_RTG_SVC"] == "4561"
     assert [d["metadata"]["name"] for d in render_.of("Deployment")] == ["ranomaly-xapp"]  # no Redis of its own
     rmr_rule = render_.one("NetworkPolicy")["spec"]["ingress"][1]
     assert {p["port"] for p in rmr_rule["ports"]} == {"rmr-data", "rmr-route"}
     assert rmr_rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ricplt"}}}]
     assert "http://service-ricplt-a1mediator-http.ricplt:10000/A1-P/v2" in render_.notes
+    assert "one E2SM-KPM subscription per cell of settings.ric_cells (2)" in render_.notes
 
 
 def test_ric_seed_profile(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch) -> None:
-    """The one-off that publishes a model to the DBaaS registry (docs/deploy.md) follows no E2 node."""
+    """Inside a RIC with a seed model: published to the DBaaS registry at start (docs/deploy.md)."""
     render_ = rendered["xapp-ric-seed"]
     settings = _env(monkeypatch, render_.one("ConfigMap")["data"], XappSettings)
     assert isinstance(settings, XappSettings)
-    assert (settings.e2_targets, settings.redis_url) == ([], DBAAS_URL)
+    assert (settings.transport, settings.redis_url) == ("rmr", DBAAS_URL)
     assert str(settings.seed_model_dir) == SEED["mountPath"]
-    assert "E2 endpoints: none" in render_.notes
+    assert "per cell of settings.ric_cells (1)" in render_.notes
 
 
 def test_image_versions_agree() -> None:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from rapp.settings import RappSettings
+from xapp.settings import XappSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 HADOLINT = Path(sys.executable).parent / "hadolint"
@@ -213,6 +214,18 @@ def test_build_context_holds_what_the_image_needs(name: str) -> None:
     package = IMAGES[name][1]
     assert {package, "ranomaly"} | _first_party_imports(package) <= set(sources)
     assert _dockerignore_excludes("tests") and _dockerignore_excludes(".venv")
+
+
+def test_xapp_image_provides_the_rmr_library_the_rmr_transport_loads() -> None:
+    """librmr_si from O-RAN SC's package, pinned, in the runtime stage where the loader finds it."""
+    steps = instructions(ROOT / "Dockerfile.xapp")
+    (download,) = [args for word, args in steps if word == "ADD"]
+    assert "packagecloud.io/o-ran-sc/release" in download and "rmr_${RMR_VERSION}_amd64.deb" in download
+    assert re.fullmatch(r"RMR_VERSION=\d+\.\d+\.\d+", next(a for w, a in steps if w == "ARG" and "RMR" in a))
+    stage = final_stage(ROOT / "Dockerfile.xapp")
+    (copy,) = [args for word, args in stage if word == "COPY" and "librmr_si" in args]
+    assert copy.split()[-1] == "/usr/local/lib/" and ("RUN", "ldconfig") in stage
+    assert XappSettings().rmr_library == "librmr_si.so"
 
 
 # --- the rApp image ---------------------------------------------------------------------------------------------

@@ -98,9 +98,9 @@ app.kubernetes.io/component: redis
 
 {{/* Refuse value combinations that cannot work, with a message that names the values. */}}
 {{- define "ranomaly-xapp.validate" -}}
-{{- range $key := list "http_host" "a1_port" "datalayer" "redis_url" "seed_model_dir" }}
+{{- range $key := list "http_host" "a1_port" "datalayer" "redis_url" "seed_model_dir" "transport" "rmr_port" "submgr_url" "advertise_host" }}
 {{- if hasKey $.Values.settings $key }}
-{{- fail (printf "settings.%s is set by the chart: use ports.http, datalayer.*, redis.enabled, ric.enabled or seedModel.volume" $key) }}
+{{- fail (printf "settings.%s is set by the chart: use ports.*, datalayer.*, redis.enabled, ric.enabled or seedModel.volume" $key) }}
 {{- end }}
 {{- end }}
 {{- if not (has .Values.datalayer.backend (list "memory" "redis")) }}
@@ -111,5 +111,8 @@ app.kubernetes.io/component: redis
 {{- end }}
 {{- if and .Values.ric.enabled (ne .Release.Namespace .Values.ric.xappNamespace) }}
 {{- fail (printf "ric.enabled: install the release in the xApp namespace %q (helm install -n %s), not %q" .Values.ric.xappNamespace .Values.ric.xappNamespace .Release.Namespace) }}
+{{- end }}
+{{- if and .Values.ric.enabled (not .Values.settings.ric_cells) }}
+{{- fail "ric.enabled: settings.ric_cells must list the cells to subscribe to (CELL=MEID/PLMN/NCI)" }}
 {{- end }}
 {{- end }}
