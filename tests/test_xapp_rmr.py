@@ -49,34 +49,43 @@ class Ric:
     xapp: Running
     layer: MemoryDataLayer
 
+    async def close(self) -> None:
+        await self.xapp.stop()
+        await self.submgr.stop()
+        self.router.close()
+
     def mediator_got(self, mtype: int) -> list[dict[str, object]]:
         return [json.loads(m.payload) for m in self.mediator.receive_many(100) if m.mtype == mtype]
 
 
-@pytest.fixture
-async def ric(tmp_path: Path) -> AsyncIterator[Ric]:
+async def start_ric(tmp_path: Path, cells: int, **settings: object) -> Ric:
+    """An xApp (trivial model, in-memory data layer) in a RIC of `cells` simulated cells."""
     router = FakeRmrRouter()
     xapp_side, e2term, mediator = router.endpoint("xapp"), router.endpoint("e2term"), router.endpoint("a1mediator")
     for mtype in (RIC_INDICATION, A1_POLICY_REQ):
         router.route(mtype, to="xapp")
     router.route(A1_POLICY_QUERY, to="a1mediator")
-    nodes = RicE2Nodes(World(WorldConfig(seed=5, n_cells=CELLS)), e2term)
+    nodes = RicE2Nodes(World(WorldConfig(seed=5, n_cells=cells)), e2term)
     submgr = SubmgrFake(notify_retry_s=0.05)
     submgr.on_subscribe = lambda meid, function, trigger, actions, instance: nodes.subscribe(
         meid, function, trigger, [(a.action_id, a.definition) for a in actions], instance
     )
     await submgr.start()
-    settings = XappSettings(
-        transport="rmr", ric_cells=nodes.ric_cells(), submgr_url=submgr.base_url, advertise_host="127.0.0.1",
-        http_host="127.0.0.1", a1_port=0, period_ms=PERIOD_MS, seed_model_dir=model_folder(tmp_path, "t1", PERIOD_MS),
-        model_poll_s=0.2, max_lateness_periods=0,
-    )  # fmt: skip
+    fields: dict[str, object] = {
+        "transport": "rmr", "ric_cells": nodes.ric_cells(), "submgr_url": submgr.base_url,
+        "advertise_host": "127.0.0.1", "http_host": "127.0.0.1", "a1_port": 0, "period_ms": PERIOD_MS,
+        "seed_model_dir": model_folder(tmp_path, "t1", PERIOD_MS), "model_poll_s": 0.2,
+    }  # fmt: skip
     layer = MemoryDataLayer()
-    xapp = Running(XappService(settings, layer, rmr=xapp_side))
-    yield Ric(router, mediator, nodes, submgr, xapp, layer)
-    await xapp.stop()
-    await submgr.stop()
-    router.close()
+    xapp = Running(XappService(XappSettings(**(fields | settings)), layer, rmr=xapp_side))  # type: ignore[arg-type]
+    return Ric(router, mediator, nodes, submgr, xapp, layer)
+
+
+@pytest.fixture
+async def ric(tmp_path: Path) -> AsyncIterator[Ric]:
+    ric = await start_ric(tmp_path, CELLS, max_lateness_periods=0)
+    yield ric
+    await ric.close()
 
 
 def recent_first_period(periods: int) -> int:
@@ -145,28 +154,17 @@ async def test_policies_arrive_from_the_mediator_over_rmr_with_its_quirks(ric: R
 
 
 async def test_a_restarted_subscription_manager_gets_the_subscriptions_again(tmp_path: Path) -> None:
-    router = FakeRmrRouter()
-    nodes = RicE2Nodes(World(WorldConfig(seed=5, n_cells=2)), router.endpoint("e2term"))
-    submgr = SubmgrFake(notify_retry_s=0.05)
-    submgr.on_subscribe = lambda meid, function, trigger, actions, instance: nodes.subscribe(
-        meid, function, trigger, [(a.action_id, a.definition) for a in actions], instance
-    )
-    await submgr.start()
-    settings = XappSettings(
-        transport="rmr", ric_cells=nodes.ric_cells(), submgr_url=submgr.base_url, advertise_host="127.0.0.1",
-        http_host="127.0.0.1", a1_port=0, period_ms=PERIOD_MS, seed_model_dir=model_folder(tmp_path, "t1", PERIOD_MS),
-        resubscribe_check_s=0.2,
-    )  # fmt: skip
-    xapp = Running(XappService(settings, MemoryDataLayer(), rmr=router.endpoint("xapp")))
+    ric = await start_ric(tmp_path, 2, resubscribe_check_s=0.2)
+    submgr = ric.submgr
     try:
         await until(lambda: len(submgr.subscriptions) == 2, what="both cells subscribed")
         submgr.restart()
         await until(lambda: len(submgr.subscriptions) == 2, what="both cells subscribed again")
     finally:
-        await xapp.stop()
+        await ric.xapp.stop()
     assert submgr.subscriptions == {}, "deleted on shutdown"
     await submgr.stop()
-    router.close()
+    ric.router.close()
 
 
 # --- the intake on its own ------------------------------------------------------------------------------------
