@@ -145,6 +145,13 @@ async def test_policies_arrive_from_the_mediator_over_rmr_with_its_quirks(ric: R
                         "status": "OK"}]  # fmt: skip
     held = await ric.xapp.http("GET", "/A1-P/v2/policytypes/20100/policies/ops-1")
     assert held.status_code == 200 and held.json() == POLICY, "the same policy store as A1-P over HTTP"
+    await service.scoring.wait()
+
+    async def enforced() -> bool:
+        status = await ric.xapp.http("GET", "/A1-P/v2/policytypes/20100/policies/ops-1/status")
+        return bool(status.json()["enforceStatus"] == "ENFORCED")
+
+    await until(enforced, what="the scoring engine applying the policy")
     bad = {**request, "policy_instance_id": "ops-2", "payload": json.dumps({"enabled": "yes"})}
     assert ric.mediator.send(A1_POLICY_REQ, json.dumps(bad).encode())
     replies.clear()
