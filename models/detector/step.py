@@ -18,9 +18,12 @@ profile and short memories. A period is scored before it updates the state (caus
    real anomaly lasts), runs of exactly repeated values (stuck counters) and missing values (a silent
    cell is an anomaly, never a gap);
    the deviation of a measurement is its strongest evidence;
-6. the score is the strongest deviation, in full for the first periods of an alarm run and at each
-   clearly new peak of it, capped at the normal level otherwise: one long anomaly raises a few
-   alarms rather than hundreds, while its deviations stay high for as long as it lasts;
+6. the raw score is the strongest deviation, statistical evidence counting only as far as the previous
+   period's confirms it (one-period spikes, mostly of small counts at night, are most of the normal
+   tail), missing values and stuck runs at once; the score is the raw score in full for the first
+   periods of an alarm run and at each clearly new peak of it, capped just under the alarm threshold
+   otherwise: one long anomaly raises a few alarms rather than hundreds, yet keeps ranking above
+   normal noise, and its deviations stay high for as long as it lasts;
 7. update the state with residuals clipped to a few scales; the slow memories (drift offset, z bias)
    follow a cell that looks anomalous only at a fraction of their pace, so anomalies barely move
    what is normal.
@@ -120,8 +123,9 @@ class DetectorStep(nn.Module):
         self.clip_sigmas = 3.0  # residuals beyond it move the state no further
         self.evidence_clip = 4.0  # errors beyond it add no more to the averages
         self.onset_level = 1.5  # a raw score from here up starts or continues an alarm run
-        self.onset_periods = 10  # periods of a run scored in full
+        self.onset_periods = 15  # periods of a run scored in full
         self.record_factor = 1.25  # later, a raw score this many times the run's peak is scored in full
+        self.sustain_level = 1.0  # what the other later periods of a run are capped at (under the threshold)
         self.gate_level = 4.0  # the slow memories follow a cell whose raw score reaches it ...
         self.gate_pace = 0.1  # ... at this fraction of their pace
 
@@ -258,13 +262,18 @@ class DetectorStep(nn.Module):
 
     def score(
         self, statistical: torch.Tensor, specific: torch.Tensor, s: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(score, raw): raw is the strongest deviation. The score keeps it in full for the first periods of
-        an alarm run and whenever it beats the run's peak by a clear margin (evidence that keeps growing,
-        as a stuck counter's or a slow drift's, is scored as it matures); otherwise it is capped at the
-        normal level (1)."""
-        raw = torch.maximum(statistical, specific).max(dim=1).values
-        return torch.where(self._in_full(raw, s), raw, torch.clamp(raw, max=1.0)), raw
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(score, raw, strongest statistical deviation). raw is the strongest deviation, statistical
+        evidence counting only as far as the previous period confirms it (one-period noise spikes are most
+        of the normal tail; specific evidence, missing values and stuck runs, counts at once). The score
+        keeps raw in full for the first periods of an alarm run and whenever it beats the run's peak by a
+        clear margin (evidence that keeps growing, as a stuck counter's or a slow drift's, is scored as it
+        matures); otherwise it is capped at the sustain level, just under the alarm threshold: a lasting
+        anomaly keeps ranking above normal noise without raising alarm after alarm."""
+        strongest = statistical.max(dim=1).values
+        confirmed = torch.minimum(strongest, s["statistical_last"][:, 0])
+        raw = torch.maximum(confirmed, specific.max(dim=1).values)
+        return torch.where(self._in_full(raw, s), raw, torch.clamp(raw, max=self.sustain_level)), raw, strongest
 
     def _in_full(self, raw: torch.Tensor, s: dict[str, torch.Tensor]) -> torch.Tensor:
         """Whether a raw score counts in full: early in its alarm run, or a new peak by a clear margin
@@ -279,8 +288,10 @@ class DetectorStep(nn.Module):
         raw: torch.Tensor,
         s: dict[str, torch.Tensor],
         z: torch.Tensor | None = None,
+        strongest: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """The state after this period, updated robustly (residuals clipped to a few scales)."""
+        """The state after this period, updated robustly (residuals clipped to a few scales); `strongest`
+        is the period's strongest statistical deviation, which the next period's confirms."""
         present, y, scale = c["present"], c["y"], c["scale"]
         gate = present.to(y.dtype)[:, None, :]
         any_present = present.any(dim=1)
@@ -327,6 +338,7 @@ class DetectorStep(nn.Module):
         counted = self._in_full(raw, s)[:, None]
         peak = torch.where(counted, torch.maximum(s["run_peak"], raw[:, None]), s["run_peak"])
         new["run_peak"] = torch.where(high, peak, torch.zeros_like(s["run_peak"]))
+        new["statistical_last"] = torch.zeros_like(s["statistical_last"]) if strongest is None else strongest[:, None]
         return new
 
     def forward(
@@ -338,6 +350,6 @@ class DetectorStep(nn.Module):
         u, z = self.errors(c["residual"], c["present"], c["features"])
         evidence = self.evidence(x, u, z - s["z_bias"], c["present"], s)
         statistical, specific = self.deviation(evidence, c["present"])
-        score, raw = self.score(statistical, specific, s)
+        score, raw, strongest = self.score(statistical, specific, s)
         deviation = torch.maximum(statistical, specific)
-        return score, deviation, self.layout.pack(self.update(x, c, evidence, raw, s, z))
+        return score, deviation, self.layout.pack(self.update(x, c, evidence, raw, s, z, strongest))

@@ -144,8 +144,11 @@ def _walk(
                 u = z = torch.zeros_like(x)
             evidence = step.evidence(x, u, z - s["z_bias"], c["present"], s)
             yield s, c, u, z, evidence
-            raw = step.score(*step.deviation(evidence, c["present"]), s)[1] if network else torch.zeros(n_cells)
-            state = step.layout.pack(step.update(x, c, evidence, raw, s, z if network else None))
+            if network:
+                _, raw, strongest = step.score(*step.deviation(evidence, c["present"]), s)
+                state = step.layout.pack(step.update(x, c, evidence, raw, s, z, strongest))
+            else:
+                state = step.layout.pack(step.update(x, c, evidence, torch.zeros(n_cells), s))
 
 
 def _collect_residuals(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int) -> tuple[torch.Tensor, ...]:
@@ -265,7 +268,10 @@ def fit_step(arrays: KpmArrays, period_s: float, config: DetectorConfig) -> tupl
     step.precision.copy_(_precision(step, data))
     _calibrate(step, inputs, fit_rows, config.warmup_periods)
     step.eval()
-    return step, _thresholds(step, inputs, fit_rows, arrays, config)
+    thresholds = _thresholds(step, inputs, fit_rows, arrays, config)
+    # Capped scores below the threshold do not change which scores exceed it: the threshold stands.
+    step.sustain_level = config.sustain_fraction * thresholds.score
+    return step, thresholds
 
 
 def _thresholds(
