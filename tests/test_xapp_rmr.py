@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -307,3 +309,12 @@ async def test_raw_e2sm_kpm_over_grpc_gives_what_the_compact_form_gives(
     assert raw.keys() == compact.keys()
     for key, values in compact.items():
         np.testing.assert_allclose(raw[key], values, rtol=1e-6, err_msg=str(key))
+
+
+def test_without_the_rmr_library_the_xapp_stops_with_a_message_naming_it(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "RANOMALY_XAPP_RMR_LIBRARY": str(tmp_path / "librmr_si.so"),
+           "RANOMALY_XAPP_HTTP_HOST": "127.0.0.1", "RANOMALY_XAPP_A1_PORT": "0"}  # fmt: skip
+    command = [sys.executable, "-m", "ranomaly", "xapp", "--transport", "rmr"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"cannot load the RMR library '{tmp_path / 'librmr_si.so'}'" in result.stderr

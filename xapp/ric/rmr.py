@@ -25,6 +25,8 @@ from typing import Any, Protocol
 
 import structlog
 
+from xapp.errors import XappError
+
 log = structlog.get_logger(__name__)
 
 RMR_OK = 0
@@ -57,7 +59,7 @@ _STATES = (
 )
 
 
-class RmrUnavailable(RuntimeError):
+class RmrUnavailable(XappError):
     """The RMR library cannot be loaded or initialised."""
 
 
