@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import select
 import time
 from typing import Any
@@ -21,7 +20,7 @@ import structlog
 
 from models.artifact import Artifact
 from models.trivial import parsed_trivial
-from ranomaly.bench_xapp import CELLS_PER_NODE, T0, _feed, _Latencies, _percentiles, hot_path_engine
+from ranomaly.bench_xapp import CELLS_PER_NODE, T0, feed_grpc, hot_path_engine, percentiles, timed_steady_state
 from ranomaly_contracts.e2sm.bench import run_decode_bench
 from ranomaly_contracts.e2sm.e2ap import RicIndication, encode_ric_indication
 from ranomaly_contracts.e2sm.kpm import encode_indication_header, encode_indication_message_format1
@@ -76,10 +75,9 @@ async def _feed_rmr(artifact: Artifact, payloads: list[list[bytes]], window_ms: 
     cells = len(payloads[0])
     ric_cells = [RicCell(f"n{c // CELLS_PER_NODE}-c{c % CELLS_PER_NODE}", f"n{c // CELLS_PER_NODE}", "00101", c)
                  for c in range(cells)]  # fmt: skip
-    adapter.attach(engine, ric_cells, 3)
-    assert adapter.intake is not None
+    intake = adapter.attach(engine, ric_cells, 3)
     for instance, cell in enumerate(ric_cells, start=1):
-        adapter.intake.bind(instance, cell)
+        intake.bind(instance, cell)
 
     async def send(period: list[bytes]) -> None:
         for first in range(0, len(period), _SEND_CHUNK):
@@ -88,20 +86,11 @@ async def _feed_rmr(artifact: Artifact, payloads: list[list[bytes]], window_ms: 
                     raise RuntimeError("the fake RMR queue overflowed: the adapter did not drain")
             await _drained(xapp_side)
 
-    await send(payloads[0])  # the first period adds every cell: not the steady state
-    engine.flush()
-    await layer.flush()
-    latencies = _Latencies()
-    engine.metrics.latency = latencies  # type: ignore[assignment]
-    gc.collect()
-    rows0 = engine.scored_rows
-    began = time.perf_counter()
-    for period in payloads[1:]:
-        await send(period)
-    engine.flush()
-    await layer.flush()
-    seconds = time.perf_counter() - began
-    rows = engine.scored_rows - rows0
+    async def steady() -> None:
+        for period in payloads[1:]:
+            await send(period)
+
+    rows, seconds, latencies = await timed_steady_state(engine, layer, lambda: send(payloads[0]), steady)
     malformed = int(engine.metrics.decode_errors.labels("malformed")._value.get())
     await adapter.close()
     await layer.close()
@@ -110,7 +99,7 @@ async def _feed_rmr(artifact: Artifact, payloads: list[list[bytes]], window_ms: 
         "cells": cells, "periods_timed": len(payloads) - 1, "cells_per_indication": 1, "batch_window_ms": window_ms,
         "cell_reports": rows, "seconds": seconds, "cell_reports_per_s": rows / seconds, "malformed": malformed,
         "scoring_calls": int(engine.metrics.scoring_calls._value.get()),
-        "indication_latency": _percentiles(latencies.values),
+        "indication_latency": percentiles(latencies.values),
     }  # fmt: skip
 
 
@@ -130,7 +119,7 @@ def run_rmr_bench(model: Artifact, cells: int = 2_000, periods: int = 6, window_
         figures[f"rmr_{name}"] = asyncio.run(_feed_rmr(artifact, payloads, window_ms)) | {
             "model": artifact.manifest.version
         }
-        figures[f"grpc_{name}"] = asyncio.run(_feed(artifact, cells, periods, 1024, window_ms, per_message=1)) | {
+        figures[f"grpc_{name}"] = asyncio.run(feed_grpc(artifact, cells, periods, 1024, window_ms, per_message=1)) | {
             "model": artifact.manifest.version
         }
     return figures

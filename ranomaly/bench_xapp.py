@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ class _Arrivals:
         self._on_batch(message, received_ns)
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
+def percentiles(values: list[float]) -> dict[str, float]:
     ms = np.asarray(values) * 1000
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max())}
 
@@ -123,15 +124,15 @@ async def hot_path_engine(
     return engine, layer
 
 
-async def _feed(artifact: Artifact, cells: int, periods: int, batch_max_cells: int, window_ms: float,
-                per_message: int) -> dict[str, Any]:  # fmt: skip
-    """Feed every message as soon as the previous one is taken; the writer runs between messages."""
-    messages = _messages(artifact, cells, periods, per_message)
-    engine, layer = await hot_path_engine(artifact, batch_max_cells, window_ms)
-    engine.intake.cell_filter.nodes.update(f"n{n}" for n in range(cells // CELLS_PER_NODE))
-    per_period = len(messages) // periods
-    for message in messages[:per_period]:  # the first period adds every cell: not the steady state
-        engine.on_batch(message)
+Step = Callable[[], Awaitable[None]]
+
+
+async def timed_steady_state(
+    engine: Engine, layer: MemoryDataLayer, warm_up: Step, steady: Step
+) -> tuple[int, float, _Latencies]:
+    """Run warm_up (the first period adds every cell: not the steady state), then time steady: rows scored,
+    seconds, and the latency of every indication of it."""
+    await warm_up()
     engine.flush()
     await layer.flush()
     latencies = _Latencies()
@@ -139,20 +140,37 @@ async def _feed(artifact: Artifact, cells: int, periods: int, batch_max_cells: i
     gc.collect()
     rows0 = engine.scored_rows
     began = time.perf_counter()
-    for message in messages[per_period:]:
-        engine.on_batch(message)
-        await asyncio.sleep(0)  # the data layer's writer and the batch timer get their turn
+    await steady()
     engine.flush()
     await layer.flush()
-    seconds = time.perf_counter() - began
-    rows = engine.scored_rows - rows0
+    return engine.scored_rows - rows0, time.perf_counter() - began, latencies
+
+
+async def feed_grpc(artifact: Artifact, cells: int, periods: int, batch_max_cells: int, window_ms: float,
+                    per_message: int) -> dict[str, Any]:  # fmt: skip
+    """Feed every message as soon as the previous one is taken; the writer runs between messages."""
+    messages = _messages(artifact, cells, periods, per_message)
+    engine, layer = await hot_path_engine(artifact, batch_max_cells, window_ms)
+    engine.intake.cell_filter.nodes.update(f"n{n}" for n in range(cells // CELLS_PER_NODE))
+    per_period = len(messages) // periods
+
+    async def warm_up() -> None:
+        for message in messages[:per_period]:
+            engine.on_batch(message)
+
+    async def steady() -> None:
+        for message in messages[per_period:]:
+            engine.on_batch(message)
+            await asyncio.sleep(0)  # the data layer's writer and the batch timer get their turn
+
+    rows, seconds, latencies = await timed_steady_state(engine, layer, warm_up, steady)
     await layer.close()
     return {
         "cells": cells, "periods_timed": periods - 1, "cells_per_indication": CELLS_PER_NODE,
         "indications_per_message": per_message, "batch_max_cells": batch_max_cells, "batch_window_ms": window_ms,
         "cell_reports": rows, "seconds": seconds, "cell_reports_per_s": rows / seconds,
         "scoring_calls": int(engine.metrics.scoring_calls._value.get()),
-        "indication_latency": _percentiles(latencies.values),
+        "indication_latency": percentiles(latencies.values),
     }  # fmt: skip
 
 
@@ -160,8 +178,8 @@ def in_process(
     artifact: Artifact, cells: int, periods: int, window_ms: float, baseline_periods: int, per_message: int = 1
 ) -> dict[str, Any]:
     """The hot path batched (window_ms, 1,024 cells at most) and, as the baseline, one cell per call."""
-    batched = asyncio.run(_feed(artifact, cells, periods, 1024, window_ms, per_message))
-    naive = asyncio.run(_feed(artifact, cells, baseline_periods, 1, 0.0, per_message))
+    batched = asyncio.run(feed_grpc(artifact, cells, periods, 1024, window_ms, per_message))
+    naive = asyncio.run(feed_grpc(artifact, cells, baseline_periods, 1, 0.0, per_message))
     return {
         "model": artifact.manifest.version,
         "batched": batched,
@@ -261,9 +279,9 @@ async def _end_to_end(model: Path, cells: int, period_ms: int, seconds: float, r
     return {
         "cells": cells, "period_ms": period_ms, "seconds": elapsed, "cell_reports": rows,
         "target_cell_reports_per_s": cells * 1000 / period_ms, "cell_reports_per_s": rows / elapsed,
-        "latency_from_scheduled_send": _percentiles(latencies),
-        "latency_receipt_to_handoff": _percentiles(receipt.values),
-        "arrival_after_scheduled_send": _percentiles(arrivals.values), "indications_lost_by_sequence": gaps,
+        "latency_from_scheduled_send": percentiles(latencies),
+        "latency_receipt_to_handoff": percentiles(receipt.values),
+        "arrival_after_scheduled_send": percentiles(arrivals.values), "indications_lost_by_sequence": gaps,
         "rows_dropped_late": late,
     }  # fmt: skip
 
@@ -296,7 +314,7 @@ def run_xapp_bench(model: Artifact, model_folder: Path, e2e_model: Path | None, 
     trivial_run = in_process(trivial, cells=4_000, periods=20, window_ms=0.5, baseline_periods=3)
     model_run = in_process(model, cells=4_000, periods=10, window_ms=0.5, baseline_periods=2)
     # as gRPC delivers them at scale: several indications to a stream message
-    model_grouped = asyncio.run(_feed(model, 4_000, 10, 1024, 0.5, per_message=8))
+    model_grouped = asyncio.run(feed_grpc(model, 4_000, 10, 1024, 0.5, per_message=8))
     figures: dict[str, Any] = {
         "in_process": trivial_run["batched"],
         "in_process_naive": trivial_run["naive_one_cell_per_call"],

@@ -240,10 +240,10 @@ class XappService:
         settings = self.settings
         assert self.http_port is not None
         cells = parse_ric_cells(settings.ric_cells)
-        ric.attach(engine, cells, settings.kpm_version)
+        intake = ric.attach(engine, cells, settings.kpm_version)
         advertised = ClientEndpoint(settings.advertise_host, self.http_port, settings.rmr_port)
         client = SubmgrClient(settings.submgr_url, advertised)
-        keeper = kpm_keeper(client, cells, engine.measurements, settings, ric)
+        keeper = kpm_keeper(client, cells, engine.measurements, settings, intake)
         ric.keep(keeper, client)
         return [asyncio.create_task(keeper.run(self._stop), name="e2 subscriptions")]
 

@@ -60,8 +60,8 @@ class RicAdapter:
             asyncio.create_task(self._query_policies(), name="a1 policy query"),
         ]
 
-    def attach(self, engine: Engine, cells: Sequence[RicCell], kpm_version: int) -> None:
-        """Score indications of these cells with the engine from now on."""
+    def attach(self, engine: Engine, cells: Sequence[RicCell], kpm_version: int) -> KpmIntake:
+        """Score indications of these cells with the engine from now on; the intake that names them."""
         accepted = pb.SubscriptionAccepted(
             subscription_id="ric", measurements=list(engine.measurements), reporting_period_ms=engine.tuning.period_ms
         )
@@ -74,6 +74,7 @@ class RicAdapter:
         engine.on_accepted(accepted)
         self.intake = KpmIntake(engine.measurements, engine.tuning.period_ms, kpm_version, self._metrics, self._errors)
         self._engine = engine
+        return self.intake
 
     def health(self) -> dict[str, int | bool]:
         """What /healthz says about the RIC side."""

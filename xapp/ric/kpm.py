@@ -35,7 +35,6 @@ class KpmIntake:
         self.measurements = tuple(measurements)
         self.period_ms = period_ms
         self.kpm_version = kpm_version
-        self.unknown_subscription = 0
         self._metrics = metrics
         self._errors = errors
         self._cells: dict[int, RicCell] = {}  # E2 event instance id (RIC instance id) -> cell
@@ -71,7 +70,6 @@ class KpmIntake:
                 continue
             cell = self._cells.get(decoded.instance_id)
             if cell is None:
-                self.unknown_subscription += 1
                 self._drop("unknown_subscription", f"RIC instance id {decoded.instance_id}", len(payload))
                 continue
             start, period = decoded.collection_start_ms, decoded.granularity_ms or self.period_ms

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ranomaly_contracts.e2sm.kpm import CellGlobalId, encode_action_definition, encode_event_trigger
-from xapp.ric.adapter import RicAdapter
 from xapp.ric.cells import RicCell
+from xapp.ric.kpm import KpmIntake
 from xapp.ric.submgr import Action, E2Subscription, SubmgrClient, SubscriptionKeeper
 from xapp.settings import XappSettings
 
@@ -44,11 +44,13 @@ def kpm_subscriptions(
 
 
 def kpm_keeper(
-    client: SubmgrClient, cells: Sequence[RicCell], measurements: Sequence[str], settings: XappSettings, ric: RicAdapter
+    client: SubmgrClient,
+    cells: Sequence[RicCell],
+    measurements: Sequence[str],
+    settings: XappSettings,
+    intake: KpmIntake,
 ) -> SubscriptionKeeper[RicCell]:
-    """A keeper of the cells' subscriptions that binds each RIC instance id to its cell in the adapter's intake."""
-    intake = ric.intake
-    assert intake is not None, "attach the engine first"
+    """A keeper of the cells' subscriptions that binds each RIC instance id to its cell in the intake."""
     return SubscriptionKeeper(
         client,
         kpm_subscriptions(cells, measurements, settings.period_ms, settings.ran_function_id),
