@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from pathlib import Path
 
@@ -178,3 +179,21 @@ def test_statistical_evidence_needs_a_second_period_and_a_lasting_anomaly_ranks_
     later = scores[952 + onset : 985]
     assert np.allclose(later, sustain), "later periods rank just under the threshold: no alarm after alarm"
     assert (deviations[952:975] > threshold).all(), "while the measurement's deviation says how far off it is"
+
+
+def test_a_small_count_keeps_a_spread_floor_where_the_network_would_predict_none(fitted: StreamingDetector) -> None:
+    assert fitted.step is not None
+    step = copy.deepcopy(fitted.step)
+    k = step.n_measurements
+    last = step.net.layers[-1]
+    assert isinstance(last, torch.nn.Linear)
+    with torch.no_grad():  # a network that learnt "no spread at all", as night handover counts of mostly zeros teach
+        last.weight[k:] = 0.0
+        last.bias[k:] = -10.0
+    _, log_spread = step.net(torch.zeros(1, step.net.feature_mean.shape[0]))
+    spread = torch.exp(log_spread)[0]
+    counts = step.transform > 1.5  # Anscombe: the small counts, chosen from the training data
+    handovers = cat.MEASUREMENT_NAMES.index("MM.HoExeInterReq")
+    assert bool(counts[handovers]), "handover executions are small counts"
+    assert (spread[counts] >= FAST.count_min_spread * (1 - 1e-6)).all(), "one count more is never a huge error"
+    assert (spread[~counts] < 0.1).all(), "continuous measurements keep the network's own spread"

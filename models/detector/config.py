@@ -27,6 +27,7 @@ class DetectorConfig:
     sustain_fraction: float = 0.98  # ... and otherwise capped at this fraction of the score threshold
     gate_level: float = 4.0  # the slow memories (drift, z bias) follow a cell this anomalous ...
     gate_pace: float = 0.1  # ... at this fraction of their pace
+    count_min_spread: float = 0.5  # the network's smallest spread of a small count, in residual scales
     hidden: int = 64
     epochs: int = 6
     batch_size: int = 2048

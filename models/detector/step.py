@@ -9,7 +9,9 @@ profile and short memories. A period is scored before it updates the state (caus
    no bin is known yet);
 2. standardise the residual to the baseline by the cell's own scale for this time of day;
 3. a small network, shared by all cells, predicts the residual's mean and spread from the cell's
-   level, scale and the time of day (learned normal behaviour), giving a standardised error u;
+   level, scale and the time of day (learned normal behaviour), giving a standardised error u; the
+   spread of a small count never falls under a floor (counts are discrete: one handover more at night
+   is not an error of eight spreads);
 4. conditional z-scores: each measurement's error given all the others, through a learned precision
    matrix (cross-measurement consistency, cheap and exact for a Gaussian). u sees shifts that move
    measurements together (a demand surge), z sees broken relations (handovers failing at normal load);
@@ -37,6 +39,7 @@ from torch import nn
 from models.detector.layout import PROFILE_BINS, SCALE_BINS, StateLayout
 
 EPS = 1e-6
+MIN_LOG_SPREAD = -3.0  # the network's spreads stay within exp(+-3) residual scales
 RATES = ("profile", "variance", "recent", "offset", "short", "long", "repeat")
 AVERAGES = ("u_short", "u_long", "z_short", "z_long")
 PAIRS = ("u_pair", "z_pair")
@@ -53,6 +56,7 @@ class ResidualNet(nn.Module):
 
     feature_mean: torch.Tensor
     feature_std: torch.Tensor
+    min_log_spread: torch.Tensor
 
     def __init__(self, n_inputs: int, n_measurements: int, hidden: int) -> None:
         super().__init__()
@@ -66,11 +70,16 @@ class ResidualNet(nn.Module):
         self.n_measurements = n_measurements
         self.register_buffer("feature_mean", torch.zeros(n_inputs))  # set by training
         self.register_buffer("feature_std", torch.ones(n_inputs))
+        # The smallest spread per measurement (set by training): small counts are discrete, and a network
+        # that sees mostly zeros at night would otherwise predict almost no spread and call a single count
+        # an error of eight spreads.
+        self.register_buffer("min_log_spread", torch.full((n_measurements,), MIN_LOG_SPREAD))
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log-spread), each [B, K]."""
         out = self.layers((features - self.feature_mean) / self.feature_std)
-        return out[:, : self.n_measurements], torch.clamp(out[:, self.n_measurements :], -3.0, 3.0)
+        log_spread = torch.maximum(torch.clamp(out[:, self.n_measurements :], max=-MIN_LOG_SPREAD), self.min_log_spread)
+        return out[:, : self.n_measurements], log_spread
 
 
 class DetectorStep(nn.Module):
