@@ -39,7 +39,7 @@ from torch import nn
 from models.detector.layout import PROFILE_BINS, SCALE_BINS, StateLayout
 
 EPS = 1e-6
-MIN_LOG_SPREAD = -3.0  # the network's spreads stay within exp(+-3) residual scales
+LOG_SPREAD_LIMIT = 3.0  # the network's spreads stay within exp(+-3) residual scales
 RATES = ("profile", "variance", "recent", "offset", "short", "long", "repeat")
 AVERAGES = ("u_short", "u_long", "z_short", "z_long")
 PAIRS = ("u_pair", "z_pair")
@@ -70,16 +70,14 @@ class ResidualNet(nn.Module):
         self.n_measurements = n_measurements
         self.register_buffer("feature_mean", torch.zeros(n_inputs))  # set by training
         self.register_buffer("feature_std", torch.ones(n_inputs))
-        # The smallest spread per measurement (set by training): small counts are discrete, and a network
-        # that sees mostly zeros at night would otherwise predict almost no spread and call a single count
-        # an error of eight spreads.
-        self.register_buffer("min_log_spread", torch.full((n_measurements,), MIN_LOG_SPREAD))
+        # the smallest log-spread per measurement, raised by training for small counts (module docstring, 3)
+        self.register_buffer("min_log_spread", torch.full((n_measurements,), -LOG_SPREAD_LIMIT))
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log-spread), each [B, K]."""
         out = self.layers((features - self.feature_mean) / self.feature_std)
-        log_spread = torch.maximum(torch.clamp(out[:, self.n_measurements :], max=-MIN_LOG_SPREAD), self.min_log_spread)
-        return out[:, : self.n_measurements], log_spread
+        log_spread = torch.clamp(out[:, self.n_measurements :], max=LOG_SPREAD_LIMIT)
+        return out[:, : self.n_measurements], torch.maximum(log_spread, self.min_log_spread)
 
 
 class DetectorStep(nn.Module):

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from models.artifact import time_features
 from models.detector.config import TIME_FEATURES, DetectorConfig
-from models.detector.step import CALIBRATED, MIN_LOG_SPREAD, DetectorStep
+from models.detector.step import CALIBRATED, LOG_SPREAD_LIMIT, DetectorStep
 from ranomaly_contracts.dataset import KpmArrays
 
 SHRINKAGE = 0.05  # added to the error covariance: no measurement is ever predicted near-exactly
@@ -254,7 +254,7 @@ def fit_step(arrays: KpmArrays, period_s: float, config: DetectorConfig) -> tupl
     step.transform.copy_(torch.from_numpy(codes))
     step.floor.copy_(torch.from_numpy(floor))
     step.variance_prior.copy_(torch.from_numpy(prior))
-    count_floor = np.where(codes == 2, np.log(config.count_min_spread), MIN_LOG_SPREAD).astype(np.float32)
+    count_floor = np.where(codes == 2, np.log(config.count_min_spread), -LOG_SPREAD_LIMIT).astype(np.float32)
     step.net.min_log_spread.copy_(torch.from_numpy(count_floor))
     _set_rates(step, config, period_s)
     inputs = step_inputs(arrays)
