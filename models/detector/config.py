@@ -17,13 +17,14 @@ class DetectorConfig:
     offset_hours: float = 3.0  # memory of the drift of the level away from its profile
     evidence_short_periods: float = 3.0  # memories of the error EMAs (sustained shifts)
     evidence_long_periods: float = 20.0
-    repeat_memory_hours: float = 3.0  # how often values repeat exactly depends on the hour: remember hours
+    repeat_memory_hours: float = 3.0  # how often values repeat exactly, lately (a profile over the day remembers days)
     clip_sigmas: float = 3.0  # residuals beyond this many scales update the state only up to it
     warmup_periods: int = 30
     missing_deviation: float = 10.0  # deviation of a record with no value (unless routinely missing)
     onset_level: float = 1.5  # a raw score from this level up starts or continues an alarm run
     onset_periods: int = 15  # periods of a run scored in full; later ones are capped ...
     record_factor: float = 1.25  # ... unless they beat the run's peak by this factor
+    rearm_periods: float = 30.0  # an alarm run stays open through this many calm periods (re-alarms are capped)
     sustain_fraction: float = 0.98  # ... and otherwise capped at this fraction of the score threshold
     gate_level: float = 4.0  # the slow memories (drift, z bias) follow a cell this anomalous ...
     gate_pace: float = 0.1  # ... at this fraction of their pace
