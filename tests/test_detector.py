@@ -213,25 +213,3 @@ def test_a_re_alarm_soon_after_a_run_belongs_to_it_and_a_later_one_is_new(
     assert (scores[952:962] >= threshold).all(), "the first burst alarms"
     assert (scores[977:987] < threshold).all(), "the second is the same incident: ranked just under, no new alarm"
     assert scores[1041:1052].max() >= threshold, "a burst after the run has closed is a new alarm"
-
-
-def test_a_value_that_repeats_every_night_is_weaker_evidence_at_night(
-    fitted: StreamingDetector, data: KpmArrays
-) -> None:
-    assert fitted.artifact is not None
-    threshold = fitted.artifact.manifest.thresholds.score
-    prb = cat.MEASUREMENT_NAMES.index("RRU.PrbUsedDl")
-    minutes = (data.times_ms // 60_000) % 1440
-    scored = np.arange(len(minutes)) >= 864
-    night = minutes < 360
-    noon = np.flatnonzero(scored & (minutes >= 720) & (minutes < 900))
-    half_past_one = np.flatnonzero(scored & (minutes == 90))[0]
-    deviations = {}
-    for nights, rows in (("every night", night), ("the scored night only", night & scored)):
-        values = data.values.copy()
-        values[rows, 2, prb] = 3.0  # the cell's DL PRBs sit at 3 all night
-        values[noon, 2, prb] = 3.0  # and for three hours at noon on the scored day
-        deviations[nights] = fitted.stream(replace(data, values=values)).deviations[:, 2, prb]
-    usual, unusual = deviations["every night"][half_past_one], deviations["the scored night only"][half_past_one]
-    assert usual < 0.7 * unusual, "the same run is weaker evidence where the cell repeats every night"
-    assert deviations["every night"][noon[-1]] > 3 * threshold, "three hours of repeats at noon are a stuck counter"

@@ -17,7 +17,7 @@ class DetectorConfig:
     offset_hours: float = 3.0  # memory of the drift of the level away from its profile
     evidence_short_periods: float = 3.0  # memories of the error EMAs (sustained shifts)
     evidence_long_periods: float = 20.0
-    repeat_memory_hours: float = 3.0  # how often values repeat exactly, lately (a profile over the day remembers days)
+    repeat_memory_hours: float = 3.0  # how often values repeat exactly depends on the hour: remember hours
     clip_sigmas: float = 3.0  # residuals beyond this many scales update the state only up to it
     warmup_periods: int = 30
     missing_deviation: float = 10.0  # deviation of a record with no value (unless routinely missing)

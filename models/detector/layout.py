@@ -39,8 +39,7 @@ class StateLayout:
             ("z_long", (k,)),
             ("last", (k,)),  # last reported value, raw units
             ("run", (k,)),  # periods the value has stayed exactly the same
-            ("repeat_rate", (k,)),  # EMA of how often the value repeats exactly, over the last hours
-            ("repeat_profile", (SCALE_BINS, k)),  # how often it repeats exactly at this time of day, over days
+            ("repeat_rate", (k,)),  # EMA of how often the value repeats exactly
             ("count", (1,)),  # periods with at least one value
             ("alarm_run", (1,)),  # periods since the cell's open alarm run began
             ("calm", (1,)),  # periods since the raw score was last high (the run closes after a few)

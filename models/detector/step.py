@@ -17,9 +17,8 @@ profile and short memories. A period is scored before it updates the state (caus
    measurements together (a demand surge), z sees broken relations (handovers failing at normal load);
 5. evidence per measurement, each calibrated on training data to about 1 at the normal 99.9 % level:
    short and long averages of u and of z (one-period spikes are the heaviest part of normal noise; a
-   real anomaly lasts), runs of exactly repeated values (stuck counters: judged against the larger of the
-   cell's recent repeat rate and its usual one at this time of day, as a small count may sit still every
-   night) and missing values (a silent cell is an anomaly, never a gap);
+   real anomaly lasts), runs of exactly repeated values (stuck counters) and missing values (a silent
+   cell is an anomaly, never a gap);
    the deviation of a measurement is its strongest evidence;
 6. the raw score is the strongest deviation, statistical evidence counting only as far as the previous
    period's confirms it (one-period spikes, mostly of small counts at night, are most of the normal
@@ -42,7 +41,7 @@ from models.detector.layout import PROFILE_BINS, SCALE_BINS, StateLayout
 
 EPS = 1e-6
 LOG_SPREAD_LIMIT = 3.0  # the network's spreads stay within exp(+-3) residual scales
-RATES = ("profile", "variance", "recent", "offset", "short", "long", "repeat", "repeat_profile")
+RATES = ("profile", "variance", "recent", "offset", "short", "long", "repeat")
 AVERAGES = ("u_short", "u_long", "z_short", "z_long")
 PAIRS = ("u_pair", "z_pair")
 CALIBRATED = (*PAIRS, *AVERAGES, "stuck")
@@ -110,7 +109,6 @@ class DetectorStep(nn.Module):
     rate_short: torch.Tensor
     rate_long: torch.Tensor
     rate_repeat: torch.Tensor
-    rate_repeat_profile: torch.Tensor
 
     def __init__(self, n_measurements: int, hidden: int) -> None:
         super().__init__()
@@ -222,18 +220,11 @@ class DetectorStep(nn.Module):
         return u64.float(), z64.float()
 
     def evidence(
-        self,
-        x: torch.Tensor,
-        u: torch.Tensor,
-        z: torch.Tensor,
-        present: torch.Tensor,
-        w_scale: torch.Tensor,
-        s: dict[str, torch.Tensor],
+        self, x: torch.Tensor, u: torch.Tensor, z: torch.Tensor, present: torch.Tensor, s: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
         """Raw evidence of this period (uncalibrated): errors held two periods in a row (the smaller of
         this and the last |u| or |z|: a real anomaly lasts, while one-period spikes are the heaviest part
-        of normal noise), averages of u and z (sustained small shifts), and stuck runs; `w_scale` weighs
-        the scale bins of this time of day, where the usual repeat rate is read."""
+        of normal noise), averages of u and z (sustained small shifts), and stuck runs."""
         u_clipped = torch.clamp(u, -self.evidence_clip, self.evidence_clip)
         z_clipped = torch.clamp(z, -self.evidence_clip, self.evidence_clip)
         averages = {}
@@ -247,11 +238,10 @@ class DetectorStep(nn.Module):
             averages[name] = torch.where(present, s[name] + rate * (value - s[name]), s[name])
         same = present & (x == s["last"]) & (s["count"] > 0)
         run = torch.where(same, s["run"] + 1.0, torch.where(present, torch.zeros_like(x), s["run"]))
-        recent_step = torch.maximum(self.rate_repeat, 1.0 / (s["count"] + 1.0))
+        repeat_step = torch.maximum(self.rate_repeat, 1.0 / (s["count"] + 1.0))
         repeat_rate = torch.where(
-            present, s["repeat_rate"] + recent_step * (same.to(x.dtype) - s["repeat_rate"]), s["repeat_rate"]
+            present, s["repeat_rate"] + repeat_step * (same.to(x.dtype) - s["repeat_rate"]), s["repeat_rate"]
         )
-        usual, _ = self._interpolate(w_scale, s["repeat_profile"], s["seen_variance"])
         both = present & (s["count"] > 0)
         pairs = {
             "u_pair": torch.where(both, torch.minimum(torch.abs(u), torch.abs(s["u_last"])), torch.zeros_like(u)),
@@ -263,9 +253,8 @@ class DetectorStep(nn.Module):
             "u": u,
             "z": z,
             "run": run,
-            "same": same.to(x.dtype),
             "repeat_rate": repeat_rate,
-            "stuck": run * -torch.log(torch.clamp(torch.maximum(repeat_rate, usual), min=1e-3, max=1.0)),
+            "stuck": run * -torch.log(torch.clamp(repeat_rate, min=1e-3, max=1.0)),
         }
 
     def deviation(self, evidence: dict[str, torch.Tensor], present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -338,10 +327,6 @@ class DetectorStep(nn.Module):
         updated = variance + rate[:, :, None] * (squared[:, None, :] - variance) * gate
         new["variance"] = torch.where(first[:, :, None], self.variance_prior.expand_as(variance), updated)
         new["seen_variance"] = seen + w
-        profile_rate = w * torch.maximum(self.rate_repeat_profile, 1.0 / (1.0 + seen))
-        new["repeat_profile"] = (
-            s["repeat_profile"] + profile_rate[:, :, None] * (evidence["same"][:, None, :] - s["repeat_profile"]) * gate
-        )
         pace = self.rate_offset * torch.where(raw < self.gate_level, 1.0, self.gate_pace)[:, None]
         follow = present & c["from_profile"][:, None]
         drift = torch.clamp(y - c["profile"] - s["offset"], min=-width, max=width)
@@ -374,7 +359,7 @@ class DetectorStep(nn.Module):
         s = self.layout.unpack(state)
         c = self.context(x, mask, time, s)
         u, z = self.errors(c["residual"], c["present"], c["features"])
-        evidence = self.evidence(x, u, z - s["z_bias"], c["present"], c["w_scale"], s)
+        evidence = self.evidence(x, u, z - s["z_bias"], c["present"], s)
         statistical, specific = self.deviation(evidence, c["present"])
         score, raw, strongest = self.score(statistical, specific, s)
         deviation = torch.maximum(statistical, specific)

@@ -112,7 +112,6 @@ def _set_rates(step: DetectorStep, config: DetectorConfig, period_s: float) -> N
         "short": 1.0 / config.evidence_short_periods,
         "long": 1.0 / config.evidence_long_periods,
         "repeat": 1.0 / (config.repeat_memory_hours * per_hour),
-        "repeat_profile": 1.0 / (config.variance_memory_days * 3 * per_hour),
     }
     for name, value in rates.items():
         getattr(step, f"rate_{name}").fill_(value)
@@ -144,7 +143,7 @@ def _walk(
                 u, z = step.errors(c["residual"], c["present"], c["features"])
             else:
                 u = z = torch.zeros_like(x)
-            evidence = step.evidence(x, u, z - s["z_bias"], c["present"], c["w_scale"], s)
+            evidence = step.evidence(x, u, z - s["z_bias"], c["present"], s)
             yield s, c, u, z, evidence
             if network:
                 _, raw, strongest = step.score(*step.deviation(evidence, c["present"]), s)
