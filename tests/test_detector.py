@@ -170,7 +170,7 @@ def test_statistical_evidence_needs_a_second_period_and_a_lasting_anomaly_ranks_
     assert sustain == pytest.approx(FAST.sustain_fraction * threshold)
     delay = cat.MEASUREMENT_NAMES.index("DRB.RlcSduDelayDl")
     values = data.values.copy()
-    values[950:990, 2, delay] *= 5  # a delay five times the usual, for 40 periods
+    values[950:990, 2, delay] *= 20  # a delay twenty times the usual, for 40 periods
     result = fitted.stream(replace(data, values=values))
     scores, deviations = result.scores[:, 2], result.deviations[:, 2, delay]
     assert deviations[951] > threshold and scores[951] < threshold, "the evidence of one period is not confirmed"
@@ -208,8 +208,35 @@ def test_a_re_alarm_soon_after_a_run_belongs_to_it_and_a_later_one_is_new(
     delay = cat.MEASUREMENT_NAMES.index("DRB.RlcSduDelayDl")
     values = data.values.copy()
     for first in (950, 975, 1040):  # a burst, one ten periods after it ends, one long after (rearm: 30 periods)
-        values[first : first + 12, 2, delay] *= 5
+        values[first : first + 12, 2, delay] *= 20
     scores = fitted.stream(replace(data, values=values)).scores[:, 2]
     assert (scores[952:962] >= threshold).all(), "the first burst alarms"
     assert (scores[977:987] < threshold).all(), "the second is the same incident: ranked just under, no new alarm"
     assert scores[1041:1052].max() >= threshold, "a burst after the run has closed is a new alarm"
+
+
+def test_a_new_profile_bin_learns_its_first_day_at_a_bounded_pace(fitted: StreamingDetector, data: KpmArrays) -> None:
+    assert fitted.step is not None
+    step = fitted.step
+    sinr = cat.MEASUREMENT_NAMES.index("L1M.DL-SS-SINR.SSB")
+    assert float(step.transform[sinr]) == 0.0, "SINR is read as is: its shift below is in dB"
+    x = torch.from_numpy(np.nan_to_num(data.values[100, 2:3])).float()
+    mask = torch.ones_like(x)
+
+    def at_ten(weekend: float) -> torch.Tensor:
+        tod = 10.0 / 24.0
+        return torch.tensor([[np.sin(2 * np.pi * tod), np.cos(2 * np.pi * tod), weekend, tod]], dtype=torch.float32)
+
+    state = torch.zeros(1, step.layout.size)
+    with torch.no_grad():
+        for _ in range(60):  # a weekday at 10:00: the weekday bin and the recent level know the cell
+            state = step(x, mask, at_ten(0.0), state)[2]
+        state = step(x, mask, at_ten(1.0), state)[2]  # the first Saturday at 10:00: a new bin
+        start = float(step.layout.unpack(state)["level_weekend"][0, 10, sinr])
+        shifted = x.clone()
+        shifted[0, sinr] -= 1.0  # then 12 periods 1 dB lower (6 periods make the half hour at 5 minutes)
+        for _ in range(12):
+            state = step(shifted, mask, at_ten(1.0), state)[2]
+    learnt = start - float(step.layout.unpack(state)["level_weekend"][0, 10, sinr])
+    assert abs(start - float(x[0, sinr])) < 0.05, "the new bin starts from the cell's recent level"
+    assert 0.3 < learnt < 0.75, f"the day's own values refine the bin at a bounded pace (learnt {learnt:.2f} dB of 1)"

@@ -13,6 +13,7 @@ class DetectorConfig:
 
     profile_memory_days: float = 3.0  # how long a level-profile bin remembers
     variance_memory_days: float = 3.0
+    profile_prior_minutes: float = 30.0  # how much observation a new profile bin's first level counts as
     recent_periods: float = 5.0  # memory of the fast baseline used before a bin is known
     offset_hours: float = 3.0  # memory of the drift of the level away from its profile
     evidence_short_periods: float = 3.0  # memories of the error EMAs (sustained shifts)

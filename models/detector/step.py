@@ -29,7 +29,9 @@ profile and short memories. A period is scored before it updates the state (caus
    calm periods, so an incident that flickers, or whose evidence fades slowly after it ends, is one run;
 7. update the state with residuals clipped to a few scales; the slow memories (drift offset, z bias)
    follow a cell that looks anomalous only at a fraction of their pace, so anomalies barely move
-   what is normal.
+   what is normal. A profile bin seen for the first time (the first Saturday morning, say) starts
+   from the fast recent level and counts it as half an hour of observation, so the day's own values
+   refine it at a bounded pace rather than replace it: an anomaly on that day is not simply learnt.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ class DetectorStep(nn.Module):
         self.sustain_level = 1.0  # what the other later periods of a run are capped at (under the threshold)
         self.gate_level = 4.0  # the slow memories follow a cell whose raw score reaches it ...
         self.gate_pace = 0.1  # ... at this fraction of their pace
+        self.profile_prior = 0.0  # periods of observation a new profile bin's first level counts as
 
     @staticmethod
     def _weights(day_fraction: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
@@ -307,17 +310,17 @@ class DetectorStep(nn.Module):
         width = self.clip_sigmas * scale
         recent_rate = torch.maximum(self.rate_recent, 1.0 / (s["count"] + 1.0))
         recent = torch.where(present, s["recent"] + recent_rate * (y - s["recent"]), s["recent"])
-        fallback = torch.where(present, y - s["offset"], recent)
         new = dict(s)
         for day, active in (("weekday", ~c["weekend"]), ("weekend", c["weekend"])):
             w = c["w_profile"] * (active & any_present).to(y.dtype)[:, None]
             level, seen = s[f"level_{day}"], s[f"seen_{day}"]
-            rate = w * torch.maximum(self.rate_profile, 1.0 / (1.0 + seen))
+            rate = w * torch.maximum(self.rate_profile, 1.0 / (1.0 + self.profile_prior + seen))
             target = (y - s["offset"])[:, None, :]
             step = torch.clamp(target - level, min=-width[:, None, :], max=width[:, None, :])
             first = (seen <= 0) & (w > 0)
             updated = level + rate[:, :, None] * step * gate
-            new[f"level_{day}"] = torch.where(first[:, :, None], fallback[:, None, :].expand_as(level), updated)
+            start = (recent - s["offset"])[:, None, :].expand_as(level)
+            new[f"level_{day}"] = torch.where(first[:, :, None], start, updated)
             new[f"seen_{day}"] = seen + w
         w = c["w_scale"] * any_present.to(y.dtype)[:, None]
         variance, seen = s["variance"], s["seen_variance"]

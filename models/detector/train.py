@@ -123,6 +123,7 @@ def _set_rates(step: DetectorStep, config: DetectorConfig, period_s: float) -> N
     step.rearm_periods = config.rearm_periods
     step.gate_level = config.gate_level
     step.gate_pace = config.gate_pace
+    step.profile_prior = config.profile_prior_minutes * 60.0 / period_s
 
 
 def _walk(
