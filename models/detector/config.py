@@ -25,8 +25,8 @@ class DetectorConfig:
     onset_level: float = 1.5  # a raw score from this level up starts or continues an alarm run
     onset_periods: int = 15  # periods of a run scored in full; later ones are capped ...
     record_factor: float = 1.25  # ... unless they beat the run's peak by this factor
-    rearm_periods: float = 30.0  # an alarm run stays open through this many calm periods (re-alarms are capped)
     sustain_fraction: float = 0.98  # ... and otherwise capped at this fraction of the score threshold
+    rearm_periods: float = 30.0  # an alarm run stays open through this many calm periods (re-alarms are capped)
     gate_level: float = 4.0  # the slow memories (drift, z bias) follow a cell this anomalous ...
     gate_pace: float = 0.1  # ... at this fraction of their pace
     count_min_spread: float = 0.5  # the network's smallest spread of a small count, in residual scales

@@ -135,7 +135,7 @@ class DetectorStep(nn.Module):
         self.onset_level = 1.5  # a raw score from here up starts or continues an alarm run
         self.onset_periods = 15  # periods of a run scored in full
         self.record_factor = 1.25  # later, a raw score this many times the run's peak is scored in full
-        self.rearm_periods = 1.0  # a run stays open through this many calm periods (a re-alarm belongs to it)
+        self.rearm_periods = 30.0  # a run stays open through this many calm periods (a re-alarm belongs to it)
         self.sustain_level = 1.0  # what the other later periods of a run are capped at (under the threshold)
         self.gate_level = 4.0  # the slow memories follow a cell whose raw score reaches it ...
         self.gate_pace = 0.1  # ... at this fraction of their pace
@@ -310,17 +310,17 @@ class DetectorStep(nn.Module):
         width = self.clip_sigmas * scale
         recent_rate = torch.maximum(self.rate_recent, 1.0 / (s["count"] + 1.0))
         recent = torch.where(present, s["recent"] + recent_rate * (y - s["recent"]), s["recent"])
+        target = (y - s["offset"])[:, None, :]  # what the profile bins learn
+        start = (recent - s["offset"])[:, None, :]  # the level a profile bin seen for the first time starts from
         new = dict(s)
         for day, active in (("weekday", ~c["weekend"]), ("weekend", c["weekend"])):
             w = c["w_profile"] * (active & any_present).to(y.dtype)[:, None]
             level, seen = s[f"level_{day}"], s[f"seen_{day}"]
             rate = w * torch.maximum(self.rate_profile, 1.0 / (1.0 + self.profile_prior + seen))
-            target = (y - s["offset"])[:, None, :]
             step = torch.clamp(target - level, min=-width[:, None, :], max=width[:, None, :])
             first = (seen <= 0) & (w > 0)
             updated = level + rate[:, :, None] * step * gate
-            start = (recent - s["offset"])[:, None, :].expand_as(level)
-            new[f"level_{day}"] = torch.where(first[:, :, None], start, updated)
+            new[f"level_{day}"] = torch.where(first[:, :, None], start.expand_as(level), updated)
             new[f"seen_{day}"] = seen + w
         w = c["w_scale"] * any_present.to(y.dtype)[:, None]
         variance, seen = s["variance"], s["seen_variance"]
