@@ -102,6 +102,19 @@ def _rootcause(
     return result
 
 
+def recall_by_subtlety(
+    dataset: Dataset, arrays: KpmArrays, test_scores: np.ndarray, threshold: float, test: slice
+) -> dict[str, float]:
+    """Event recall on the test events the labels mark `subtle` (inside the cell's normal range on every
+    measurement they touch, as the simulator's export flags them) and on the others (`clear`); empty when
+    the labels have no such column."""
+    labels = dataset.labels
+    if labels is None or "subtle" not in labels.columns:
+        return {}
+    grouped = labels.assign(kind=np.where(labels["subtle"].astype(bool), "subtle", "clear"))
+    return m.recall_by_kind(test_scores, threshold, events_in(events_from_labels(arrays, grouped), test))
+
+
 def run_evaluation(
     dataset: Dataset, config: EvalConfig | None = None, holdout: Dataset | None = None
 ) -> dict[str, Any]:
@@ -143,6 +156,7 @@ def run_evaluation(
         "main": MAIN,
         "models": results,
         "main_recall_by_kind": m.recall_by_kind(main_scores[test], main_threshold, test_events),
+        "mainrecall_by_subtlety": recall_by_subtlety(dataset, arrays, main_scores[test], main_threshold, test),
         "main_by_cells": by_cells,
         "forecaster": _forecaster(arrays, plan, config),
         "rootcause": _rootcause(main, arrays, events, test.start, holdout),
@@ -185,6 +199,11 @@ def format_table(result: dict[str, Any]) -> str:
     )
     lines.append("main detector event recall by kind: " + ", ".join(
         f"{kind} {value:.2f}" for kind, value in sorted(result["main_recall_by_kind"].items())))  # fmt: skip
+    if subtlety := result["mainrecall_by_subtlety"]:
+        groups = ", ".join(f"{group} {value:.2f}" for group, value in subtlety.items())
+        lines.append(
+            f"main detector event recall on subtle events (inside their cell's normal range) and clear ones: {groups}"
+        )
     for part, values in result["main_by_cells"].items():
         lines.append(f"main detector on {part.replace('_', ' ')}: composite F1 {values['composite_f1']:.3f}, "
                      f"event recall {values['event_recall']:.3f}, VUS-PR {values['vus_pr']:.3f}")  # fmt: skip

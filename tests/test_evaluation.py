@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,9 @@ import pytest
 
 from e2sim.export import export_world
 from e2sim.world import World, WorldConfig
-from models.evaluation import EvalConfig, format_table, run_evaluation
+from models.evaluation import EvalConfig, format_table, recall_by_subtlety, run_evaluation
 from ranomaly.cli import main
-from ranomaly_contracts.dataset import read_dataset
+from ranomaly_contracts.dataset import label_mask, read_dataset, to_arrays
 
 KEYS = {"composite_f1", "event_recall", "point_precision", "point_f1", "pr_auc", "vus_pr", "fpr",
         "false_alarms_per_1k_cell_hours", "median_delay_periods", "pa_f1"}  # fmt: skip
@@ -45,6 +46,18 @@ def test_eval_reports_every_detector_with_the_named_metrics(result: dict[str, ob
     json.dumps(result, default=float)  # the --json output is plain JSON
     table = format_table(result)
     assert table.splitlines()[1].startswith("streaming-detector") and "forecaster" in table
+
+
+def test_event_recall_is_split_by_the_labels_subtle_flag(dataset: Path) -> None:
+    data = read_dataset(dataset)
+    assert data.labels is not None
+    arrays = to_arrays(data)
+    everything = slice(0, len(arrays.times_ms))
+    alarms_on_clear_events = label_mask(arrays, data.labels[~data.labels["subtle"]]).astype(np.float64)
+    split = recall_by_subtlety(data, arrays, alarms_on_clear_events, 0.5, everything)
+    assert split == {"clear": 1.0, "subtle": 0.0}
+    without_flag = replace(data, labels=data.labels.drop(columns="subtle"))
+    assert recall_by_subtlety(without_flag, arrays, alarms_on_clear_events, 0.5, everything) == {}
 
 
 def test_always_alarm_gets_only_what_composite_f1_gives_for_free(result: dict[str, object]) -> None:
