@@ -240,3 +240,30 @@ def test_a_new_profile_bin_learns_its_first_day_at_a_bounded_pace(fitted: Stream
     learnt = start - float(step.layout.unpack(state)["level_weekend"][0, 10, sinr])
     assert abs(start - float(x[0, sinr])) < 0.05, "the new bin starts from the cell's recent level"
     assert 0.3 < learnt < 0.75, f"the day's own values refine the bin at a bounded pace (learnt {learnt:.2f} dB of 1)"
+
+
+def test_a_slow_ramp_the_drift_offset_follows_still_stands_out_against_the_profile(
+    fitted: StreamingDetector, data: KpmArrays
+) -> None:
+    assert fitted.step is not None
+    step = fitted.step
+    sinr = cat.MEASUREMENT_NAMES.index("L1M.DL-SS-SINR.SSB")
+    values = data.values[:, 2:3].copy()
+    ramp = slice(900, 996)  # a degradation: SINR falls by 3 dB over 8 hours (5-minute periods)
+    values[ramp, 0, sinr] -= np.linspace(0.0, 3.0, 96)
+    inputs = step_inputs(replace(data, cell_ids=data.cell_ids[2:3], values=values, reported=data.reported[:, 2:3]))
+    state = torch.zeros(1, step.layout.size)
+    with torch.no_grad():
+        for row in range(ramp.stop):
+            x, mask, time = inputs.x[row], inputs.mask[row], inputs.time[row]
+            s = step.layout.unpack(state)
+            c = step.context(x, mask, time, s)
+            u, z = step.errors(c["residual"], c["present"], c["features"])
+            evidence = step.evidence(x, u, z - s["z_bias"], c["present"], s, c["profile_residual"])
+            state = step(x, mask, time, state)[2]
+    followed = -float(s["offset"][0, sinr])
+    against_baseline = abs(float(evidence["u_long"][0, sinr] / step.q_u_long[sinr]))
+    against_profile = abs(float(evidence["shift_long"][0, sinr] / step.q_shift_long[sinr]))
+    assert followed > 1.0, f"the drift offset has followed much of the ramp ({followed:.2f} dB of 3)"
+    assert against_profile > 1.0, "against the profile alone the shift is beyond the normal 99.9 % level"
+    assert against_profile > 1.2 * against_baseline, "and stands out more than against the baseline that followed it"

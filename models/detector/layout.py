@@ -37,6 +37,7 @@ class StateLayout:
             ("z_bias", (k,)),  # the cell's own slow bias of the conditional z-score, tracked over hours
             ("z_short", (k,)),  # EMAs of the conditional z-score (sustained broken relations)
             ("z_long", (k,)),
+            ("shift_long", (k,)),  # EMA of the residual to the profile alone, drift offset left out (slow ramps)
             ("last", (k,)),  # last reported value, raw units
             ("run", (k,)),  # periods the value has stayed exactly the same
             ("repeat_rate", (k,)),  # EMA of how often the value repeats exactly

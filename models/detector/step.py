@@ -17,8 +17,9 @@ profile and short memories. A period is scored before it updates the state (caus
    measurements together (a demand surge), z sees broken relations (handovers failing at normal load);
 5. evidence per measurement, each calibrated on training data to about 1 at the normal 99.9 % level:
    short and long averages of u and of z (one-period spikes are the heaviest part of normal noise; a
-   real anomaly lasts), runs of exactly repeated values (stuck counters) and missing values (a silent
-   cell is an anomaly, never a gap);
+   real anomaly lasts), a long average of the residual to the level profile alone (a slow ramp, such as
+   a degradation, that the drift offset follows still stands out against the profile), runs of exactly
+   repeated values (stuck counters) and missing values (a silent cell is an anomaly, never a gap);
    the deviation of a measurement is its strongest evidence;
 6. the raw score is the strongest deviation, statistical evidence counting only as far as the previous
    period's confirms it (one-period spikes, mostly of small counts at night, are most of the normal
@@ -44,7 +45,7 @@ from models.detector.layout import PROFILE_BINS, SCALE_BINS, StateLayout
 EPS = 1e-6
 LOG_SPREAD_LIMIT = 3.0  # the network's spreads stay within exp(+-3) residual scales
 RATES = ("profile", "variance", "recent", "offset", "short", "long", "repeat")
-AVERAGES = ("u_short", "u_long", "z_short", "z_long")
+AVERAGES = ("u_short", "u_long", "z_short", "z_long", "shift_long")
 PAIRS = ("u_pair", "z_pair")
 CALIBRATED = (*PAIRS, *AVERAGES, "stuck")
 
@@ -191,6 +192,7 @@ class DetectorStep(nn.Module):
         prior = self.variance_prior.double().expand_as(variance)
         scale = torch.sqrt(torch.where(has_var[:, None], variance, prior) + self.floor.double() ** 2)
         residual = torch.where(present, (y64 - baseline) / scale, torch.zeros_like(y64))
+        profile_residual = torch.where(present & from_profile[:, None], (y64 - profile) / scale, torch.zeros_like(y64))
         y = y64.float()
         features = torch.cat(
             [time[:, :2], baseline.float(), torch.log(scale).float(), from_profile.to(y.dtype)[:, None]], dim=1
@@ -206,6 +208,7 @@ class DetectorStep(nn.Module):
             "baseline": baseline.float(),
             "scale": scale.float(),
             "residual": residual,
+            "profile_residual": profile_residual.float(),
             "features": features,
         }
 
@@ -223,19 +226,28 @@ class DetectorStep(nn.Module):
         return u64.float(), z64.float()
 
     def evidence(
-        self, x: torch.Tensor, u: torch.Tensor, z: torch.Tensor, present: torch.Tensor, s: dict[str, torch.Tensor]
+        self,
+        x: torch.Tensor,
+        u: torch.Tensor,
+        z: torch.Tensor,
+        present: torch.Tensor,
+        s: dict[str, torch.Tensor],
+        profile_residual: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         """Raw evidence of this period (uncalibrated): errors held two periods in a row (the smaller of
         this and the last |u| or |z|: a real anomaly lasts, while one-period spikes are the heaviest part
-        of normal noise), averages of u and z (sustained small shifts), and stuck runs."""
+        of normal noise), averages of u and z (sustained small shifts), the average of the standardised
+        residual to the profile alone (shifts slow enough for the drift offset to follow), and stuck runs."""
         u_clipped = torch.clamp(u, -self.evidence_clip, self.evidence_clip)
         z_clipped = torch.clamp(z, -self.evidence_clip, self.evidence_clip)
+        shift_clipped = torch.clamp(profile_residual, -self.evidence_clip, self.evidence_clip)
         averages = {}
         for name, value in (
             ("u_short", u_clipped),
             ("u_long", u_clipped),
             ("z_short", z_clipped),
             ("z_long", z_clipped),
+            ("shift_long", shift_clipped),
         ):
             rate = self.rate_short if name.endswith("short") else self.rate_long
             averages[name] = torch.where(present, s[name] + rate * (value - s[name]), s[name])
@@ -362,7 +374,7 @@ class DetectorStep(nn.Module):
         s = self.layout.unpack(state)
         c = self.context(x, mask, time, s)
         u, z = self.errors(c["residual"], c["present"], c["features"])
-        evidence = self.evidence(x, u, z - s["z_bias"], c["present"], s)
+        evidence = self.evidence(x, u, z - s["z_bias"], c["present"], s, c["profile_residual"])
         statistical, specific = self.deviation(evidence, c["present"])
         score, raw, strongest = self.score(statistical, specific, s)
         deviation = torch.maximum(statistical, specific)

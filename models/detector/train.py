@@ -39,7 +39,16 @@ Q99_RATIO = 1.3  # and about 1.3 times its 99 % level (more for the spiky count 
 STUCK_LEVEL = 12.0
 MAX_THRESHOLD = 2.0
 # Smallest calibration levels, for measurements that barely vary in training.
-MIN_LEVEL = {"u_pair": 0.5, "z_pair": 0.5, "u_short": 0.2, "u_long": 0.1, "z_short": 0.2, "z_long": 0.1, "stuck": 0.0}
+MIN_LEVEL = {
+    "u_pair": 0.5,
+    "z_pair": 0.5,
+    "u_short": 0.2,
+    "u_long": 0.1,
+    "z_short": 0.2,
+    "z_long": 0.1,
+    "shift_long": 0.1,
+    "stuck": 0.0,
+}
 
 
 @dataclass
@@ -144,7 +153,7 @@ def _walk(
                 u, z = step.errors(c["residual"], c["present"], c["features"])
             else:
                 u = z = torch.zeros_like(x)
-            evidence = step.evidence(x, u, z - s["z_bias"], c["present"], s)
+            evidence = step.evidence(x, u, z - s["z_bias"], c["present"], s, c["profile_residual"])
             yield s, c, u, z, evidence
             if network:
                 _, raw, strongest = step.score(*step.deviation(evidence, c["present"]), s)
