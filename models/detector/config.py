@@ -20,6 +20,7 @@ class DetectorConfig:
     evidence_long_periods: float = 20.0
     repeat_memory_hours: float = 3.0  # how often values repeat exactly depends on the hour: remember hours
     clip_sigmas: float = 3.0  # residuals beyond this many scales update the state only up to it
+    evidence_clip: float = 5.0  # errors beyond this many spreads add no more to the averages
     warmup_periods: int = 30
     missing_deviation: float = 10.0  # deviation of a record with no value (unless routinely missing)
     onset_level: float = 1.5  # a raw score from this level up starts or continues an alarm run

@@ -132,7 +132,7 @@ class DetectorStep(nn.Module):
             self.register_buffer(f"rate_{name}", torch.tensor(0.1))
         self.register_buffer("precision", torch.eye(k))
         self.clip_sigmas = 3.0  # residuals beyond it move the state no further
-        self.evidence_clip = 4.0  # errors beyond it add no more to the averages
+        self.evidence_clip = 5.0  # errors beyond it add no more to the averages
         self.onset_level = 1.5  # a raw score from here up starts or continues an alarm run
         self.onset_periods = 15  # periods of a run scored in full
         self.record_factor = 1.25  # later, a raw score this many times the run's peak is scored in full

@@ -125,7 +125,7 @@ def _set_rates(step: DetectorStep, config: DetectorConfig, period_s: float) -> N
     for name, value in rates.items():
         getattr(step, f"rate_{name}").fill_(value)
     step.clip_sigmas = config.clip_sigmas
-    step.evidence_clip = config.clip_sigmas + 1.0
+    step.evidence_clip = config.evidence_clip
     step.onset_level = config.onset_level
     step.onset_periods = config.onset_periods
     step.record_factor = config.record_factor
