@@ -156,7 +156,7 @@ def run_evaluation(
         "main": MAIN,
         "models": results,
         "main_recall_by_kind": m.recall_by_kind(main_scores[test], main_threshold, test_events),
-        "mainrecall_by_subtlety": recall_by_subtlety(dataset, arrays, main_scores[test], main_threshold, test),
+        "main_recall_by_subtlety": recall_by_subtlety(dataset, arrays, main_scores[test], main_threshold, test),
         "main_by_cells": by_cells,
         "forecaster": _forecaster(arrays, plan, config),
         "rootcause": _rootcause(main, arrays, events, test.start, holdout),
@@ -199,7 +199,7 @@ def format_table(result: dict[str, Any]) -> str:
     )
     lines.append("main detector event recall by kind: " + ", ".join(
         f"{kind} {value:.2f}" for kind, value in sorted(result["main_recall_by_kind"].items())))  # fmt: skip
-    if subtlety := result["mainrecall_by_subtlety"]:
+    if subtlety := result["main_recall_by_subtlety"]:
         groups = ", ".join(f"{group} {value:.2f}" for group, value in subtlety.items())
         lines.append(
             f"main detector event recall on subtle events (inside their cell's normal range) and clear ones: {groups}"

@@ -43,6 +43,7 @@ def test_eval_reports_every_detector_with_the_named_metrics(result: dict[str, ob
     assert set(models) == expected
     for name, row in models.items():
         assert KEYS <= set(row), name
+    assert set(result["main_recall_by_subtlety"]) == {"clear", "subtle"}  # type: ignore[call-overload]
     json.dumps(result, default=float)  # the --json output is plain JSON
     table = format_table(result)
     assert table.splitlines()[1].startswith("streaming-detector") and "forecaster" in table
