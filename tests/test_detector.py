@@ -242,6 +242,35 @@ def test_a_new_profile_bin_learns_its_first_day_at_a_bounded_pace(fitted: Stream
     assert 0.3 < learnt < 0.75, f"the day's own values refine the bin at a bounded pace (learnt {learnt:.2f} dB of 1)"
 
 
+def test_a_new_profile_bin_first_seen_during_an_alarm_starts_from_the_known_profile_not_the_anomaly(
+    fitted: StreamingDetector, data: KpmArrays
+) -> None:
+    assert fitted.step is not None
+    step = fitted.step
+    sinr = cat.MEASUREMENT_NAMES.index("L1M.DL-SS-SINR.SSB")
+    x = torch.from_numpy(np.nan_to_num(data.values[100, 2:3])).float()
+    mask = torch.ones_like(x)
+    tod = 10.0 / 24.0
+    weekday = torch.tensor([[np.sin(2 * np.pi * tod), np.cos(2 * np.pi * tod), 0.0, tod]], dtype=torch.float32)
+    saturday = weekday.clone()
+    saturday[0, 2] = 1.0
+    collapsed = x.clone()
+    collapsed[0, sinr] -= 10.0  # SINR collapses by 10 dB: an alarm run opens
+    state = torch.zeros(1, step.layout.size)
+    with torch.no_grad():
+        for _ in range(60):
+            state = step(x, mask, weekday, state)[2]
+        for _ in range(6):
+            state = step(collapsed, mask, weekday, state)[2]
+        s = step.layout.unpack(state)
+        assert float(s["alarm_run"][0, 0]) > 0, "the collapse has opened an alarm run"
+        recent = float(s["recent"][0, sinr])
+        state = step(collapsed, mask, saturday, state)[2]  # the first Saturday at 10:00, still collapsed
+    start = float(step.layout.unpack(state)["level_weekend"][0, 10, sinr])
+    assert recent < float(x[0, sinr]) - 5.0, "the recent level has followed the collapse"
+    assert abs(start - float(x[0, sinr])) < 0.5, f"the new bin starts from the weekday profile (at {start:.1f} dB)"
+
+
 def test_a_slow_ramp_the_drift_offset_follows_still_stands_out_against_the_profile(
     fitted: StreamingDetector, data: KpmArrays
 ) -> None:

@@ -33,6 +33,8 @@ profile and short memories. A period is scored before it updates the state (caus
    what is normal. A profile bin seen for the first time (the first Saturday morning, say) starts
    from the fast recent level and counts it as half an hour of observation, so the day's own values
    refine it at a bounded pace rather than replace it: an anomaly on that day is not simply learnt.
+   While the cell is in an alarm run, the new bin starts from the profile the cell already has (its
+   neighbouring bins, or the weekday's on a first weekend): the recent level is then the anomaly.
 """
 
 from __future__ import annotations
@@ -323,7 +325,10 @@ class DetectorStep(nn.Module):
         recent_rate = torch.maximum(self.rate_recent, 1.0 / (s["count"] + 1.0))
         recent = torch.where(present, s["recent"] + recent_rate * (y - s["recent"]), s["recent"])
         target = (y - s["offset"])[:, None, :]  # what the profile bins learn
-        start = (recent - s["offset"])[:, None, :]  # the level a profile bin seen for the first time starts from
+        # the level a profile bin seen for the first time starts from: the recent level, unless that is
+        # an anomaly in progress (module docstring, 7)
+        calm = ((raw < self.onset_level)[:, None] & (s["alarm_run"] <= 0)) | ~c["from_profile"][:, None]
+        start = torch.where(calm, recent - s["offset"], c["profile"])[:, None, :]
         new = dict(s)
         for day, active in (("weekday", ~c["weekend"]), ("weekend", c["weekend"])):
             w = c["w_profile"] * (active & any_present).to(y.dtype)[:, None]
