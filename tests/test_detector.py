@@ -271,6 +271,26 @@ def test_a_new_profile_bin_first_seen_during_an_alarm_starts_from_the_known_prof
     assert abs(start - float(x[0, sinr])) < 0.5, f"the new bin starts from the weekday profile (at {start:.1f} dB)"
 
 
+def test_a_small_count_repeating_by_chance_is_no_stuck_counter(fitted: StreamingDetector) -> None:
+    assert fitted.step is not None
+    step = fitted.step
+    handovers = cat.MEASUREMENT_NAMES.index("MM.HoExeInterReq")
+    throughput = cat.MEASUREMENT_NAMES.index("DRB.UEThpDl")
+    assert float(step.transform[handovers]) == 2.0 and float(step.transform[throughput]) == 1.0
+    s = step.layout.unpack(torch.zeros(2, step.layout.size))
+    x = torch.full((2, step.n_measurements), 400.0)
+    x[0, handovers] = 0.0  # night: no handover, period after period
+    s["last"], s["count"] = x.clone(), torch.full((2, 1), 500.0)
+    s["run"] = torch.full_like(x, 10.0)  # the 12th identical value in a row ...
+    s["repeat_rate"] = torch.full_like(x, 0.01)  # ... where the cell's values repeated 1 time in 100
+    present = torch.ones_like(x, dtype=torch.bool)
+    zero = torch.zeros_like(x)
+    stuck = step.evidence(x, zero, zero, present, s, zero)["stuck"] / step.q_stuck
+    assert float(stuck[0, handovers]) == pytest.approx(0.0, abs=1e-6), "zero handovers again is just chance"
+    assert float(stuck[1, handovers]) > 3.0, "400 handovers exactly again, 12 times, is a stuck counter"
+    assert float(stuck[0, throughput]) > 3.0, "a continuous measurement keeps its learnt repeat rate"
+
+
 def test_a_slow_ramp_the_drift_offset_follows_still_stands_out_against_the_profile(
     fitted: StreamingDetector, data: KpmArrays
 ) -> None:

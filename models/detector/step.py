@@ -19,7 +19,8 @@ profile and short memories. A period is scored before it updates the state (caus
    short and long averages of u and of z (one-period spikes are the heaviest part of normal noise; a
    real anomaly lasts), a long average of the residual to the level profile alone (a slow ramp, such as
    a degradation, that the drift offset follows still stands out against the profile), runs of exactly
-   repeated values (stuck counters) and missing values (a silent cell is an anomaly, never a gap);
+   repeated values (stuck counters; a small count's chance to repeat follows from its value, so a
+   night of zero handovers is no run) and missing values (a silent cell is an anomaly, never a gap);
    the deviation of a measurement is its strongest evidence;
 6. the raw score is the strongest deviation, statistical evidence counting only as far as the previous
    period's confirms it (one-period spikes, mostly of small counts at night, are most of the normal
@@ -271,8 +272,15 @@ class DetectorStep(nn.Module):
             "z": z,
             "run": run,
             "repeat_rate": repeat_rate,
-            "stuck": run * -torch.log(torch.clamp(repeat_rate, min=1e-3, max=1.0)),
+            "stuck": run
+            * -torch.log(torch.clamp(torch.maximum(repeat_rate, self._count_repeat(x)), min=1e-3, max=1.0)),
         }
+
+    def _count_repeat(self, x: torch.Tensor) -> torch.Tensor:
+        """How often a small count repeats exactly by chance at its value (Poisson: about 1/sqrt(1 + 4 pi
+        count)); 0 for the other measurements, whose repeat rate is learnt alone."""
+        chance = torch.rsqrt(1.0 + 4.0 * torch.pi * torch.relu(x))
+        return torch.where(self.transform > 1.5, chance, torch.zeros_like(x))
 
     def deviation(self, evidence: dict[str, torch.Tensor], present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Calibrated deviations per measurement [B, K], about 1 at the normal 99.9 % level: the
