@@ -14,11 +14,13 @@ from e2sim import catalogue as cat
 from e2sim.world import World, WorldConfig
 from models.artifact import load_session, read_artifact
 from models.detector import DetectorConfig, StreamingDetector
+from models.detector.step import DetectorStep
 from models.detector.train import step_inputs
 from models.scoring import score_arrays
 from ranomaly_contracts.dataset import KpmArrays
 
 PERIOD_MS = 300_000
+SINR = cat.MEASUREMENT_NAMES.index("L1M.DL-SS-SINR.SSB")
 FAST = DetectorConfig(epochs=1, warmup_periods=12)
 
 
@@ -48,6 +50,13 @@ def fitted(data: KpmArrays) -> StreamingDetector:
     detector = StreamingDetector(FAST)
     detector.fit(replace(data, times_ms=data.times_ms[:864], values=data.values[:864], reported=data.reported[:864]))
     return detector
+
+
+@pytest.fixture(scope="module")
+def step(fitted: StreamingDetector) -> DetectorStep:
+    """The trained step of that detector (torch), to drive by hand."""
+    assert fitted.step is not None
+    return fitted.step
 
 
 def test_exported_graph_has_the_contract_interface(fitted: StreamingDetector) -> None:
@@ -215,11 +224,8 @@ def test_a_re_alarm_soon_after_a_run_belongs_to_it_and_a_later_one_is_new(
     assert scores[1041:1052].max() >= threshold, "a burst after the run has closed is a new alarm"
 
 
-def test_a_new_profile_bin_learns_its_first_day_at_a_bounded_pace(fitted: StreamingDetector, data: KpmArrays) -> None:
-    assert fitted.step is not None
-    step = fitted.step
-    sinr = cat.MEASUREMENT_NAMES.index("L1M.DL-SS-SINR.SSB")
-    assert float(step.transform[sinr]) == 0.0, "SINR is read as is: its shift below is in dB"
+def test_a_new_profile_bin_learns_its_first_day_at_a_bounded_pace(step: DetectorStep, data: KpmArrays) -> None:
+    assert float(step.transform[SINR]) == 0.0, "SINR is read as is: its shift below is in dB"
     x = torch.from_numpy(np.nan_to_num(data.values[100, 2:3])).float()
     mask = torch.ones_like(x)
 
@@ -232,22 +238,19 @@ def test_a_new_profile_bin_learns_its_first_day_at_a_bounded_pace(fitted: Stream
         for _ in range(60):  # a weekday at 10:00: the weekday bin and the recent level know the cell
             state = step(x, mask, at_ten(0.0), state)[2]
         state = step(x, mask, at_ten(1.0), state)[2]  # the first Saturday at 10:00: a new bin
-        start = float(step.layout.unpack(state)["level_weekend"][0, 10, sinr])
+        start = float(step.layout.unpack(state)["level_weekend"][0, 10, SINR])
         shifted = x.clone()
-        shifted[0, sinr] -= 1.0  # then 12 periods 1 dB lower (6 periods make the half hour at 5 minutes)
+        shifted[0, SINR] -= 1.0  # then 12 periods 1 dB lower (6 periods make the half hour at 5 minutes)
         for _ in range(12):
             state = step(shifted, mask, at_ten(1.0), state)[2]
-    learnt = start - float(step.layout.unpack(state)["level_weekend"][0, 10, sinr])
-    assert abs(start - float(x[0, sinr])) < 0.05, "the new bin starts from the cell's recent level"
+    learnt = start - float(step.layout.unpack(state)["level_weekend"][0, 10, SINR])
+    assert abs(start - float(x[0, SINR])) < 0.05, "the new bin starts from the cell's recent level"
     assert 0.3 < learnt < 0.75, f"the day's own values refine the bin at a bounded pace (learnt {learnt:.2f} dB of 1)"
 
 
 def test_a_new_profile_bin_first_seen_during_an_alarm_starts_from_the_known_profile_not_the_anomaly(
-    fitted: StreamingDetector, data: KpmArrays
+    step: DetectorStep, data: KpmArrays
 ) -> None:
-    assert fitted.step is not None
-    step = fitted.step
-    sinr = cat.MEASUREMENT_NAMES.index("L1M.DL-SS-SINR.SSB")
     x = torch.from_numpy(np.nan_to_num(data.values[100, 2:3])).float()
     mask = torch.ones_like(x)
     tod = 10.0 / 24.0
@@ -255,7 +258,7 @@ def test_a_new_profile_bin_first_seen_during_an_alarm_starts_from_the_known_prof
     saturday = weekday.clone()
     saturday[0, 2] = 1.0
     collapsed = x.clone()
-    collapsed[0, sinr] -= 10.0  # SINR collapses by 10 dB: an alarm run opens
+    collapsed[0, SINR] -= 10.0  # SINR collapses by 10 dB: an alarm run opens
     state = torch.zeros(1, step.layout.size)
     with torch.no_grad():
         for _ in range(60):
@@ -264,16 +267,14 @@ def test_a_new_profile_bin_first_seen_during_an_alarm_starts_from_the_known_prof
             state = step(collapsed, mask, weekday, state)[2]
         s = step.layout.unpack(state)
         assert float(s["alarm_run"][0, 0]) > 0, "the collapse has opened an alarm run"
-        recent = float(s["recent"][0, sinr])
+        recent = float(s["recent"][0, SINR])
         state = step(collapsed, mask, saturday, state)[2]  # the first Saturday at 10:00, still collapsed
-    start = float(step.layout.unpack(state)["level_weekend"][0, 10, sinr])
-    assert recent < float(x[0, sinr]) - 5.0, "the recent level has followed the collapse"
-    assert abs(start - float(x[0, sinr])) < 0.5, f"the new bin starts from the weekday profile (at {start:.1f} dB)"
+    start = float(step.layout.unpack(state)["level_weekend"][0, 10, SINR])
+    assert recent < float(x[0, SINR]) - 5.0, "the recent level has followed the collapse"
+    assert abs(start - float(x[0, SINR])) < 0.5, f"the new bin starts from the weekday profile (at {start:.1f} dB)"
 
 
-def test_a_small_count_repeating_by_chance_is_no_stuck_counter(fitted: StreamingDetector) -> None:
-    assert fitted.step is not None
-    step = fitted.step
+def test_a_small_count_repeating_by_chance_is_no_stuck_counter(step: DetectorStep) -> None:
     handovers = cat.MEASUREMENT_NAMES.index("MM.HoExeInterReq")
     throughput = cat.MEASUREMENT_NAMES.index("DRB.UEThpDl")
     assert float(step.transform[handovers]) == 2.0 and float(step.transform[throughput]) == 1.0
@@ -292,14 +293,11 @@ def test_a_small_count_repeating_by_chance_is_no_stuck_counter(fitted: Streaming
 
 
 def test_a_slow_ramp_the_drift_offset_follows_still_stands_out_against_the_profile(
-    fitted: StreamingDetector, data: KpmArrays
+    step: DetectorStep, data: KpmArrays
 ) -> None:
-    assert fitted.step is not None
-    step = fitted.step
-    sinr = cat.MEASUREMENT_NAMES.index("L1M.DL-SS-SINR.SSB")
     values = data.values[:, 2:3].copy()
     ramp = slice(900, 996)  # a degradation: SINR falls by 3 dB over 8 hours (5-minute periods)
-    values[ramp, 0, sinr] -= np.linspace(0.0, 3.0, 96)
+    values[ramp, 0, SINR] -= np.linspace(0.0, 3.0, 96)
     inputs = step_inputs(replace(data, cell_ids=data.cell_ids[2:3], values=values, reported=data.reported[:, 2:3]))
     state = torch.zeros(1, step.layout.size)
     with torch.no_grad():
@@ -310,9 +308,9 @@ def test_a_slow_ramp_the_drift_offset_follows_still_stands_out_against_the_profi
             u, z = step.errors(c["residual"], c["present"], c["features"])
             evidence = step.evidence(x, u, z - s["z_bias"], c["present"], s, c["profile_residual"])
             state = step(x, mask, time, state)[2]
-    followed = -float(s["offset"][0, sinr])
-    against_baseline = abs(float(evidence["u_long"][0, sinr] / step.q_u_long[sinr]))
-    against_profile = abs(float(evidence["shift_long"][0, sinr] / step.q_shift_long[sinr]))
+    followed = -float(s["offset"][0, SINR])
+    against_baseline = abs(float(evidence["u_long"][0, SINR] / step.q_u_long[SINR]))
+    against_profile = abs(float(evidence["shift_long"][0, SINR] / step.q_shift_long[SINR]))
     assert followed > 1.0, f"the drift offset has followed much of the ramp ({followed:.2f} dB of 3)"
     assert against_profile > 1.0, "against the profile alone the shift is beyond the normal 99.9 % level"
     assert against_profile > 1.2 * against_baseline, "and stands out more than against the baseline that followed it"
