@@ -169,7 +169,11 @@ class DetectorStep(nn.Module):
         positive = torch.relu(x)
         counts = 2.0 * torch.sqrt(positive + 0.375)
         code = self.transform.to(x.dtype)
-        return torch.where(code > 1.5, counts, torch.where(code > 0.5, torch.log1p(positive), x))
+        return torch.where(self._counts(), counts, torch.where(code > 0.5, torch.log1p(positive), x))
+
+    def _counts(self) -> torch.Tensor:
+        """Which measurements are small counts (transform code 2, Anscombe), [K]."""
+        return self.transform > 1.5
 
     def context(
         self, x: torch.Tensor, mask: torch.Tensor, time: torch.Tensor, s: dict[str, torch.Tensor]
@@ -260,6 +264,7 @@ class DetectorStep(nn.Module):
         repeat_rate = torch.where(
             present, s["repeat_rate"] + repeat_step * (same.to(x.dtype) - s["repeat_rate"]), s["repeat_rate"]
         )
+        chance = self._count_repeat(x)
         both = present & (s["count"] > 0)
         pairs = {
             "u_pair": torch.where(both, torch.minimum(torch.abs(u), torch.abs(s["u_last"])), torch.zeros_like(u)),
@@ -272,15 +277,14 @@ class DetectorStep(nn.Module):
             "z": z,
             "run": run,
             "repeat_rate": repeat_rate,
-            "stuck": run
-            * -torch.log(torch.clamp(torch.maximum(repeat_rate, self._count_repeat(x)), min=1e-3, max=1.0)),
+            "stuck": run * -torch.log(torch.clamp(torch.maximum(repeat_rate, chance), min=1e-3, max=1.0)),
         }
 
     def _count_repeat(self, x: torch.Tensor) -> torch.Tensor:
         """How often a small count repeats exactly by chance at its value (Poisson: about 1/sqrt(1 + 4 pi
         count)); 0 for the other measurements, whose repeat rate is learnt alone."""
         chance = torch.rsqrt(1.0 + 4.0 * torch.pi * torch.relu(x))
-        return torch.where(self.transform > 1.5, chance, torch.zeros_like(x))
+        return torch.where(self._counts(), chance, torch.zeros_like(x))
 
     def deviation(self, evidence: dict[str, torch.Tensor], present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Calibrated deviations per measurement [B, K], about 1 at the normal 99.9 % level: the
