@@ -164,6 +164,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ceiling(args: argparse.Namespace) -> int:
+    """Event recall per kind of an oracle that knows the normal, on a simulator export's test part."""
+    from models.ceiling import ceiling
+    from ranomaly_contracts.dataset import read_dataset
+
+    result = ceiling(read_dataset(args.data), args.false_alarms)
+    print(
+        f"oracle threshold {result.threshold:.2f}: {result.false_alarms_per_1k_cell_hours:.2f} false-alarm runs "
+        f"per 1,000 cell-hours on the anomaly-free run; event recall {result.event_recall:.3f}"
+    )
+    for kind, recall in result.recall_by_kind.items():
+        print(f"  {kind:<14} {recall:.2f} of {result.events_by_kind[kind]} events")
+    return 0
+
+
 def cmd_bench_model(args: argparse.Namespace) -> int:
     """The exported detector's throughput in ONNX Runtime, batched against one cell a call."""
     from models.artifact import read_artifact
@@ -410,6 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--fast", action="store_true", help="tiny training settings (for smoke tests)")
     evaluate.add_argument("--holdout", help="another labelled dataset (another seed) for the root-cause test")
     evaluate.set_defaults(handler=cmd_eval)
+
+    ceiling = commands.add_parser("ceiling", help="what an oracle that knows the normal catches in a simulator export")
+    ceiling.add_argument("--data", required=True, help="dataset folder written by 'ranomaly sim export'")
+    ceiling.add_argument(
+        "--false-alarms", type=float, default=5.0, help="false-alarm runs allowed per 1,000 cell-hours"
+    )
+    ceiling.set_defaults(handler=cmd_ceiling)
 
     bench_model = bench.add_parser("model", help="detector throughput in ONNX Runtime on one core")
     bench_model.add_argument("--model", required=True, help="artifact folder (ranomaly train --out)")
