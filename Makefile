@@ -51,6 +51,7 @@ eval: $(STAMP)
 	done
 	for seed in 101 202 404 505; do \
 		$(BIN)/ranomaly --log-level WARNING eval --data .eval/seed$$seed --holdout .eval/seed303 --json eval-seed$$seed.json; \
+		$(BIN)/ranomaly --log-level WARNING ceiling --data .eval/seed$$seed; \
 	done
 
 clean:
