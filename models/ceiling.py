@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from e2sim import catalogue as cat
 from e2sim.anomalies import build_effects
@@ -25,7 +26,7 @@ from e2sim.noise import NoRandomness, PeriodRandomness
 from e2sim.world import World, WorldConfig
 from models import metrics
 from models.data import events_from_labels, events_in, plan_split
-from ranomaly_contracts.dataset import Dataset, label_mask, to_arrays
+from ranomaly_contracts.dataset import Dataset, KpmArrays, label_mask, to_arrays
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -45,15 +46,15 @@ class Ceiling:
     events_by_kind: dict[str, int]
 
 
-def simulated_runs(dataset: Dataset) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """(export, truth, normal) measurements [T, N, K] of a simulator export, recomputed from its meta.json.
+def simulated_runs(dataset: Dataset, arrays: KpmArrays) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(export, truth, normal) measurements [T, N, K] of a simulator export (arrays: to_arrays(dataset)),
+    recomputed from its meta.json.
 
     Raises ValueError when the dataset is not an e2sim export or its values differ from what the simulator
     writes for the settings its meta.json records."""
     generator = dataset.meta.get("generator", {})
     if generator.get("name") != "ranomaly e2sim":
         raise ValueError("the ceiling needs an e2sim export: meta.json names no 'ranomaly e2sim' generator")
-    arrays = to_arrays(dataset)
     config = WorldConfig(
         seed=int(generator["seed"]),
         n_cells=len(arrays.cell_ids),
@@ -93,23 +94,18 @@ def _evidence(residual: FloatArray) -> list[FloatArray]:
     """|error| held two periods in a row and the magnitudes of its averages, each [T, N, K]."""
     filled = np.nan_to_num(residual)
     held = np.minimum(np.abs(filled), np.abs(np.concatenate([np.zeros_like(filled[:1]), filled[:-1]])))
-    evidence = [held]
-    for rate in AVERAGES:
-        average = np.zeros_like(filled)
-        running = np.zeros(filled.shape[1:])
-        for row in range(len(filled)):
-            running += rate * (filled[row] - running)
-            average[row] = running
-        evidence.append(np.abs(average))
-    return evidence
+    flat = pd.DataFrame(filled.reshape(len(filled), -1))
+    averages = [np.abs(flat.ewm(alpha=rate, adjust=False).mean().to_numpy().reshape(filled.shape)) for rate in AVERAGES]
+    return [held, *averages]
 
 
 def oracle_scores(
-    export: FloatArray, truth: FloatArray, normal: FloatArray, hour: npt.NDArray[np.int64]
+    export: FloatArray, truth: FloatArray, normal: FloatArray, times_ms: npt.NDArray[np.int64]
 ) -> tuple[FloatArray, FloatArray]:
-    """Oracle scores [T, N] of the export and of the normal run; hour [T] is each period's hour of day."""
+    """Oracle scores [T, N] of the export and of the normal run, periods starting at times_ms [T]."""
     noise = _transformed(normal) - _transformed(truth)
-    spread = np.ones_like(noise[0])[None].repeat(24, axis=0)
+    hour = (times_ms // 3_600_000) % 24  # UTC: it only groups periods of like noise
+    spread = np.ones((24, *noise.shape[1:]))
     for h in range(24):
         if (hour == h).any():
             spread[h] = np.maximum(noise[hour == h].std(axis=0), 1e-3)
@@ -128,10 +124,9 @@ def oracle_scores(
 def ceiling(dataset: Dataset, max_false_alarms: float = 5.0) -> Ceiling:
     """The oracle's event recall on the eval's test part, at the lowest threshold that raises at most
     max_false_alarms false-alarm runs per 1,000 cell-hours on the normal run there."""
-    export, truth, normal = simulated_runs(dataset)
     arrays = to_arrays(dataset)
-    hour = ((arrays.times_ms // 3_600_000) % 24).astype(np.int64)  # UTC: only groups periods of like noise
-    scores, normal_scores = oracle_scores(export, truth, normal, hour)
+    export, truth, normal = simulated_runs(dataset, arrays)
+    scores, normal_scores = oracle_scores(export, truth, normal, arrays.times_ms)
     test = plan_split(arrays).test_rows  # the eval's default split: the last 25 % of the periods
     quiet = np.zeros(normal_scores[test].shape, dtype=bool)
 

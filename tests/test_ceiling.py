@@ -30,7 +30,8 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_without_events_the_normal_run_is_the_export_and_the_truth_is_its_noise_free_middle(tmp_path: Path) -> None:
     export_world(World(WorldConfig(seed=5, n_cells=6, events_per_cell_day=0.0)), tmp_path, days=1, period_s=300)
-    values, truth, normal = simulated_runs(read_dataset(tmp_path))
+    dataset = read_dataset(tmp_path)
+    values, truth, normal = simulated_runs(dataset, to_arrays(dataset))
     np.testing.assert_allclose(normal, values, rtol=1e-6)
     sinr_noise = values[..., cat.SINR] - truth[..., cat.SINR]
     assert abs(sinr_noise.mean()) < 0.05
@@ -40,10 +41,8 @@ def test_without_events_the_normal_run_is_the_export_and_the_truth_is_its_noise_
 def test_the_threshold_keeps_to_the_false_alarm_budget_and_a_larger_budget_catches_more(export: Path) -> None:
     dataset = read_dataset(export)
     strict, loose = ceiling(dataset, max_false_alarms=0.0), ceiling(dataset, max_false_alarms=50.0)
-    values, truth, normal = simulated_runs(dataset)
     arrays = to_arrays(dataset)
-    hour = ((arrays.times_ms // 3_600_000) % 24).astype(np.int64)
-    _, normal_scores = oracle_scores(values, truth, normal, hour)
+    _, normal_scores = oracle_scores(*simulated_runs(dataset, arrays), arrays.times_ms)
     test = plan_split(arrays).test_rows
     assert strict.false_alarms_per_1k_cell_hours == 0.0
     assert strict.threshold > np.nanmax(normal_scores[test]) - 1e-3  # at budget 0 no normal score alarms
