@@ -224,6 +224,20 @@ def test_a_re_alarm_soon_after_a_run_belongs_to_it_and_a_later_one_is_new(
     assert scores[1041:1052].max() >= threshold, "a burst after the run has closed is a new alarm"
 
 
+def test_a_cell_falling_silent_inside_an_open_run_alarms_anew(fitted: StreamingDetector, data: KpmArrays) -> None:
+    assert fitted.artifact is not None
+    threshold = fitted.artifact.manifest.thresholds.score
+    delay = cat.MEASUREMENT_NAMES.index("DRB.RlcSduDelayDl")
+    values = data.values.copy()
+    values[950:990, 2, delay] *= 20  # a long incident: its later periods are held under the threshold ...
+    values[975:980, 2, :] = np.nan  # ... when the cell goes silent in the middle of it
+    scores = fitted.stream(replace(data, values=values)).scores[:, 2]
+    onset = FAST.onset_periods
+    assert (scores[952 + onset : 975] < threshold).all(), "the run is past its onset"
+    assert (scores[975:980] >= threshold).all(), "the silence is a new incident: it alarms however old the run"
+    assert (scores[981:990] < threshold).all(), "values back: the run goes on held under the threshold"
+
+
 def test_a_new_profile_bin_learns_its_first_day_at_a_bounded_pace(step: DetectorStep, data: KpmArrays) -> None:
     assert float(step.transform[SINR]) == 0.0, "SINR is read as is: its shift below is in dB"
     x = torch.from_numpy(np.nan_to_num(data.values[100, 2:3])).float()

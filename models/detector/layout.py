@@ -44,6 +44,7 @@ class StateLayout:
             ("count", (1,)),  # periods with at least one value
             ("alarm_run", (1,)),  # periods since the cell's open alarm run began
             ("calm", (1,)),  # periods since the raw score was last high (the run closes after a few)
+            ("silent_run", (1,)),  # periods in a row without any value
             ("run_peak", (1,)),  # the highest raw score of that run that counted in full
             ("statistical_last", (1,)),  # last period's strongest statistical deviation (confirmation)
         )

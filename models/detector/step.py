@@ -29,6 +29,7 @@ profile and short memories. A period is scored before it updates the state (caus
    otherwise: one long anomaly raises a few alarms rather than hundreds, yet keeps ranking above
    normal noise, and its deviations stay high for as long as it lasts. A run stays open through a few
    calm periods, so an incident that flickers, or whose evidence fades slowly after it ends, is one run;
+   a cell that falls silent inside a run is a new incident, and its first silent periods count in full;
 7. update the state with residuals clipped to a few scales; the slow memories (drift offset, z bias)
    follow a cell that looks anomalous only at a fraction of their pace, so anomalies barely move
    what is normal. A profile bin seen for the first time (the first Saturday morning, say) starts
@@ -299,7 +300,7 @@ class DetectorStep(nn.Module):
         return torch.where(present, statistical, torch.zeros_like(statistical)), specific
 
     def score(
-        self, statistical: torch.Tensor, specific: torch.Tensor, s: dict[str, torch.Tensor]
+        self, statistical: torch.Tensor, specific: torch.Tensor, s: dict[str, torch.Tensor], present: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(score, raw, strongest statistical deviation). raw is the strongest deviation, statistical
         evidence counting only as far as the previous period confirms it (one-period noise spikes are most
@@ -307,16 +308,20 @@ class DetectorStep(nn.Module):
         keeps raw in full for the first periods of an alarm run and whenever it beats the run's peak by a
         clear margin (evidence that keeps growing, as a stuck counter's or a slow drift's, is scored as it
         matures); otherwise it is capped at the sustain level, just under the alarm threshold: a lasting
-        anomaly keeps ranking above normal noise without raising alarm after alarm."""
+        anomaly keeps ranking above normal noise without raising alarm after alarm. A cell that falls
+        silent is a new incident even inside an open run: its first periods without values count in full."""
         strongest = statistical.max(dim=1).values
         confirmed = torch.minimum(strongest, s["statistical_last"][:, 0])
         raw = torch.maximum(confirmed, specific.max(dim=1).values)
-        return torch.where(self._in_full(raw, s), raw, torch.clamp(raw, max=self.sustain_level)), raw, strongest
+        in_full = self._in_full(raw, s, present)
+        return torch.where(in_full, raw, torch.clamp(raw, max=self.sustain_level)), raw, strongest
 
-    def _in_full(self, raw: torch.Tensor, s: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Whether a raw score counts in full: early in its alarm run, or a new peak by a clear margin
-        over the last one that counted."""
-        return (s["alarm_run"][:, 0] < self.onset_periods) | (raw > self.record_factor * s["run_peak"][:, 0])
+    def _in_full(self, raw: torch.Tensor, s: dict[str, torch.Tensor], present: torch.Tensor) -> torch.Tensor:
+        """Whether a raw score counts in full: early in its alarm run, early in a silence, or a new peak by
+        a clear margin over the last one that counted."""
+        early = s["alarm_run"][:, 0] < self.onset_periods
+        newly_silent = ~present.any(dim=1) & (s["silent_run"][:, 0] < self.onset_periods)
+        return early | newly_silent | (raw > self.record_factor * s["run_peak"][:, 0])
 
     def update(
         self,
@@ -374,11 +379,12 @@ class DetectorStep(nn.Module):
         new["recent"] = recent
         new["last"] = torch.where(present, x, s["last"])
         new["count"] = s["count"] + any_present.to(y.dtype)[:, None]
+        new["silent_run"] = torch.where(any_present[:, None], torch.zeros_like(s["silent_run"]), s["silent_run"] + 1.0)
         high = (raw >= self.onset_level)[:, None]
         new["calm"] = torch.where(high, torch.zeros_like(s["calm"]), s["calm"] + 1.0)
         opened = high | ((s["alarm_run"] > 0) & (new["calm"] < self.rearm_periods))
         new["alarm_run"] = torch.where(opened, s["alarm_run"] + 1.0, torch.zeros_like(s["alarm_run"]))
-        counted = self._in_full(raw, s)[:, None] & high
+        counted = self._in_full(raw, s, present)[:, None] & high
         peak = torch.where(counted, torch.maximum(s["run_peak"], raw[:, None]), s["run_peak"])
         new["run_peak"] = torch.where(opened, peak, torch.zeros_like(s["run_peak"]))
         new["statistical_last"] = torch.zeros_like(s["statistical_last"]) if strongest is None else strongest[:, None]
@@ -393,6 +399,6 @@ class DetectorStep(nn.Module):
         u, z = self.errors(c["residual"], c["present"], c["features"])
         evidence = self.evidence(x, u, z - s["z_bias"], c["present"], s, c["profile_residual"])
         statistical, specific = self.deviation(evidence, c["present"])
-        score, raw, strongest = self.score(statistical, specific, s)
+        score, raw, strongest = self.score(statistical, specific, s, c["present"])
         deviation = torch.maximum(statistical, specific)
         return score, deviation, self.layout.pack(self.update(x, c, evidence, raw, s, z, strongest))

@@ -156,7 +156,7 @@ def _walk(
             evidence = step.evidence(x, u, z - s["z_bias"], c["present"], s, c["profile_residual"])
             yield s, c, u, z, evidence
             if network:
-                _, raw, strongest = step.score(*step.deviation(evidence, c["present"]), s)
+                _, raw, strongest = step.score(*step.deviation(evidence, c["present"]), s, c["present"])
                 state = step.layout.pack(step.update(x, c, evidence, raw, s, z, strongest))
             else:
                 state = step.layout.pack(step.update(x, c, evidence, torch.zeros(n_cells), s))
