@@ -179,6 +179,25 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_normal_error(args: argparse.Namespace) -> int:
+    """How far the main detector's estimate of normal is from a simulator export's truth, day by day."""
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from models.normal_error import detector_normal_error
+    from ranomaly_contracts.dataset import read_dataset
+
+    result = detector_normal_error(read_dataset(args.data))
+    days = [datetime.fromtimestamp(int(ms) / 1000, UTC).strftime("%a") for ms in result.day_starts_ms]
+    print("main detector's baseline error, RMS in true-noise standard deviations per day (UTC)")
+    print(f"{'measurement':<28}" + "".join(f"{day:>6}" for day in days))
+    for name, row in zip(result.measurements, result.rms.T, strict=True):
+        print(f"{name:<28}" + "".join(f" {value:5.2f}" for value in row))
+    print(f"{'mean':<28}" + "".join(f" {value:5.2f}" for value in np.nanmean(result.rms, axis=1)))
+    return 0
+
+
 def cmd_bench_model(args: argparse.Namespace) -> int:
     """The exported detector's throughput in ONNX Runtime, batched against one cell a call."""
     from models.artifact import read_artifact
@@ -432,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--false-alarms", type=float, default=5.0, help="false-alarm runs allowed per 1,000 cell-hours"
     )
     ceiling.set_defaults(handler=cmd_ceiling)
+
+    normal_error = commands.add_parser(
+        "normal-error", help="how far the main detector's estimate of normal is from a simulator export's truth"
+    )
+    normal_error.add_argument("--data", required=True, help="dataset folder written by 'ranomaly sim export'")
+    normal_error.set_defaults(handler=cmd_normal_error)
 
     bench_model = bench.add_parser("model", help="detector throughput in ONNX Runtime on one core")
     bench_model.add_argument("--model", required=True, help="artifact folder (ranomaly train --out)")

@@ -135,7 +135,7 @@ def _set_rates(step: DetectorStep, config: DetectorConfig, period_s: float) -> N
     step.profile_prior = config.profile_prior_minutes * 60.0 / period_s
 
 
-def _walk(
+def walk(
     step: DetectorStep, inputs: StepInputs, rows: int, desc: str, network: bool
 ) -> Iterator[
     tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
@@ -165,7 +165,7 @@ def _walk(
 def _collect_residuals(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int) -> tuple[torch.Tensor, ...]:
     """Network inputs, residuals and masks of warmed-up cell-periods in the first `rows` periods."""
     features, residuals, masks = [], [], []
-    for s, c, _, _, _ in _walk(step, inputs, rows, "state recursion", network=False):
+    for s, c, _, _, _ in walk(step, inputs, rows, "state recursion", network=False):
         keep = (s["count"][:, 0] >= warmup) & c["present"].any(dim=1)
         features.append(c["features"][keep])
         residuals.append(c["residual"][keep].float())
@@ -215,7 +215,7 @@ def _calibrate(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int) -
     the training values. Cell-periods with an extreme error (surely anomalous: the training data is
     unlabelled) are left out."""
     collected: dict[str, list[torch.Tensor]] = {name: [] for name in CALIBRATED}
-    for s, c, u, z, evidence in _walk(step, inputs, rows, "calibration", network=True):
+    for s, c, u, z, evidence in walk(step, inputs, rows, "calibration", network=True):
         extreme = torch.maximum(torch.abs(u), torch.abs(z)).max(dim=1).values >= EXTREME_Z
         keep = (s["count"][:, 0] >= warmup) & ~extreme
         for name in collected:
