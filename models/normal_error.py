@@ -75,7 +75,7 @@ def detector_normal_error(dataset: Dataset, config: DetectorConfig | None = None
 
     Raises ValueError when the dataset is not an e2sim export the simulator can reproduce."""
     arrays = to_arrays(dataset)
-    export, truth, normal = simulated_runs(dataset, arrays)
+    _, truth, normal = simulated_runs(dataset, arrays)
     plan = plan_split(arrays)
     step, _ = fit_step(select(arrays, plan.train_rows, plan.train_cells), period_of(arrays), config or DetectorConfig())
     inputs = step_inputs(arrays)
