@@ -99,17 +99,22 @@ def _evidence(residual: FloatArray) -> list[FloatArray]:
     return [held, *averages]
 
 
+def noise_spread(noise: FloatArray, times_ms: npt.NDArray[np.int64]) -> FloatArray:
+    """Standard deviation of the noise [T, N, K] per cell and measurement over the periods of the same UTC
+    hour of day, repeated for every period [T, N, K] (the hour only groups periods of like noise)."""
+    hour = (times_ms // 3_600_000) % 24
+    spread = np.zeros((24, *noise.shape[1:]))
+    for h in np.unique(hour):
+        spread[h] = noise[hour == h].std(axis=0)
+    return spread[hour]
+
+
 def oracle_scores(
     export: FloatArray, truth: FloatArray, normal: FloatArray, times_ms: npt.NDArray[np.int64]
 ) -> tuple[FloatArray, FloatArray]:
     """Oracle scores [T, N] of the export and of the normal run, periods starting at times_ms [T]."""
     noise = _transformed(normal) - _transformed(truth)
-    hour = (times_ms // 3_600_000) % 24  # UTC: it only groups periods of like noise
-    spread = np.ones((24, *noise.shape[1:]))
-    for h in range(24):
-        if (hour == h).any():
-            spread[h] = np.maximum(noise[hour == h].std(axis=0), 1e-3)
-    per_period = spread[hour]
+    per_period = np.maximum(noise_spread(noise, times_ms), 1e-3)
     normal_evidence = _evidence(noise / per_period)
     levels = [np.quantile(e.reshape(-1, e.shape[-1]), LEVEL, axis=0) for e in normal_evidence]
 

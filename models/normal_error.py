@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from models.ceiling import FloatArray, simulated_runs
+from models.ceiling import FloatArray, noise_spread, simulated_runs
 from models.data import plan_split, select
 from models.detector import DetectorConfig
 from models.detector.model import period_of
@@ -51,11 +51,7 @@ def normal_error(
     starting at times_ms [T]; cell-periods where excluded [T, N] is true are left out, and so are a cell's
     measurement-hours without noise."""
     noise = normal - truth
-    hour = (times_ms // MS_PER_HOUR) % 24
-    spread = np.zeros((24, *noise.shape[1:]))
-    for h in np.unique(hour):
-        spread[h] = noise[hour == h].std(axis=0)
-    per_period = spread[hour]
+    per_period = noise_spread(noise, times_ms)
     noisy = per_period > NOISELESS  # a measurement without noise at some hour (no handovers at night) has no unit
     squared = ((baseline - truth) / np.where(noisy, per_period, 1.0)) ** 2
     kept = ~excluded[:, :, None] & noisy
