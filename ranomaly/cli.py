@@ -121,12 +121,14 @@ def cmd_bench_sim(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train the detector (and the forecaster) on a dataset; write the artifact folder."""
+    from models.progress import heartbeat
     from models.training import train_artifact
     from ranomaly_contracts.dataset import read_dataset
 
-    artifact, seconds = train_artifact(
-        read_dataset(args.data), args.out, seed=args.seed, forecaster=not args.no_forecaster
-    )
+    with heartbeat("ranomaly train"):
+        artifact, seconds = train_artifact(
+            read_dataset(args.data), args.out, seed=args.seed, forecaster=not args.no_forecaster
+        )
     manifest = artifact.manifest
     print(
         f"wrote {args.out}: model {manifest.version}, {len(manifest.measurements)} measurements, "

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from models.artifact import time_features
 from models.detector.config import TIME_FEATURES, DetectorConfig
 from models.detector.step import CALIBRATED, LOG_SPREAD_LIMIT, DetectorStep
+from models.progress import progress
 from ranomaly_contracts.dataset import KpmArrays
 
 SHRINKAGE = 0.05  # added to the error covariance: no measurement is ever predicted near-exactly
@@ -145,7 +145,7 @@ def walk(
     n_cells = inputs.x.shape[1]
     state = torch.zeros(n_cells, step.layout.size)
     with torch.no_grad():
-        for row in tqdm(range(rows), desc=desc, unit="period", leave=False, disable=None):
+        for row in progress(range(rows), desc, "period", rows):
             x = inputs.x[row]
             s = step.layout.unpack(state)
             c = step.context(x, inputs.mask[row], inputs.time[row], s)
@@ -182,7 +182,7 @@ def _fit_network(step: DetectorStep, data: tuple[torch.Tensor, ...], config: Det
     optimiser = torch.optim.Adam(step.net.parameters(), lr=config.learning_rate)
     nu = config.student_t_dof
     losses = []
-    for _ in tqdm(range(config.epochs), desc="network", unit="epoch", leave=False, disable=None):
+    for _ in progress(range(config.epochs), "network", "epoch", config.epochs):
         order = torch.randperm(len(features), generator=generator)
         total = 0.0
         for start in range(0, len(order), config.batch_size):
