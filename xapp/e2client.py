@@ -63,6 +63,7 @@ async def follow(
     form before the engine takes them.
     """
     delay = backoff.first_s
+    losses = 0  # in a row, since the last accepted subscription: a warning at the 1st, 2nd, 4th, 8th, ...
     metrics = engine.metrics
     raw = RawKpmIntake(engine.measurements, engine.tuning.period_ms, metrics, engine.errors)
     while not stop.is_set():
@@ -79,14 +80,16 @@ async def follow(
                         engine.on_accepted(message.accepted)
                         connected = True
                         metrics.e2_connected.inc()
-                        delay = backoff.first_s
+                        delay, losses = backoff.first_s, 0
                         log.info("e2_subscribed", target=target, nodes=len(message.accepted.nodes))
             if not stop.is_set():
                 log.warning("e2_stream_ended", target=target)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise StreamError(f"E2 endpoint {target} refused the subscription: {exc.details()}") from None
-            log.warning("e2_stream_lost", target=target, code=exc.code().name, details=exc.details())
+            losses += 1
+            level = log.warning if losses & (losses - 1) == 0 else log.debug
+            level("e2_stream_lost", target=target, code=exc.code().name, details=exc.details(), in_a_row=losses)
         finally:
             if connected:
                 metrics.e2_connected.dec()
