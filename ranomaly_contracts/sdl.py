@@ -45,6 +45,8 @@ HASH_MODELS_MANIFEST = f"{PREFIX}:models:manifest"  # field: version -> manifest
 HASH_MODELS_ONNX = f"{PREFIX}:models:onnx"  # field: version -> model.onnx bytes
 LIST_MODELS_PROMOTED = f"{PREFIX}:models:promoted"  # promoted versions, oldest first
 HASH_RAPP_POLICIES = f"{PREFIX}:rapp:policies"  # field: policy id -> JSON record of an operator A1 policy
+HASH_RAPP_POLICY_TYPES = f"{PREFIX}:rapp:policy_types"  # field: type id -> JSON type document the rApp restores
+HASH_RAPP_JOBS = f"{PREFIX}:rapp:jobs"  # field: job id -> JSON job record (rapp.jobrecord)
 # A Redis script that appends a version to LIST_MODELS_PROMOTED unless it is there (run in the artifact's MULTI).
 PROMOTE_ONCE_SCRIPT = "if not redis.call('LPOS', KEYS[1], ARGV[1]) then redis.call('RPUSH', KEYS[1], ARGV[1]) end"
 RAPP_CONSUMER_GROUP = "ranomaly-rapp"  # the reader whose unread entries trimming counts
@@ -140,6 +142,8 @@ class SdlKeys:
     models_onnx: str
     models_promoted: str
     rapp_policies: str
+    rapp_policy_types: str
+    rapp_jobs: str
 
 
 def sdl_keys(prefix: str = PREFIX) -> SdlKeys:
@@ -159,6 +163,8 @@ def sdl_keys(prefix: str = PREFIX) -> SdlKeys:
         models_onnx=key(HASH_MODELS_ONNX),
         models_promoted=key(LIST_MODELS_PROMOTED),
         rapp_policies=key(HASH_RAPP_POLICIES),
+        rapp_policy_types=key(HASH_RAPP_POLICY_TYPES),
+        rapp_jobs=key(HASH_RAPP_JOBS),
     )
 
 

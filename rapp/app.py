@@ -12,7 +12,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
@@ -21,15 +21,17 @@ from rapp.a1.client import A1Client
 from rapp.a1.policies import PolicyError, PolicyRegistry
 from rapp.api.forecasts import forecasts_router
 from rapp.api.jobs import jobs_router
-from rapp.api.policies import pms_router
+from rapp.api.policies import pms_router, problem
 from rapp.api.remediation import remediation_router
 from rapp.api.reports import reports_router
 from rapp.collector import Collector
 from rapp.drift import DriftMonitor
 from rapp.forecasts import ForecastService, ForecastSettings
 from rapp.history import HistoryFolder
-from rapp.jobs import JobRunner, JobSettings
+from rapp.jobrecord import JobStore
+from rapp.jobs import POLICY_TYPE_ID, JobRunner, JobSettings, QueueFull
 from rapp.notify import STATE_FILE, Notifier
+from rapp.redact import redact_all
 from rapp.registry import ModelRegistry
 from rapp.reports import NotifierAlerts, PredictedBreach, Reporter
 from rapp.settings import RappSettings
@@ -50,6 +52,21 @@ class RappMetrics:
         self.near_rt_up = Gauge(
             "ranomaly_rapp_near_rt_available", "1 while the Near-RT A1-P endpoint answers", registry=r
         )
+        self.a1_sync_ok = Gauge(
+            "ranomaly_rapp_a1_sync_ok", "1 while the last A1 sync made every managed policy type whole", registry=r
+        )
+        self.a1_sync_failures = Counter("ranomaly_rapp_a1_sync_failures", "Failed A1 syncs, per policy type "
+                                        "('*': the type list itself)", ["policytype_id"], registry=r)  # fmt: skip
+        self.types_restored = Counter(
+            "ranomaly_rapp_policy_types_restored", "Policy types restored on the Near-RT side", registry=r
+        )
+        self.jobs = Gauge("ranomaly_rapp_jobs", "Jobs kept, by state", ["state"], registry=r)
+        self.jobs_refused = Counter("ranomaly_rapp_jobs_refused", "Job submissions refused: queue full", registry=r)
+        self.history_duplicates = Counter(
+            "ranomaly_rapp_history_duplicates",
+            "KPM rows not stored again: their (cell, period) is in the history already",
+            registry=r,
+        )
 
 
 class RappService:
@@ -61,7 +78,8 @@ class RappService:
         keys = sdl_keys(prefix)
         self.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0)
         self.a1 = A1Client(settings.a1_base_url, settings.a1_api_root, settings.a1_timeout_s, settings.a1_retries)
-        self.policies = PolicyRegistry(self.a1, self.redis, keys.rapp_policies, settings.ric_id)
+        self.policies = PolicyRegistry(self.a1, self.redis, keys.rapp_policies, settings.ric_id,
+                                       types_key=keys.rapp_policy_types, own_types=(POLICY_TYPE_ID,))  # fmt: skip
         self.notifier: Notifier | None = None  # NOC notifications, when a webhook is set
         if settings.noc_webhook_url is not None:
             self.notifier = Notifier(settings.noc_webhook_url, settings.work_dir / STATE_FILE,
@@ -72,14 +90,18 @@ class RappService:
         self.collector = Collector.from_settings(settings, prefix, on_incidents)
         self.registry = ModelRegistry(self.redis, keys)
         job_settings = JobSettings(settings.work_dir, settings.eval_share, settings.promote_tolerance,
-                                   settings.enforce_timeout_s, settings.train_forecaster)  # fmt: skip
-        self.jobs = JobRunner(HistoryFolder(settings.history_dir), self.registry, self.a1, job_settings)
+                                   settings.enforce_timeout_s, settings.train_forecaster,
+                                   waiting_max=settings.jobs_waiting_max, jobs_kept=settings.jobs_kept,
+                                   log_lines=settings.job_log_lines,
+                                   stop_grace_s=settings.job_stop_grace_s)  # fmt: skip
+        self.jobs = JobRunner(HistoryFolder(settings.history_dir), self.registry, self.a1, job_settings,
+                              JobStore(self.redis, keys.rapp_jobs))  # fmt: skip
         on_breaches = None if self.notifier is None else self.notifier.on_breaches
         self.forecasts = ForecastService(ForecastSettings.from_settings(settings), self.jobs.current_version,
                                          on_breaches)  # fmt: skip
         alerts = NotifierAlerts(settings.work_dir) if self.notifier is not None else None
         self.reporter = Reporter.from_settings(settings, alerts=alerts, forecasts=self._breaches_of)
-        window, retrain = timedelta(hours=settings.drift_window_h), self.jobs.submit_training
+        window, retrain = timedelta(hours=settings.drift_window_h), self._retrain
         self.drift = DriftMonitor(
             settings.history_dir, window, settings.drift_threshold, settings.drift_cells_share, retrain
         )
@@ -96,6 +118,13 @@ class RappService:
     def app(self) -> FastAPI:
         """The FastAPI application."""
         app = FastAPI(title="RANomaly rApp", version="0.1.0")
+
+        @app.exception_handler(Exception)
+        async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+            """A failure the routes did not expect: logged here, named by its kind there, no details."""
+            log.exception("rapp_request_failed", method=request.method, path=request.url.path)
+            return problem(500, f"internal error ({type(exc).__name__}); the rApp's log has the details")
+
         app.include_router(pms_router(self.policies))
         app.include_router(jobs_router(self.jobs, self.drift))
         app.include_router(remediation_router())
@@ -117,23 +146,38 @@ class RappService:
             """Prometheus metrics."""
             self.metrics.policies.set(len(self.policies.ids()))
             self.metrics.near_rt_up.set(1 if self.near_rt_available else 0)
+            self.metrics.a1_sync_ok.set(0 if self.policies.sync_failures else 1)
+            counts = self.jobs.counts()
+            for state in ("queued", "running", "succeeded", "rejected", "failed"):
+                self.metrics.jobs.labels(state=state).set(counts.get(state, 0))
             return Response(generate_latest(self.metrics.registry), media_type="text/plain; version=0.0.4")
 
         return app
 
     def health(self) -> dict[str, Any]:
         """What /healthz and /readyz answer."""
-        return {
-            "status": "ok" if self.loaded and self.near_rt_available else "degraded",
+        failing = self.policies.sync_failures
+        why = [f"A1 sync: {problem}" for _, problem in sorted(failing.items())]
+        if not self.near_rt_available:
+            why.insert(0, f"the Near-RT RIC's A1-P endpoint {self.a1.where} does not answer")
+        if not self.loaded:
+            why.insert(0, "the stored policies are not loaded yet")
+        health = {
+            "status": "degraded" if why else "ok",
+            "problems": why,
             "policies_loaded": self.loaded,
             "near_rt_ric": {"ric_id": self.settings.ric_id, "a1": self.a1.where, "available": self.near_rt_available},
             "policies": len(self.policies.ids()),
             "policies_repushed": self.policies.repushed,
+            "a1_sync": {"ok": not failing, "failing": dict(failing), "types_restored": self.policies.types_restored},
+            "jobs": self.jobs.counts(),
             "forecasts": self.forecasts.health(),
             "reports": self.reporter.health(),
             "collector": {"connected": self.collector.stats.connected, **vars(self.collector.stats.totals)},
             "noc_notifications": self.notifier.health() if self.notifier else {"enabled": False},
         }
+        result: dict[str, Any] = redact_all(health)
+        return result
 
     async def run(self) -> None:
         """Serve until stop()."""
@@ -182,7 +226,14 @@ class RappService:
             return
         while True:
             await asyncio.sleep(hours * 3600)
-            self.jobs.submit_training("schedule")
+            self._retrain("schedule")
+
+    def _retrain(self, reason: str) -> None:
+        """Queue a retraining the rApp itself decided on; a full queue skips it (logged)."""
+        try:
+            self.jobs.submit_training(reason)
+        except QueueFull as exc:
+            log.warning("retraining_skipped", reason=reason, problem=str(exc))
 
     def _breaches_of(self, cell_id: str) -> list[PredictedBreach]:
         """The breaches forecast for a cell now, as reports show them."""
@@ -207,9 +258,10 @@ class RappService:
                     log.warning("rapp_policies_unavailable", problem=exc.detail)
             self.near_rt_available = await self.a1.healthy()
             if self.loaded and self.near_rt_available:
-                try:
-                    self.metrics.repushed.inc(await self.policies.sync())
-                except PolicyError as exc:
-                    log.warning("a1_sync_failed", problem=exc.detail)
+                restored = self.policies.types_restored
+                self.metrics.repushed.inc(await self.policies.sync())
+                self.metrics.types_restored.inc(self.policies.types_restored - restored)
+                for policytype_id in self.policies.sync_failures:
+                    self.metrics.a1_sync_failures.labels(policytype_id=policytype_id).inc()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.settings.a1_sync_interval_s)

@@ -33,6 +33,10 @@ class RappSettings(BaseSettings):
     eval_share: float = Field(0.25, gt=0, lt=1)  # the newest share of the history the candidate is judged on
     promote_tolerance: float = Field(0.25, ge=0)  # the candidate may alarm this much more (relative) on quiet data
     enforce_timeout_s: float = Field(2700.0, gt=0)  # the xApp runs a new model beside the old for its warm-up first
+    jobs_waiting_max: int = Field(3, ge=0)  # jobs that may wait behind the running one; beyond: 429
+    jobs_kept: int = Field(100, ge=1)  # finished jobs kept (listed, and in the data layer); the oldest go first
+    job_log_lines: int = Field(200, ge=10)  # a job's log keeps its newest lines (the training child's output too)
+    job_stop_grace_s: float = Field(10.0, gt=0)  # a training child's group gets SIGTERM, then SIGKILL after this
     drift_check_every_h: float = Field(0.0, ge=0)  # how often inputs are checked for drift; 0: never
     drift_window_h: float = Field(24.0, gt=0)  # the newest window of history, compared with the one before
     drift_threshold: float = Field(1.0, gt=0)  # a cell drifted when its mean shift reaches this many pooled stds

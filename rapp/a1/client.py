@@ -54,6 +54,10 @@ class A1Client:
         document: dict[str, Any] = await self._json("GET", f"/policytypes/{type_id}")
         return document
 
+    async def put_type(self, type_id: int, document: dict[str, Any]) -> None:
+        """Create a policy type from its document (name, description, policy_type_id, create_schema)."""
+        await self._request("PUT", f"/policytypes/{type_id}", document)
+
     async def instances(self, type_id: int) -> list[str]:
         """Instance ids of a type."""
         return [str(i) for i in await self._json("GET", f"/policytypes/{type_id}/policies")]

@@ -1,6 +1,12 @@
 """Operators' A1 policies: validated against their type's schema, pushed to the Near-RT RIC, kept in the
 data layer, and pushed again when the Near-RT side has lost them (a restart).
 
+Policy types: the rApp keeps a copy of every type document it read from the Near-RT side (in
+HASH_RAPP_POLICY_TYPES, field = type id). A sync first restores every managed type (a type of a stored
+policy, or one of the rApp's own types) that the Near-RT side no longer lists, then pushes the lost
+instances; each type is synced on its own, so one failing type does not hold up the others, and
+`sync_failures` names each failing type and why.
+
 A record (JSON in HASH_RAPP_POLICIES, field = policy id) is the Non-RT RIC policy management's
 `policy_info` (ric_id, policy_id, policytype_id, service_id, policy_data, transient,
 status_notification_uri) plus `last_modified` (ISO 8601 UTC). A policy is stored only once the Near-RT side
@@ -69,15 +75,21 @@ def schema_errors(schema: dict[str, Any], data: Any) -> list[str]:
 class PolicyRegistry:
     """Policies of one Near-RT RIC, kept in Redis and mirrored to the RIC over A1-P."""
 
-    def __init__(self, client: A1Client, redis: aioredis.Redis, key: str, ric_id: str) -> None:
+    def __init__(self, client: A1Client, redis: aioredis.Redis, key: str, ric_id: str, types_key: str | None = None,
+                 own_types: tuple[int, ...] = ()) -> None:  # fmt: skip
         self.client = client
         self.ric_id = ric_id
         self._redis = redis
         self._key = key
+        self._types_key = types_key  # where type documents are kept (None: in memory only)
+        self._own_types = own_types  # types synced even without a stored policy (the model's)
         self._records: dict[str, dict[str, Any]] = {}
-        self._schemas: dict[str, dict[str, Any]] = {}
+        self._types: dict[int, dict[str, Any]] = {}  # type id -> document, as read from the Near-RT side
         self._changing = asyncio.Lock()  # one change or sync at a time: a sync never sees half a delete
         self.repushed = 0
+        self.types_restored = 0
+        self.sync_failures: dict[str, str] = {}  # policytype_id (or "*": the whole sync) -> why, as of the last sync
+        self.sync_failed_total: dict[str, int] = {}  # policytype_id -> failed syncs so far
 
     async def load(self) -> None:
         """Read every stored policy."""
@@ -86,7 +98,13 @@ class PolicyRegistry:
         except (RedisError, OSError) as exc:
             raise PolicyError(503, f"policy store unavailable: {exc}") from None
         self._records = {as_text(key): json.loads(value) for key, value in stored.items()}
-        log.info("a1_policies_loaded", policies=len(self._records))
+        if self._types_key is not None:
+            try:
+                documents = await self._redis.hgetall(self._types_key)
+            except (RedisError, OSError) as exc:
+                raise PolicyError(503, f"policy store unavailable: {exc}") from None
+            self._types = {int(as_text(key)): json.loads(value) for key, value in documents.items()}
+        log.info("a1_policies_loaded", policies=len(self._records), policy_types=len(self._types))
 
     def ids(
         self, policytype_id: str | None = None, ric_id: str | None = None, service_id: str | None = None
@@ -112,12 +130,24 @@ class PolicyRegistry:
         return [str(t) for t in await self._call(self.client.policy_types())]
 
     async def type_schema(self, policytype_id: str) -> dict[str, Any]:
-        """The create schema of a policy type, from the Near-RT RIC (cached)."""
-        if policytype_id not in self._schemas:
-            type_id = _type_number(policytype_id)
-            document = await self._call(self.client.policy_type(type_id), f"policy type {policytype_id!r}")
-            self._schemas[policytype_id] = document.get("create_schema", {})
-        return self._schemas[policytype_id]
+        """The create schema of a policy type, from the Near-RT RIC (its document kept)."""
+        type_id = _type_number(policytype_id)
+        if type_id not in self._types:
+            await self._keep_type(type_id)
+        schema: dict[str, Any] = self._types[type_id].get("create_schema", {})
+        return schema
+
+    async def _keep_type(self, type_id: int) -> None:
+        """Read a type's document from the Near-RT side and keep it (best effort in the data layer)."""
+        document = await self._call(self.client.policy_type(type_id), f"policy type {type_id}")
+        if not isinstance(document, dict):
+            raise PolicyError(503, f"policy type {type_id}: the Near-RT RIC answered {type(document).__name__}")
+        self._types[type_id] = document
+        if self._types_key is not None:
+            try:
+                await self._redis.hset(self._types_key, str(type_id), json.dumps(document))
+            except (RedisError, OSError) as exc:
+                log.warning("a1_policy_type_not_kept", policytype_id=type_id, problem=str(exc))
 
     async def put(self, info: PolicyInfo) -> bool:
         """Validate, push and store a policy; True if it is new."""
@@ -162,29 +192,67 @@ class PolicyRegistry:
         return {"last_modified": record["last_modified"], "status": near}
 
     async def sync(self) -> int:
-        """Push again what the Near-RT RIC lost (transient policies are dropped instead); return how many."""
+        """Restore lost types, then push again the instances the Near-RT RIC lost (transient policies are
+        dropped instead), type by type; return how many instances were pushed. `sync_failures` says which types
+        failed and why."""
         async with self._changing:
-            pushed = await self._push_lost()
+            failures: dict[str, str] = {}
+            pushed = 0
+            try:
+                held_types = set(await self._call(self.client.policy_types(), "policy types"))
+            except PolicyError as exc:
+                failures["*"] = exc.detail
+            else:
+                managed = {_type_number(r["policytype_id"]) for r in self._records.values()} | set(self._own_types)
+                for type_id in sorted(managed):
+                    try:
+                        pushed += await self._sync_type(type_id, type_id in held_types)
+                    except (PolicyError, RedisError, OSError) as exc:
+                        failures[str(type_id)] = exc.detail if isinstance(exc, PolicyError) else str(exc)
+            self._failed(failures)
         self.repushed += pushed
         return pushed
 
-    async def _push_lost(self) -> int:
+    def _failed(self, failures: dict[str, str]) -> None:
+        for policytype_id, problem in failures.items():
+            self.sync_failed_total[policytype_id] = self.sync_failed_total.get(policytype_id, 0) + 1
+            if self.sync_failures.get(policytype_id) != problem:
+                log.warning("a1_sync_failed", policytype_id=policytype_id, problem=problem)
+        for recovered in self.sync_failures.keys() - failures.keys():
+            log.info("a1_sync_recovered", policytype_id=recovered)
+        self.sync_failures = failures
+
+    async def _sync_type(self, type_id: int, held: bool) -> int:
+        """Make one type whole on the Near-RT side: the type itself, then its lost instances; how many pushed."""
+        if held and type_id not in self._types:
+            await self._keep_type(type_id)
+        if not held:
+            document = self._types.get(type_id)
+            if document is None:
+                raise PolicyError(503, f"policy type {type_id} is missing on the Near-RT RIC and the rApp "
+                                       "holds no copy of it to restore")  # fmt: skip
+            await self._call(self.client.put_type(type_id, document), f"restoring policy type {type_id}")
+            self.types_restored += 1
+            log.warning("a1_policy_type_restored", policytype_id=type_id)
+        policytype_id = str(type_id)
+        policy_ids = [pid for pid, r in self._records.items() if _type_number(r["policytype_id"]) == type_id]
+        if not policy_ids:
+            return 0
+        held_ids = set(await self._call(self.client.instances(type_id), f"policy type {type_id}"))
         pushed = 0
-        for policytype_id in sorted({r["policytype_id"] for r in self._records.values()}):
-            type_id = _type_number(policytype_id)
-            held = set(await self._call(self.client.instances(type_id)))
-            for policy_id in self.ids(policytype_id=policytype_id):
-                if policy_id in held:
-                    continue
-                record = self._records[policy_id]
-                if record["transient"]:
-                    await self._redis.hdel(self._key, policy_id)
-                    del self._records[policy_id]
-                    log.info("a1_transient_policy_dropped", policy_id=policy_id)
-                    continue
-                await self._call(self.client.put(type_id, policy_id, record["policy_data"]))
-                pushed += 1
-                log.warning("a1_policy_repushed", policy_id=policy_id, policytype_id=policytype_id)
+        for policy_id in sorted(policy_ids):
+            if policy_id in held_ids:
+                continue
+            record = self._records[policy_id]
+            if record["transient"]:
+                await self._redis.hdel(self._key, policy_id)
+                del self._records[policy_id]
+                log.info("a1_transient_policy_dropped", policy_id=policy_id)
+                continue
+            where = f"policy type {type_id}, policy {policy_id!r}"
+            await self._call(self.client.put(type_id, policy_id, record["policy_data"]), where)
+            pushed += 1
+            log.warning("a1_policy_repushed", policy_id=policy_id, policytype_id=policytype_id)
         return pushed
 
     async def _store(self, policy_id: str, record: dict[str, Any]) -> None:

@@ -13,14 +13,16 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from rapp.a1.policies import PolicyError, PolicyInfo, PolicyRegistry
+from rapp.redact import redact_paths
 
 PREFIX = "/a1-policy/v2"
-_TITLES = {400: "Bad Request", 404: "Not Found", 503: "Service Unavailable"}
+_TITLES = {400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error",
+           503: "Service Unavailable"}  # fmt: skip
 
 
 def problem(status: int, detail: str) -> JSONResponse:
-    """An RFC 7807 problem response."""
-    body = {"status": status, "title": _TITLES.get(status, "Error"), "detail": detail}
+    """An RFC 7807 problem response; its detail names no server file path (`rapp.redact`)."""
+    body = {"status": status, "title": _TITLES.get(status, "Error"), "detail": redact_paths(detail)}
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
