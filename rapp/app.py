@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import traceback
 from datetime import timedelta
 from typing import Any
 
@@ -107,6 +108,7 @@ class RappService:
         )
         self.loaded = False
         self.near_rt_available = False
+        self._counted: dict[Counter, int] = {}  # what counters fed from running totals hold
         self.http_port: int | None = None
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
@@ -121,8 +123,10 @@ class RappService:
 
         @app.exception_handler(Exception)
         async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-            """A failure the routes did not expect: logged here, named by its kind there, no details."""
-            log.exception("rapp_request_failed", method=request.method, path=request.url.path)
+            """A failure the routes did not expect: logged here (the innermost frames as text: a rendered
+            traceback with locals can hold the event loop for seconds), named by its kind there, no details."""
+            frames = "".join(traceback.format_exception(exc, limit=-4))
+            log.error("rapp_request_failed", method=request.method, path=request.url.path, traceback=frames)
             return problem(500, f"internal error ({type(exc).__name__}); the rApp's log has the details")
 
         app.include_router(pms_router(self.policies))
@@ -147,12 +151,19 @@ class RappService:
             self.metrics.policies.set(len(self.policies.ids()))
             self.metrics.near_rt_up.set(1 if self.near_rt_available else 0)
             self.metrics.a1_sync_ok.set(0 if self.policies.sync_failures else 1)
+            self._advance(self.metrics.history_duplicates, self.collector.stats.totals.duplicates)
+            self._advance(self.metrics.jobs_refused, self.jobs.refused)
             counts = self.jobs.counts()
             for state in ("queued", "running", "succeeded", "rejected", "failed"):
                 self.metrics.jobs.labels(state=state).set(counts.get(state, 0))
             return Response(generate_latest(self.metrics.registry), media_type="text/plain; version=0.0.4")
 
         return app
+
+    def _advance(self, counter: Counter, total: int) -> None:
+        """Bring a counter fed from a running total up to it."""
+        counter.inc(total - self._counted.get(counter, 0))
+        self._counted[counter] = total
 
     def health(self) -> dict[str, Any]:
         """What /healthz and /readyz answer."""

@@ -12,6 +12,9 @@ them again; the parts of a batch killed halfway are removed and its entries writ
 entries (id ">") only once nothing is pending. The consumer name must therefore stay the same across
 restarts (settings.consumer_name).
 
+A KPM row whose (cell, period) the history holds already is not written again (`rapp.history`), and
+counted (`duplicates`): what a replayed E2 stream forwards twice is stored once.
+
 A malformed entry (an undecodable payload, or no payload: an entry trimmed while pending) is counted,
 logged at most once per stream every `log_interval_s`, and acknowledged with its batch. Redis errors and
 failed writes are retried with doubling backoff up to `retry_max_s`; a group that went missing (Redis
@@ -69,6 +72,7 @@ class CollectStats:
     incidents: int = 0  # incident events written
     malformed: int = 0  # entries that could not be decoded (acknowledged, not written)
     already_written: int = 0  # pending entries found on disk after a restart (acknowledged, not written)
+    duplicates: int = 0  # KPM rows not written: their (cell, period) is in the history already
     acked: int = 0  # entries acknowledged
 
     def add(self, other: CollectStats) -> None:
@@ -293,9 +297,11 @@ class Collector:
             log.info("collector_pending_already_written", stream=stream, entries=len(done))
         if fresh:
             write = self._write_kpm if kind == KPM else self._write_incidents
+            duplicates = self.store.duplicates
             written, malformed = await asyncio.to_thread(write, _payloads(fresh))
             if kind == KPM:
                 cycle.rows += written
+                cycle.duplicates += self.store.duplicates - duplicates
             else:
                 cycle.incidents += written
             cycle.malformed += len(malformed)

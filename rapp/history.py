@@ -19,9 +19,10 @@ periods of the rows. Readers take the union of the parts' columns. Incident part
 `IncidentEvent`, the attribution as a list of structs.
 
 Writes are durable: temporary file, fsync, atomic rename, fsync of the folder (and of every folder
-created). Readers drop repeats that the xApp's at-least-once writer can put on a stream: a KPM row of a
-(cell, period) already read, an incident event with the same (incident, event, period); the first, in
-entry order, stays.
+created). A write stores a KPM row only if its (cell, period) is not stored yet (`rapp.seen`), counting the
+rows it leaves out in `HistoryStore.duplicates`; the first copy stays. Readers drop repeats too (history
+written before that guard, and incident events): a KPM row of a (cell, period) already read, an incident
+event with the same (incident, event, period); the first, in entry order, stays.
 
 Retention drops whole day partitions: those dated more than `retention_days` before the newest partition
 of either store. It counts from the newest data, not from the wall clock, so replayed or simulated history
@@ -48,6 +49,7 @@ import structlog
 
 from ranomaly_contracts.dataset import KEY_COLUMNS, Dataset
 from ranomaly_contracts.sdl import Attribution, IncidentEvent, KpmForward
+from rapp.seen import SeenRows
 
 log = structlog.get_logger(__name__)
 
@@ -254,12 +256,46 @@ class HistoryStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.duplicates = 0  # KPM rows left out: their (cell, period) was stored already
+        self._seen = SeenRows(self._stored_day)
 
     def write_kpm(self, entry_ids: Sequence[str], batch: Sequence[KpmRows]) -> int:
-        """Write the rows of a batch of KPM entries (ids: every entry acknowledged with it); the rows written."""
+        """Write the rows of a batch of KPM entries (ids: every entry acknowledged with it) whose (cell, period)
+        is not stored yet; the rows written."""
         rows = [entry for entry in batch if entry.cell_ids]
-        self._write_batch(KPM, entry_ids, _kpm_tables(rows) if rows else {})
-        return sum(len(entry.cell_ids) for entry in rows)
+        tables = {}
+        for day, table in (_kpm_tables(rows) if rows else {}).items():
+            fresh = self._seen.fresh(day, *_row_keys(table))
+            self.duplicates += int(fresh.size - fresh.sum())
+            if fresh.any():
+                tables[day] = table.filter(pa.array(fresh))
+        try:
+            self._write_batch(KPM, entry_ids, tables)
+        except BaseException:
+            self._seen.forget()
+            raise
+        for day, table in tables.items():
+            self._seen.add(day, *_row_keys(table))
+        return sum(table.num_rows for table in tables.values())
+
+    def _stored_day(self, day: int) -> tuple[list[str], np.ndarray]:
+        """(cell ids, collection starts in ms) of the KPM rows of one UTC day in complete batches."""
+        parts = _parts(self.root / KPM)
+        found: dict[tuple[str, str, int], int] = {}
+        for part in parts:
+            found[part.batch] = found.get(part.batch, 0) + 1
+        cells: list[str] = []
+        times = [np.zeros(0, dtype=np.int64)]
+        for part in parts:
+            if part.day_ms == day * DAY_MS and found[part.batch] == part.batch[2]:
+                try:
+                    table = pq.read_table(part.path, columns=["cell_id", "timestamp"])
+                except FileNotFoundError:
+                    continue  # dropped by retention since it was listed
+                part_cells, part_times = _row_keys(table)
+                cells.extend(part_cells)
+                times.append(part_times)
+        return cells, np.concatenate(times)
 
     def write_incidents(self, entry_ids: Sequence[str], events: Sequence[IncidentEvent]) -> int:
         """Write a batch of incident events (ids: every entry acknowledged with it); the events written."""
@@ -339,7 +375,15 @@ class HistoryStore:
                 _fsync_dir(folder.parent)
                 shutil.rmtree(doomed)
                 dropped.append(f"{store}/{folder.name}")
+        if dropped:
+            self._seen.forget()
         return dropped
+
+
+def _row_keys(table: pa.Table) -> tuple[list[str], np.ndarray]:
+    """(cell ids, collection starts in ms) of a KPM table's rows."""
+    times = table.column("timestamp").cast(pa.int64()).to_numpy()
+    return table.column("cell_id").to_pylist(), np.asarray(times, dtype=np.int64)
 
 
 def _bound_ms(value: TimeBound | None, default: int) -> int:

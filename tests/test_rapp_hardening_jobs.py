@@ -117,6 +117,7 @@ async def test_queue_bound_reasons_pages_log_and_stop_then_jobs_survive_a_restar
         assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
         assert "wait" in refused.json()["detail"]
         assert len(rapp.service.jobs.jobs) == 3, "a refused job is not kept"
+        assert "ranomaly_rapp_jobs_refused_total 1.0" in (await rapp.call("GET", "/metrics")).text
 
         async def progress() -> list[str]:
             answer = await rapp.call("GET", f"/api/v1/jobs/{first}/log")
