@@ -21,15 +21,21 @@ _PARTIAL_MAX = 4096  # a line longer than this is handed over in pieces
 
 
 async def run_group(
-    command: Sequence[str], on_line: Callable[[str], None], grace_s: float, env: dict[str, str] | None = None
+    command: Sequence[str],
+    on_line: Callable[[str], None],
+    grace_s: float,
+    on_start: Callable[[int], None] | None = None,
 ) -> int:
-    """Run the command to its end, calling on_line with each output line (stdout and stderr together); its
-    exit status. If cancelled, the child's process group is stopped before the cancellation goes on."""
+    """Run the command to its end, calling on_start with its pid (its group's id) and on_line with each output
+    line (stdout and stderr together); its exit status. If cancelled, the child's process group is stopped
+    before the cancellation goes on."""
     process = await asyncio.create_subprocess_exec(
         *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
-        start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     log.info("child_started", pid=process.pid, command=command[:6])
+    if on_start is not None:
+        on_start(process.pid)
     try:
         assert process.stdout is not None
         await _pump(process.stdout, on_line)
@@ -64,6 +70,19 @@ async def stop_group(process: asyncio.subprocess.Process, grace_s: float) -> Non
             log.warning("child_killed", pid=process.pid, grace_s=grace_s)
     _signal_group(group, signal.SIGKILL)  # what the leader left behind, or the leader itself after the grace
     await process.wait()
+
+
+def stop_stale_group(group: int, marker: str) -> bool:
+    """SIGKILL a process group a stopped predecessor left, if its leader still runs a command line holding
+    marker (so a reused pid is left alone); whether it did."""
+    try:
+        with open(f"/proc/{group}/cmdline", "rb") as cmdline:
+            if marker.encode() not in cmdline.read():
+                return False
+    except OSError:
+        return False
+    _signal_group(group, signal.SIGKILL)
+    return True
 
 
 def _signal_group(group: int, signum: signal.Signals) -> None:

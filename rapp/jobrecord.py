@@ -2,8 +2,9 @@
 their outcome survive a restart of the rApp.
 
 A record is the job as the API shows it (`Job.public()`): id, kind, reason, state, created, finished, log,
-outcome, plus `log_dropped` (lines dropped from the front of a log that reached its bound). Every text in it
-is bounded and names no server path (`rapp.redact`).
+outcome, plus `log_dropped` (lines dropped from the front of a log that reached its bound) and `child_pid`
+(the training child's process group while it runs, not shown by the API: a restart stops a child its
+predecessor left). Every text in it is bounded and names no server path (`rapp.redact`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Job:
     outcome: dict[str, Any] = field(default_factory=dict)
     log_lines: int = 200  # the bound of `log`: the newest lines stay
     log_dropped: int = 0
+    child_pid: int | None = None  # the training child (leader of its own process group) while it runs
 
     def __post_init__(self) -> None:
         self.reason = self.reason[:REASON_MAX]
@@ -65,6 +67,10 @@ class Job:
         names = ("id", "kind", "reason", "state", "created", "finished", "log", "outcome", "log_dropped")
         return {name: getattr(self, name) for name in names}
 
+    def record(self) -> dict[str, Any]:
+        """The job as stored."""
+        return {**self.public(), "child_pid": self.child_pid}
+
     def interrupt(self) -> None:
         """Mark a job the rApp stopped under as failed."""
         self.outcome.update(error=INTERRUPTED.format(state=self.state), interrupted=True)
@@ -77,7 +83,8 @@ class Job:
         """A job from its stored record."""
         job = cls(str(record["id"]), str(record["kind"]), str(record["reason"]), str(record["state"]),
                   float(record["created"]), record.get("finished"), [str(line) for line in record.get("log", [])],
-                  dict(record.get("outcome", {})), log_lines, int(record.get("log_dropped", 0)))  # fmt: skip
+                  dict(record.get("outcome", {})), log_lines, int(record.get("log_dropped", 0)),
+                  record.get("child_pid"))  # fmt: skip
         if len(job.log) > log_lines:
             job.log_dropped += len(job.log) - log_lines
             del job.log[: len(job.log) - log_lines]
@@ -105,7 +112,7 @@ class JobStore:
         """Write these jobs and delete the forgotten ones, in one transaction."""
         async with self._redis.pipeline(transaction=True) as pipe:
             if jobs:
-                pipe.hset(self._key, mapping={job.id: json.dumps(job.public()) for job in jobs})
+                pipe.hset(self._key, mapping={job.id: json.dumps(job.record()) for job in jobs})
             if forget:
                 pipe.hdel(self._key, *forget)
             await pipe.execute()

@@ -36,7 +36,7 @@ from models.forecaster.config import ForecasterConfig
 from models.scoring import score_arrays
 from ranomaly_contracts.dataset import Dataset, KpmArrays, to_arrays, write_dataset
 from rapp.a1.client import A1Client, A1Error
-from rapp.child import run_group
+from rapp.child import run_group, stop_stale_group
 from rapp.forecasts import keep_forecaster
 from rapp.jobrecord import ACTIVE, Job, JobStore
 from rapp.redact import redact_paths
@@ -47,6 +47,7 @@ log = structlog.get_logger(__name__)
 POLICY_TYPE_ID = 20100
 MODEL_INSTANCE_ID = "ranomaly-model"
 ABSOLUTE_ALLOWANCE = 0.001
+SAVE_EVERY_S = 0.5  # the most often changed jobs are written to the data layer
 
 
 class HistorySource(Protocol):
@@ -186,7 +187,7 @@ class JobRunner:
 
     async def _restore(self) -> None:
         """Load the stored jobs (retried until the data layer answers); those that were queued or running when
-        the rApp stopped are marked failed (interrupted)."""
+        the rApp stopped are marked failed (interrupted), and a training child a killed rApp left is stopped."""
         assert self.store is not None
         delay = 0.1
         while True:
@@ -201,13 +202,17 @@ class JobRunner:
             if job.id in self.jobs:
                 continue
             self.jobs[job.id] = job
+            if job.child_pid is not None and stop_stale_group(job.child_pid, str(self.settings.work_dir / job.id)):
+                log.warning("job_child_stopped", job=job.id, pid=job.child_pid)
+            job.child_pid = None
             if job.state in ACTIVE:
                 job.interrupt()
             self._touch(job)
         log.info("jobs_restored", jobs=len(stored))
 
     async def _save_loop(self) -> None:
-        """Save changed jobs as they change; failures are retried."""
+        """Save changed jobs as they change, at most every SAVE_EVERY_S (a chatty training child's lines are
+        saved together); failures are retried."""
         while True:
             await self._changed.wait()
             self._changed.clear()
@@ -216,7 +221,7 @@ class JobRunner:
             except (RedisError, OSError) as exc:
                 log.warning("jobs_save_failed", problem=str(exc))
                 self._changed.set()
-                await asyncio.sleep(1.0)
+            await asyncio.sleep(SAVE_EVERY_S)
 
     async def _save(self) -> None:
         if self.store is None:
@@ -296,7 +301,14 @@ class JobRunner:
             job.note(line)
             self._touch(job)
 
-        status = await run_group(command, output, self.settings.stop_grace_s)
+        def started(pid: int) -> None:
+            job.child_pid = pid
+            self._touch(job)
+
+        try:
+            status = await run_group(command, output, self.settings.stop_grace_s, started)
+        finally:
+            job.child_pid = None
         if status != 0:
             raise RuntimeError(f"training exited with {status}; its last lines are in the job's log")
 

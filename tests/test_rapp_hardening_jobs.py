@@ -5,7 +5,9 @@ group stopped with the rApp, and jobs kept across a restart (a running one reads
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -18,9 +20,11 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import redis.asyncio as aioredis
 
 from ranomaly.redis_process import free_port
 from ranomaly_contracts.dataset import Dataset
+from ranomaly_contracts.sdl import sdl_keys
 from rapp.app import RappService
 from rapp.child import run_group
 from rapp.settings import RappSettings
@@ -190,3 +194,31 @@ async def test_a_child_that_exits_hands_over_every_line_and_its_status() -> None
     status = await run_group([sys.executable, "-c", "print('a\\rb\\n\\nc', end=''); raise SystemExit(3)"],
                              lines.append, grace_s=1.0)  # fmt: skip
     assert status == 3 and lines == ["a", "b", "c"]
+
+
+async def test_a_restart_stops_the_training_child_a_killed_rapp_left_and_nothing_else(
+    settings: RappSettings, redis_url: str
+) -> None:
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    sleep = [sys.executable, "-c", "import time; time.sleep(600)"]
+    left = subprocess.Popen([*sleep, str(settings.work_dir / "job-left" / "data")], start_new_session=True)
+    other = subprocess.Popen([*sleep, "unrelated"], start_new_session=True)
+    try:
+        redis = aioredis.Redis.from_url(redis_url)
+        records = {job_id: json.dumps({"id": job_id, "kind": "train", "reason": "r", "state": "running",
+                                       "created": time.time(), "log": [], "outcome": {}, "child_pid": pid})
+                   for job_id, pid in (("job-left", left.pid), ("job-other", other.pid))}  # fmt: skip
+        await redis.hset(sdl_keys(prefix).rapp_jobs, mapping=records)
+        await redis.aclose()
+        rapp = Rapp(settings, prefix)
+        try:
+            await until(lambda: len(rapp.service.jobs.jobs) == 2, "the stored jobs restored")
+            await until(lambda: left.poll() is not None, "the left child stopped")
+            assert other.poll() is None, "a process that is not the job's child is left alone"
+            assert {job.state for job in rapp.service.jobs.jobs.values()} == {"failed"}
+        finally:
+            await rapp.stop()
+    finally:
+        for process in (left, other):
+            process.kill()
+            process.wait()
