@@ -103,7 +103,8 @@ class PolicyRegistry:
                 documents = await self._redis.hgetall(self._types_key)
             except (RedisError, OSError) as exc:
                 raise PolicyError(503, f"policy store unavailable: {exc}") from None
-            self._types = {int(as_text(key)): json.loads(value) for key, value in documents.items()}
+            for key, value in documents.items():  # a document read from the Near-RT side meanwhile stays
+                self._types.setdefault(int(as_text(key)), json.loads(value))
         log.info("a1_policies_loaded", policies=len(self._records), policy_types=len(self._types))
 
     def ids(
@@ -132,12 +133,11 @@ class PolicyRegistry:
     async def type_schema(self, policytype_id: str) -> dict[str, Any]:
         """The create schema of a policy type, from the Near-RT RIC (its document kept)."""
         type_id = _type_number(policytype_id)
-        if type_id not in self._types:
-            await self._keep_type(type_id)
-        schema: dict[str, Any] = self._types[type_id].get("create_schema", {})
+        document = self._types.get(type_id) or await self._keep_type(type_id)
+        schema: dict[str, Any] = document.get("create_schema", {})
         return schema
 
-    async def _keep_type(self, type_id: int) -> None:
+    async def _keep_type(self, type_id: int) -> dict[str, Any]:
         """Read a type's document from the Near-RT side and keep it (best effort in the data layer)."""
         document = await self._call(self.client.policy_type(type_id), f"policy type {type_id}")
         if not isinstance(document, dict):
@@ -148,6 +148,7 @@ class PolicyRegistry:
                 await self._redis.hset(self._types_key, str(type_id), json.dumps(document))
             except (RedisError, OSError) as exc:
                 log.warning("a1_policy_type_not_kept", policytype_id=type_id, problem=str(exc))
+        return document
 
     async def put(self, info: PolicyInfo) -> bool:
         """Validate, push and store a policy; True if it is new."""
