@@ -80,7 +80,8 @@ class RappService:
         self.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0)
         self.a1 = A1Client(settings.a1_base_url, settings.a1_api_root, settings.a1_timeout_s, settings.a1_retries)
         self.policies = PolicyRegistry(self.a1, self.redis, keys.rapp_policies, settings.ric_id,
-                                       types_key=keys.rapp_policy_types, own_types=(POLICY_TYPE_ID,))  # fmt: skip
+                                       types_key=keys.rapp_policy_types, own_types=(POLICY_TYPE_ID,),
+                                       own_instances=lambda: self.jobs.own_instances())  # fmt: skip
         self.notifier: Notifier | None = None  # NOC notifications, when a webhook is set
         if settings.noc_webhook_url is not None:
             self.notifier = Notifier(settings.noc_webhook_url, settings.work_dir / STATE_FILE,

@@ -118,6 +118,14 @@ class JobRunner:
         ordered = sorted(self.jobs.values(), key=lambda job: (job.created, job.id), reverse=True)
         return ordered[offset : None if limit is None else offset + limit]
 
+    def own_instances(self) -> dict[tuple[int, str], dict[str, Any]]:
+        """The A1 instances jobs named, which the Near-RT side must keep: the model policy as last named."""
+        for job in self.newest():
+            if job.outcome.get("named"):
+                body = {"enabled": True, "model_version": job.outcome["version"]}
+                return {(POLICY_TYPE_ID, MODEL_INSTANCE_ID): body}
+        return {}
+
     def counts(self) -> dict[str, int]:
         """How many jobs are in each state."""
         counts: dict[str, int] = {}
@@ -328,6 +336,7 @@ class JobRunner:
     async def _enforce(self, job: Job, version: str) -> None:
         """Name the version in the model policy and wait until the Near-RT side enforces it."""
         await self.a1.put(POLICY_TYPE_ID, MODEL_INSTANCE_ID, {"enabled": True, "model_version": version})
+        job.outcome.update(version=version, named=True)
         job.step(f"A1 policy {MODEL_INSTANCE_ID} names {version}; waiting for the Near-RT RIC to enforce it")
         self._touch(job)
         deadline = time.monotonic() + self.settings.enforce_timeout_s

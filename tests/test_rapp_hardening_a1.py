@@ -1,10 +1,11 @@
 """The rApp's A1 sync against a Near-RT side that restarts empty, as the O-RAN SC A1 simulator does: lost policy
-types are restored before their instances, each type is synced on its own, and a failing sync shows in
-/healthz and /metrics."""
+types are restored before their instances (operators' and the model policy as a job last named it), each type
+is synced on its own, and a failing sync shows in /healthz and /metrics."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -13,11 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from ranomaly.redis_process import free_port
+from ranomaly_contracts.sdl import sdl_keys
 from rapp.app import RappService
 from rapp.settings import RappSettings
 
@@ -143,7 +146,19 @@ async def test_lost_types_are_restored_before_instances_each_type_on_its_own_and
                             a1_api_root="/a1-p", a1_retries=0, a1_sync_interval_s=0.05, history_dir=tmp_path / "h",
                             work_dir=tmp_path / "w", collect_block_ms=100)  # fmt: skip
     prefix = f"test-{uuid.uuid4().hex[:8]}"
-    everything = {20100: {"p1"}, 20101: {"p2"}}
+    named = {
+        "id": "job-1",
+        "kind": "rollback",
+        "reason": "r",
+        "state": "succeeded",
+        "created": time.time(),
+        "log": [],
+        "outcome": {"version": "v1", "named": True, "enforced": True},
+    }  # a job named v1 before
+    redis = aioredis.Redis.from_url(redis_url)
+    await redis.hset(sdl_keys(prefix).rapp_jobs, "job-1", json.dumps(named))
+    await redis.aclose()
+    everything = {20100: {"p1", "ranomaly-model"}, 20101: {"p2"}}
     rapp = Rapp(settings, prefix)
     try:
         await until(lambda: rapp.service.loaded, "the policies loaded")
@@ -153,13 +168,14 @@ async def test_lost_types_are_restored_before_instances_each_type_on_its_own_and
         fake.wipe()  # the Near-RT side restarts empty: types and instances gone
         await until(lambda: fake.held() == everything, "types restored, then their instances")
         assert fake.types[20101] == type_document(20101), "the type is restored as the rApp read it"
+        assert fake.instances[20100]["ranomaly-model"] == {"enabled": True, "model_version": "v1"}
         metrics = (await rapp.call("GET", "/metrics")).text
         assert "ranomaly_rapp_policy_types_restored_total 2.0" in metrics
         assert "ranomaly_rapp_a1_sync_ok 1.0" in metrics
 
         fake.broken.add(20101)
         fake.wipe()
-        await until(lambda: fake.held().get(20100) == {"p1"}, "type 20100 synced while 20101 fails")
+        await until(lambda: fake.held().get(20100) == everything[20100], "type 20100 synced while 20101 fails")
 
         async def degraded() -> bool:
             return bool((await rapp.call("GET", "/healthz")).json()["a1_sync"]["failing"])

@@ -4,8 +4,8 @@ data layer, and pushed again when the Near-RT side has lost them (a restart).
 Policy types: the rApp keeps a copy of every type document it read from the Near-RT side (in
 HASH_RAPP_POLICY_TYPES, field = type id). A sync first restores every managed type (a type of a stored
 policy, or one of the rApp's own types) that the Near-RT side no longer lists, then pushes the lost
-instances; each type is synced on its own, so one failing type does not hold up the others, and
-`sync_failures` names each failing type and why.
+instances (operators' and the rApp's own: the model policy as last named); each type is synced on its own,
+so one failing type does not hold up the others, and `sync_failures` names each failing type and why.
 
 A record (JSON in HASH_RAPP_POLICIES, field = policy id) is the Non-RT RIC policy management's
 `policy_info` (ric_id, policy_id, policytype_id, service_id, policy_data, transient,
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ from rapp.a1.client import A1Client, A1Error
 log = structlog.get_logger(__name__)
 
 MODEL_INSTANCE_ID = "ranomaly-model"  # the rApp's own instance (model version); not for operators
+OwnInstances = Callable[[], dict[tuple[int, str], dict[str, Any]]]  # (type id, instance id) -> body
 
 
 class PolicyError(RuntimeError):
@@ -76,13 +78,14 @@ class PolicyRegistry:
     """Policies of one Near-RT RIC, kept in Redis and mirrored to the RIC over A1-P."""
 
     def __init__(self, client: A1Client, redis: aioredis.Redis, key: str, ric_id: str, types_key: str | None = None,
-                 own_types: tuple[int, ...] = ()) -> None:  # fmt: skip
+                 own_types: tuple[int, ...] = (), own_instances: OwnInstances | None = None) -> None:  # fmt: skip
         self.client = client
         self.ric_id = ric_id
         self._redis = redis
         self._key = key
         self._types_key = types_key  # where type documents are kept (None: in memory only)
         self._own_types = own_types  # types synced even without a stored policy (the model's)
+        self._own_instances = own_instances  # the rApp's own instances (the model policy), pushed again if lost
         self._records: dict[str, dict[str, Any]] = {}
         self._types: dict[int, dict[str, Any]] = {}  # type id -> document, as read from the Near-RT side
         self._changing = asyncio.Lock()  # one change or sync at a time: a sync never sees half a delete
@@ -237,10 +240,17 @@ class PolicyRegistry:
             log.warning("a1_policy_type_restored", policytype_id=type_id)
         policytype_id = str(type_id)
         policy_ids = [pid for pid, r in self._records.items() if _type_number(r["policytype_id"]) == type_id]
-        if not policy_ids:
+        own = {iid: body for (t, iid), body in (self._own_instances() if self._own_instances else {}).items()
+               if t == type_id}  # fmt: skip
+        if not policy_ids and not own:
             return 0
         held_ids = set(await self._call(self.client.instances(type_id), f"policy type {type_id}"))
         pushed = 0
+        for instance_id, body in own.items():
+            if instance_id not in held_ids:
+                await self._call(self.client.put(type_id, instance_id, body), f"policy type {type_id}, {instance_id}")
+                pushed += 1
+                log.warning("a1_policy_repushed", policy_id=instance_id, policytype_id=policytype_id)
         for policy_id in sorted(policy_ids):
             if policy_id in held_ids:
                 continue
