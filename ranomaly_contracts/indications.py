@@ -8,6 +8,9 @@ import numpy as np
 
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 
+# Collection starts from here on are not times (year 10000 and later): refused, never computed with.
+MAX_COLLECTION_START_MS = 253_402_300_800_000
+
 
 class IndicationError(ValueError):
     """A malformed indication; the message names the node and what is wrong."""

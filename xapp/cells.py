@@ -2,7 +2,8 @@
 
 A slot is an index into every per-cell array of the xApp (this table, the model state, the incident
 tracker). Arrays grow by doubling; released slots are reused. Per cell the table keeps the next period
-it expects (so late, duplicate and missing periods are recognised) and rows that arrived early.
+it expects (so late, duplicate and missing periods are recognised), rows that arrived early, and the node
+that owns it (the node's slots are kept together, for the per-node clock).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class CellTable:
         self.early: dict[int, dict[int, np.ndarray]] = {}  # slot -> period start -> values, arrived ahead
         self.generation = 0  # grows when a slot is released: slot lists cached elsewhere are stale then
         self.fresh: list[int] = []  # slots added since the owner last looked (policies to assign)
+        self.by_node: dict[str, set[int]] = {}  # node -> slots of its cells
+        self._node_arrays: dict[str, np.ndarray] = {}  # node -> its slots as an array, built when asked
         self._free: list[int] = []
         self._listeners: list[SlotArrays] = []
 
@@ -61,16 +64,33 @@ class CellTable:
         for listener in self._listeners:
             listener.reset(slot)
         self.fresh.append(slot)
+        self.by_node.setdefault(node_id, set()).add(slot)
+        self._node_arrays.pop(node_id, None)
         return slot
 
     def release(self, slot: int) -> None:
         """Forget a cell; its slot is reused later."""
         del self.slot_of[self.cell_ids[slot]]
+        node = self.node_ids[slot]
+        self.by_node[node].discard(slot)
+        self._node_arrays.pop(node, None)
         self.early.pop(slot, None)
         self.active[slot] = False
         self.expected_ms[slot] = NO_PERIOD
         self._free.append(slot)
         self.generation += 1
+
+    def node_cells(self, node_id: str) -> int:
+        """Cells the node owns now."""
+        return len(self.by_node.get(node_id, ()))
+
+    def node_slots(self, node_id: str) -> np.ndarray:
+        """Slots of the node's cells (cached until one is added or released)."""
+        slots = self._node_arrays.get(node_id)
+        if slots is None:
+            slots = np.fromiter(self.by_node.get(node_id, ()), dtype=np.int64)
+            self._node_arrays[node_id] = slots
+        return slots
 
     def active_slots(self) -> np.ndarray:
         """Slots in use."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -19,7 +19,7 @@ import structlog
 
 from models.artifact import Manifest
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
-from ranomaly_contracts.indications import IndicationError, decode_indication
+from ranomaly_contracts.indications import DecodedIndication, IndicationError, decode_indication
 from ranomaly_contracts.ratelog import RateLimitedLog
 from ranomaly_contracts.sdl import VerdictBatch
 from xapp.batch import RowBatch
@@ -27,7 +27,7 @@ from xapp.cells import CellTable
 from xapp.datalayer.base import DataLayer
 from xapp.errors import StreamError
 from xapp.incidents import IncidentTracker
-from xapp.intake import Intake
+from xapp.intake import Intake, IntakeLimits, Taken
 from xapp.metrics import XappMetrics
 from xapp.policy.resolve import ResolvedPolicies
 from xapp.runtime import ModelRuntime
@@ -62,6 +62,7 @@ class HotPathTuning:
     max_lateness_periods: int = 2
     release_after_periods: int = 60
     forward_kpm: bool = True
+    limits: IntakeLimits = field(default_factory=IntakeLimits)
 
 
 class Engine:
@@ -101,13 +102,17 @@ class Engine:
             self._release,
             metrics,
             errors,
+            self.measurements,
+            tuning.limits,
         )
         self.errors = errors  # one log line per kind of bad input and interval, for every intake of this engine
         self._next_sequence: dict[str, int] = {}
         self._policy_revision = -1
         self._timer: asyncio.TimerHandle | None = None
-        self._forward: list[pb.Indication] = []  # accepted indications, forwarded with the next batch's writes
+        self._forward: list[pb.Indication] = []  # accepted rows, forwarded with the next batch's writes
         self.scored_rows = 0
+        self.last_received_ns = 0  # perf_counter_ns of the last stream message, and of the last scoring call
+        self.last_scored_ns = time.perf_counter_ns()
         metrics.model_info.labels(model.version).set(1)
 
     # --- input -------------------------------------------------------------------------------------------
@@ -127,12 +132,19 @@ class Engine:
             self._next_sequence.pop(node.node_id, None)  # a new subscription numbers from 0 again
             for cell in node.cells:
                 cell_filter.cells.add(cell.cell_id)
+                cell_filter.owner[cell.cell_id] = node.node_id
 
     def on_batch(self, message: pb.IndicationBatch, received_ns: int | None = None) -> None:
-        """One stream message of indications: decode, place, and score what must not wait longer."""
+        """One stream message of indications: decode, place, and score what must not wait longer.
+
+        Only the rows accepted (placed or waiting for an earlier period) are forwarded, as they are scored.
+        """
         received_ns = time.perf_counter_ns() if received_ns is None else received_ns
+        self.last_received_ns = received_ns
+        intake = self.intake
+        intake.begin()
         k = len(self.measurements)
-        if self.intake.take_routine(message.indications, k, received_ns):
+        if intake.take_routine(message.indications, k, received_ns):
             for indication in message.indications:
                 header = indication.header
                 self._check_sequence(header.node_id, header.sequence_number)
@@ -140,18 +152,25 @@ class Engine:
                 self._forward.extend(message.indications)
             self._maybe_flush()
             return
-        forward = self._forward if self.tuning.forward_kpm else None
+        rows_left = self.tuning.limits.max_cells_per_message
         for indication in message.indications:
+            rows = max(len(indication.cell_ids), 1)
+            if rows > rows_left:
+                intake.refuse("message_cap", indication.header.node_id, len(indication.cell_ids),
+                              f"more than {self.tuning.limits.max_cells_per_message} cells in one message")  # fmt: skip
+                continue
+            rows_left -= rows
             try:
                 decoded = decode_indication(indication, k)
             except IndicationError as exc:
                 self.metrics.decode_errors.labels("malformed").inc()
+                self.metrics.refused_rows.labels("malformed").inc(len(indication.cell_ids))
                 self.errors.warning("malformed", "indication_dropped", reason="malformed", problem=str(exc))
                 continue
             self._check_sequence(decoded.node_id, decoded.sequence)
-            self.intake.take(decoded, received_ns)
-            if forward is not None:
-                forward.append(indication)
+            taken = intake.take(decoded, received_ns)
+            if taken is not None and self.tuning.forward_kpm:
+                self._forward.append(_as_scored(indication, decoded, taken))
         self._maybe_flush()
 
     def _check_sequence(self, node_id: str, sequence: int) -> None:
@@ -177,12 +196,15 @@ class Engine:
         self.flush()
 
     def tick(self) -> None:
-        """Periodic duties off the per-message path: policy changes, and gaps when every stream is quiet."""
+        """Periodic duties off the per-message path: policy changes, and gaps of nodes that fell silent."""
         self.refresh_policies()
+        self.intake.begin()
+        self.intake.follow_network(time.perf_counter_ns())
         self.flush()
 
     def advance_clock(self, watermark_ms: int) -> None:
         """Time moved on without indications (every stream quiet): close the periods now overdue."""
+        self.intake.begin()
         self.intake.advance(watermark_ms, time.perf_counter_ns())
         self.flush()
 
@@ -241,6 +263,7 @@ class Engine:
             self.metrics.latency.observe((done_ns - received) / 1e9)
         batch.clear()
         self.scored_rows += n
+        self.last_scored_ns = done_ns
         self.metrics.scoring_calls.inc()
         counts = np.bincount(status, minlength=4)
         for name, count in zip(_STATUS_NAMES, counts.tolist(), strict=True):
@@ -326,3 +349,18 @@ class Engine:
         self.metrics.model_info.labels(new.version).set(1)
         self.metrics.model_swaps.inc()
         log.info("model_swapped", version=new.version, previous=old.version)
+
+
+def _as_scored(indication: pb.Indication, decoded: DecodedIndication, taken: Taken) -> pb.Indication:
+    """The indication as it is scored: only the accepted rows, masked values as "no value"."""
+    if taken.rows is None and not taken.masked:
+        return indication
+    cells = decoded.cell_ids if taken.rows is None else [decoded.cell_ids[row] for row in taken.rows.tolist()]
+    values = taken.values.ravel()
+    missing = np.isnan(values)
+    return pb.Indication(
+        header=indication.header,
+        cell_ids=cells,
+        values=np.where(missing, np.float32(0.0), values).tolist(),
+        no_value=np.flatnonzero(missing).tolist(),
+    )

@@ -1,29 +1,61 @@
-"""From decoded indications to rows in scoring order: cell slots, lateness, gaps and release.
+"""From decoded indications to rows in scoring order: who may report what and when, lateness, gaps, release.
 
-Each cell owes its periods in order. Time is the newest collection start seen on any stream (the
-watermark), so accelerated and real-time streams behave alike. A row for period P is accepted while
-the watermark is at most P + L periods (L = max_lateness_periods); one that comes ahead of a missing
-earlier period waits for it. Once a period falls behind that bound, a cell that has not delivered it
-gets a gap row (every record "no value"), which the model sees, and rows that waited behind it follow.
-A cell that only produces gaps for `release_after` periods is released.
+A cell belongs to the node the subscription lists it under, else to the node that first reported it; rows
+of it from another node are refused. Each node has a clock (xapp/clocks.py): the newest collection start
+it delivered, bounded by its own recent times and, when its stream is paced in real time, by the receiving
+clock; a silent node's clock follows the network's time (the lower median of the node clocks), so no one
+node moves another's. A row for period P is accepted while its node's clock is at most P + L periods
+(L = max_lateness_periods); one that comes ahead of a missing earlier period waits for it. Once a period
+falls behind that bound, a cell that has not delivered it gets a gap row (every record "no value"), which
+the model sees, and rows that waited behind it follow. A cell that misses more than `max_gap_periods` at
+once (or more than the gap rows left to one message) restarts its period count there instead. A cell that
+only produces gaps for `release_after` periods is released. Cells are capped in total, per node and per
+message. Whatever is refused is counted under its reason and logged at a bounded rate; values outside
+their measurement's range are masked (xapp/quality.py).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import structlog
 
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
-from ranomaly_contracts.indications import DecodedIndication
+from ranomaly_contracts.indications import MAX_COLLECTION_START_MS, DecodedIndication
 from ranomaly_contracts.ratelog import RateLimitedLog
 from xapp.batch import RowBatch
-from xapp.cells import NO_PERIOD, CellTable
+from xapp.cells import CellTable
+from xapp.clocks import NO_TIME, ClockBounds, NodeClock, lower_median
 from xapp.metrics import XappMetrics
+from xapp.quality import RangeCheck
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    """What one node or message may make the intake do (settings)."""
+
+    max_cells: int = 100_000
+    max_cells_per_node: int = 1024
+    max_cells_per_message: int = 16_384  # rows of one stream message; also its budget of gap rows
+    max_gap_periods: int = 10
+    max_clock_jump_periods: int = 10
+    clock_slack_ms: int = 10_000
+    clock_reanchor_after: int = 3
+    quality_incident_periods: int = 10
+
+
+class Taken(NamedTuple):
+    """The rows of an indication that were accepted (None: all) and their values as they will be scored."""
+
+    rows: np.ndarray | None
+    values: np.ndarray
+    masked: bool  # some values were out of range: NaN in values
 
 
 class IntakeCounts:
@@ -49,13 +81,17 @@ class CellFilter:
     def __init__(self) -> None:
         self.nodes: set[str] = set()
         self.cells: set[str] = set()
+        self.owner: dict[str, str] = {}  # cell -> the node a subscription lists it under
         self.explicit_cells = False
 
-    def accepts(self, node_id: str, cell_id: str) -> bool:
-        """Whether a cell's rows belong to a subscription."""
+    def problem(self, node_id: str, cell_id: str) -> str | None:
+        """None if a new cell's rows belong to a subscription; else the reason they do not."""
+        owner = self.owner.get(cell_id)
+        if owner is not None and owner != node_id:
+            return "wrong_node"
         if self.explicit_cells:
-            return cell_id in self.cells
-        return node_id in self.nodes
+            return None if cell_id in self.cells else "unknown_cell"
+        return None if node_id in self.nodes else "unknown_cell"
 
 
 class Intake:
@@ -72,87 +108,118 @@ class Intake:
         release: Callable[[int, int], None],
         metrics: XappMetrics,
         errors: RateLimitedLog,
+        measurements: Sequence[str],
+        limits: IntakeLimits,
     ) -> None:
         self.table = table
         self.batch = batch
         self.period_ms = period_ms
         self.lateness_ms = max_lateness_periods * period_ms
         self.release_after = release_after
+        self.limits = limits
+        self.bounds = ClockBounds(period_ms, limits.max_clock_jump_periods, limits.clock_slack_ms,
+                                  limits.clock_reanchor_after)  # fmt: skip
         self.cell_filter = CellFilter()
         self.counts = IntakeCounts()
-        self.watermark_ms = NO_PERIOD
+        self.clocks: dict[str, NodeClock] = {}
+        self.ranges = RangeCheck(measurements, limits.quality_incident_periods, metrics, errors)
+        table.attach(self.ranges)
+        self.gap_budget = limits.max_cells_per_message  # gap rows the current message or tick may still add
+        self._network_ms = NO_TIME
+        self._clocks_moved = False
         self._node_slots: dict[str, tuple[int, list[str], np.ndarray]] = {}  # node -> (generation, cells, slots)
         self._flush = flush
         self._release = release  # (slot, period_ms of the release) -> None, before the slot is freed
         self._metrics = metrics
         self._errors = errors
 
-    def take(self, indication: DecodedIndication, received_ns: int) -> None:
-        """Accept one decoded indication (values NaN where no value)."""
-        start = indication.collection_start_ms
-        if indication.period_ms != self.period_ms:
-            self._bad("wrong_period", indication, f"granularity {indication.period_ms} ms, expected {self.period_ms}")
-            return
-        if start % self.period_ms:
-            self._bad("unaligned_period", indication, f"collection start {start} is not a multiple of the period")
-            return
-        if start > self.watermark_ms:
-            self.advance(start, received_ns)
-        cached = self._node_slots.get(indication.node_id)
-        if cached is not None and cached[0] == self.table.generation and cached[1] == indication.cell_ids:
-            slot_array, values = cached[2], indication.values  # the node reports the same cells as last time
+    @property
+    def watermark_ms(self) -> int:
+        """The network's time: the lower median of the node clocks (never moves back)."""
+        if self._clocks_moved:
+            self._clocks_moved = False
+            self._network_ms = max(self._network_ms, lower_median(self.clocks))
+        return self._network_ms
+
+    def begin(self) -> None:
+        """A new message or tick: its budget of gap rows starts afresh."""
+        self.gap_budget = self.limits.max_cells_per_message
+
+    def take(self, indication: DecodedIndication, received_ns: int) -> Taken | None:
+        """Accept one decoded indication (values NaN where no value); what was accepted, None if nothing."""
+        node, start, cells = indication.node_id, indication.collection_start_ms, indication.cell_ids
+        if not self._timely(indication, received_ns):
+            return None
+        cached = self._node_slots.get(node)
+        if cached is not None and cached[0] == self.table.generation and cached[1] == cells:
+            slot_array, rows, values = cached[2], None, indication.values  # the same cells as last time
         else:
-            if len(set(indication.cell_ids)) != len(indication.cell_ids):
-                self._bad("repeated_cell", indication, "a cell appears twice")
-                return
-            slots, rows = self._slots(indication, start)
+            if len(set(cells)) != len(cells):
+                self.refuse("repeated_cell", node, len(cells), "a cell appears twice")
+                return None
+            slots, kept = self._slots(node, cells, start)
             if not slots:
-                return
+                return None
             slot_array = np.array(slots, dtype=np.int64)
-            if len(rows) == len(indication.cell_ids):
-                values = indication.values
-                self._node_slots[indication.node_id] = (self.table.generation, indication.cell_ids, slot_array)
+            if len(kept) == len(cells):
+                rows, values = None, indication.values
+                self._node_slots[node] = (self.table.generation, cells, slot_array)
             else:
+                rows = np.array(kept, dtype=np.int64)
                 values = indication.values[rows]
+        if node not in self.clocks:
+            self.clocks[node] = NodeClock(start, received_ns)
+            self._clocks_moved = True
+        masked = self.ranges.mask(slot_array, values, self.table) is not None
         expected = self.table.expected_ms[slot_array]
         on_time = expected == start
-        if on_time.all():
-            self._add(slot_array, values, start, received_ns)
-        else:
-            self._mixed(slot_array, values, start, received_ns, expected, on_time)
         self.counts.indications += 1
         self.counts.cell_reports += len(slot_array)
+        if on_time.all():
+            self._add(slot_array, values, start, received_ns)
+            return Taken(rows, values, masked)
+        placed = self._mixed(slot_array, values, start, received_ns, expected, on_time, node)
+        if not placed.any():
+            return None
+        return Taken(np.flatnonzero(placed) if rows is None else rows[placed], values[placed], masked)
 
     def take_routine(self, indications: Sequence[pb.Indication], k: int, received_ns: int) -> bool:
         """Accept a whole stream message at once if it is routine; False (nothing taken) if it is not.
 
         Routine: every indication comes from a node that reports the same cells as last time, at the
-        subscribed period, well-formed, each cell's next period in line, no node twice. That is nearly
-        every message in steady state; the rest go through `take` one indication at a time, which checks
-        and reports everything. Both paths place rows identically.
+        subscribed period, well-formed, within its clock's bound, each cell's next period in line, no node
+        twice. That is nearly every message in steady state; the rest go through `take` one indication at a
+        time, which checks and reports everything. Both paths place rows identically. Values out of range
+        are masked here too, and marked "no value" in the indications (which are forwarded as they are).
         """
-        table, cache, period = self.table, self._node_slots, self.period_ms
+        table, cache, clocks, period = self.table, self._node_slots, self.clocks, self.period_ms
         generation = table.generation
         slot_parts: list[np.ndarray] = []
         starts: list[int] = []
         counts: list[int] = []
         nodes: set[str] = set()
         no_value: list[np.ndarray] = []
+        advancing: list[tuple[str, NodeClock, int]] = []
         offset = 0
-        newest = self.watermark_ms
         for indication in indications:
             header = indication.header
-            cached = cache.get(header.node_id)
+            node = header.node_id
+            cached = cache.get(node)
             start = header.collection_start_ms
             if (
                 cached is None
                 or cached[0] != generation
-                or header.node_id in nodes
+                or node in nodes
                 or header.granularity_period_ms != period
                 or start % period
                 or cached[1] != indication.cell_ids
             ):
                 return False
+            clock = clocks[node]
+            if start > clock.ms:
+                if start > clock.limit(received_ns, self.bounds):
+                    return False
+                advancing.append((node, clock, start))
             n = len(cached[2])
             if len(indication.values) != n * k:
                 return False
@@ -161,32 +228,36 @@ class Intake:
                 if gaps.max() >= n * k:
                     return False
                 no_value.append(gaps + offset)
-            nodes.add(header.node_id)
+            nodes.add(node)
             slot_parts.append(cached[2])
             starts.append(start)
             counts.append(n)
             offset += n * k
-            newest = max(newest, start)
-        if not slot_parts or offset // k > self.batch.size or table.early:
+        rows = offset // k
+        if not slot_parts or rows > self.batch.size or rows > self.limits.max_cells_per_message or table.early:
             return False
         flat = itertools.chain.from_iterable(indication.values for indication in indications)
-        values = np.fromiter(flat, dtype=np.float32, count=offset)
+        values = np.fromiter(flat, dtype=np.float32, count=offset).reshape(-1, k)
         if not np.isfinite(values).all():
             return False
-        if newest > self.watermark_ms:
-            self.advance(newest, received_ns)
-            if table.generation != generation or table.early:
-                return False
+        if no_value:
+            values.reshape(-1)[np.concatenate(no_value)] = np.nan
+        for node, clock, start in advancing:
+            clock.check(start, received_ns, self.bounds)
+            self._advance_node(node, clock, start, received_ns)
+        if advancing and (table.generation != generation or table.early):
+            return False
         slots = np.concatenate(slot_parts)
         period_rows = np.repeat(np.array(starts, dtype=np.int64), counts)
         if not np.array_equal(table.expected_ms[slots], period_rows):
             return False
-        if no_value:
-            values[np.concatenate(no_value)] = np.nan
+        outside = self.ranges.mask(slots, values, table)
+        if outside is not None:
+            _mark_no_value(indications, outside.reshape(-1), counts, k)
         batch = self.batch
         if batch.room() < len(slots) or batch.holds_any(slots):
             self._flush()
-        batch.add(slots, values.reshape(-1, k), period_rows, received_ns)
+        batch.add(slots, values, period_rows, received_ns)
         table.expected_ms[slots] = period_rows + period
         table.silent_periods[slots] = 0
         self.counts.indications += len(starts)
@@ -194,30 +265,81 @@ class Intake:
         return True
 
     def advance(self, watermark_ms: int, now_ns: int) -> None:
-        """Move time forward: every period now beyond the lateness bound is closed, with gaps where missing."""
-        self.watermark_ms = max(self.watermark_ms, watermark_ms)
-        closed_before = self.watermark_ms - self.lateness_ms
-        table = self.table
-        due = np.flatnonzero(table.active & (table.expected_ms < closed_before))
-        for slot in due.tolist():
-            self._close_periods(slot, closed_before, now_ns)
+        """Time moved on without indications (every stream quiet): every node's clock is at least watermark_ms."""
+        self._pull(watermark_ms, now_ns)
 
-    def _slots(self, indication: DecodedIndication, start: int) -> tuple[list[int], list[int]]:
-        """Slots of the indication's cells (new cells get one) and the rows they came in."""
+    def follow_network(self, now_ns: int) -> None:
+        """Silent nodes' clocks catch up with the network's time: their cells' missing periods close."""
+        self._pull(self.watermark_ms, now_ns)
+
+    def refuse(self, reason: str, node_id: str, rows: int, problem: str) -> None:
+        """Rows not scored, counted under reason, with a log line at a bounded rate."""
+        self._metrics.decode_errors.labels(reason).inc()
+        self._metrics.refused_rows.labels(reason).inc(rows)
+        self._errors.warning(reason, "indication_rows_dropped", reason=reason, node=node_id, rows=rows,
+                             problem=problem)  # fmt: skip
+
+    def _timely(self, indication: DecodedIndication, received_ns: int) -> bool:
+        """Whether the indication's period and time are acceptable; moves its node's clock if they are."""
+        node, start, rows = indication.node_id, indication.collection_start_ms, len(indication.cell_ids)
+        if indication.period_ms != self.period_ms:
+            self.refuse("wrong_period", node, rows, f"granularity {indication.period_ms} ms, expected {self.period_ms}")
+            return False
+        if not 0 <= start < MAX_COLLECTION_START_MS:
+            self.refuse("time_out_of_range", node, rows, f"collection start {start} ms is not a time")
+            return False
+        if start % self.period_ms:
+            self.refuse("unaligned_period", node, rows, f"collection start {start} is not a multiple of the period")
+            return False
+        clock = self.clocks.get(node)
+        if clock is None or start <= clock.ms:
+            return True
+        limit = clock.limit(received_ns, self.bounds)
+        reason = clock.check(start, received_ns, self.bounds)
+        if reason is not None:
+            self.refuse(reason, node, rows, f"collection start {start} is beyond the node's bound {limit}")
+            return False
+        if start > limit:
+            self._metrics.clock_restarts.inc()
+            log.warning("node_clock_restarted", node=node, clock_ms=clock.ms, start_ms=start)
+        self._advance_node(node, clock, start, received_ns)
+        return True
+
+    def _slots(self, node: str, cells: list[str], start: int) -> tuple[list[int], list[int]]:
+        """Slots of the indication's cells (new cells get one) and the rows they came in; refusals counted."""
         table = self.table
         slots: list[int] = []
         rows: list[int] = []
-        for row, cell in enumerate(indication.cell_ids):
+        refused: dict[str, list[str]] = {}
+        for row, cell in enumerate(cells):
             slot = table.slot_of.get(cell)
             if slot is None:
-                if not self.cell_filter.accepts(indication.node_id, cell):
-                    self._bad("unknown_cell", indication, f"cell {cell!r} is in no subscription")
+                reason = self._new_cell_problem(node, cell)
+                if reason is not None:
+                    refused.setdefault(reason, []).append(cell)
                     continue
-                slot = table.add(cell, indication.node_id, start)
-                self._metrics.cells.set(len(table))
+                slot = table.add(cell, node, start)
+            elif table.node_ids[slot] != node:
+                refused.setdefault("wrong_node", []).append(cell)
+                continue
             slots.append(slot)
             rows.append(row)
+        self._metrics.cells.set(len(table))
+        for reason, refused_cells in refused.items():
+            self.refuse(reason, node, len(refused_cells), f"{len(refused_cells)} cells, the first {refused_cells[0]!r}")
         return slots, rows
+
+    def _new_cell_problem(self, node: str, cell: str) -> str | None:
+        if not cell:
+            return "empty_cell"
+        reason = self.cell_filter.problem(node, cell)
+        if reason is not None:
+            return reason
+        if len(self.table) >= self.limits.max_cells:
+            return "cell_cap"
+        if self.table.node_cells(node) >= self.limits.max_cells_per_node:
+            return "node_cell_cap"
+        return None
 
     def _add(self, slots: np.ndarray, values: np.ndarray, start: int, received_ns: int, drain: bool = True) -> None:
         """Rows that are next in line for their cells; then rows that waited behind them, if drain."""
@@ -244,15 +366,21 @@ class Intake:
         received_ns: int,
         expected: np.ndarray,
         on_time: np.ndarray,
-    ) -> None:
-        """Rows of which some are late (dropped) or early (held)."""
+        node: str,
+    ) -> np.ndarray:
+        """Rows of which some are late (dropped) or early (held); which rows were placed or held."""
         if on_time.any():
             self._add(slots[on_time], values[on_time], start, received_ns)
         late = expected > start
         if late.any():
-            self.counts.late_rows += int(late.sum())
+            n = int(late.sum())
+            self.counts.late_rows += n
+            self._metrics.refused_rows.labels("late").inc(n)
+            problem = f"period {start} is behind its cells' next period (late or repeated)"
+            self._errors.warning("late", "indication_rows_dropped", reason="late", node=node, rows=n, problem=problem)
         for i in np.flatnonzero(~on_time & ~late).tolist():
             self.table.early.setdefault(int(slots[i]), {})[start] = values[i].copy()
+        return ~late
 
     def _drain_early(self, slot: int, now_ns: int) -> None:
         """Rows that waited for this cell's missing period, now in line."""
@@ -264,9 +392,33 @@ class Intake:
         if not early:
             self.table.early.pop(slot, None)
 
+    def _advance_node(self, node: str, clock: NodeClock, start: int, now_ns: int) -> None:
+        """The node delivered start: its clock moves, and its cells' periods now overdue close."""
+        clock.advance(start, now_ns, self.bounds)
+        self._clocks_moved = True
+        self._close_node(node, clock.ms, now_ns)
+
+    def _pull(self, watermark_ms: int, now_ns: int) -> None:
+        for node, clock in self.clocks.items():
+            if clock.ms < watermark_ms:
+                clock.ms = watermark_ms
+                self._close_node(node, watermark_ms, now_ns)
+        self._clocks_moved = True
+
+    def _close_node(self, node: str, clock_ms: int, now_ns: int) -> None:
+        closed_before = clock_ms - self.lateness_ms
+        slots = self.table.node_slots(node)
+        if slots.size:
+            for slot in slots[self.table.expected_ms[slots] < closed_before].tolist():
+                self._close_periods(slot, closed_before, now_ns)
+
     def _close_periods(self, slot: int, closed_before: int, now_ns: int) -> None:
-        """Gap rows for the cell's periods before closed_before that never came."""
+        """Gap rows for the cell's periods before closed_before that never came (or a restart past them)."""
         table = self.table
+        owed = -((int(table.expected_ms[slot]) - closed_before) // self.period_ms)  # periods before closed_before
+        if owed > min(self.limits.max_gap_periods, self.gap_budget):
+            self._restart(slot, owed, now_ns)
+            return
         while table.active[slot] and (start := int(table.expected_ms[slot])) < closed_before:
             early = table.early.get(slot)
             if early and start in early:
@@ -274,19 +426,49 @@ class Intake:
                 continue
             table.silent_periods[slot] += 1
             if table.silent_periods[slot] > self.release_after:
-                self._release(slot, start)
-                table.release(slot)
-                self._metrics.released_cells.inc()
-                self._metrics.cells.set(len(table))
+                self._release_slot(slot, start)
                 return
             if self.batch.room() < 1 or self.batch.holds_any(np.array([slot])):
                 self._flush()
             self.batch.add_gap(slot, start, now_ns)
             table.expected_ms[slot] = start + self.period_ms
             self.counts.gap_rows += 1
+            self.gap_budget -= 1
         if slot in table.early:  # rows that waited behind the gaps are in line now
             self._drain_early(slot, now_ns)
 
-    def _bad(self, reason: str, indication: DecodedIndication, what: str) -> None:
-        self._metrics.decode_errors.labels(reason).inc()
-        self._errors.warning(reason, "indication_rows_dropped", reason=reason, node=indication.node_id, problem=what)
+    def _restart(self, slot: int, owed: int, now_ns: int) -> None:
+        """Too many periods owed to fill: the cell's period count restarts after them (or it is released)."""
+        table = self.table
+        start = int(table.expected_ms[slot])
+        table.silent_periods[slot] += owed
+        if table.silent_periods[slot] > self.release_after:
+            self._release_slot(slot, start)
+            return
+        resume = start + owed * self.period_ms
+        early = table.early.get(slot)
+        if early:
+            skipped = [period for period in early if period < resume]
+            for period in skipped:
+                del early[period]
+            self.counts.late_rows += len(skipped)
+        table.expected_ms[slot] = resume
+        self._metrics.gap_restarts.inc()
+        if slot in table.early:
+            self._drain_early(slot, now_ns)
+
+    def _release_slot(self, slot: int, period_ms: int) -> None:
+        self._release(slot, period_ms)
+        self.table.release(slot)
+        self._metrics.released_cells.inc()
+        self._metrics.cells.set(len(self.table))
+
+
+def _mark_no_value(indications: Sequence[pb.Indication], outside: np.ndarray, counts: list[int], k: int) -> None:
+    """Add the masked records (outside, flat over the message's rows) to each indication's no_value."""
+    offset = 0
+    for indication, n in zip(indications, counts, strict=True):
+        where = np.flatnonzero(outside[offset : offset + n * k])
+        if where.size:
+            indication.no_value.extend(where.tolist())
+        offset += n * k

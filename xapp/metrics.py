@@ -23,6 +23,24 @@ class XappMetrics:
             "ranomaly_xapp_late_rows", "Rows dropped: later than the lateness bound, or repeated", registry=r
         )
         self.gap_rows = Counter("ranomaly_xapp_gap_rows", "Periods a cell did not report, scored as gaps", registry=r)
+        self.refused_rows = Counter(
+            "ranomaly_xapp_refused_rows", "Cell-period rows received and not scored, by reason", ["reason"], registry=r
+        )
+        self.masked_values = Counter(
+            "ranomaly_xapp_masked_values", "Values outside their measurement's range, scored as no value",
+            ["measurement"], registry=r,
+        )  # fmt: skip
+        self.data_quality_incidents = Counter(
+            "ranomaly_xapp_data_quality_incidents", "A measurement of a cell out of range for N periods in a row",
+            ["measurement"], registry=r,
+        )  # fmt: skip
+        self.data_quality_open = Gauge("ranomaly_xapp_data_quality_open", "Data-quality incidents open now", registry=r)
+        self.gap_restarts = Counter(
+            "ranomaly_xapp_gap_restarts", "Cells whose period count restarted instead of filling a long gap", registry=r
+        )
+        self.clock_restarts = Counter(
+            "ranomaly_xapp_clock_restarts", "Nodes whose clock restarted on a timeline of their own", registry=r
+        )
         self.sequence_gaps = Counter(
             "ranomaly_xapp_sequence_gaps", "Indications missing by per-node sequence number", registry=r
         )
