@@ -24,8 +24,9 @@ from xapp.enforcement import StorePolicies
 from xapp.engine import Engine, HotPathTuning
 from xapp.errors import ModelLoadError, XappError
 from xapp.http import http_app
+from xapp.intake import IntakeLimits
 from xapp.metrics import XappMetrics
-from xapp.modelswap import ModelLoader
+from xapp.modelswap import ModelLoader, fingerprint
 from xapp.policy.handler import A1Handler
 from xapp.policy.store import PolicyStore
 from xapp.runtime import ModelRuntime
@@ -76,7 +77,9 @@ class XappService:
         self.started = asyncio.Event()  # the HTTP server listens
         self.scoring = asyncio.Event()  # a model scores and the E2 streams are being followed
         self._stop = asyncio.Event()
-        self._refused: dict[str, str] = {}
+        self._refused: dict[str, str] = {}  # version -> why, retried once the registry's copy changes
+        self._refused_marks: dict[str, str | None] = {}  # version -> fingerprint of what was refused
+        self._seed_problem: str | None = None
         self._loader: ModelLoader | None = None
         self._model_revision: int | None = None  # the policy revision the model choice was last checked at
         self._rmr = rmr  # the RMR endpoint of the rmr transport; None: opened from the settings when needed
@@ -155,24 +158,24 @@ class XappService:
                 delay = min(2 * delay, 5.0)
 
     async def _first_engine(self) -> Engine | None:
-        """Seed the registry if asked, then wait for a loadable model and build the engine around it."""
+        """Seed the registry if asked, then wait for a loadable model and build the engine around it.
+
+        A seed folder that cannot be read leaves the xApp serving A1, unready, with the reason in health;
+        it is read again at every poll.
+        """
         settings = self.settings
         loader = ModelLoader(self.datalayer, settings.measurements, settings.period_ms, settings.intra_op_threads)
         self._loader = loader
-        if settings.seed_model_dir is not None:
-            await loader.seed(settings.seed_model_dir)
+        seeded = settings.seed_model_dir is None
         while not self._stop.is_set():
-            runtime = await self._try_load(loader)
+            if not seeded:
+                seeded = await self._seed(loader)
+            runtime = await self._try_load()
             if runtime is not None:
                 loader.subscribed = tuple(settings.measurements or runtime.measurements)
                 self.engine = Engine(
                     loader.subscribed, runtime, self.policies, self.datalayer, self.metrics,
-                    HotPathTuning(
-                        period_ms=settings.period_ms, batch_window_ms=settings.batch_window_ms,
-                        batch_max_cells=settings.batch_max_cells, max_lateness_periods=settings.max_lateness_periods,
-                        release_after_periods=settings.release_after_periods, forward_kpm=settings.forward_kpm,
-                    ),
-                    self.errors,
+                    self._tuning(), self.errors,
                 )  # fmt: skip
                 self.engine.refresh_policies()
                 self.model_problem = None
@@ -180,29 +183,81 @@ class XappService:
                 gc.collect()
                 gc.freeze()  # what exists now lives as long as the process: keep it out of every collection
                 return self.engine
+            if self._seed_problem is not None:
+                self.model_problem = f"{self._seed_problem}; {self.model_problem}"
             await self._sleep(settings.model_poll_s)
         return None
 
-    async def _try_load(self, loader: ModelLoader) -> ModelRuntime | None:
-        """The wanted version loaded, or None (the reason is kept for health and the policy status)."""
+    def _tuning(self) -> HotPathTuning:
+        settings = self.settings
+        limits = IntakeLimits(
+            max_cells=settings.max_cells, max_cells_per_node=settings.max_cells_per_node,
+            max_cells_per_message=settings.max_cells_per_message, max_gap_periods=settings.max_gap_periods,
+            max_clock_jump_periods=settings.max_clock_jump_periods,
+            clock_slack_ms=round(settings.clock_slack_s * 1000), clock_reanchor_after=settings.clock_restart_after,
+            quality_incident_periods=settings.quality_incident_periods,
+        )  # fmt: skip
+        return HotPathTuning(
+            period_ms=settings.period_ms, batch_window_ms=settings.batch_window_ms,
+            batch_max_cells=settings.batch_max_cells, max_lateness_periods=settings.max_lateness_periods,
+            release_after_periods=settings.release_after_periods, forward_kpm=settings.forward_kpm, limits=limits,
+        )  # fmt: skip
+
+    async def _seed(self, loader: ModelLoader) -> bool:
+        """Publish the seed folder; False (the reason kept for health) if it cannot be, now."""
+        folder = self.settings.seed_model_dir
+        assert folder is not None
         try:
-            version = await loader.wanted(self.policies.model_version())
+            await loader.seed(folder)
+        except (ModelLoadError, DataLayerUnavailable) as exc:
+            problem = f"seed model {folder}: {exc}"
+            if problem != self._seed_problem:
+                log.error("seed_model_refused", folder=str(folder), problem=str(exc))
+            self._seed_problem = problem
+            return False
+        self._seed_problem = None
+        return True
+
+    async def _try_load(self) -> ModelRuntime | None:
+        """The wanted version loaded, or None (the reason is kept for health and the policy status)."""
+        assert self._loader is not None
+        try:
+            version = await self._loader.wanted(self.policies.model_version())
         except DataLayerUnavailable as exc:
             self.model_problem = f"model registry unavailable: {exc}"
             return None
         if version is None:
             self.model_problem = "the model registry holds no promoted version"
             return None
-        if version in self._refused:
+        runtime = await self._load(version)
+        if runtime is None:
+            self.model_problem = self._refused.get(version, f"model {version}: registry unavailable")
+        return runtime
+
+    async def _load(self, version: str) -> ModelRuntime | None:
+        """The version loaded; None if the registry cannot be asked or it is refused.
+
+        A refused version is tried again only once its registry entry changes (it appears, or is replaced).
+        """
+        assert self._loader is not None
+        try:
+            stored = await self._loader.fetch(version)
+        except DataLayerUnavailable:
+            return None
+        mark = fingerprint(stored)
+        if version in self._refused and self._refused_marks.get(version) == mark:
             return None
         try:
-            return await loader.load(version)
+            runtime = await self._loader.load(version, stored)
         except ModelLoadError as exc:
-            self._refused[version] = str(exc)
-            self.model_problem = str(exc)
+            self._refused[version], self._refused_marks[version] = str(exc), mark
             self.metrics.model_refused.inc()
             log.error("model_refused", version=version, problem=str(exc))
             return None
+        if self._refused.pop(version, None) is not None:
+            self._refused_marks.pop(version, None)
+            log.info("model_accepted_after_refusal", version=version)
+        return runtime
 
     def _follow_all(self, engine: Engine) -> list[asyncio.Task[Any]]:
         settings = self.settings
@@ -269,25 +324,23 @@ class XappService:
                 await self._check_model(engine)
 
     async def _check_model(self, engine: Engine) -> None:
-        """Stage the wanted version if it is neither scoring, staged, nor refused before."""
+        """Stage the wanted version unless it scores or is staged already; keep why it cannot be loaded."""
         assert self._loader is not None
         try:
             wanted = await self._loader.wanted(self.policies.model_version())
         except DataLayerUnavailable:
             return
         staged = engine.shadow.version if engine.shadow is not None else None
-        if wanted is None or wanted in (engine.model.version, staged) or wanted in self._refused:
+        if wanted is None or wanted in (engine.model.version, staged):
+            self.model_problem = None
+            return
+        runtime = await self._load(wanted)
+        if runtime is None:
             if wanted in self._refused:
+                self.model_problem = f"model {wanted} named by policy cannot be loaded: {self._refused[wanted]}"
                 engine.policies.applied(engine.policies.revision, engine.model.version)
             return
-        try:
-            runtime = await self._loader.load(wanted)
-        except ModelLoadError as exc:
-            self._refused[wanted] = str(exc)
-            self.metrics.model_refused.inc()
-            log.error("model_refused", version=wanted, problem=str(exc), scoring=engine.model.version)
-            engine.policies.applied(engine.policies.revision, engine.model.version)
-            return
+        self.model_problem = None
         engine.stage(runtime, self.settings.model_shadow_periods)
 
     async def _sleep(self, seconds: float) -> None:
@@ -303,13 +356,28 @@ class XappService:
         for kind, count in health.dropped.items():
             self.metrics.datalayer_dropped.labels(kind).set(count)
 
+    def problems(self) -> list[str]:
+        """Why the xApp is not ready (empty: ready)."""
+        engine, settings = self.engine, self.settings
+        problems = [] if self.store.loaded else ["A1 policies not loaded yet"]
+        if self.model_problem:
+            problems.append(self.model_problem)
+        if engine is None:
+            return problems or ["no model scoring yet"]
+        stall_ns = settings.stall_periods * settings.period_ms * 1_000_000
+        if engine.last_received_ns - engine.last_scored_ns > stall_ns:
+            problems.append(f"indications arrive but nothing was scored for {settings.stall_periods} periods")
+        return problems
+
     def health(self) -> dict[str, Any]:
         """What /healthz and /readyz answer."""
         data = self.datalayer.health()
         engine = self.engine
+        problems = self.problems()
         return {
-            "status": "degraded" if data.degraded or self.model_problem else "ok",
-            "ready": engine is not None and self.store.loaded,
+            "status": "degraded" if data.degraded or problems else "ok",
+            "ready": not problems,
+            "problems": problems,
             "model_version": engine.model.version if engine is not None else None,
             "staged_model_version": engine.shadow.version if engine is not None and engine.shadow else None,
             "model_problem": self.model_problem,
@@ -317,6 +385,7 @@ class XappService:
             "policies_loaded": self.store.loaded,
             "cells": len(engine.table) if engine is not None else 0,
             "open_incidents": engine.incidents.open_count if engine is not None else 0,
+            "data_quality_incidents": len(engine.intake.ranges.incidents) if engine is not None else 0,
             "e2_streams": int(self.metrics.e2_connected._value.get()),
             "datalayer": {
                 "backend": data.backend, "connected": data.connected, "degraded": data.degraded,

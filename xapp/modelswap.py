@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
 
 from models.artifact import ArtifactError, parse_artifact, read_artifact
-from xapp.datalayer.base import DataLayer, DataLayerUnavailable
+from xapp.datalayer.base import DataLayer
 from xapp.errors import ModelLoadError
 from xapp.runtime import ModelRuntime
 
@@ -45,15 +46,18 @@ class ModelLoader:
         promoted = await self.datalayer.promoted_models()
         return promoted[-1] if promoted else None
 
-    async def load(self, version: str, subscribed: Sequence[str] = ()) -> ModelRuntime:
-        """Fetch a version, check its manifest and hash, open and warm its session (off the event loop).
+    async def fetch(self, version: str) -> tuple[bytes, bytes] | None:
+        """The version's stored (manifest.json, model.onnx) bytes; None if the registry lacks it.
 
-        It scores rows in the order `subscribed` (default: the loader's subscription, else the model's own).
+        Raises DataLayerUnavailable when the registry cannot be asked.
         """
-        try:
-            stored = await self.datalayer.get_model(version)
-        except DataLayerUnavailable as exc:
-            raise ModelLoadError(f"model {version}: registry unavailable: {exc}") from None
+        return await self.datalayer.get_model(version)
+
+    async def load(self, version: str, stored: tuple[bytes, bytes] | None) -> ModelRuntime:
+        """Check a fetched version's manifest and hash, open and warm its session (off the event loop).
+
+        It scores rows in the loader's subscription order, else the model's own.
+        """
         if stored is None:
             raise ModelLoadError(f"model {version}: not in the registry")
         manifest_json, onnx_bytes = stored
@@ -63,5 +67,13 @@ class ModelLoader:
             raise ModelLoadError(str(exc)) from None
         if artifact.manifest.version != version:
             raise ModelLoadError(f"registry model {version}: its manifest says version {artifact.manifest.version}")
-        measurements = tuple(subscribed or self.subscribed or artifact.manifest.measurements)
+        measurements = self.subscribed or artifact.manifest.measurements
         return await asyncio.to_thread(ModelRuntime.load, artifact, measurements, self.period_ms, self.threads)
+
+
+def fingerprint(stored: tuple[bytes, bytes] | None) -> str | None:
+    """What identifies a registry entry's content (None: absent), to retry a refused version once it changes."""
+    if stored is None:
+        return None
+    manifest_json, onnx_bytes = stored
+    return hashlib.sha256(manifest_json + b"\0" + onnx_bytes).hexdigest()

@@ -57,6 +57,17 @@ class XappSettings(BaseSettings):
     release_after_periods: int = Field(60, ge=1)  # a cell silent (not even in an indication) this long is released
     intra_op_threads: int = Field(1, ge=1)
 
+    # what one E2 node or message may make the xApp do: beyond these, rows are refused and counted
+    max_cells: int = Field(100_000, ge=1)  # cells tracked in all
+    max_cells_per_node: int = Field(1024, ge=1)
+    max_cells_per_message: int = Field(16_384, ge=1)  # rows of one stream message; also its budget of gap rows
+    max_gap_periods: int = Field(10, ge=0)  # a cell missing more periods at once restarts its count, no gap rows
+    max_clock_jump_periods: int = Field(10, ge=1)  # how far a node not paced in real time may move its clock at once
+    clock_slack_s: float = Field(10.0, ge=0)  # how far a real-time node may run ahead of the receiving clock
+    clock_restart_after: int = Field(3, ge=1)  # starts in a row beyond the bound, on one timeline: the node restarted
+    quality_incident_periods: int = Field(10, ge=1)  # a measurement out of range this long: a data-quality incident
+    stall_periods: int = Field(5, ge=1)  # indications arrive and nothing is scored this long: not ready
+
     # A1-P, health and metrics (one HTTP server)
     http_host: str = "0.0.0.0"
     a1_port: int = Field(8080, ge=0, le=65535)

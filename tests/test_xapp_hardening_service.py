@@ -1,0 +1,151 @@
+"""Health that tells the truth, and models that recover: the xApp service with a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from models.artifact import write_artifact
+from models.trivial import trivial_artifact
+from ranomaly.redis_process import free_port
+from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from tests.xapp_helpers import MEASUREMENTS, accepted
+from xapp.app import XappService
+from xapp.datalayer.base import DataLayer
+from xapp.datalayer.memory import MemoryDataLayer
+from xapp.datalayer.redis import RedisDataLayer
+from xapp.settings import XappSettings
+
+PERIOD_MS = 100
+T0 = 1_767_571_200_000
+MODEL_POLICY = "/A1-P/v2/policytypes/20100/policies/ranomaly-model"
+
+
+def model_folder(root: Path, version: str) -> Path:
+    fields, onnx = trivial_artifact(MEASUREMENTS, PERIOD_MS / 1000, version=version, warmup_periods=1)
+    write_artifact(root / version, onnx, fields)
+    return root / version
+
+
+async def until(condition: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+class Running:
+    """An xApp service in this event loop, with no E2 node to reach (indications are fed to its engine)."""
+
+    def __init__(self, datalayer: DataLayer, **fields: object) -> None:
+        base: dict[str, object] = {
+            "e2_targets": [f"127.0.0.1:{free_port()}"], "http_host": "127.0.0.1", "a1_port": 0,
+            "period_ms": PERIOD_MS, "model_poll_s": 0.1, "reconnect_min_s": 1.0, "model_shadow_periods": 0,
+        }  # fmt: skip
+        self.service = XappService(XappSettings(**(base | fields)), datalayer)  # type: ignore[arg-type]
+        self.task = asyncio.create_task(self.service.run())
+
+    async def http(self, method: str, path: str, body: object = None) -> httpx.Response:
+        await self.service.started.wait()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.service.http_port}", timeout=5) as client:
+            return await client.request(method, path, json=body)
+
+    async def stop(self) -> None:
+        self.service.stop()
+        await asyncio.wait_for(self.task, 20)
+        assert not self.task.cancelled() and self.task.exception() is None
+
+
+@pytest.fixture
+async def redis_layer(redis_url: str) -> AsyncIterator[RedisDataLayer]:
+    layer = RedisDataLayer(redis_url, prefix=f"test-{uuid.uuid4().hex[:8]}")
+    yield layer
+    await layer.close()
+
+
+def indication(node: str, period: int, cells: list[str]) -> pb.IndicationBatch:
+    header = pb.IndicationHeader(node_id=node, collection_start_ms=T0 + period * PERIOD_MS,
+                                 granularity_period_ms=PERIOD_MS, sequence_number=period)  # fmt: skip
+    return pb.IndicationBatch(indications=[pb.Indication(header=header, cell_ids=cells, values=[1.0] * 3 * len(cells))])
+
+
+async def test_readyz_fails_and_healthz_says_why_when_indications_arrive_but_nothing_is_scored(
+    tmp_path: Path,
+) -> None:
+    xapp = Running(MemoryDataLayer(), seed_model_dir=model_folder(tmp_path, "t1"), stall_periods=2)
+    try:
+        await xapp.service.scoring.wait()
+        engine = xapp.service.engine
+        assert engine is not None and (await xapp.http("GET", "/readyz")).status_code == 200
+        for period in range(8):  # a node no subscription covers: every row refused, nothing scored
+            engine.on_batch(indication("stranger", period, ["x1"]))
+            await asyncio.sleep(PERIOD_MS / 1000)
+        ready = await xapp.http("GET", "/readyz")
+        assert ready.status_code == 503
+        assert "nothing was scored for 2 periods" in " ".join(ready.json()["problems"])
+        assert (await xapp.http("GET", "/healthz")).json()["status"] == "degraded"
+        opened = accepted({"n1": ["c1"]})
+        opened.reporting_period_ms = PERIOD_MS
+        engine.on_accepted(opened)
+        engine.on_batch(indication("n1", 8, ["c1"]))
+        await until(lambda: engine.scored_rows == 1, "the row scored")
+        assert (await xapp.http("GET", "/readyz")).status_code == 200
+    finally:
+        await xapp.stop()
+
+
+async def test_a_model_named_before_it_is_published_is_loaded_once_it_appears_or_changes(
+    redis_layer: RedisDataLayer, tmp_path: Path
+) -> None:
+    xapp = Running(redis_layer, seed_model_dir=model_folder(tmp_path, "t1"))
+    try:
+        await xapp.service.scoring.wait()
+        engine = xapp.service.engine
+        assert engine is not None
+        assert (await xapp.http("PUT", MODEL_POLICY, {"enabled": True, "model_version": "t2"})).status_code == 202
+        await until(lambda: "t2" in xapp.service.health()["refused_models"], "t2 refused")
+        ready = await xapp.http("GET", "/readyz")
+        assert ready.status_code == 503
+        assert "model t2 named by policy cannot be loaded: model t2: not in the registry" in ready.json()["problems"]
+        good = model_folder(tmp_path, "t2")
+        manifest, onnx = (good / "manifest.json").read_bytes(), (good / "model.onnx").read_bytes()
+        await redis_layer.publish_model("t2", manifest, onnx[:-7] + b"corrupt")
+        await until(lambda: "sha256" in xapp.service.health()["refused_models"].get("t2", ""), "t2 retried, refused")
+        await redis_layer.publish_model("t2", manifest, onnx)
+        await until(lambda: engine.model.version == "t2", "t2 retried once replaced, and swapped in")
+        assert xapp.service.health()["refused_models"] == {}
+        assert int(xapp.service.metrics.model_refused._value.get()) == 2
+        assert (await xapp.http("GET", "/readyz")).status_code == 200
+        assert (await xapp.http("GET", MODEL_POLICY + "/status")).json()["enforceStatus"] == "ENFORCED"
+    finally:
+        await xapp.stop()
+
+
+async def test_a_broken_seed_model_leaves_the_xapp_up_unready_and_serving_a1(
+    redis_layer: RedisDataLayer, tmp_path: Path
+) -> None:
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "manifest.json").write_text("{not json")
+    xapp = Running(redis_layer, seed_model_dir=seed)
+    try:
+        await until(lambda: "seed model" in (xapp.service.model_problem or ""), "the seed refused")
+        ready = await xapp.http("GET", "/readyz")
+        assert ready.status_code == 503 and str(seed) in " ".join(ready.json()["problems"])
+        assert (await xapp.http("GET", "/A1-P/v2/policytypes")).json() == [20100]
+        assert not xapp.task.done(), "the xApp is still up"
+        good = model_folder(tmp_path, "t1")
+        for name in ("manifest.json", "model.onnx"):
+            (seed / name).write_bytes((good / name).read_bytes())
+        await asyncio.wait_for(xapp.service.scoring.wait(), 15)
+        assert json.loads((await xapp.http("GET", "/readyz")).content)["model_version"] == "t1"
+    finally:
+        await xapp.stop()
