@@ -36,12 +36,16 @@ async def run_group(
     log.info("child_started", pid=process.pid, command=command[:6])
     if on_start is not None:
         on_start(process.pid)
+    assert process.stdout is not None
+    pump = asyncio.create_task(_pump(process.stdout, on_line))
     try:
-        assert process.stdout is not None
-        await _pump(process.stdout, on_line)
-        return await process.wait()
+        return await _exited(process)
     finally:
-        await stop_group(process, grace_s)
+        await stop_group(process, grace_s)  # what the child left holds the pipe open: the group goes first
+        try:
+            await asyncio.wait_for(pump, grace_s)  # then its last lines
+        except TimeoutError:
+            log.warning("child_output_left_open", pid=process.pid)
 
 
 async def _pump(stream: asyncio.StreamReader, on_line: Callable[[str], None]) -> None:
@@ -65,11 +69,19 @@ async def stop_group(process: asyncio.subprocess.Process, grace_s: float) -> Non
     if process.returncode is None:
         _signal_group(group, signal.SIGTERM)
         try:
-            await asyncio.wait_for(asyncio.shield(process.wait()), grace_s)
+            await asyncio.wait_for(_exited(process), grace_s)
         except TimeoutError:
             log.warning("child_killed", pid=process.pid, grace_s=grace_s)
     _signal_group(group, signal.SIGKILL)  # what the leader left behind, or the leader itself after the grace
-    await process.wait()
+    await _exited(process)
+
+
+async def _exited(process: asyncio.subprocess.Process) -> int:
+    """The exit status once the process exits (Process.wait() of Python 3.11 also waits until every holder of
+    its pipes closed them, a grandchild included)."""
+    while process.returncode is None:
+        await asyncio.sleep(0.05)
+    return process.returncode
 
 
 def stop_stale_group(group: int, marker: str) -> bool:

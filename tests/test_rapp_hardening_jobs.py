@@ -189,6 +189,17 @@ async def test_a_child_that_ignores_sigterm_is_killed_with_its_group_when_its_jo
     assert os.getpgid(0) != grandchild
 
 
+async def test_a_child_that_exits_is_done_even_when_what_it_started_holds_its_output_open() -> None:
+    code = (
+        "import subprocess, sys\n"
+        "s = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        "print(s.pid, flush=True)\n"
+    )
+    lines: list[str] = []
+    assert await run_group([sys.executable, "-c", code], lines.append, grace_s=1.0) == 0
+    await until(lambda: gone(int(lines[0])), "what the child left stopped with its group")
+
+
 async def test_a_child_that_exits_hands_over_every_line_and_its_status() -> None:
     lines: list[str] = []
     status = await run_group([sys.executable, "-c", "print('a\\rb\\n\\nc', end=''); raise SystemExit(3)"],
