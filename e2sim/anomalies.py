@@ -100,6 +100,7 @@ class AnomalySchedule:
     topology: Topology
     seed: int
     events_per_cell_day: float
+    appears_s: Floats | None = None  # [N] when each cell is switched on; no event starts on a cell before
     _days: OrderedDict[int, list[AnomalyEvent]] = field(default_factory=OrderedDict, repr=False)
 
     def day(self, day: int) -> list[AnomalyEvent]:
@@ -110,11 +111,11 @@ class AnomalySchedule:
             self._days.move_to_end(day)
             return cached
         busy: dict[int, list[tuple[float, float]]] = {}
-        for event in _draw_candidates(self.topology, self.seed, day - 1, self.events_per_cell_day):
+        for event in self._candidates(day - 1):
             for cell in event.cells:
                 busy.setdefault(cell, []).append((event.start_s, event.end_s))
         accepted: list[AnomalyEvent] = []
-        for event in _draw_candidates(self.topology, self.seed, day, self.events_per_cell_day):
+        for event in self._candidates(day):
             lo, hi = event.start_s - MIN_GAP_S, event.end_s + MIN_GAP_S
             if any(s < hi and e > lo for cell in event.cells for s, e in busy.get(cell, ())):
                 continue
@@ -125,6 +126,14 @@ class AnomalySchedule:
         if len(self._days) > 8:
             self._days.popitem(last=False)
         return accepted
+
+    def _candidates(self, day: int) -> list[AnomalyEvent]:
+        """A day's candidates on cells already switched on when they start."""
+        events = _draw_candidates(self.topology, self.seed, day, self.events_per_cell_day)
+        if self.appears_s is None:
+            return events
+        appears = self.appears_s
+        return [e for e in events if all(appears[c] <= e.start_s for c in e.cells)]
 
     def between(self, start_s: float, end_s: float) -> list[AnomalyEvent]:
         """Events active at some time in [start_s, end_s)."""
@@ -149,6 +158,7 @@ class Effects:
     ho_fail: Floats  # handover failure: share of executions that fail on top of normal
     transport: Floats  # transport: intensity 0..1 of backhaul delay and loss
     silent: np.ndarray  # bool: records carry no value
+    labelled: np.ndarray  # bool: some event's window (the cells it hits)
     stuck: list[tuple[slice, int, tuple[int, ...], AnomalyEvent]]  # (periods, cell, frozen measurements, event)
 
     @property
@@ -173,6 +183,7 @@ def build_effects(events: list[AnomalyEvent], times_s: Floats, n_cells: int) -> 
         ho_fail=np.zeros(shape),
         transport=np.zeros(shape),
         silent=np.zeros(shape, dtype=bool),
+        labelled=np.zeros(shape, dtype=bool),
         stuck=[],
     )
     for event in events:
@@ -181,6 +192,7 @@ def build_effects(events: list[AnomalyEvent], times_s: Floats, n_cells: int) -> 
             continue
         u = event.intensity
         cols = list(event.cells)
+        fx.labelled[rows, cols] = True
         match event.kind:
             case AnomalyKind.CONGESTION:
                 fx.surge[rows, cols] = 0.35 + 2.2 * u

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,8 @@ class _KpmWriter:
         frame.insert(1, "node_id", np.tile(np.array(self._world.node_ids)[self._world.cell_node], n_periods))
         frame.insert(2, "cell_id", np.tile(np.array(self._world.cell_ids), n_periods))
         frame["timestamp"] = frame["timestamp"].astype("datetime64[ms, UTC]")
+        if block.reported is not None:  # a cell not switched on yet has no row
+            frame = frame[block.reported.reshape(-1)].reset_index(drop=True)
         if self._fmt == "csv":
             ds.kpm_for_csv(frame, self._integers).to_csv(
                 self._path, mode="a" if self._started else "w", header=not self._started, index=False
@@ -224,6 +226,7 @@ def _meta(
             "days": days,
             "utc_offset_h": cfg.utc_offset_h,
             "events_per_cell_day": cfg.events_per_cell_day,
+            "realism": asdict(cfg.realism),
         },
         "labels": {
             "events": summary.events,

@@ -43,7 +43,8 @@ def compute_kpm(
 ) -> np.ndarray:
     """Measurements [T, N, K] (float32, catalogue order, NaN where no value) for relative loads [T, N]."""
     tp = topology
-    z, u = noise.draws()
+    draws = noise.draws()
+    z, u = draws.normals, draws.uniforms
     node_starts = np.flatnonzero(np.diff(tp.cell_node, prepend=-1))
 
     ues_wanted = tp.peak_ues * load * (1.0 + effects.surge)

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from e2sim.realism import Realism
 from e2sim.server import StreamOptions
 from e2sim.world import DEFAULT_START, WorldConfig
 
@@ -27,6 +28,7 @@ class SimSettings(BaseSettings):
     pace: Literal["realtime", "accelerated"] = "realtime"
     periods: int = Field(0, ge=0)  # periods per subscription; 0: endless
     max_indications_per_message: int = Field(64, ge=1, le=4096)
+    realism: bool = True  # routine missing values, coarse resolution, late cells (e2sim.realism); false: clean
 
     @field_validator("start")
     @classmethod
@@ -41,6 +43,7 @@ class SimSettings(BaseSettings):
             utc_offset_h=self.utc_offset_h,
             events_per_cell_day=self.events_per_cell_day,
             start=self.start,
+            realism=Realism() if self.realism else Realism.off(),
         )
 
     def stream(self) -> StreamOptions:

@@ -14,6 +14,7 @@ from e2sim.anomalies import AnomalyEvent, AnomalySchedule, build_effects
 from e2sim.kpm import compute_kpm
 from e2sim.load import relative_load
 from e2sim.noise import NoRandomness, PeriodRandomness
+from e2sim.realism import Realism, coarsen, deploy, report
 from e2sim.source import KpmBlock, Label, StreamStart
 from e2sim.topology import Topology, build_topology
 
@@ -32,6 +33,7 @@ class WorldConfig:
     start: datetime = DEFAULT_START  # where accelerated streams begin
     min_period_ms: int = 10
     max_period_ms: int = 3_600_000
+    realism: Realism = Realism()  # routine missing values, coarse resolution, late cells (e2sim.realism)
 
 
 class World:
@@ -40,7 +42,10 @@ class World:
     def __init__(self, config: WorldConfig) -> None:
         self.config = config
         self.topology: Topology = build_topology(config.seed, config.n_cells)
-        self.schedule = AnomalySchedule(self.topology, config.seed, config.events_per_cell_day)
+        self.deployment = deploy(self.topology, config.seed, config.realism, DEFAULT_START.timestamp())
+        self.schedule = AnomalySchedule(
+            self.topology, config.seed, config.events_per_cell_day, self.deployment.appears_s
+        )
         self._lock = threading.Lock()
         self._stuck_values: OrderedDict[tuple[AnomalyEvent, int], np.ndarray] = OrderedDict()
 
@@ -80,23 +85,31 @@ class World:
         """Measurements of count consecutive periods of every cell."""
         periods = np.arange(first_period, first_period + count, dtype=np.int64)
         values = np.empty((count, self.topology.n_cells, len(cat.MEASUREMENTS)), dtype=np.float32)
+        times_s = periods.astype(np.float64) * (period_ms / 1000.0)
         step = max(1, _CHUNK_CELL_PERIODS // self.topology.n_cells)  # keep temporaries in cache
         with self._lock:
             for row in range(0, count, step):
                 chunk = periods[row : row + step]
-                values[row : row + len(chunk)] = self._compute(chunk, period_ms)
-        return KpmBlock(times_ms=periods * period_ms, values=values)
+                values[row : row + len(chunk)] = self._compute(chunk, times_s[row : row + step], period_ms)
+        appeared = self.deployment.appeared(times_s)
+        if appeared.all():
+            return KpmBlock(times_ms=periods * period_ms, values=values)
+        values[~appeared] = np.nan
+        return KpmBlock(times_ms=periods * period_ms, values=values, reported=appeared)
 
-    def _compute(self, periods: np.ndarray, period_ms: int) -> np.ndarray:
-        times_s = periods * (period_ms / 1000.0)
+    def _compute(self, periods: np.ndarray, times_s: np.ndarray, period_ms: int) -> np.ndarray:
+        realism = self.config.realism
         events = self.schedule.between(float(times_s[0]), float(times_s[-1]) + 1e-3)
         effects = build_effects(events, times_s, self.topology.n_cells)
         load = relative_load(self.topology, times_s, self.config.utc_offset_h)
-        noise = PeriodRandomness(self.config.seed, period_ms, periods, self.topology.n_cells)
+        losses = (realism.value_drop, realism.record_drop)
+        noise = PeriodRandomness(self.config.seed, period_ms, periods, self.topology.n_cells, losses)
         values = compute_kpm(self.topology, load, period_ms / 1000.0, effects, noise)
         for rows, cell, measurements, event in effects.stuck:
             frozen = self._stuck_value(event, period_ms)
             values[rows, cell, list(measurements)] = frozen[list(measurements)]
+        coarsen(values, self.deployment.coarse)
+        report(values, noise.draws(), ~effects.labelled, period_ms / 1000.0, realism)
         values[effects.silent] = np.nan
         return values
 

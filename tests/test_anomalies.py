@@ -7,11 +7,13 @@ an event acts: the test compares them value by value.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from e2sim import catalogue as cat
+from e2sim.realism import Realism
 from e2sim.source import Label
 from e2sim.world import World, WorldConfig
 from ranomaly_contracts.kinds import ANOMALY_KINDS
@@ -22,9 +24,10 @@ PERIODS = 6 * 1440
 
 @pytest.fixture(scope="module")
 def twin_worlds() -> tuple[World, np.ndarray, np.ndarray, list[Label], int]:
-    """Six days of a 48-cell network with anomalies, the same without, and the labels."""
-    config = WorldConfig(seed=21, n_cells=48, events_per_cell_day=1.0)
-    world, quiet = World(config), World(WorldConfig(seed=21, n_cells=48, events_per_cell_day=0.0))
+    """Six days of a 48-cell network with anomalies, the same without, and the labels (no routine missing
+    values or coarse steps, which e2sim.realism adds outside events only: test_e2sim_realism.py)."""
+    config = WorldConfig(seed=21, n_cells=48, events_per_cell_day=1.0, realism=Realism.off())
+    world, quiet = World(config), World(replace(config, events_per_cell_day=0.0))
     first = world.stream_start(PERIOD_MS, 0, realtime=False).first_period
     labels = world.labels(first * PERIOD_MS, (first + PERIODS) * PERIOD_MS, PERIOD_MS)
     return (

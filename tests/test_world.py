@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from e2sim import catalogue as cat
+from e2sim.realism import Realism
 from e2sim.topology import CellType
 from e2sim.world import World, WorldConfig
 
@@ -19,8 +20,8 @@ def _first(world: World, period_ms: int = PERIOD_MS) -> int:
 
 @pytest.fixture(scope="module")
 def quiet_week() -> tuple[World, np.ndarray]:
-    """A week of a 40-cell network without anomalies."""
-    world = World(WorldConfig(seed=5, n_cells=40, events_per_cell_day=0.0))
+    """A week of a 40-cell network without anomalies, missing values or coarse steps (the physics alone)."""
+    world = World(WorldConfig(seed=5, n_cells=40, events_per_cell_day=0.0, realism=Realism.off()))
     return world, world.block(_first(world), 7 * DAY, PERIOD_MS).values.astype(np.float64)
 
 
@@ -112,7 +113,7 @@ def test_measurements_are_physically_related(quiet_week: tuple[World, np.ndarray
 
 
 def test_worse_sinr_means_lower_throughput_at_the_same_load() -> None:
-    world = World(WorldConfig(seed=5, n_cells=40, events_per_cell_day=0.0))
+    world = World(WorldConfig(seed=5, n_cells=40, events_per_cell_day=0.0, realism=Realism.off()))
     first = _first(world)
     values = world.block(first, DAY, PERIOD_MS).values.astype(np.float64)
     tp = world.topology
