@@ -165,6 +165,12 @@ async def test_lost_types_are_restored_before_instances_each_type_on_its_own_and
         assert (await rapp.call("PUT", "/a1-policy/v2/policies", policy("p1", 20100))).status_code == 201
         assert (await rapp.call("PUT", "/a1-policy/v2/policies", policy("p2", 20101))).status_code == 201
 
+        huge = policy("p9", 20100) | {"policy_data": {"enabled": True, "note": "x" * 70_000}}
+        assert (await rapp.call("PUT", "/a1-policy/v2/policies", huge)).status_code == 413
+        long_service = policy("p9", 20100) | {"service_id": "s" * 257}
+        refused = await rapp.call("PUT", "/a1-policy/v2/policies", long_service)
+        assert refused.status_code == 400 and "service_id" in refused.json()["detail"]
+
         fake.wipe()  # the Near-RT side restarts empty: types and instances gone
         await until(lambda: fake.held() == everything, "types restored, then their instances")
         assert fake.types[20101] == type_document(20101), "the type is restored as the rApp read it"

@@ -110,6 +110,7 @@ async def test_queue_bound_reasons_pages_log_and_stop_then_jobs_survive_a_restar
         too_long = await rapp.call("POST", "/api/v1/jobs/training", json={"reason": "x" * 201})
         assert too_long.status_code == 400 and "reason" in too_long.json()["detail"]
         assert (await rapp.call("POST", "/api/v1/jobs/training", json={"reason": "r", "x": 1})).status_code == 400
+        assert (await rapp.call("POST", "/api/v1/jobs/training", content=b" " * 5000)).status_code == 413
         ids = []
         for n in range(3):  # one runs, two wait
             started = await rapp.call("POST", "/api/v1/jobs/training", json={"reason": f"{n}" * 200})

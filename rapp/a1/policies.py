@@ -49,13 +49,13 @@ class PolicyInfo(BaseModel):
     """One A1 policy as the Non-RT RIC policy management API v2 describes it."""
 
     model_config = ConfigDict(extra="forbid")
-    ric_id: str = Field(min_length=1)
+    ric_id: str = Field(min_length=1, max_length=256)
     policy_id: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._:~-]+$")
-    policytype_id: str = Field(min_length=1)
-    service_id: str = ""
+    policytype_id: str = Field(min_length=1, max_length=16)
+    service_id: str = Field("", max_length=256)
     policy_data: dict[str, Any]
     transient: bool = False
-    status_notification_uri: str | None = None
+    status_notification_uri: str | None = Field(None, max_length=2048)
 
 
 def _now() -> str:

@@ -10,13 +10,14 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rapp.api.policies import problem
+from rapp.api.policies import bounded_body, problem
 from rapp.drift import DriftMonitor
 from rapp.jobrecord import REASON_MAX, Job
 from rapp.jobs import JobRunner, QueueFull
 
 PREFIX = "/api/v1"
 PAGE_DEFAULT, PAGE_MAX = 20, 100  # jobs per listing page
+BODY_MAX = 4096  # bytes of a job request's body
 LISTED_LOG_LINES = 5  # a listing shows the tail of each job's log; /jobs/{id} and /jobs/{id}/log show all
 
 
@@ -29,7 +30,9 @@ class JobRequest(BaseModel):
 
 async def _reason(request: Request) -> str | JSONResponse:
     """The optional `reason` of a request body (a JSON object, or nothing)."""
-    raw = await request.body()
+    raw = await bounded_body(request, BODY_MAX, "a job request")
+    if isinstance(raw, JSONResponse):
+        return raw
     if not raw.strip():
         return "on demand"
     try:

@@ -16,14 +16,26 @@ from rapp.a1.policies import PolicyError, PolicyInfo, PolicyRegistry
 from rapp.redact import redact_paths
 
 PREFIX = "/a1-policy/v2"
-_TITLES = {400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error",
-           503: "Service Unavailable"}  # fmt: skip
+_TITLES = {400: "Bad Request", 404: "Not Found", 413: "Content Too Large", 429: "Too Many Requests",
+           500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
+BODY_MAX = 64 * 1024  # bytes of a policy_info body; a larger one is refused with 413 before it is parsed
 
 
 def problem(status: int, detail: str) -> JSONResponse:
     """An RFC 7807 problem response; its detail names no server file path (`rapp.redact`)."""
     body = {"status": status, "title": _TITLES.get(status, "Error"), "detail": redact_paths(detail)}
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+async def bounded_body(request: Request, limit: int, what: str) -> bytes | JSONResponse:
+    """The request's body, read no further than limit bytes: beyond, a 413 problem."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return problem(413, f"body: more than {limit} bytes; {what} holds at most {limit}")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _policy_info(raw: bytes) -> PolicyInfo | JSONResponse:
@@ -79,7 +91,8 @@ def pms_router(registry: PolicyRegistry) -> APIRouter:
     @router.put("/policies")
     async def put_policy(request: Request) -> Response:
         """Create (201) or update (200) a policy: validated against its type's schema, pushed, stored."""
-        info = _policy_info(await request.body())
+        raw = await bounded_body(request, BODY_MAX, "a policy_info body")
+        info = raw if isinstance(raw, JSONResponse) else _policy_info(raw)
         if isinstance(info, JSONResponse):
             return info
 
