@@ -20,6 +20,7 @@ class RowBatch:
         self.received_ns: list[int] = []  # one per added indication (for latency), not per row
         self.first_ns = 0  # receipt time of the oldest row waiting
         self.n = 0
+        self.masked: list[tuple[int, np.ndarray]] = []  # (first row, [rows, K] values masked out of range)
         self._member = np.zeros(0, dtype=bool)  # per slot: has a row here
 
     def resize(self, capacity: int) -> None:
@@ -37,10 +38,17 @@ class RowBatch:
         """Whether a row of any of these slots is waiting already."""
         return bool(self._member[slots].any())
 
-    def add(self, slots: np.ndarray, values: np.ndarray, period_ms: int | np.ndarray, received_ns: int) -> None:
+    def add(
+        self,
+        slots: np.ndarray,
+        values: np.ndarray,
+        period_ms: int | np.ndarray,
+        received_ns: int,
+        masked: np.ndarray | None = None,
+    ) -> None:
         """Rows received together: values [n, K] with NaN where no value, period_ms one for all or per row.
 
-        The caller checks room and members.
+        masked [n, K]: the values that were out of range (NaN in values). The caller checks room and members.
         """
         n = len(slots)
         lo, hi = self.n, self.n + n
@@ -54,6 +62,8 @@ class RowBatch:
         if self.n == 0:
             self.first_ns = received_ns
         self.received_ns.append(received_ns)
+        if masked is not None:
+            self.masked.append((lo, masked))
         self.n = hi
 
     def add_gap(self, slot: int, period_ms: int, now_ns: int) -> None:
@@ -73,4 +83,5 @@ class RowBatch:
         """Forget the rows (after scoring them)."""
         self._member[self.slots[: self.n]] = False
         self.received_ns.clear()
+        self.masked.clear()
         self.n = 0

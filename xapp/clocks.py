@@ -62,9 +62,11 @@ class NodeClock:
         return self.ms + bounds.max_jump_periods * bounds.period_ms
 
     def check(self, start_ms: int, received_ns: int, bounds: ClockBounds) -> str | None:
-        """None if a start ahead of the clock is acceptable (then `advance` to it); else why it is refused."""
+        """None if a start ahead of the clock is acceptable (then `advance` to it); else why it is refused.
+
+        A refusal counts towards the node's restart on a timeline of its own.
+        """
         if start_ms <= self.limit(received_ns, bounds):
-            self.ahead_run = 0
             return None
         jump = bounds.max_jump_periods * bounds.period_ms
         consistent = self.ahead_ms < start_ms <= self.ahead_ms + jump
@@ -77,7 +79,10 @@ class NodeClock:
 
     def advance(self, start_ms: int, received_ns: int, bounds: ClockBounds) -> None:
         """The node delivered start_ms (accepted): move the clock and judge its pace."""
+        self.ahead_run = 0
         self.ms = max(self.ms, start_ms)
+        if self.paced is False:  # its receipt times no longer matter
+            return
         received_ms = received_ns // 1_000_000
         self.offset_ms = min(self.offset_ms, received_ms - start_ms)
         if self.paced is None and start_ms - self.first_ms >= PACE_SPAN_PERIODS * bounds.period_ms:

@@ -258,6 +258,7 @@ class Engine:
         for event in events:
             self.datalayer.write_incident(event)
             self.metrics.incident_events.labels(event.event).inc()
+        self.intake.ranges.observe(slots, batch.gap[:n], batch.masked, table)
         done_ns = time.perf_counter_ns()
         for received in batch.received_ns:
             self.metrics.latency.observe((done_ns - received) / 1e9)

@@ -170,18 +170,18 @@ class Intake:
         if node not in self.clocks:
             self.clocks[node] = NodeClock(start, received_ns)
             self._clocks_moved = True
-        masked = self.ranges.mask(slot_array, values, self.table) is not None
+        masked = self.ranges.mask(values)
         expected = self.table.expected_ms[slot_array]
         on_time = expected == start
         self.counts.indications += 1
         self.counts.cell_reports += len(slot_array)
         if on_time.all():
-            self._add(slot_array, values, start, received_ns)
-            return Taken(rows, values, masked)
-        placed = self._mixed(slot_array, values, start, received_ns, expected, on_time, node)
+            self._add(slot_array, values, start, received_ns, masked)
+            return Taken(rows, values, masked is not None)
+        placed = self._mixed(slot_array, values, start, received_ns, expected, on_time, node, masked)
         if not placed.any():
             return None
-        return Taken(np.flatnonzero(placed) if rows is None else rows[placed], values[placed], masked)
+        return Taken(np.flatnonzero(placed) if rows is None else rows[placed], values[placed], masked is not None)
 
     def take_routine(self, indications: Sequence[pb.Indication], k: int, received_ns: int) -> bool:
         """Accept a whole stream message at once if it is routine; False (nothing taken) if it is not.
@@ -199,7 +199,7 @@ class Intake:
         counts: list[int] = []
         nodes: set[str] = set()
         no_value: list[np.ndarray] = []
-        advancing: list[tuple[str, NodeClock, int]] = []
+        advancing: list[tuple[str, NodeClock, int, int]] = []  # node, its clock, its start, its rows
         offset = 0
         for indication in indications:
             header = indication.header
@@ -216,11 +216,11 @@ class Intake:
             ):
                 return False
             clock = clocks[node]
+            n = len(cached[2])
             if start > clock.ms:
                 if start > clock.limit(received_ns, self.bounds):
                     return False
-                advancing.append((node, clock, start))
-            n = len(cached[2])
+                advancing.append((node, clock, start, n))
             if len(indication.values) != n * k:
                 return False
             if indication.no_value:
@@ -238,26 +238,29 @@ class Intake:
             return False
         flat = itertools.chain.from_iterable(indication.values for indication in indications)
         values = np.fromiter(flat, dtype=np.float32, count=offset).reshape(-1, k)
-        if not np.isfinite(values).all():
+        within = self.ranges.within(values)  # finite and in range: nearly always, and one pass
+        if not within and not np.isfinite(values).all():
             return False
         if no_value:
             values.reshape(-1)[np.concatenate(no_value)] = np.nan
-        for node, clock, start in advancing:
-            clock.check(start, received_ns, self.bounds)
-            self._advance_node(node, clock, start, received_ns)
-        if advancing and (table.generation != generation or table.early):
-            return False
         slots = np.concatenate(slot_parts)
         period_rows = np.repeat(np.array(starts, dtype=np.int64), counts)
         if not np.array_equal(table.expected_ms[slots], period_rows):
             return False
-        outside = self.ranges.mask(slots, values, table)
-        if outside is not None:
-            _mark_no_value(indications, outside.reshape(-1), counts, k)
+        if advancing:  # the message's rows are in line: no closing touches them
+            by_node = table.by_node
+            for node, clock, start, n in advancing:
+                clock.advance(start, received_ns, self.bounds)
+                if len(by_node[node]) > n:  # the node has cells this message does not report
+                    self._close_node(node, clock.ms, received_ns)
+            self._clocks_moved = True
+        masked = None if within else self.ranges.mask(values)
+        if masked is not None:
+            _mark_no_value(indications, masked.reshape(-1), counts, k)
         batch = self.batch
         if batch.room() < len(slots) or batch.holds_any(slots):
             self._flush()
-        batch.add(slots, values, period_rows, received_ns)
+        batch.add(slots, values, period_rows, received_ns, masked)
         table.expected_ms[slots] = period_rows + period
         table.silent_periods[slots] = 0
         self.counts.indications += len(starts)
@@ -341,16 +344,27 @@ class Intake:
             return "node_cell_cap"
         return None
 
-    def _add(self, slots: np.ndarray, values: np.ndarray, start: int, received_ns: int, drain: bool = True) -> None:
+    def _add(
+        self,
+        slots: np.ndarray,
+        values: np.ndarray,
+        start: int,
+        received_ns: int,
+        masked: np.ndarray | None = None,
+        drain: bool = True,
+    ) -> None:
         """Rows that are next in line for their cells; then rows that waited behind them, if drain."""
         batch = self.batch
         if batch.room() < len(slots) or batch.holds_any(slots):
             self._flush()
         if len(slots) > batch.size:  # an indication larger than a batch: score it in parts
             for lo in range(0, len(slots), batch.size):
-                self._add(slots[lo : lo + batch.size], values[lo : lo + batch.size], start, received_ns, drain)
+                part = slice(lo, lo + batch.size)
+                self._add(
+                    slots[part], values[part], start, received_ns, None if masked is None else masked[part], drain
+                )
             return
-        batch.add(slots, values, start, received_ns)
+        batch.add(slots, values, start, received_ns, masked)
         self.table.expected_ms[slots] = start + self.period_ms
         self.table.silent_periods[slots] = 0
         if drain and self.table.early:
@@ -367,10 +381,11 @@ class Intake:
         expected: np.ndarray,
         on_time: np.ndarray,
         node: str,
+        masked: np.ndarray | None,
     ) -> np.ndarray:
         """Rows of which some are late (dropped) or early (held); which rows were placed or held."""
         if on_time.any():
-            self._add(slots[on_time], values[on_time], start, received_ns)
+            self._add(slots[on_time], values[on_time], start, received_ns, None if masked is None else masked[on_time])
         late = expected > start
         if late.any():
             n = int(late.sum())

@@ -1,9 +1,11 @@
 """Values outside their measurement's possible range: masked as "no value", counted, and watched per cell.
 
 The ranges are the contracts' (ranomaly_contracts.measurements); measurements without one are not checked.
-A measurement of a cell that stays out of range for `incident_periods` reported periods in a row opens a
-data-quality incident: logged (at a bounded rate), counted per measurement and listed in health until the
-measurement is back in range or the cell is released.
+Values are masked as rows arrive; what was masked is counted, and each cell's runs move on, once per scored
+batch. A measurement of a cell that stays out of range for `incident_periods` reported periods in a row
+opens a data-quality incident: logged (at a bounded rate), counted per measurement and listed in health
+until the measurement is back in range or the cell is released. Rows that waited for an earlier period
+are scored masked, but neither counted nor watched.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class RangeCheck:
         self.measurements = tuple(measurements)
         self.low, self.high = value_bounds(self.measurements)
         self.checked = bool(np.isfinite(self.low).any() or np.isfinite(self.high).any())
+        largest = np.finfo(np.float32).max  # bounds of `within`: infinite values fail them too
+        self._within_low, self._within_high = np.maximum(self.low, -largest), np.minimum(self.high, largest)
         self.incident_periods = incident_periods
         self.run = np.zeros((0, len(self.measurements)), dtype=np.int32)  # reported periods out of range in a row
         self.flagged = np.zeros(0, dtype=bool)  # slots with a run going
@@ -49,37 +53,46 @@ class RangeCheck:
         self.run[slot] = 0
         self.flagged_count -= int(self.flagged[slot])
         self.flagged[slot] = False
-        for k in range(len(self.measurements)):
-            if self.incidents.pop((slot, k), None) is not None:
-                self._metrics.data_quality_open.dec()
+        if self.incidents:
+            for k in range(len(self.measurements)):
+                if self.incidents.pop((slot, k), None) is not None:
+                    self._metrics.data_quality_open.dec()
 
-    def in_range(self, slots: np.ndarray) -> None:
-        """Rows of these slots came with every value in range: runs going on them end."""
-        if self.flagged_count and self.flagged[slots].any():
-            self._runs(slots, np.zeros((len(slots), len(self.measurements)), dtype=bool), None)
+    def within(self, values: np.ndarray) -> bool:
+        """Whether every value of values [n, K] is finite and in range (one pass, for the routine path)."""
+        return bool(((values >= self._within_low) & (values <= self._within_high)).all())
 
-    def mask(self, slots: np.ndarray, values: np.ndarray, table: CellTable) -> np.ndarray | None:
-        """Set out-of-range values of rows [n, K] (about to be scored) to NaN in place; where (None: nowhere).
-
-        Counts them, and moves each cell's runs and data-quality incidents on.
-        """
+    def mask(self, values: np.ndarray) -> np.ndarray | None:
+        """Set out-of-range values of rows [n, K] to NaN in place; where they were (None: nowhere)."""
         if not self.checked:
             return None
         outside = (values < self.low) | (values > self.high)
         if not outside.any():
-            self.in_range(slots)
             return None
         values[outside] = np.nan
-        per_measurement = outside.sum(axis=0)
-        for k in np.flatnonzero(per_measurement).tolist():
-            self._masked[k].inc(int(per_measurement[k]))
-        first = int(slots[int(np.argmax(outside.any(axis=1)))])
-        self._errors.warning("out_of_range", "values_masked", reason="out_of_range", values=int(per_measurement.sum()),
-                             cell=table.cell_ids[first], node=table.node_ids[first])  # fmt: skip
-        self._runs(slots, outside, table)
         return outside
 
-    def _runs(self, slots: np.ndarray, outside: np.ndarray, table: CellTable | None) -> None:
+    def observe(
+        self, slots: np.ndarray, gap: np.ndarray, masked: list[tuple[int, np.ndarray]], table: CellTable
+    ) -> None:
+        """A scored batch: rows of slots [n] (gap [n]: not reported), with masked [(first row, [rows, K])]."""
+        if not masked and not self.flagged_count:
+            return
+        outside = np.zeros((len(slots), len(self.measurements)), dtype=bool)
+        for first, part in masked:
+            outside[first : first + len(part)] = part
+        if masked:
+            per_measurement = outside.sum(axis=0)
+            for k in np.flatnonzero(per_measurement).tolist():
+                self._masked[k].inc(int(per_measurement[k]))
+            row = int(np.argmax(outside.any(axis=1)))
+            self._errors.warning("out_of_range", "values_masked", reason="out_of_range",
+                                 values=int(per_measurement.sum()), cell=table.cell_ids[int(slots[row])],
+                                 node=table.node_ids[int(slots[row])])  # fmt: skip
+        reported = ~gap
+        self._runs(slots[reported], outside[reported], table)
+
+    def _runs(self, slots: np.ndarray, outside: np.ndarray, table: CellTable) -> None:
         """Runs go on where outside [n, K], end elsewhere; incidents open at incident_periods, close at the end."""
         run = self.run[slots]
         if self.incidents:
@@ -90,9 +103,8 @@ class RangeCheck:
         flagged = run.any(axis=1)
         self.flagged_count += int(flagged.sum()) - int(self.flagged[slots].sum())
         self.flagged[slots] = flagged
-        if table is not None:
-            for i, k in zip(*np.nonzero(run == self.incident_periods), strict=True):
-                self._open(int(slots[i]), int(k), table)
+        for i, k in zip(*np.nonzero(run == self.incident_periods), strict=True):
+            self._open(int(slots[i]), int(k), table)
 
     def _open(self, slot: int, k: int, table: CellTable) -> None:
         cell = self.incidents[(slot, k)] = table.cell_ids[slot]
