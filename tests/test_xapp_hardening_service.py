@@ -6,12 +6,15 @@ import asyncio
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
+from e2sim.server import SimServer, StreamOptions
+from e2sim.world import World, WorldConfig
 from models.artifact import write_artifact
 from models.trivial import trivial_artifact
 from ranomaly.redis_process import free_port
@@ -149,3 +152,30 @@ async def test_a_broken_seed_model_leaves_the_xapp_up_unready_and_serving_a1(
         assert json.loads((await xapp.http("GET", "/readyz")).content)["model_version"] == "t1"
     finally:
         await xapp.stop()
+
+
+async def test_an_accelerated_stream_replayed_from_the_start_reaches_the_kpm_stream_once(
+    redis_layer: RedisDataLayer, tmp_path: Path
+) -> None:
+    world = World(WorldConfig(seed=5, n_cells=9))
+    server = SimServer(world, StreamOptions(realtime=False, periods=30))  # 30 periods, from the start each time
+    port = await server.start("127.0.0.1", 0)
+    period_ms = 60_000
+    fields, onnx = trivial_artifact([m.name for m in world.measurements], period_ms / 1000, version="w1")
+    write_artifact(tmp_path / "w1", onnx, fields)
+    xapp = Running(redis_layer, e2_targets=[f"127.0.0.1:{port}"], period_ms=period_ms, seed_model_dir=tmp_path / "w1",
+                   reconnect_min_s=0.05, reconnect_max_s=0.1)  # fmt: skip
+    try:
+        await xapp.service.scoring.wait()
+        metrics = xapp.service.metrics
+        await until(lambda: metrics.refused_rows.labels("late")._value.get() >= 2 * 9 * 30, "two replays refused")
+        engine = xapp.service.engine
+        assert engine is not None and engine.scored_rows == 9 * 30
+    finally:
+        await xapp.stop()
+        await server.stop(0)
+    forwarded: Counter[tuple[str, int]] = Counter()
+    for _, entry in await redis_layer.read_kpm():
+        for ind in entry.indications:
+            forwarded.update((cell, ind.header.collection_start_ms) for cell in ind.cell_ids)
+    assert len(forwarded) == 9 * 30 and set(forwarded.values()) == {1}, "each cell-period forwarded once"
