@@ -17,7 +17,10 @@ class XappMetrics:
         self.indications = Counter("ranomaly_xapp_indications", "E2 indications accepted", registry=r)
         self.cell_reports = Counter("ranomaly_xapp_cell_reports", "Cell-period rows accepted", registry=r)
         self.decode_errors = Counter(
-            "ranomaly_xapp_decode_errors", "Indications or rows dropped as malformed", ["reason"], registry=r
+            "ranomaly_xapp_decode_errors",
+            "Indications (or an indication's cells) refused, by reason",
+            ["reason"],
+            registry=r,
         )
         self.late_rows = Counter(
             "ranomaly_xapp_late_rows", "Rows dropped: later than the lateness bound, or repeated", registry=r
