@@ -90,15 +90,17 @@ async def test_collection_starts_that_are_no_time_are_refused_and_counted(datala
 
 
 async def test_one_start_ten_years_ahead_is_dropped_and_moves_no_clock(datalayer: MemoryDataLayer) -> None:
-    engine = await started(datalayer)
+    engine = await started(datalayer, {"n1": ["c1", "c2"], "n2": ["c3"], "n3": ["c4"]})
     steady(engine, range(3))
     ahead = T0 + 10 * YEAR_MS - (T0 + 10 * YEAR_MS) % PERIOD_MS
     engine.on_batch(batch(at("n1", ahead, {"c1": CALM, "c2": CALM})))
+    engine.on_batch(batch(at("n3", ahead, {"c4": CALM})))  # a node's first start: judged from the network's time
     steady(engine, range(3, 8))
+    engine.on_batch(batch(indication("n3", 7, {"c4": CALM})))
     engine.flush()
-    assert refused(engine, "ahead_of_node") == 2
+    assert refused(engine, "ahead_of_node") == 2 + 1
     got = await scored(datalayer)
-    assert sorted(got) == sorted((c, p) for c in ("c1", "c2", "c3") for p in range(8)), "scoring went on"
+    assert sorted(got) == sorted([(c, p) for c in ("c1", "c2", "c3") for p in range(8)] + [("c4", 7)]), "scoring on"
     assert count(engine, "late_rows") == 0 and count(engine, "gap_rows") == 0
     assert engine.intake.watermark_ms == T0 + 7 * PERIOD_MS
 

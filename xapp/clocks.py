@@ -10,7 +10,9 @@ A start ahead of the clock is accepted only within a bound:
 A start beyond the bound is refused (counted by the caller). A node that keeps reporting beyond it on a
 timeline of its own (`reanchor_after` starts in a row, each within the jump bound of the one before)
 has restarted on another timeline: its clock follows it from there.
-The network's time is the lower median of the node clocks, so no single node moves it either.
+The network's time is the lower median of the node clocks, so no single node moves it either. A new node's
+first start is judged as if its clock stood at the network's time (the very first node's is taken as it is:
+there is nothing to judge it by).
 """
 
 from __future__ import annotations

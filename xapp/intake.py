@@ -35,6 +35,8 @@ from xapp.quality import RangeCheck
 
 log = structlog.get_logger(__name__)
 
+_MAX_PENDING = 4096  # nodes whose first starts were refused, remembered to recognise a timeline of their own
+
 
 @dataclass(frozen=True)
 class IntakeLimits:
@@ -122,6 +124,7 @@ class Intake:
         self.cell_filter = CellFilter()
         self.counts = IntakeCounts()
         self.clocks: dict[str, NodeClock] = {}
+        self._pending: dict[str, NodeClock] = {}  # nodes whose first starts were refused, judged from the network
         self.ranges = RangeCheck(measurements, limits.quality_incident_periods, metrics, errors)
         table.attach(self.ranges)
         self.gap_budget = limits.max_cells_per_message  # gap rows the current message or tick may still add
@@ -295,8 +298,29 @@ class Intake:
             self.refuse("unaligned_period", node, rows, f"collection start {start} is not a multiple of the period")
             return False
         clock = self.clocks.get(node)
-        if clock is None or start <= clock.ms:
+        if clock is None:
+            return self._first_start_timely(node, start, rows, received_ns)
+        if start <= clock.ms:
             return True
+        if not self._within_bound(node, clock, start, rows, received_ns):
+            return False
+        self._advance_node(node, clock, start, received_ns)
+        return True
+
+    def _first_start_timely(self, node: str, start: int, rows: int, received_ns: int) -> bool:
+        """A new node's start is bounded as if its clock were at the network's time (the first node's is free)."""
+        if not self.clocks:
+            return True
+        clock = self._pending.pop(node, None) or NodeClock(self.watermark_ms, received_ns)
+        if start <= clock.ms or self._within_bound(node, clock, start, rows, received_ns):
+            return True
+        if len(self._pending) >= _MAX_PENDING:
+            self._pending.clear()
+        self._pending[node] = clock  # refused for now: its next starts may show a timeline of its own
+        return False
+
+    def _within_bound(self, node: str, clock: NodeClock, start: int, rows: int, received_ns: int) -> bool:
+        """Whether a start ahead of the clock is within its bound, or restarts the node there; refusals counted."""
         limit = clock.limit(received_ns, self.bounds)
         reason = clock.check(start, received_ns, self.bounds)
         if reason is not None:
@@ -305,7 +329,6 @@ class Intake:
         if start > limit:
             self._metrics.clock_restarts.inc()
             log.warning("node_clock_restarted", node=node, clock_ms=clock.ms, start_ms=start)
-        self._advance_node(node, clock, start, received_ns)
         return True
 
     def _slots(self, node: str, cells: list[str], start: int) -> tuple[list[int], list[int]]:
