@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from rapp.api.policies import problem
+from rapp.redact import redact_all
 from rapp.reports import DailyReport, IncidentReport, Reporter, ReportNotFound
 
 PREFIX = "/api/v1/reports"
@@ -30,7 +31,7 @@ def _answer(report: IncidentReport | DailyReport, fmt: str) -> Response:
     headers = {"x-summary-written-by": written_by}
     if fmt == "markdown":
         return Response(report.markdown(), media_type=MARKDOWN, headers=headers)
-    return JSONResponse(report.to_json(), headers=headers)
+    return JSONResponse(redact_all(report.to_json()), headers=headers)  # a model's failure may name its folder
 
 
 def reports_router(reporter: Reporter) -> APIRouter:
