@@ -291,7 +291,7 @@ def _thresholds(
     step: DetectorStep, inputs: StepInputs, fit_rows: int, arrays: KpmArrays, config: DetectorConfig
 ) -> Thresholds:
     scores, deviations = [], []
-    for row, out, state in periods(step, inputs):
+    for row, out, state in progress(periods(step, inputs), "thresholds", "period", inputs.x.shape[0]):
         if row < fit_rows:
             continue
         warm = (state[:, step.layout.index("count")] >= config.warmup_periods).numpy() & arrays.reported[row]
