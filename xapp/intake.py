@@ -128,6 +128,7 @@ class Intake:
         self.ranges = RangeCheck(measurements, limits.quality_incident_periods, metrics, errors)
         table.attach(self.ranges)
         self.gap_budget = limits.max_cells_per_message  # gap rows the current message or tick may still add
+        self._routine_rows = min(batch.size, limits.max_cells_per_message)  # most rows a routine message holds
         self._network_ms = NO_TIME
         self._clocks_moved = False
         self._node_slots: dict[str, tuple[int, list[str], np.ndarray]] = {}  # node -> (generation, cells, slots)
@@ -236,8 +237,7 @@ class Intake:
             starts.append(start)
             counts.append(n)
             offset += n * k
-        rows = offset // k
-        if not slot_parts or rows > self.batch.size or rows > self.limits.max_cells_per_message or table.early:
+        if not slot_parts or offset // k > self._routine_rows or table.early:
             return False
         flat = itertools.chain.from_iterable(indication.values for indication in indications)
         values = np.fromiter(flat, dtype=np.float32, count=offset).reshape(-1, k)
@@ -253,7 +253,10 @@ class Intake:
         if advancing:  # the message's rows are in line: no closing touches them
             by_node = table.by_node
             for node, clock, start, n in advancing:
-                clock.advance(start, received_ns, self.bounds)
+                if clock.paced is False:  # judged not paced: the clock just moves (NodeClock.advance, inlined)
+                    clock.ms, clock.ahead_run = start, 0
+                else:
+                    clock.advance(start, received_ns, self.bounds)
                 if len(by_node[node]) > n:  # the node has cells this message does not report
                     self._close_node(node, clock.ms, received_ns)
             self._clocks_moved = True
