@@ -45,7 +45,8 @@ bench: $(STAMP)
 	$(BIN)/ranomaly --log-level WARNING bench reports --json bench-reports.json
 
 # Detection quality on simulator seeds never used while developing (101 and 202, looked at after every
-# change since; 404 and 505, first used for the figures of 2026-11-26), root cause also on 303.
+# change since; 404 and 505, first used for the figures of 2026-11-26), root cause also on 303; then the
+# real datasets beside the baselines.
 eval: $(STAMP)
 	for seed in 101 202 303 404 505; do \
 		$(BIN)/ranomaly --log-level WARNING sim export --seed $$seed --cells 60 --days 7 --format parquet --out .eval/seed$$seed; \
@@ -54,6 +55,8 @@ eval: $(STAMP)
 		$(BIN)/ranomaly --log-level WARNING eval --data .eval/seed$$seed --holdout .eval/seed303 --json eval-seed$$seed.json; \
 		$(BIN)/ranomaly --log-level WARNING ceiling --data .eval/seed$$seed; \
 	done
+	# real labelled datasets (../shared/data/real; a clone without it stops here and says so), progress on stderr
+	$(BIN)/ranomaly --log-level INFO eval-real --json eval-real.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bench .eval .demo bench-*.json eval-*.json

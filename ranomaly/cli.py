@@ -166,6 +166,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_real(args: argparse.Namespace) -> int:
+    """The main detector beside the baselines on real labelled datasets: one table per dataset."""
+    from models.eval_real import DEFAULT_ROOT, RealEvalConfig, format_dataset, run_real_evaluation
+
+    config = RealEvalConfig(
+        root=Path(args.root) if args.root else DEFAULT_ROOT,
+        datasets=tuple(args.datasets.split(",")) if args.datasets else (),
+        seed=args.seed,
+        max_train_periods=args.max_train_periods,
+        fast=args.fast,
+    )
+    if not config.root.is_dir():
+        print(f"eval-real: no real datasets at {config.root} (the folder does not exist; pass it with --root)")
+        return 2
+
+    def show(result: dict[str, Any]) -> None:
+        print(format_dataset(result) + "\n", flush=True)
+
+    results = run_real_evaluation(config, show)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=float) + "\n")
+    return 0
+
+
 def cmd_ceiling(args: argparse.Namespace) -> int:
     """Event recall per kind of an oracle that knows the normal, on a simulator export's test part."""
     from models.ceiling import ceiling
@@ -451,6 +475,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--fast", action="store_true", help="tiny training settings (for smoke tests)")
     evaluate.add_argument("--holdout", help="another labelled dataset (another seed) for the root-cause test")
     evaluate.set_defaults(handler=cmd_eval)
+
+    real = commands.add_parser("eval-real", help="main detector and baselines on real labelled datasets")
+    real.add_argument("--root", help="folder of dataset folders (train/, test/); default ../shared/data/real")
+    real.add_argument("--datasets", help="comma-separated dataset names under the root; default: all")
+    real.add_argument("--json", help="also write the figures to this JSON file")
+    real.add_argument("--seed", type=int, default=0)
+    real.add_argument("--max-train-periods", type=int, default=10_000, help="latest training periods kept")
+    real.add_argument("--fast", action="store_true", help="tiny baseline settings (for smoke tests)")
+    real.set_defaults(handler=cmd_eval_real)
 
     ceiling = commands.add_parser("ceiling", help="what an oracle that knows the normal catches in a simulator export")
     ceiling.add_argument("--data", required=True, help="dataset folder written by 'ranomaly sim export'")
