@@ -297,9 +297,11 @@ async def test_late_duplicate_and_refused_rows_never_reach_the_kpm_stream(redis_
 
 async def test_masked_values_are_forwarded_as_no_value(datalayer: MemoryDataLayer) -> None:
     engine = await ranged_engine(datalayer)
+    engine.intake.cell_filter.nodes.add("n2")
     for p in range(2):  # careful path, then routine path
-        engine.on_batch(batch(indication("n1", p, {"c1": (-5.0, 1.0, -2.0), "c2": (3.0, 1.0, 2.0)})))
+        engine.on_batch(batch(indication("n1", p, {"c1": (-5.0, 1.0, -2.0), "c2": (3.0, 1.0, 2.0)}),
+                              indication("n2", p, {"c3": (1.0, 2e6, 0.0)})))  # fmt: skip
     engine.flush()
     await datalayer.flush()
     entries = [ind for _, entry in await datalayer.read_kpm() for ind in entry.indications]
-    assert [list(ind.no_value) for ind in entries] == [[0], [0]], "c1's RRC.ConnMean: no value"
+    assert [list(ind.no_value) for ind in entries] == [[0], [1]] * 2, "c1's RRC.ConnMean, c3's loss: no value"

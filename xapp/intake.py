@@ -507,9 +507,11 @@ class Intake:
 
 def _mark_no_value(indications: Sequence[pb.Indication], outside: np.ndarray, counts: list[int], k: int) -> None:
     """Add the masked records (outside, flat over the message's rows) to each indication's no_value."""
-    offset = 0
-    for indication, n in zip(indications, counts, strict=True):
-        where = np.flatnonzero(outside[offset : offset + n * k])
-        if where.size:
-            indication.no_value.extend(where.tolist())
-        offset += n * k
+    where = np.flatnonzero(outside)
+    ends = np.cumsum(counts) * k  # each indication's records end here
+    cuts = np.searchsorted(where, ends).tolist()
+    lo, first = 0, 0
+    for indication, hi, end in zip(indications, cuts, ends.tolist(), strict=True):
+        if hi > lo:
+            indication.no_value.extend((where[lo:hi] - first).tolist())
+        lo, first = hi, end
