@@ -508,6 +508,9 @@ class Intake:
 def _mark_no_value(indications: Sequence[pb.Indication], outside: np.ndarray, counts: list[int], k: int) -> None:
     """Add the masked records (outside, flat over the message's rows) to each indication's no_value."""
     where = np.flatnonzero(outside)
+    if len(counts) == 1:
+        indications[0].no_value.extend(where.tolist())
+        return
     ends = np.cumsum(counts) * k  # each indication's records end here
     cuts = np.searchsorted(where, ends).tolist()
     lo, first = 0, 0
