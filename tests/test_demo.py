@@ -126,6 +126,7 @@ def test_children_left_running_are_stopped_with_their_group() -> None:
     _eventually("the group stopped", lambda: subprocess.run(["pgrep", "-g", str(process.pid)]).returncode == 1)
 
 
+@pytest.mark.timeout(900)  # a Python start and a few waits, each bounded by BOUND_S: generous for a busy machine
 def test_sigterm_stops_the_demo_and_every_process_it_started(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "ranomaly", "--log-level", "WARNING", "demo", "--hours", "1", "--cells", "4",
                "--work", str(tmp_path)]  # fmt: skip
