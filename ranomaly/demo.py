@@ -377,7 +377,7 @@ async def close_the_loop(
         for line in job.log[len(job.log) - min(written - shown, len(job.log)) :]:
             waits.say(f"  {line}")
         shown = written
-        return f"{job.id} {job.state}"
+        return f"{job.id} {job.state}" + (f", its last log line: {job.log[-1]}" if job.log else "")
 
     def job_log() -> list[str]:
         return list(job.log)
