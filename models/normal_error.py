@@ -73,7 +73,9 @@ def detector_normal_error(dataset: Dataset, config: DetectorConfig | None = None
     arrays = to_arrays(dataset)
     _, truth, normal = simulated_runs(dataset, arrays)
     plan = plan_split(arrays)
-    step, _ = fit_step(select(arrays, plan.train_rows, plan.train_cells), period_of(arrays), config or DetectorConfig())
+    step = fit_step(
+        select(arrays, plan.train_rows, plan.train_cells), period_of(arrays), config or DetectorConfig()
+    ).step
     inputs = step_inputs(arrays)
     rows = len(arrays.times_ms)
     trace = walk(step, inputs, rows, "baseline", network=True)

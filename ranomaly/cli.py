@@ -135,6 +135,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"state {manifest.state_size} floats per cell, threshold {manifest.thresholds.score:.3f}; "
         f"trained in {seconds:.0f} s"
     )
+    rule = manifest.thresholds.model_dump().get("rule") or {}
+    if rule.get("floor_binds"):
+        print(f"threshold: the floor {rule['floor']:g} binds (the calibration scores' tail lies under it)")
+    for note in manifest.training.get("measurement_notes", []):
+        print(f"warning: {note['measurement']}: {note['problem']}; {note['action']}")
     return 0
 
 

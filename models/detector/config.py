@@ -22,7 +22,6 @@ class DetectorConfig:
     clip_sigmas: float = 3.0  # residuals beyond this many scales update the state only up to it
     evidence_clip: float = 5.0  # errors beyond this many spreads add no more to the averages
     warmup_periods: int = 30
-    missing_deviation: float = 10.0  # deviation of a record with no value (unless routinely missing)
     onset_level: float = 1.5  # a raw score from this level up starts or continues an alarm run
     onset_periods: int = 15  # periods of a run scored in full; later ones are capped ...
     record_factor: float = 1.25  # ... unless they beat the run's peak by this factor
@@ -30,8 +29,10 @@ class DetectorConfig:
     rearm_periods: float = 30.0  # an alarm run stays open through this many calm periods (re-alarms are capped)
     gate_level: float = 4.0  # the slow memories (drift, z bias) follow a cell this anomalous ...
     gate_pace: float = 0.1  # ... at this fraction of their pace
+    relearn_hours: float = 12.0  # an alarm run this long is a new normal: the state follows it unclipped
     count_min_spread: float = 0.5  # the network's smallest spread of a small count, in residual scales
     hidden: int = 64
+    missing_hidden: int = 16  # the network that gives the chance of a missing value
     epochs: int = 6
     batch_size: int = 2048
     learning_rate: float = 2e-3

@@ -38,6 +38,7 @@ class StreamingDetector:
         self.config = config or DetectorConfig()
         self.step: DetectorStep | None = None
         self.thresholds: Thresholds | None = None
+        self.notes: list[dict[str, str]] = []
         self.artifact: Artifact | None = None
         self._session: Any = None
         self.fit_seconds = 0.0
@@ -46,7 +47,8 @@ class StreamingDetector:
         """Train on every cell and period of train, export, and load the exported graph."""
         began = time.perf_counter()
         period_s = period_of(train)
-        self.step, self.thresholds = fit_step(train, period_s, self.config)
+        fitted = fit_step(train, period_s, self.config)
+        self.step, self.thresholds, self.notes = fitted.step, fitted.thresholds, fitted.notes
         self.fit_seconds = time.perf_counter() - began
         onnx_bytes = export_onnx(self.step)
         fields = self.manifest_fields(train, period_s, onnx_bytes)
@@ -71,6 +73,7 @@ class StreamingDetector:
                 "score": self.thresholds.score,
                 "deviation": self.thresholds.deviation,
                 "score_stats": self.thresholds.score_stats,
+                "rule": self.thresholds.rule,
             },
             "training": {
                 "start": datetime.fromtimestamp(int(train.times_ms[0]) / 1000, UTC).strftime(iso),
@@ -79,6 +82,7 @@ class StreamingDetector:
                 "cells": len(train.cell_ids),
                 "seconds": round(self.fit_seconds, 1),
                 "config": asdict(self.config),
+                "measurement_notes": self.notes,
             },
             "evaluation": {},
             "opset": OPSET,

@@ -20,7 +20,10 @@ profile and short memories. A period is scored before it updates the state (caus
    real anomaly lasts), a long average of the residual to the level profile alone (a slow ramp, such as
    a degradation, that the drift offset follows still stands out against the profile), runs of exactly
    repeated values (stuck counters; a small count's chance to repeat follows from its value, so a
-   night of zero handovers is no run) and missing values (a silent cell is an anomaly, never a gap);
+   night of zero handovers is no run) and missing values, scored by how surprising they are: a small
+   network shared by all cells gives the chance that each measurement has no value from the cell's
+   context and whether it had none the period before (a ratio with no attempts at night, a dropped
+   value), and a run of missing values adds up its surprise (a silent cell is an anomaly, never a gap);
    the deviation of a measurement is its strongest evidence;
 6. the raw score is the strongest deviation, statistical evidence counting only as far as the previous
    period's confirms it (one-period spikes, mostly of small counts at night, are most of the normal
@@ -52,6 +55,10 @@ RATES = ("profile", "variance", "recent", "offset", "short", "long", "repeat")
 AVERAGES = ("u_short", "u_long", "z_short", "z_long", "shift_long")
 PAIRS = ("u_pair", "z_pair")
 CALIBRATED = (*PAIRS, *AVERAGES, "stuck")
+MISSING_LOGIT_LIMIT = 9.21  # no value is ever certain or impossible: its chance stays within 1e-4 of 0 and 1
+FEATURE_LIMIT = 8.0  # standardised features beyond it tell the missing-value network nothing more
+RELEARN_WIDTH = 1e4  # how much wider the clipping of a relearning cell's residuals is
+MISSING_RUN_LIMIT = 100.0  # surprise of a run of missing values adds up to this (deviation 10) and no further
 
 
 def _bin_centres(n_bins: int) -> torch.Tensor:
@@ -88,6 +95,21 @@ class ResidualNet(nn.Module):
         return out[:, : self.n_measurements], torch.maximum(log_spread, self.min_log_spread)
 
 
+class MissingNet(nn.Module):
+    """The chance that each measurement has no value, from a cell's context (the residual network's
+    features) and which measurements had none the period before."""
+
+    def __init__(self, n_features: int, n_measurements: int, hidden: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(n_features + n_measurements, hidden), nn.ReLU(), nn.Linear(hidden, n_measurements)
+        )
+
+    def forward(self, normalised_features: torch.Tensor, was_missing: torch.Tensor) -> torch.Tensor:
+        """Logits of "no value" [B, K]."""
+        return self.layers(torch.cat([normalised_features, was_missing], dim=1))
+
+
 class DetectorStep(nn.Module):
     """x, mask, time, state -> score, deviation, state_out (the Models contract of ARCHITECTURE.md).
 
@@ -100,7 +122,8 @@ class DetectorStep(nn.Module):
     transform: torch.Tensor
     floor: torch.Tensor
     variance_prior: torch.Tensor
-    missing_level: torch.Tensor
+    q_missing: torch.Tensor
+    modelled: torch.Tensor
     precision: torch.Tensor
     q_u_pair: torch.Tensor
     q_z_pair: torch.Tensor
@@ -117,7 +140,7 @@ class DetectorStep(nn.Module):
     rate_long: torch.Tensor
     rate_repeat: torch.Tensor
 
-    def __init__(self, n_measurements: int, hidden: int) -> None:
+    def __init__(self, n_measurements: int, hidden: int, missing_hidden: int = 16) -> None:
         super().__init__()
         k = n_measurements
         self.layout = StateLayout(k)
@@ -125,12 +148,15 @@ class DetectorStep(nn.Module):
         # The network sees the time of day but not the weekend flag: the profiles handle weekends,
         # and a network trained on weekdays only must not extrapolate on a Saturday.
         self.net = ResidualNet(2 + 2 * k + 1, k, hidden)
+        self.missing_net = MissingNet(2 + 2 * k + 1, k, missing_hidden)
         self.register_buffer("profile_centres", _bin_centres(PROFILE_BINS))
         self.register_buffer("scale_centres", _bin_centres(SCALE_BINS))
         # Set by training: transforms, scale floors and priors, memories, precision, calibration.
-        for name in ("transform", "floor", "variance_prior", "missing_level"):
+        for name in ("transform", "floor", "variance_prior"):
             self.register_buffer(name, torch.zeros(k))
-        for name in CALIBRATED:
+        # 0 for a measurement training found constant: it has no statistical evidence
+        self.register_buffer("modelled", torch.ones(k))
+        for name in (*CALIBRATED, "missing"):
             self.register_buffer(f"q_{name}", torch.ones(k))
         for name in RATES:
             self.register_buffer(f"rate_{name}", torch.tensor(0.1))
@@ -144,6 +170,7 @@ class DetectorStep(nn.Module):
         self.sustain_level = 1.0  # what the other later periods of a run are capped at (under the threshold)
         self.gate_level = 4.0  # the slow memories follow a cell whose raw score reaches it ...
         self.gate_pace = 0.1  # ... at this fraction of their pace
+        self.relearn_periods = 1e9  # an alarm run this long is the cell's new normal: the state follows it
         self.profile_prior = 0.0  # periods of observation a new profile bin's first level counts as
 
     @staticmethod
@@ -241,11 +268,16 @@ class DetectorStep(nn.Module):
         present: torch.Tensor,
         s: dict[str, torch.Tensor],
         profile_residual: torch.Tensor,
+        features: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         """Raw evidence of this period (uncalibrated): errors held two periods in a row (the smaller of
         this and the last |u| or |z|: a real anomaly lasts, while one-period spikes are the heaviest part
         of normal noise), averages of u and z (sustained small shifts), the average of the standardised
-        residual to the profile alone (shifts slow enough for the drift offset to follow), and stuck runs."""
+        residual to the profile alone (shifts slow enough for the drift offset to follow), stuck runs and
+        missing runs.
+
+        `run` holds both kinds of run: from 0 up, the periods a value has stayed exactly the same; below
+        0, minus the surprise (negative log-likelihood) of the values missing in a row so far."""
         u_clipped = torch.clamp(u, -self.evidence_clip, self.evidence_clip)
         z_clipped = torch.clamp(z, -self.evidence_clip, self.evidence_clip)
         shift_clipped = torch.clamp(profile_residual, -self.evidence_clip, self.evidence_clip)
@@ -260,7 +292,12 @@ class DetectorStep(nn.Module):
             rate = self.rate_short if name.endswith("short") else self.rate_long
             averages[name] = torch.where(present, s[name] + rate * (value - s[name]), s[name])
         same = present & (x == s["last"]) & (s["count"] > 0)
-        run = torch.where(same, s["run"] + 1.0, torch.where(present, torch.zeros_like(x), s["run"]))
+        was_missing = s["run"] < 0
+        surprise = self.missing_surprise(features, was_missing)
+        missing_run = torch.clamp(
+            torch.where(was_missing, s["run"], torch.zeros_like(x)) - surprise, min=-MISSING_RUN_LIMIT
+        )
+        run = torch.where(same, torch.relu(s["run"]) + 1.0, torch.where(present, torch.zeros_like(x), missing_run))
         repeat_step = torch.maximum(self.rate_repeat, 1.0 / (s["count"] + 1.0))
         repeat_rate = torch.where(
             present, s["repeat_rate"] + repeat_step * (same.to(x.dtype) - s["repeat_rate"]), s["repeat_rate"]
@@ -278,8 +315,22 @@ class DetectorStep(nn.Module):
             "z": z,
             "run": run,
             "repeat_rate": repeat_rate,
-            "stuck": run * -torch.log(torch.clamp(torch.maximum(repeat_rate, chance), min=1e-3, max=1.0)),
+            "stuck": torch.relu(run) * -torch.log(torch.clamp(torch.maximum(repeat_rate, chance), min=1e-3, max=1.0)),
+            "missing": torch.relu(-run),
         }
+
+    def missing_logits(self, features: torch.Tensor, was_missing: torch.Tensor) -> torch.Tensor:
+        """Logits of the chance that each measurement has no value this period [B, K]."""
+        normalised = torch.clamp(
+            (features - self.net.feature_mean) / self.net.feature_std, -FEATURE_LIMIT, FEATURE_LIMIT
+        )
+        logits = self.missing_net(normalised, was_missing.to(features.dtype))
+        return torch.clamp(logits, -MISSING_LOGIT_LIMIT, MISSING_LOGIT_LIMIT)
+
+    def missing_surprise(self, features: torch.Tensor, was_missing: torch.Tensor) -> torch.Tensor:
+        """-log of the chance that each measurement has no value this period [B, K] (float64 inside: it
+        adds up over a run)."""
+        return nn.functional.softplus(-self.missing_logits(features, was_missing).double()).float()
 
     def _count_repeat(self, x: torch.Tensor) -> torch.Tensor:
         """How often a small count repeats exactly by chance at its value (Poisson: about 1/sqrt(1 + 4 pi
@@ -296,8 +347,10 @@ class DetectorStep(nn.Module):
             statistical = torch.maximum(statistical, evidence[name] / getattr(self, f"q_{name}"))
         for name in AVERAGES:
             statistical = torch.maximum(statistical, torch.abs(evidence[name]) / getattr(self, f"q_{name}"))
-        specific = torch.where(present, evidence["stuck"] / self.q_stuck, self.missing_level.expand_as(statistical))
-        return torch.where(present, statistical, torch.zeros_like(statistical)), specific
+        stuck = evidence["stuck"] * self.modelled / self.q_stuck
+        specific = torch.where(present, stuck, evidence["missing"] / self.q_missing)
+        statistical = torch.where(present & (self.modelled > 0.5), statistical, torch.zeros_like(statistical))
+        return statistical, specific
 
     def score(
         self, statistical: torch.Tensor, specific: torch.Tensor, s: dict[str, torch.Tensor], present: torch.Tensor
@@ -338,7 +391,10 @@ class DetectorStep(nn.Module):
         present, y, scale = c["present"], c["y"], c["scale"]
         gate = present.to(y.dtype)[:, None, :]
         any_present = present.any(dim=1)
-        width = self.clip_sigmas * scale
+        # a cell in alarm for longer than relearn_periods has a new normal (a level no normal spread
+        # reaches, such as a near-constant measurement at another value): its state follows unclipped
+        stale = (s["alarm_run"] >= self.relearn_periods).to(y.dtype)
+        width = self.clip_sigmas * scale * (1.0 + stale * RELEARN_WIDTH)
         recent_rate = torch.maximum(self.rate_recent, 1.0 / (s["count"] + 1.0))
         recent = torch.where(present, s["recent"] + recent_rate * (y - s["recent"]), s["recent"])
         target = (y - s["offset"])[:, None, :]  # what the profile bins learn
@@ -364,7 +420,7 @@ class DetectorStep(nn.Module):
         updated = variance + rate[:, :, None] * (squared[:, None, :] - variance) * gate
         new["variance"] = torch.where(first[:, :, None], self.variance_prior.expand_as(variance), updated)
         new["seen_variance"] = seen + w
-        pace = self.rate_offset * torch.where(raw < self.gate_level, 1.0, self.gate_pace)[:, None]
+        pace = self.rate_offset * torch.maximum(torch.where(raw < self.gate_level, 1.0, self.gate_pace)[:, None], stale)
         follow = present & c["from_profile"][:, None]
         drift = torch.clamp(y - c["profile"] - s["offset"], min=-width, max=width)
         new["offset"] = torch.where(follow, s["offset"] + pace * drift, s["offset"])
@@ -397,7 +453,7 @@ class DetectorStep(nn.Module):
         s = self.layout.unpack(state)
         c = self.context(x, mask, time, s)
         u, z = self.errors(c["residual"], c["present"], c["features"])
-        evidence = self.evidence(x, u, z - s["z_bias"], c["present"], s, c["profile_residual"])
+        evidence = self.evidence(x, u, z - s["z_bias"], c["present"], s, c["profile_residual"], c["features"])
         statistical, specific = self.deviation(evidence, c["present"])
         score, raw, strongest = self.score(statistical, specific, s, c["present"])
         deviation = torch.maximum(statistical, specific)

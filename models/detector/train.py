@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import structlog
 import torch
+from torch import nn
 
 from models.artifact import time_features
 from models.detector.config import TIME_FEATURES, DetectorConfig
@@ -26,9 +28,13 @@ from models.detector.step import CALIBRATED, LOG_SPREAD_LIMIT, DetectorStep
 from models.progress import progress
 from ranomaly_contracts.dataset import KpmArrays
 
+log = structlog.get_logger(__name__)
+
 SHRINKAGE = 0.05  # added to the error covariance: no measurement is ever predicted near-exactly
 CALIBRATION_SHARE = 0.15  # last share of the training periods, kept for thresholds
 MAX_SAMPLES = 600_000
+MOSTLY_EMPTY = 0.5  # a measurement empty in more of its training records than this is noted
+MISSING_STEPS = 400  # of the missing-value network, each a batch of the configured size
 EXTREME_Z = 6.0  # an instant error this large marks a cell-period as anomalous for calibration
 # The 99.9 % level of the normal evidence is about 2.2 times its 90 % level (measured on anomaly-free
 # simulator data: 2.0 to 2.6 for every kind of evidence).
@@ -37,7 +43,11 @@ Q99_RATIO = 1.3  # and about 1.3 times its 99 % level (more for the spiky count 
 # Stuck evidence is a log-likelihood already (a run of exact repeats against the cell's repeat rate):
 # 12 is a run with normal odds below 1 in 160,000.
 STUCK_LEVEL = 12.0
-MAX_THRESHOLD = 2.0
+# Missing evidence is a log-likelihood too (values missing in a row against their learnt chance): 10 is
+# odds of 1 in 22,000, such as a measurement that is missing one time in a hundred missing three periods
+# in a row, or one that never is missing for a period.
+MISSING_LEVEL = 10.0
+THRESHOLD_FLOOR = 1.0
 # Smallest calibration levels, for measurements that barely vary in training.
 MIN_LEVEL = {
     "u_pair": 0.5,
@@ -102,11 +112,43 @@ def _transforms(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     transformed = np.where(codes == 1, np.log1p(np.maximum(values, 0)), transformed)
     flat_t = transformed.reshape(-1, k)
     spread = np.nanpercentile(flat_t, 99, axis=0) - np.nanpercentile(flat_t, 1, axis=0)
-    # Poisson counts keep unit variance in Anscombe units; rarer values would look like huge errors
-    floor = np.where(codes == 2, 1.0, np.maximum(0.01 * spread, 1e-3)).astype(np.float32)
+    # Poisson counts keep unit variance in Anscombe units; rarer values would look like huge errors. A
+    # quantised measurement is known to half its step at best: a change of one step is no anomaly.
+    floor = np.where(codes == 2, 1.0, np.maximum(np.maximum(0.01 * spread, 0.5 * _step(transformed)), 1e-3))
+    floor = floor.astype(np.float32)
     noise = np.nanmedian(np.nanvar(np.diff(transformed, axis=0), axis=0), axis=0) / 2.0
     prior = np.maximum(np.nan_to_num(noise, nan=1.0), floor**2).astype(np.float32)
     return codes, floor, prior
+
+
+def _step(values: np.ndarray) -> np.ndarray:
+    """Per measurement of values [T, N, K]: the smallest change it usually makes (the 10th percentile of
+    its cells' non-zero changes from one period to the next): the step of a quantised measurement, about 0
+    for a continuous one."""
+    changes = np.abs(np.diff(values, axis=0)).reshape(-1, values.shape[-1])
+    steps = [column[column > 0] for column in changes.T]  # NaN compares False: no change known
+    return np.array([np.percentile(step, 10) if step.size else 0.0 for step in steps])
+
+
+def measurement_notes(arrays: KpmArrays, rows: int) -> tuple[np.ndarray, list[dict[str, str]]]:
+    """(which measurements are modelled, a note on each the detector cannot model): a measurement with
+    one value only in training has no statistical evidence (only missing values count); one mostly
+    empty is modelled from the values it has, its missing values judged by how often they are missing."""
+    records = arrays.values[:rows][arrays.reported[:rows]]  # [reported cell-periods, K]
+    modelled = np.ones(len(arrays.measurements), dtype=np.float32)
+    notes = []
+    for i, name in enumerate(arrays.measurements):
+        column = records[:, i][~np.isnan(records[:, i])]
+        empty = 1.0 - column.size / max(len(records), 1)
+        if column.size == 0 or column.min() == column.max():
+            modelled[i] = 0.0
+            level = "no value at all" if column.size == 0 else f"always {column[0]:g}"
+            action = "no statistical evidence; only missing values are scored"
+            notes.append({"measurement": name, "problem": f"constant in training ({level})", "action": action})
+        elif empty > MOSTLY_EMPTY:
+            action = "modelled from its values; a missing value scored by its learnt chance"
+            notes.append({"measurement": name, "problem": f"empty in {empty:.0%} of its records", "action": action})
+    return modelled, notes
 
 
 def _set_rates(step: DetectorStep, config: DetectorConfig, period_s: float) -> None:
@@ -132,6 +174,7 @@ def _set_rates(step: DetectorStep, config: DetectorConfig, period_s: float) -> N
     step.rearm_periods = config.rearm_periods
     step.gate_level = config.gate_level
     step.gate_pace = config.gate_pace
+    step.relearn_periods = config.relearn_hours * per_hour
     step.profile_prior = config.profile_prior_minutes * 60.0 / period_s
 
 
@@ -153,7 +196,7 @@ def walk(
                 u, z = step.errors(c["residual"], c["present"], c["features"])
             else:
                 u = z = torch.zeros_like(x)
-            evidence = step.evidence(x, u, z - s["z_bias"], c["present"], s, c["profile_residual"])
+            evidence = step.evidence(x, u, z - s["z_bias"], c["present"], s, c["profile_residual"], c["features"])
             yield s, c, u, z, evidence
             if network:
                 _, raw, strongest = step.score(*step.deviation(evidence, c["present"]), s, c["present"])
@@ -163,19 +206,21 @@ def walk(
 
 
 def _collect_residuals(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int) -> tuple[torch.Tensor, ...]:
-    """Network inputs, residuals and masks of warmed-up cell-periods in the first `rows` periods."""
-    features, residuals, masks = [], [], []
+    """Network inputs, residuals, masks and last period's missing values of warmed-up cell-periods with a
+    record in the first `rows` periods."""
+    features, residuals, masks, was_missing = [], [], [], []
     for s, c, _, _, _ in walk(step, inputs, rows, "state recursion", network=False):
         keep = (s["count"][:, 0] >= warmup) & c["present"].any(dim=1)
         features.append(c["features"][keep])
         residuals.append(c["residual"][keep].float())
         masks.append(c["present"][keep])
-    return torch.cat(features), torch.cat(residuals), torch.cat(masks).to(torch.float32)
+        was_missing.append(s["run"][keep] < 0)
+    return tuple(torch.cat(part).to(torch.float32) for part in (features, residuals, masks, was_missing))
 
 
 def _fit_network(step: DetectorStep, data: tuple[torch.Tensor, ...], config: DetectorConfig) -> list[float]:
     """Student-t likelihood of the residuals under the network's mean and spread; returns epoch losses."""
-    features, residuals, masks = data
+    features, residuals, masks, _ = data
     step.net.feature_mean.copy_(features.mean(dim=0))
     step.net.feature_std.copy_(features.std(dim=0).clamp(min=1e-3))
     generator = torch.Generator().manual_seed(config.seed)
@@ -199,9 +244,31 @@ def _fit_network(step: DetectorStep, data: tuple[torch.Tensor, ...], config: Det
     return losses
 
 
+def _fit_missing(step: DetectorStep, data: tuple[torch.Tensor, ...], config: DetectorConfig) -> None:
+    """Cross-entropy of which measurements have no value, given the context and last period's missing
+    values (after the residual network, whose feature scaling it shares). It starts from each
+    measurement's share of missing values and takes a fixed number of steps, however little data."""
+    features, _, masks, was_missing = data
+    missing = 1.0 - masks
+    share = missing.mean(dim=0).clamp(1e-4, 1 - 1e-4)
+    output = step.missing_net.layers[-1]
+    assert isinstance(output, nn.Linear)
+    with torch.no_grad():
+        output.bias.copy_(torch.log(share / (1 - share)))
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    optimiser = torch.optim.Adam(step.missing_net.parameters(), lr=config.learning_rate)
+    loss_of = nn.BCEWithLogitsLoss()
+    for _ in progress(range(MISSING_STEPS), "missing-value network", "step"):
+        batch = torch.randint(len(features), (config.batch_size,), generator=generator)
+        loss = loss_of(step.missing_logits(features[batch], was_missing[batch]), missing[batch])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+
 def _precision(step: DetectorStep, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
     """Robust precision matrix of the standardised errors: rows with an extreme error are left out."""
-    features, residuals, masks = data
+    features, residuals, masks, _ = data
     with torch.no_grad():
         mean, log_spread = step.net(features)
         u = ((residuals - mean) / torch.exp(log_spread)).numpy()
@@ -233,24 +300,38 @@ def _calibrate(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int) -
         getattr(step, f"q_{name}").copy_(torch.from_numpy(level.astype(np.float32)))
 
 
-def _missing_level(mask: torch.Tensor, reported: np.ndarray, routine_share: float, level: float) -> torch.Tensor:
-    """Deviation of a record with no value: `level` (an alarm) unless the measurement is routinely
-    missing in training (more than routine_share of reported records), then 0.5 (no evidence)."""
-    counted = mask[torch.from_numpy(reported)]
-    missing_share = 1.0 - counted.mean(dim=0)
-    return torch.where(missing_share > routine_share, torch.tensor(0.5), torch.tensor(level))
-
-
 @dataclass(frozen=True)
 class Thresholds:
-    """Thresholds chosen on the calibration part, as the manifest stores them."""
+    """Thresholds chosen on the calibration part, as the manifest stores them; `rule` says how (the
+    quantiles they were extrapolated from and whether the floor bound)."""
 
     score: float
     deviation: dict[str, float]
     score_stats: dict[str, object]
+    rule: dict[str, object]
 
 
-def fit_step(arrays: KpmArrays, period_s: float, config: DetectorConfig) -> tuple[DetectorStep, Thresholds]:
+def tail_threshold(values: np.ndarray, alarm_rate: float) -> tuple[float, bool]:
+    """(threshold, whether the floor bound): the level normal values exceed at `alarm_rate`, extrapolated
+    from the bulk (an exponential tail through the median and the 90 % quantile) rather than read off the
+    top quantiles, which a few percent of unlabelled anomalies anywhere in the span would own. Never under
+    THRESHOLD_FLOOR, the calibrated normal 99.9 % level of a single kind of evidence."""
+    median, q90 = (float(q) for q in np.quantile(values, (0.5, 0.9)))
+    slope = max(q90 - median, 0.0) / np.log(5.0)
+    extrapolated = float(q90 + slope * np.log(0.1 / alarm_rate))
+    return max(extrapolated, THRESHOLD_FLOOR), bool(extrapolated < THRESHOLD_FLOOR)
+
+
+@dataclass(frozen=True)
+class FittedStep:
+    """A trained step, its thresholds and a note on each measurement it cannot model."""
+
+    step: DetectorStep
+    thresholds: Thresholds
+    notes: list[dict[str, str]]
+
+
+def fit_step(arrays: KpmArrays, period_s: float, config: DetectorConfig) -> FittedStep:
     """Train a detector step on arrays (every cell, every period given) and choose its thresholds."""
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
@@ -260,7 +341,7 @@ def fit_step(arrays: KpmArrays, period_s: float, config: DetectorConfig) -> tupl
     if fit_rows <= config.warmup_periods * 2:
         needed = 2 * config.warmup_periods / (1 - CALIBRATION_SHARE)
         raise ValueError(f"{n_periods} periods are too few to train: need more than {needed:.0f}")
-    step = DetectorStep(k, config.hidden)
+    step = DetectorStep(k, config.hidden, config.missing_hidden)
     codes, floor, prior = _transforms(arrays.values[:fit_rows])
     step.transform.copy_(torch.from_numpy(codes))
     step.floor.copy_(torch.from_numpy(floor))
@@ -268,23 +349,26 @@ def fit_step(arrays: KpmArrays, period_s: float, config: DetectorConfig) -> tupl
     count_floor = np.where(codes == 2, np.log(config.count_min_spread), -LOG_SPREAD_LIMIT).astype(np.float32)
     step.net.min_log_spread.copy_(torch.from_numpy(count_floor))
     _set_rates(step, config, period_s)
+    modelled, notes = measurement_notes(arrays, fit_rows)
+    for note in notes:
+        log.warning("measurement_not_fully_modelled", **note)
+    step.modelled.copy_(torch.from_numpy(modelled))
     inputs = step_inputs(arrays)
-    step.missing_level.copy_(
-        _missing_level(inputs.mask[:fit_rows], arrays.reported[:fit_rows], 0.05, config.missing_deviation)
-    )
+    step.q_missing.fill_(MISSING_LEVEL)
 
     data = _collect_residuals(step, inputs, fit_rows, config.warmup_periods)
     if len(data[0]) > MAX_SAMPLES:
         pick = torch.randperm(len(data[0]), generator=torch.Generator().manual_seed(config.seed))[:MAX_SAMPLES]
         data = tuple(d[pick] for d in data)
     _fit_network(step, data, config)
+    _fit_missing(step, data, config)
     step.precision.copy_(_precision(step, data))
     _calibrate(step, inputs, fit_rows, config.warmup_periods)
     step.eval()
     thresholds = _thresholds(step, inputs, fit_rows, arrays, config)
     # Capped scores below the threshold do not change which scores exceed it: the threshold stands.
     step.sustain_level = config.sustain_fraction * thresholds.score
-    return step, thresholds
+    return FittedStep(step, thresholds, notes)
 
 
 def _thresholds(
@@ -300,13 +384,18 @@ def _thresholds(
     score = np.concatenate(scores)
     deviation = np.concatenate(deviations)
     quantiles = {f"{q:g}": float(np.quantile(score, q)) for q in (0.5, 0.9, 0.95, 0.99, 0.995, 0.999)}
-    # The quantile rule, bounded by twice the calibrated 99.9 % level: when the calibration part holds
-    # many anomalies (a small network), its high quantiles are anomalies, not normal behaviour.
+    score_threshold, floored = tail_threshold(score, config.alarm_rate)
+    per_measurement = {m: tail_threshold(deviation[:, i], config.alarm_rate) for i, m in enumerate(arrays.measurements)}
     return Thresholds(
-        score=min(float(np.quantile(score, 1 - config.alarm_rate)), MAX_THRESHOLD),
-        deviation={
-            m: min(float(np.quantile(deviation[:, i], 1 - config.alarm_rate)), MAX_THRESHOLD)
-            for i, m in enumerate(arrays.measurements)
-        },
+        score=score_threshold,
+        deviation={m: value for m, (value, _) in per_measurement.items()},
         score_stats={"mean": float(score.mean()), "std": float(score.std()), "quantiles": quantiles},
+        rule={
+            "method": "exponential tail through the median and 90 % quantile of the calibration scores",
+            "alarm_rate": config.alarm_rate,
+            "floor": THRESHOLD_FLOOR,
+            "floor_binds": floored,
+            "floor_binds_for": [m for m, (_, bound) in per_measurement.items() if bound],
+            "calibration_share_alarming": float(np.mean(score >= score_threshold)),
+        },
     )
