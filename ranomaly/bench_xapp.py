@@ -31,6 +31,7 @@ import structlog
 from models.artifact import Artifact
 from models.trivial import parsed_trivial
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from ranomaly_contracts.measurements import value_bounds
 from ranomaly_contracts.ratelog import RateLimitedLog
 from xapp.datalayer.memory import MemoryDataLayer
 from xapp.enforcement import StorePolicies
@@ -75,11 +76,13 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def _messages(artifact: Artifact, cells: int, periods: int, per_message: int) -> list[pb.IndicationBatch]:
-    """Indications of 8 cells each (values near a per-cell level), `per_message` to a stream message."""
+    """Indications of 8 cells each (values near a per-cell level inside each measurement's valid range, so
+    that none is masked), `per_message` to a stream message."""
     rng = np.random.default_rng(0)
     k = len(artifact.manifest.measurements)
     period_ms = round(artifact.manifest.period_s * 1000)
-    level = rng.uniform(5, 500, (cells, k)).astype(np.float32)
+    low, high = value_bounds(artifact.manifest.measurements)
+    level = np.clip(rng.uniform(5, 500, (cells, k)), np.maximum(low, 0), 0.75 * high).astype(np.float32)
     nodes = cells // CELLS_PER_NODE
     out: list[pb.IndicationBatch] = []
     for p in range(periods):
