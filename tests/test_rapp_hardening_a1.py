@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from ranomaly.redis_process import free_port
 from ranomaly_contracts.sdl import sdl_keys
 from rapp.app import RappService
 from rapp.settings import RappSettings
+from tests.waiting import until
 
 
 def type_document(type_id: int) -> dict[str, Any]:
@@ -103,18 +104,6 @@ async def near_rt() -> AsyncIterator[tuple[NearRt, int]]:
     yield fake, port
     server.should_exit = True
     await task
-
-
-async def until(condition: Callable[[], Any], what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 class Rapp:

@@ -5,9 +5,8 @@ outcomes name the problem, never a server folder."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from rapp.app import RappService
 from rapp.collector import Collector
 from rapp.history import KPM, read_history
 from rapp.settings import RappSettings
+from tests.waiting import until
 from tests.xapp_helpers import MEASUREMENTS, PERIOD_MS, T0, indication
 
 MIDNIGHT = 1440  # the period index of the next UTC day
@@ -95,13 +95,6 @@ async def test_a_replayed_stream_is_stored_once_counted_first_copies_kept_also_a
     index = (history["timestamp"].astype("int64") - T0) // PERIOD_MS
     first_offset = {**dict.fromkeys(periods, 0), MIDNIGHT + 1: 1000, MIDNIGHT + 2: 3000}
     assert (history["m.a"] - index).tolist() == [first_offset[p] for p in index], "the first copy of each stays"
-
-
-async def until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def test_duplicates_in_metrics_and_error_bodies_name_no_server_path(

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from ranomaly_contracts.sdl import sdl_keys
 from rapp.app import RappService
 from rapp.child import run_group
 from rapp.settings import RappSettings
+from tests.waiting import until
 
 # A training stand-in: starts a grandchild in its own group, shows progress, then trains "forever".
 CHILD = """
@@ -50,19 +51,6 @@ class History:
 
     def incident_windows(self) -> list[tuple[str, int, int]]:
         return []
-
-
-async def until(condition: Callable[[], Awaitable[bool] | bool], what: str, timeout_s: float = 30.0) -> None:
-    """Wait for a state, with a generous bound."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def gone(pid: int) -> bool:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,7 @@ from models.artifact import write_artifact
 from models.trivial import trivial_artifact
 from ranomaly.redis_process import free_port
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from tests.waiting import until
 from tests.xapp_helpers import MEASUREMENTS, accepted
 from xapp.app import XappService
 from xapp.datalayer.base import DataLayer
@@ -35,14 +35,6 @@ def model_folder(root: Path, version: str) -> Path:
     fields, onnx = trivial_artifact(MEASUREMENTS, PERIOD_MS / 1000, version=version, warmup_periods=1)
     write_artifact(root / version, onnx, fields)
     return root / version
-
-
-async def until(condition: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class Running:
