@@ -87,22 +87,24 @@ class Waits:
     def check(
         self, what: str, since: float, status: Callable[[], str], log: Callable[[], Sequence[str]] | None = None
     ) -> None:
-        """DemoFailed when the bound is reached or a watched part stopped; else a progress line if due."""
-        now = time.monotonic()
+        """DemoFailed when the bound is reached or a watched part stopped; else a progress line if due. `status`
+        is asked at every check: what it says (a job's new log lines, say) counts as progress."""
         for name, task in self.watched.items():
             if task.done():
                 problem = task.exception() if not task.cancelled() else "cancelled"
                 raise DemoFailed(f"{name} stopped ({problem or 'no error'}) while the demo waited for {what}")
+        state = status()
+        now = time.monotonic()
         if now - self.began > self.timeout_s:
             gave_up = (
                 f"the demo gave up after {now - self.began:.0f} s (--timeout-s {self.timeout_s:g}), having waited "
-                f"{now - since:.0f} s for {what}: {status()}"
+                f"{now - since:.0f} s for {what}: {state}"
             )
             if log is not None:
                 gave_up += "; the last lines of its log:" + _block(list(log())[-TAIL_LINES:])
             raise DemoFailed(gave_up)
         if now - self.said >= PROGRESS_S:
-            self.say(f"  ... waiting for {what}: {status()} ({now - since:.0f} s so far)")
+            self.say(f"  ... waiting for {what}: {state} ({now - since:.0f} s so far)")
 
     async def until(
         self,
