@@ -407,7 +407,10 @@ async def close_the_loop(
     if incident_id is None:
         waits.say("no closed incident to report on")
         return 0
-    report = await waits.result(f"the rApp's report on incident {incident_id}", rapp.reporter.incident(incident_id))
+    writer = "its language model writes it on the CPU" if rapp.settings.report_summaries else "it writes it"
+    report = await waits.result(
+        f"the rApp's report on incident {incident_id}", rapp.reporter.incident(incident_id), lambda: writer
+    )
     waits.say(f"\nrApp report on incident {incident_id}:\n")
     waits.say(report.markdown())
     return 0
