@@ -23,6 +23,7 @@ from e2sim.anomalies import build_effects
 from e2sim.kpm import compute_kpm
 from e2sim.load import relative_load
 from e2sim.noise import NoRandomness, PeriodRandomness
+from e2sim.realism import Realism, coarsen, report
 from e2sim.world import World, WorldConfig
 from models import metrics
 from models.data import events_from_labels, events_in, plan_split
@@ -55,11 +56,17 @@ def simulated_runs(dataset: Dataset, arrays: KpmArrays) -> tuple[FloatArray, Flo
     generator = dataset.meta.get("generator", {})
     if generator.get("name") != "ranomaly e2sim":
         raise ValueError("the ceiling needs an e2sim export: meta.json names no 'ranomaly e2sim' generator")
+    realism = generator.get("realism")
+    if realism is not None:
+        realism = realism | {"late_cell_days": tuple(realism["late_cell_days"])}  # JSON has lists
     config = WorldConfig(
         seed=int(generator["seed"]),
         n_cells=len(arrays.cell_ids),
         utc_offset_h=float(generator["utc_offset_h"]),
         events_per_cell_day=float(generator["events_per_cell_day"]),
+        realism=Realism()
+        if realism is None
+        else Realism(**(realism | {"late_cell_days": tuple(realism["late_cell_days"])})),
     )
     world = World(config)
     if tuple(arrays.cell_ids) != tuple(world.cell_ids):
@@ -78,8 +85,13 @@ def simulated_runs(dataset: Dataset, arrays: KpmArrays) -> tuple[FloatArray, Flo
     load = relative_load(topology, times_s, config.utc_offset_h)
     quiet = build_effects([], times_s, topology.n_cells)
     truth = compute_kpm(topology, load, dataset.period_s, quiet, NoRandomness(len(periods), topology.n_cells))
-    noise = PeriodRandomness(config.seed, period_ms, periods, topology.n_cells)
+    # the normal run reports as the export does outside events: coarse vendors, routine missing values
+    losses = (config.realism.value_drop, config.realism.record_drop)
+    noise = PeriodRandomness(config.seed, period_ms, periods, topology.n_cells, losses)
     normal = compute_kpm(topology, load, dataset.period_s, quiet, noise)
+    coarsen(normal, world.deployment.coarse)
+    report(normal, noise.draws(), np.ones(normal.shape[:2], dtype=bool), dataset.period_s, config.realism)
+    normal[~world.deployment.appeared(times_s)] = np.nan
     return export, truth.astype(np.float64), normal.astype(np.float64)
 
 

@@ -34,8 +34,8 @@ def test_without_events_the_normal_run_is_the_export_and_the_truth_is_its_noise_
     values, truth, normal = simulated_runs(dataset, to_arrays(dataset))
     np.testing.assert_allclose(normal, values, rtol=1e-6)
     sinr_noise = values[..., cat.SINR] - truth[..., cat.SINR]
-    assert abs(sinr_noise.mean()) < 0.05
-    assert 0.3 < sinr_noise.std() < 0.5  # the simulator's SINR noise is 0.4 dB
+    assert abs(np.nanmean(sinr_noise)) < 0.05
+    assert 0.3 < np.nanstd(sinr_noise) < 0.5  # the simulator's SINR noise is 0.4 dB (more where vendors round it)
 
 
 def test_the_threshold_keeps_to_the_false_alarm_budget_and_a_larger_budget_catches_more(export: Path) -> None:
