@@ -24,7 +24,9 @@ profile and short memories. A period is scored before it updates the state (caus
    network shared by all cells gives the chance that each measurement has no value from the cell's
    context and whether it had none the period before (a ratio with no attempts at night, a dropped
    value), and a run of missing values adds up its surprise (a silent cell is an anomaly, never a gap);
-   the deviation of a measurement is its strongest evidence;
+   the deviation of a measurement is its strongest evidence, its statistical part counting only as often
+   as the value changes where it repeats exactly more often than chance (a quantised or near-constant
+   measurement in this cell has no smooth spread to judge a change by);
 6. the raw score is the strongest deviation, statistical evidence counting only as far as the previous
    period's confirms it (one-period spikes, mostly of small counts at night, are most of the normal
    tail), missing values and stuck runs at once; the score is the raw score in full for the first
@@ -317,6 +319,7 @@ class DetectorStep(nn.Module):
             "repeat_rate": repeat_rate,
             "stuck": torch.relu(run) * -torch.log(torch.clamp(torch.maximum(repeat_rate, chance), min=1e-3, max=1.0)),
             "missing": torch.relu(-run),
+            "settled": torch.relu(repeat_rate - chance),
         }
 
     def missing_logits(self, features: torch.Tensor, was_missing: torch.Tensor) -> torch.Tensor:
@@ -347,6 +350,10 @@ class DetectorStep(nn.Module):
             statistical = torch.maximum(statistical, evidence[name] / getattr(self, f"q_{name}"))
         for name in AVERAGES:
             statistical = torch.maximum(statistical, torch.abs(evidence[name]) / getattr(self, f"q_{name}"))
+        # A value that repeats exactly most of the time beyond chance (a quantised or near-constant
+        # measurement in this cell) has no smooth spread to judge a change by: its statistical evidence
+        # counts only as often as its value changes.
+        statistical = statistical * (1.0 - evidence["settled"])
         stuck = evidence["stuck"] * self.modelled / self.q_stuck
         specific = torch.where(present, stuck, evidence["missing"] / self.q_missing)
         statistical = torch.where(present & (self.modelled > 0.5), statistical, torch.zeros_like(statistical))
