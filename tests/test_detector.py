@@ -109,6 +109,7 @@ def test_scores_are_causal(fitted: StreamingDetector, data: KpmArrays) -> None:
     assert not np.array_equal(base.scores[700:], later.scores[700:])
 
 
+@pytest.mark.timeout(900)  # two trainings: generous for a busy 2-core machine
 def test_training_is_deterministic_for_a_seed(data: KpmArrays) -> None:
     part = replace(data, times_ms=data.times_ms[:700], values=data.values[:700], reported=data.reported[:700])
     first, second = StreamingDetector(FAST), StreamingDetector(FAST)

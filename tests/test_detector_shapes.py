@@ -18,6 +18,7 @@ MEASUREMENTS = ("load", "ratio", "count", "flat")
 LOAD, RATIO, COUNT, FLAT = range(4)
 FAST = DetectorConfig(epochs=1, warmup_periods=12)
 TRAIN_DAYS = 3
+pytestmark = pytest.mark.timeout(900)  # each test may train a model: generous for a busy 2-core machine
 
 
 def _series(seed: int, n_cells: int = 8, days: int = 4) -> KpmArrays:

@@ -58,7 +58,7 @@ AVERAGES = ("u_short", "u_long", "z_short", "z_long", "shift_long")
 PAIRS = ("u_pair", "z_pair")
 CALIBRATED = (*PAIRS, *AVERAGES, "stuck")
 MISSING_LOGIT_LIMIT = 9.21  # no value is ever certain or impossible: its chance stays within 1e-4 of 0 and 1
-FEATURE_LIMIT = 8.0  # standardised features beyond it tell the missing-value network nothing more
+FEATURE_LIMIT = 8.0  # standardised features beyond it tell the networks nothing more
 RELEARN_WIDTH = 1e4  # how much wider the clipping of a relearning cell's residuals is
 MISSING_RUN_LIMIT = 100.0  # surprise of a run of missing values adds up to this (deviation 10) and no further
 
@@ -87,12 +87,20 @@ class ResidualNet(nn.Module):
         self.n_measurements = n_measurements
         self.register_buffer("feature_mean", torch.zeros(n_inputs))  # set by training
         self.register_buffer("feature_std", torch.ones(n_inputs))
+        # 0 for the features of a measurement training found constant: whatever it does later says nothing
+        self.register_buffer("feature_weight", torch.ones(n_inputs))
         # the smallest log-spread per measurement, raised by training for small counts (module docstring, 3)
         self.register_buffer("min_log_spread", torch.full((n_measurements,), -LOG_SPREAD_LIMIT))
 
+    def normalised(self, features: torch.Tensor) -> torch.Tensor:
+        """Standardised features, within +-FEATURE_LIMIT (a cell unlike any in training gets no wild
+        extrapolation), those of unmodelled measurements 0."""
+        standard = (features - self.feature_mean) / self.feature_std
+        return torch.clamp(standard, -FEATURE_LIMIT, FEATURE_LIMIT) * self.feature_weight
+
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log-spread), each [B, K]."""
-        out = self.layers((features - self.feature_mean) / self.feature_std)
+        out = self.layers(self.normalised(features))
         log_spread = torch.clamp(out[:, self.n_measurements :], max=LOG_SPREAD_LIMIT)
         return out[:, : self.n_measurements], torch.maximum(log_spread, self.min_log_spread)
 
@@ -258,7 +266,7 @@ class DetectorStep(nn.Module):
         # float64 here too: the precision matrix weighs errors by up to ~20, so float32 rounding would
         # differ between runtimes by more than 1e-5 in z
         u64 = (residual.double() - mean.double()) / torch.exp(log_spread.double())
-        u64 = torch.where(present, u64, torch.zeros_like(u64))
+        u64 = torch.where(present & (self.modelled > 0.5), u64, torch.zeros_like(u64))
         z64 = (u64 @ self.precision.double()) / torch.sqrt(torch.diagonal(self.precision).double())
         return u64.float(), z64.float()
 
@@ -324,10 +332,7 @@ class DetectorStep(nn.Module):
 
     def missing_logits(self, features: torch.Tensor, was_missing: torch.Tensor) -> torch.Tensor:
         """Logits of the chance that each measurement has no value this period [B, K]."""
-        normalised = torch.clamp(
-            (features - self.net.feature_mean) / self.net.feature_std, -FEATURE_LIMIT, FEATURE_LIMIT
-        )
-        logits = self.missing_net(normalised, was_missing.to(features.dtype))
+        logits = self.missing_net(self.net.normalised(features), was_missing.to(features.dtype))
         return torch.clamp(logits, -MISSING_LOGIT_LIMIT, MISSING_LOGIT_LIMIT)
 
     def missing_surprise(self, features: torch.Tensor, was_missing: torch.Tensor) -> torch.Tensor:

@@ -353,6 +353,8 @@ def fit_step(arrays: KpmArrays, period_s: float, config: DetectorConfig) -> Fitt
     for note in notes:
         log.warning("measurement_not_fully_modelled", **note)
     step.modelled.copy_(torch.from_numpy(modelled))
+    feature_weight = np.concatenate([np.ones(2), modelled, modelled, np.ones(1)]).astype(np.float32)
+    step.net.feature_weight.copy_(torch.from_numpy(feature_weight))  # the features of context()
     inputs = step_inputs(arrays)
     step.q_missing.fill_(MISSING_LEVEL)
 
