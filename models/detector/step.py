@@ -73,6 +73,7 @@ class ResidualNet(nn.Module):
 
     feature_mean: torch.Tensor
     feature_std: torch.Tensor
+    feature_weight: torch.Tensor
     min_log_spread: torch.Tensor
 
     def __init__(self, n_inputs: int, n_measurements: int, hidden: int) -> None:
