@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from ranomaly.redis_process import free_port
@@ -15,6 +17,16 @@ from xapp.e2client import Backoff, Subscription, follow
 LOSSES = 9  # enough to see the 1st, 2nd, 4th and 8th warn and the others not
 
 
+@pytest.fixture
+def every_level_logged() -> Iterator[None]:
+    """structlog as it starts: an earlier test may have configured it to drop debug lines."""
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.mark.usefixtures("every_level_logged")
 @pytest.mark.timeout(600)  # connection attempts are slow on a busy machine
 async def test_a_lasting_loss_warns_at_the_1st_2nd_4th_8th_loss_in_a_row() -> None:
     engine = await engine_on(MemoryDataLayer())
