@@ -9,7 +9,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from e2sim.server import SimServer, StreamOptions
@@ -18,6 +17,7 @@ from models.artifact import write_artifact
 from models.trivial import trivial_artifact
 from ranomaly.redis_process import free_port
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from tests.test_xapp_service import Running as RunningXapp
 from tests.waiting import until
 from tests.xapp_helpers import MEASUREMENTS, accepted
 from xapp.app import XappService
@@ -37,7 +37,7 @@ def model_folder(root: Path, version: str) -> Path:
     return root / version
 
 
-class Running:
+class Running(RunningXapp):
     """An xApp service in this event loop, with no E2 node to reach (indications are fed to its engine)."""
 
     def __init__(self, datalayer: DataLayer, **fields: object) -> None:
@@ -45,17 +45,10 @@ class Running:
             "e2_targets": [f"127.0.0.1:{free_port()}"], "http_host": "127.0.0.1", "a1_port": 0,
             "period_ms": PERIOD_MS, "model_poll_s": 0.1, "reconnect_min_s": 1.0, "model_shadow_periods": 0,
         }  # fmt: skip
-        self.service = XappService(XappSettings(**(base | fields)), datalayer)  # type: ignore[arg-type]
-        self.task = asyncio.create_task(self.service.run())
-
-    async def http(self, method: str, path: str, body: object = None) -> httpx.Response:
-        await self.service.started.wait()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.service.http_port}", timeout=5) as client:
-            return await client.request(method, path, json=body)
+        super().__init__(XappService(XappSettings(**(base | fields)), datalayer))  # type: ignore[arg-type]
 
     async def stop(self) -> None:
-        self.service.stop()
-        await asyncio.wait_for(self.task, 20)
+        await super().stop()
         assert not self.task.cancelled() and self.task.exception() is None
 
 
