@@ -44,8 +44,8 @@ Q99_RATIO = 1.3  # and about 1.3 times its 99 % level (more for the spiky count 
 # 12 is a run with normal odds below 1 in 160,000.
 STUCK_LEVEL = 12.0
 # Missing evidence is a log-likelihood too (values missing in a row against their learnt chance): 10 is
-# odds of 1 in 22,000, such as a measurement that is missing one time in a hundred missing three periods
-# in a row, or one that never is missing for a period.
+# odds of 1 in 22,000. A measurement missing one time in a hundred reaches it after three periods in a row,
+# one that is never missing after two (a single period is at most 9.2: no value is ever impossible).
 MISSING_LEVEL = 10.0
 THRESHOLD_FLOOR = 1.0
 # Smallest calibration levels, for measurements that barely vary in training.
