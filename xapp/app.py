@@ -25,6 +25,7 @@ from xapp.engine import Engine, HotPathTuning
 from xapp.errors import ModelLoadError, XappError
 from xapp.http import http_app
 from xapp.intake import IntakeLimits
+from xapp.looplag import watch_loop_lag
 from xapp.metrics import XappMetrics
 from xapp.modelswap import ModelLoader, fingerprint
 from xapp.policy.handler import A1Handler
@@ -99,6 +100,7 @@ class XappService:
             )
         )  # fmt: skip
         http_task = asyncio.create_task(server.serve(), name="http")
+        lag = asyncio.create_task(watch_loop_lag(self.metrics), name="loop lag")
         tasks: list[asyncio.Task[Any]] = []
         try:
             await self._wait_listening(server, http_task)
@@ -119,6 +121,7 @@ class XappService:
                     raise task.exception()  # type: ignore[misc]
         finally:
             self._stop.set()
+            lag.cancel()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -6,6 +6,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 # Receipt of an indication to its verdicts handed to the data layer: sub-millisecond to a period.
 _LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# How late the event loop ran its probe (xapp/looplag.py): the target is at most 100 ms under any input.
+LOOP_LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
 class XappMetrics:
@@ -55,6 +57,11 @@ class XappMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.loop_lag = Histogram(
+            "ranomaly_xapp_loop_lag_seconds", "How late the event loop ran a periodic probe (work holding the loop)",
+            buckets=LOOP_LAG_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.loop_lag_max = Gauge("ranomaly_xapp_loop_lag_max_seconds", "Largest loop lag since start", registry=r)
         self.cells = Gauge("ranomaly_xapp_cells", "Cells tracked", registry=r)
         self.released_cells = Counter("ranomaly_xapp_released_cells", "Cells released after silence", registry=r)
         self.open_incidents = Gauge("ranomaly_xapp_open_incidents", "Incidents open now", registry=r)
