@@ -106,9 +106,9 @@ def _messages(artifact: Artifact, cells: int, periods: int, per_message: int) ->
 
 
 async def hot_path_engine(
-    artifact: Artifact, batch_max_cells: int, window_ms: float, stream_max: int = 10_000
+    artifact: Artifact, batch_max_cells: int, window_ms: float, stream_bytes: int = 1 << 20
 ) -> tuple[Engine, MemoryDataLayer]:
-    layer = MemoryDataLayer(verdict_stream_max=stream_max, kpm_stream_max=stream_max)
+    layer = MemoryDataLayer(verdict_stream_bytes=stream_bytes, kpm_stream_bytes=stream_bytes)
     await layer.start()
     store = PolicyStore(layer)
     await store.load()
@@ -201,7 +201,7 @@ def _memory_child(folder: str, counts: tuple[int, ...], out: Any) -> None:
 
     async def grow() -> dict[str, int]:
         artifact = read_artifact(folder)
-        engine, layer = await hot_path_engine(artifact, 1024, 0.0, stream_max=1)  # state, not what the streams hold
+        engine, layer = await hot_path_engine(artifact, 1024, 0.0, stream_bytes=1)  # state, not what the streams hold
         feeds = {cells: _messages(artifact, cells, 2, 64) for cells in counts}  # built before measuring
         rss = {}
         for cells, messages in feeds.items():

@@ -14,8 +14,16 @@ from structlog.testing import capture_logs
 
 from ranomaly.redis_process import free_port
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
-from ranomaly_contracts.sdl import RAPP_CONSUMER_GROUP, CellStatus, VerdictBatch
+from ranomaly_contracts.sdl import (
+    RAPP_CONSUMER_GROUP,
+    CellStatus,
+    VerdictBatch,
+    encode_incident,
+    encode_kpm,
+    encode_verdicts,
+)
 from tests.test_sdl_encoding import MEASUREMENTS, assert_same_batch, make_batch, make_incident
+from xapp.datalayer.bounds import ENTRY_OVERHEAD_BYTES
 from xapp.datalayer.memory import MemoryDataLayer
 from xapp.datalayer.redis import RedisDataLayer
 
@@ -94,6 +102,11 @@ def indication(node: int, sequence: int, cells: int = 2) -> pb.Indication:
         cell_ids=[f"gnb-{node}-c{c}" for c in range(cells)],
         values=[float(node + sequence + v) for v in range(cells * len(MEASUREMENTS))],
     )
+
+
+def budget(entries: float, payload: bytes) -> int:
+    """A stream budget that holds `entries` entries of this payload (a fraction: room for less than one more)."""
+    return int(entries * (len(payload) + ENTRY_OVERHEAD_BYTES))
 
 
 def cells_batch(cells: list[str], period: int, scores: list[float], statuses: list[CellStatus]) -> VerdictBatch:
@@ -230,7 +243,11 @@ async def test_incidents_keep_their_own_bound_under_a_verdict_flood(make_layer: 
 
 
 async def test_streams_are_trimmed_to_their_bounds(make_layer: MakeLayer) -> None:
-    layer = await started(make_layer(verdict_stream_max=3, incident_stream_max=4))
+    verdict_bytes, incident_bytes = (
+        budget(3.5, encode_verdicts(make_batch(1))),
+        budget(4.5, encode_incident(make_incident())),
+    )
+    layer = await started(make_layer(verdict_stream_bytes=verdict_bytes, incident_stream_bytes=incident_bytes))
     for i in range(5):
         layer.write_verdicts(make_batch(1, seed=i))
         layer.write_incident(make_incident(period_start_ms=i))
@@ -239,11 +256,31 @@ async def test_streams_are_trimmed_to_their_bounds(make_layer: MakeLayer) -> Non
     assert len(verdicts) == 3
     assert_same_batch(verdicts[-1], make_batch(1, seed=4))
     assert [event.period_start_ms for _, event in await layer.read_incidents()] == [1, 2, 3, 4]
-    assert layer.health().trimmed_unread == 0  # only the KPM stream has a reader whose loss counts
+    health = layer.health()
+    assert health.trimmed_unread == 0  # only the KPM stream has a reader whose loss counts
+    assert (health.streams["verdicts"].entry_limit, health.streams["incidents"].entry_limit) == (3, 4)
+
+
+async def test_a_stream_keeps_fewer_entries_as_they_grow(make_layer: MakeLayer) -> None:
+    small, large = make_batch(1), make_batch(40)
+    layer = await started(make_layer(verdict_stream_bytes=budget(10.5, encode_verdicts(small))))
+    for _ in range(12):
+        layer.write_verdicts(small)
+        assert await layer.flush(5)
+    assert len(await layer.read_verdicts()) == layer.health().streams["verdicts"].entry_limit == 10
+    for _ in range(12):
+        layer.write_verdicts(large)
+        assert await layer.flush(5)
+    stream = layer.health().streams["verdicts"]
+    # the mean follows the entries written: the limit comes down towards the budget over the large entry
+    assert stream.entry_limit == int(budget(10.5, encode_verdicts(small)) // stream.entry_bytes) < 10
+    assert stream.entry_bytes > len(encode_verdicts(large)) / 2
+    assert len(await layer.read_verdicts()) == stream.entry_limit
+    assert stream.memory_bytes > 0
 
 
 async def test_trimmed_kpm_entries_all_count_as_unread_without_the_group(make_layer: MakeLayer) -> None:
-    layer = await started(make_layer(kpm_stream_max=3))
+    layer = await started(make_layer(kpm_stream_bytes=budget(3.5, encode_kpm(MEASUREMENTS, [indication(0, 1)]))))
     for sequence in range(7):
         layer.forward_kpm(MEASUREMENTS, [indication(0, sequence)])
         assert await layer.flush(5)  # one entry per drain
@@ -255,7 +292,7 @@ async def test_trimmed_kpm_entries_all_count_as_unread_without_the_group(make_la
 async def test_trimmed_kpm_entries_count_only_what_the_group_had_not_read(
     make_layer: MakeLayer, redis_url: str
 ) -> None:
-    layer = await started(make_layer(kpm_stream_max=3))
+    layer = await started(make_layer(kpm_stream_bytes=budget(3.5, encode_kpm(MEASUREMENTS, [indication(0, 1)]))))
     for sequence in range(3):
         layer.forward_kpm(MEASUREMENTS, [indication(0, sequence)])
         assert await layer.flush(5)

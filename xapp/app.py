@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import time
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ import structlog
 import uvicorn
 
 from ranomaly_contracts.ratelog import RateLimitedLog
-from xapp.datalayer.base import DataLayer, DataLayerUnavailable
+from xapp.datalayer.base import DataLayer, DataLayerHealth, DataLayerUnavailable
 from xapp.e2client import Backoff, Subscription, follow
 from xapp.enforcement import StorePolicies
 from xapp.engine import Engine, HotPathTuning
@@ -49,14 +50,27 @@ def make_datalayer(settings: XappSettings) -> DataLayer:
         "verdict_buffer": settings.verdict_buffer,
         "incident_buffer": settings.incident_buffer,
         "kpm_buffer": settings.kpm_buffer,
+        "verdict_stream_bytes": settings.verdict_stream_bytes,
+        "incident_stream_bytes": settings.incident_stream_bytes,
+        "kpm_stream_bytes": settings.kpm_stream_bytes,
     }
     if settings.datalayer == "redis":
         from xapp.datalayer.redis import RedisDataLayer
 
-        return RedisDataLayer(settings.redis_url, **bounds)
+        return RedisDataLayer(settings.redis_url, stream_sample_s=settings.stream_sample_s, **bounds)
     from xapp.datalayer.memory import MemoryDataLayer
 
     return MemoryDataLayer(**bounds)
+
+
+def _datalayer_problem(data: DataLayerHealth, bound_s: float) -> str:
+    """Why a data layer degraded past its bound makes the xApp unready."""
+    state = "disconnected" if not data.connected else "failing or dropping writes"
+    dropped = sum(data.dropped.values())
+    return (
+        f"data layer ({data.backend}) degraded for {data.degraded_s:.0f} s (bound {bound_s:g} s): {state}; "
+        f"writes buffered {data.buffered}, dropped since start {dropped}"
+    )
 
 
 class XappService:
@@ -358,6 +372,10 @@ class XappService:
         self.metrics.kpm_trimmed_unread.set(health.trimmed_unread)
         for kind, count in health.dropped.items():
             self.metrics.datalayer_dropped.labels(kind).set(count)
+        for kind, stream in health.streams.items():
+            self.metrics.stream_memory.labels(kind).set(stream.memory_bytes)
+            self.metrics.stream_entry_limit.labels(kind).set(stream.entry_limit)
+            self.metrics.stream_entry_bytes.labels(kind).set(stream.entry_bytes)
 
     def problems(self) -> list[str]:
         """Why the xApp is not ready (empty: ready)."""
@@ -365,6 +383,9 @@ class XappService:
         problems = [] if self.store.loaded else ["A1 policies not loaded yet"]
         if self.model_problem:
             problems.append(self.model_problem)
+        data = self.datalayer.health()
+        if data.degraded_s > settings.datalayer_degraded_s:
+            problems.append(_datalayer_problem(data, settings.datalayer_degraded_s))
         if engine is None:
             return problems or ["no model scoring yet"]
         stall_ns = settings.stall_periods * settings.period_ms * 1_000_000
@@ -392,8 +413,9 @@ class XappService:
             "e2_streams": int(self.metrics.e2_connected._value.get()),
             "datalayer": {
                 "backend": data.backend, "connected": data.connected, "degraded": data.degraded,
-                "buffered": data.buffered, "dropped": data.dropped, "errors": data.errors,
-                "trimmed_unread": data.trimmed_unread,
+                "degraded_s": round(data.degraded_s, 1), "buffered": data.buffered, "dropped": data.dropped,
+                "errors": data.errors, "trimmed_unread": data.trimmed_unread,
+                "streams": {kind: dataclasses.asdict(stream) for kind, stream in data.streams.items()},
             },
             "ric": self.ric.health() if self.ric is not None else None,
         }  # fmt: skip

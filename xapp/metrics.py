@@ -78,12 +78,32 @@ class XappMetrics:
             "ranomaly_xapp_datalayer_dropped", "Writes dropped beyond the buffer bound", ["kind"], registry=r
         )
         self.datalayer_buffered = Gauge("ranomaly_xapp_datalayer_buffered", "Writes waiting for the store", registry=r)
+        self.stream_memory = Gauge(
+            "ranomaly_xapp_stream_memory_bytes", "Memory a data-layer stream takes (Redis: MEMORY USAGE, sampled)",
+            ["stream"], registry=r,
+        )  # fmt: skip
+        self.stream_entry_limit = Gauge(
+            "ranomaly_xapp_stream_entry_limit", "Entries a stream is trimmed to: its byte budget over its mean entry",
+            ["stream"], registry=r,
+        )  # fmt: skip
+        self.stream_entry_bytes = Gauge(
+            "ranomaly_xapp_stream_entry_bytes", "Measured mean size of a stream entry", ["stream"], registry=r
+        )
         self.kpm_trimmed_unread = Gauge(
             "ranomaly_xapp_kpm_trimmed_unread", "KPM stream entries trimmed before the rApp read them", registry=r
         )
         self.policy_rmr_errors = Counter(
             "ranomaly_xapp_a1_rmr_errors", "A1 RMR messages that could not be handled", registry=r
         )
+        self.policy_changes = Counter(
+            "ranomaly_xapp_a1_changes", "Policy change stream entries the engine's view read", registry=r
+        )
+        self.policy_change_problems = Counter(
+            "ranomaly_xapp_a1_change_problems",
+            "Policy changes not applied as read (entry_corrupt, entries_trimmed: every record re-read; "
+            "record_corrupt, record_missing: the version held before kept)",
+            ["reason"], registry=r,
+        )  # fmt: skip
 
     def render(self) -> bytes:
         """The text exposition format."""

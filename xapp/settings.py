@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from xapp.datalayer.bounds import DEFAULT_INCIDENT_STREAM_BYTES, DEFAULT_KPM_STREAM_BYTES, DEFAULT_VERDICT_STREAM_BYTES
 from xapp.ric.cells import parse_ric_cells
 
 
@@ -79,6 +80,12 @@ class XappSettings(BaseSettings):
     verdict_buffer: int = Field(4096, ge=1)
     incident_buffer: int = Field(100_000, ge=1)
     kpm_buffer: int = Field(4096, ge=1)
+    # bytes of memory per stream; each stream's entry limit is this over its measured mean entry size
+    verdict_stream_bytes: int = Field(DEFAULT_VERDICT_STREAM_BYTES, ge=1)
+    incident_stream_bytes: int = Field(DEFAULT_INCIDENT_STREAM_BYTES, ge=1)
+    kpm_stream_bytes: int = Field(DEFAULT_KPM_STREAM_BYTES, ge=1)
+    stream_sample_s: float = Field(10.0, gt=0)  # how often Redis is asked what each stream takes (with a write)
+    datalayer_degraded_s: float = Field(30.0, gt=0)  # the data layer degraded this long without a break: not ready
     forward_kpm: bool = True
 
     # models

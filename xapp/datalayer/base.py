@@ -14,6 +14,7 @@ from typing import Protocol
 
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.sdl import CellState, IncidentEvent, VerdictBatch
+from xapp.datalayer.bounds import StreamStats
 
 
 class DataLayerUnavailable(RuntimeError):
@@ -27,10 +28,12 @@ class DataLayerHealth:
     backend: str  # "redis" | "memory"
     connected: bool
     degraded: bool  # writes are buffering or were dropped since the last successful flush
+    degraded_s: float  # how long it has been degraded without a break (0: it is not)
     buffered: int  # hot-path writes waiting to be written
     dropped: dict[str, int] = field(default_factory=dict)  # per kind ("verdicts", "incidents", "kpm"), since start
     errors: int = 0  # failed store operations since start
     trimmed_unread: int = 0  # KPM stream entries trimmed before the rApp's consumer group read them
+    streams: dict[str, StreamStats] = field(default_factory=dict)  # per kind: memory and entry limit
 
 
 class DataLayer(Protocol):

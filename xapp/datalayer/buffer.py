@@ -11,11 +11,7 @@ the end-to-end budget (40,000 cell-reports/s, about 13,000 indications/s):
 - buffers: 200,000 cell-periods of verdicts (about 5 s of a store outage at the budget rate, 55 hours at the
   default network; some 80 bytes a cell-period), 50,000 KPM indications (about 4 s, 40 hours), 10,000
   incident events;
-- streams, in entries: KPM 10,000, one hour of rApp outage even if each of the default network's 1,200
-  indications an hour had an entry of its own (the writer puts the forwards of one drain into one entry,
-  so it usually makes one or two entries a period; at the budget rate 10,000 entries last a minute or
-  two); verdicts 10,000 (one entry per scoring batch: days at the default network, minutes at the budget
-  rate); incidents 100,000 (about 30 MB of JSON).
+- streams: in bytes, see `xapp.datalayer.bounds`.
 """
 
 from __future__ import annotations
@@ -23,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,15 +30,13 @@ from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.ratelog import RateLimitedLog
 from ranomaly_contracts.sdl import IncidentEvent, VerdictBatch
 from xapp.datalayer.base import DataLayerHealth
+from xapp.datalayer.bounds import StreamBudget
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_VERDICT_BUFFER = 200_000  # cell-periods
 DEFAULT_INCIDENT_BUFFER = 10_000  # events
 DEFAULT_KPM_BUFFER = 50_000  # indications
-DEFAULT_VERDICT_STREAM_MAX = 10_000  # entries
-DEFAULT_INCIDENT_STREAM_MAX = 100_000  # entries
-DEFAULT_KPM_STREAM_MAX = 10_000  # entries
 
 # What one drain cycle takes at most, so that a backlog goes out in pieces of bounded size.
 DRAIN_VERDICT_CELLS = 65_536
@@ -251,6 +246,7 @@ class BackgroundWriter:
         self._failure_log = RateLimitedLog(log, 5.0)
         self.connected = True
         self.errors = 0
+        self._degraded_since: float | None = None
 
     @property
     def running(self) -> bool:
@@ -261,6 +257,17 @@ class BackgroundWriter:
     def degraded(self) -> bool:
         """Disconnected, failing, or something was dropped since the buffer was last written out."""
         return not self.connected or self._failing or self._buffer.total_dropped != self._drops_seen
+
+    @property
+    def degraded_s(self) -> float:
+        """How long the writer has been degraded without a break (0: it is not); a drop counts from when seen."""
+        if not self.degraded:
+            self._degraded_since = None
+            return 0.0
+        now = time.monotonic()
+        if self._degraded_since is None:
+            self._degraded_since = now
+        return now - self._degraded_since
 
     def start(self) -> None:
         """Start draining (idempotent)."""
@@ -335,6 +342,8 @@ class BackgroundWriter:
         self.errors += 1
         self.connected = False
         self._failing = True
+        if self._degraded_since is None:
+            self._degraded_since = time.monotonic()
         self._failure_log.warning(
             "write", "sdl_write_failed", error=str(error), retry_in_s=delay, buffered=self._buffer.pending
         )
@@ -346,6 +355,7 @@ class BackgroundWriter:
         if not self._buffer.pending:
             self._failing = False
             self._drops_seen = self._buffer.total_dropped
+            self._degraded_since = None
 
 
 class BufferedWrites:
@@ -355,6 +365,7 @@ class BufferedWrites:
     _buffer: WriteBuffer
     _writer: BackgroundWriter
     _trimmed_unread: int
+    _budgets: dict[str, StreamBudget]  # per kind
 
     def write_verdicts(self, batch: VerdictBatch) -> None:
         """Buffer a verdict batch (kept by reference until written: do not change it afterwards)."""
@@ -373,8 +384,10 @@ class BufferedWrites:
             backend=backend,
             connected=connected,
             degraded=self._writer.degraded,
+            degraded_s=self._writer.degraded_s,
             buffered=self._buffer.pending,
             dropped=dict(self._buffer.dropped),
             errors=self._writer.errors + other_errors,
             trimmed_unread=self._trimmed_unread,
+            streams={kind: budget.stats() for kind, budget in self._budgets.items()},
         )

@@ -1,10 +1,11 @@
 """The in-memory data layer: the embedded default for `make demo` and single-process runs.
 
 It keeps the Redis backend's contract, buffering included: hot-path writes go through the same bounded
-buffer and a background writer, and the streams are bounded deques whose entries get Redis-style ids.
-Stream entries are the written objects themselves (nothing is encoded), so the writer stays cheap. The
-KPM stream has consumer groups reduced to their last delivered id (`create_kpm_group`, `consume_kpm`), so
-that trimming counts what the rApp's group had not read, as in Redis.
+buffer and a background writer, and the streams get Redis-style ids and byte budgets. Stream entries are
+the written objects themselves; each is measured at its encoded size (what Redis would hold) plus the
+prior per-entry overhead of `xapp.datalayer.bounds`, and a stream keeps the newest entries its budget
+allows at their mean size. The KPM stream has consumer groups reduced to their last delivered id
+(`create_kpm_group`, `consume_kpm`), so that trimming counts what the rApp's group had not read, as in Redis.
 """
 
 from __future__ import annotations
@@ -20,16 +21,20 @@ from ranomaly_contracts.sdl import (
     IncidentEvent,
     KpmForward,
     VerdictBatch,
-    check_verdicts,
+    encode_incident,
+    encode_verdicts,
 )
 from xapp.datalayer.base import DataLayerHealth
+from xapp.datalayer.bounds import (
+    DEFAULT_INCIDENT_STREAM_BYTES,
+    DEFAULT_KPM_STREAM_BYTES,
+    DEFAULT_VERDICT_STREAM_BYTES,
+    StreamBudget,
+)
 from xapp.datalayer.buffer import (
     DEFAULT_INCIDENT_BUFFER,
-    DEFAULT_INCIDENT_STREAM_MAX,
     DEFAULT_KPM_BUFFER,
-    DEFAULT_KPM_STREAM_MAX,
     DEFAULT_VERDICT_BUFFER,
-    DEFAULT_VERDICT_STREAM_MAX,
     BackgroundWriter,
     BufferedWrites,
     Drain,
@@ -43,24 +48,30 @@ T = TypeVar("T")
 
 
 class _Stream(Generic[T]):
-    """A bounded stream: the newest `maxlen` entries with increasing ids."""
+    """A stream bounded by its budget: the newest entries, with increasing ids and their measured sizes."""
 
-    def __init__(self, maxlen: int) -> None:
-        if maxlen < 1:
-            raise ValueError(f"a stream bound must be at least 1 entry, got {maxlen}")
-        self.entries: deque[tuple[EntryId, T]] = deque(maxlen=maxlen)
+    def __init__(self, budget: StreamBudget) -> None:
+        self.budget = budget
+        self.entries: deque[tuple[EntryId, T]] = deque()
+        self._sizes: deque[int] = deque()  # bytes of each entry, overhead included
+        self._bytes = 0  # their sum
         self._last: EntryId = (0, 0)
 
-    @property
-    def full(self) -> bool:
-        """The next append trims the oldest entry."""
-        return len(self.entries) == self.entries.maxlen
-
-    def append(self, payload: T) -> None:
-        """Add an entry with the next id."""
+    def append(self, payload: T, size: int) -> list[EntryId]:
+        """Add an entry of `size` payload bytes with the next id; the ids of the entries trimmed to make room."""
+        budget = self.budget
+        budget.observe((size,))
         ms = time.time_ns() // 1_000_000
         self._last = (ms, 0) if ms > self._last[0] else (self._last[0], self._last[1] + 1)
         self.entries.append((self._last, payload))
+        self._sizes.append(size + round(budget.overhead_bytes))
+        self._bytes += self._sizes[-1]
+        trimmed = []
+        while len(self.entries) > budget.limit:
+            trimmed.append(self.entries.popleft()[0])
+            self._bytes -= self._sizes.popleft()
+        budget.measured(self._bytes, len(self.entries))
+        return trimmed
 
     def after(self, start_id: str) -> list[tuple[str, T]]:
         """Entries after start_id, oldest first, with their ids."""
@@ -77,9 +88,9 @@ class MemoryDataLayer(BufferedWrites):
         verdict_buffer: int = DEFAULT_VERDICT_BUFFER,
         incident_buffer: int = DEFAULT_INCIDENT_BUFFER,
         kpm_buffer: int = DEFAULT_KPM_BUFFER,
-        verdict_stream_max: int = DEFAULT_VERDICT_STREAM_MAX,
-        incident_stream_max: int = DEFAULT_INCIDENT_STREAM_MAX,
-        kpm_stream_max: int = DEFAULT_KPM_STREAM_MAX,
+        verdict_stream_bytes: int = DEFAULT_VERDICT_STREAM_BYTES,
+        incident_stream_bytes: int = DEFAULT_INCIDENT_STREAM_BYTES,
+        kpm_stream_bytes: int = DEFAULT_KPM_STREAM_BYTES,
         close_timeout_s: float = 5.0,
     ) -> None:
         self._buffer = WriteBuffer(
@@ -87,9 +98,14 @@ class MemoryDataLayer(BufferedWrites):
         )
         self._writer = BackgroundWriter(self._buffer, self._apply, self._nothing)
         self._close_timeout_s = close_timeout_s
-        self._verdicts: _Stream[VerdictBatch] = _Stream(verdict_stream_max)
-        self._incidents: _Stream[IncidentEvent] = _Stream(incident_stream_max)
-        self._kpm: _Stream[KpmForward] = _Stream(kpm_stream_max)
+        self._budgets = {
+            "verdicts": StreamBudget("verdicts", verdict_stream_bytes),
+            "incidents": StreamBudget("incidents", incident_stream_bytes),
+            "kpm": StreamBudget("kpm", kpm_stream_bytes),
+        }
+        self._verdicts: _Stream[VerdictBatch] = _Stream(self._budgets["verdicts"])
+        self._incidents: _Stream[IncidentEvent] = _Stream(self._budgets["incidents"])
+        self._kpm: _Stream[KpmForward] = _Stream(self._budgets["kpm"])
         self._kpm_groups: dict[str, EntryId] = {}
         self._trimmed_unread = 0
         self._open = OpenIncidents()
@@ -121,11 +137,10 @@ class MemoryDataLayer(BufferedWrites):
         """Memory is always there: nothing to probe."""
 
     async def _apply(self, drain: Drain) -> None:
-        for batch in drain.verdicts:
-            check_verdicts(batch)  # a malformed batch refuses the drain, as it does in Redis
+        encoded = [encode_verdicts(batch) for batch in drain.verdicts]  # refuses a malformed batch, as Redis does
         self._open.apply(drain.incidents)
-        for batch in drain.verdicts:
-            self._verdicts.append(batch)
+        for batch, payload in zip(drain.verdicts, encoded, strict=True):
+            self._verdicts.append(batch, len(payload))
             rows = zip(
                 batch.cell_ids,
                 batch.node_ids,
@@ -137,13 +152,13 @@ class MemoryDataLayer(BufferedWrites):
             for cell, node, start, score, status in rows:
                 self._cells[cell] = (node, start, score, status, batch.model_version, self._open.get(cell))
         for event in drain.incidents:
-            self._incidents.append(event)
+            self._incidents.append(event, len(encode_incident(event)))
+        delivered = self._kpm_groups.get(RAPP_CONSUMER_GROUP)
         for measurements, indications in drain.kpm_entries():
-            if self._kpm.full:
-                oldest = self._kpm.entries[0][0]
-                delivered = self._kpm_groups.get(RAPP_CONSUMER_GROUP)
-                self._trimmed_unread += delivered is None or oldest > delivered
-            self._kpm.append(KpmForward(measurements, indications))
+            # its encoded size: each name and indication with its tag and length (short names, < 2 MB indications)
+            size = sum(len(name) + 2 for name in measurements) + sum(i.ByteSize() + 3 for i in indications)
+            trimmed = self._kpm.append(KpmForward(measurements, indications), size)
+            self._trimmed_unread += sum(delivered is None or entry_id > delivered for entry_id in trimmed)
 
     async def cell_state(self, cell_id: str) -> CellState | None:
         """The latest state of one cell."""

@@ -2,10 +2,12 @@
 
 Hot-path writes are buffered (see `xapp.datalayer.buffer`); the background writer sends each drain in one
 pipelined round trip (no MULTI): one XADD per verdict batch, per incident event and per KPM entry, one HSET
-of the newest state of every cell the drain touched, and an exact XTRIM per stream written. Payloads are
-encoded there, never on the hot path. While Redis is away, writes keep buffering up to the bounds, the
-writer retries with bounded exponential backoff and writes the backlog in order when Redis is back. A drain
-that failed is sent again whole, so an entry Redis applied before the connection broke may appear twice.
+of the newest state of every cell the drain touched, and an exact XTRIM per stream written, to the entry
+limit its byte budget gives (`xapp.datalayer.bounds`); every `stream_sample_s` the same round trip asks
+MEMORY USAGE and XLEN of each stream. Payloads are encoded there, never on the hot path. While Redis is
+away, writes keep buffering up to the bounds, the writer retries with bounded exponential backoff and
+writes the backlog in order when Redis is back. A drain that failed is sent again whole, so an entry Redis
+applied before the connection broke may appear twice.
 
 Trimmed KPM entries count as unread when the rApp's consumer group had not been delivered them: the writer
 keeps the ids its XADDs returned, and each drain reads the group's last-delivered-id just before the trim
@@ -57,13 +59,16 @@ from ranomaly_contracts.sdl import (
     sdl_keys,
 )
 from xapp.datalayer.base import DataLayerHealth, DataLayerUnavailable
+from xapp.datalayer.bounds import (
+    DEFAULT_INCIDENT_STREAM_BYTES,
+    DEFAULT_KPM_STREAM_BYTES,
+    DEFAULT_VERDICT_STREAM_BYTES,
+    StreamBudget,
+)
 from xapp.datalayer.buffer import (
     DEFAULT_INCIDENT_BUFFER,
-    DEFAULT_INCIDENT_STREAM_MAX,
     DEFAULT_KPM_BUFFER,
-    DEFAULT_KPM_STREAM_MAX,
     DEFAULT_VERDICT_BUFFER,
-    DEFAULT_VERDICT_STREAM_MAX,
     BackgroundWriter,
     BufferedWrites,
     Drain,
@@ -96,7 +101,8 @@ class RedisDataLayer(BufferedWrites):
     """The data layer on Redis.
 
     Bounds: `*_buffer` in each kind's unit (verdict cell-periods, incident events, KPM indications),
-    `*_stream_max` in stream entries; the defaults and what they assume are in `xapp.datalayer.buffer`.
+    `*_stream_bytes` in bytes of Redis memory per stream; the defaults and what they assume are in
+    `xapp.datalayer.buffer` and `xapp.datalayer.bounds`.
     `prefix` replaces the key prefix of `ranomaly_contracts.sdl` (a separate namespace, for example in
     tests). Timeouts bound every Redis call; the writer's backoff doubles from retry_initial_s up to
     retry_max_s; close() waits up to close_timeout_s for the buffers to be written.
@@ -113,9 +119,10 @@ class RedisDataLayer(BufferedWrites):
         verdict_buffer: int = DEFAULT_VERDICT_BUFFER,
         incident_buffer: int = DEFAULT_INCIDENT_BUFFER,
         kpm_buffer: int = DEFAULT_KPM_BUFFER,
-        verdict_stream_max: int = DEFAULT_VERDICT_STREAM_MAX,
-        incident_stream_max: int = DEFAULT_INCIDENT_STREAM_MAX,
-        kpm_stream_max: int = DEFAULT_KPM_STREAM_MAX,
+        verdict_stream_bytes: int = DEFAULT_VERDICT_STREAM_BYTES,
+        incident_stream_bytes: int = DEFAULT_INCIDENT_STREAM_BYTES,
+        kpm_stream_bytes: int = DEFAULT_KPM_STREAM_BYTES,
+        stream_sample_s: float = 10.0,
         prefix: str = PREFIX,
         connect_timeout_s: float = 1.0,
         timeout_s: float = 5.0,
@@ -124,16 +131,15 @@ class RedisDataLayer(BufferedWrites):
         close_timeout_s: float = 5.0,
         cell_state_interval_s: float = 1.0,
     ) -> None:
-        for name, bound in (
-            ("verdict_stream_max", verdict_stream_max),
-            ("incident_stream_max", incident_stream_max),
-            ("kpm_stream_max", kpm_stream_max),
-        ):
-            if bound < 1:
-                raise ValueError(f"{name} must be at least 1 entry, got {bound}")
         self._url = redact_url(url)
         self._keys = sdl_keys(prefix)
-        self._stream_max = (verdict_stream_max, incident_stream_max, kpm_stream_max)
+        self._budgets = {
+            "verdicts": StreamBudget("verdicts", verdict_stream_bytes),
+            "incidents": StreamBudget("incidents", incident_stream_bytes),
+            "kpm": StreamBudget("kpm", kpm_stream_bytes),
+        }
+        self._stream_sample_s = stream_sample_s
+        self._sampled_at = -stream_sample_s  # the first write samples
         self._close_timeout_s = close_timeout_s
         self._client = aioredis.Redis.from_url(
             url,
@@ -196,7 +202,6 @@ class RedisDataLayer(BufferedWrites):
     async def _write(self, drain: Drain) -> None:
         """Write one drain in one round trip; raises (before any I/O) if a write cannot be encoded."""
         keys = self._keys
-        verdict_max, incident_max, kpm_max = self._stream_max
         self._open.apply(drain.incidents)
         verdicts = []
         for batch in drain.verdicts:
@@ -207,29 +212,45 @@ class RedisDataLayer(BufferedWrites):
         cells = self._cell_fields() if now - self._cells_written_at >= self._cell_state_interval_s else {}
         incidents = [encode_incident(event) for event in drain.incidents]
         kpm = [encode_kpm(measurements, indications) for measurements, indications in drain.kpm_entries()]
+        streams = {"verdicts": (keys.verdicts, verdicts), "incidents": (keys.incidents, incidents)}
+        sample = now - self._sampled_at >= self._stream_sample_s
         async with self._client.pipeline(transaction=False) as pipe:
-            for key, payloads in ((keys.verdicts, verdicts), (keys.incidents, incidents), (keys.kpm, kpm)):
+            for key, payloads in (*streams.values(), (keys.kpm, kpm)):
                 for payload in payloads:
                     pipe.xadd(key, {FIELD_DATA: payload})
             if cells:
                 pipe.hset(keys.cells, mapping=cells)  # type: ignore[arg-type]  # bytes values are fine
-            for key, payloads, bound in (
-                (keys.verdicts, verdicts, verdict_max),
-                (keys.incidents, incidents, incident_max),
-            ):
+            for kind, (key, payloads) in streams.items():
                 if payloads:
-                    pipe.xtrim(key, maxlen=bound, approximate=False)
+                    pipe.xtrim(key, maxlen=self._limit(kind, payloads), approximate=False)
+            kpm_at = len(pipe)
             if kpm:
                 pipe.xinfo_groups(keys.kpm)
-                pipe.xtrim(keys.kpm, maxlen=kpm_max, approximate=False)
+                pipe.xtrim(keys.kpm, maxlen=self._limit("kpm", kpm), approximate=False)
                 pipe.xrange(keys.kpm, count=1)
+            sampled_at = len(pipe)
+            if sample:
+                for key in (keys.verdicts, keys.incidents, keys.kpm):
+                    pipe.memory_usage(key)
+                    pipe.xlen(key)
             results = await pipe.execute()
         if cells:
             self._cells_written_at = now
             self._cell_rows.clear()
         if kpm:
             added = len(verdicts) + len(incidents)
-            self._count_trimmed(results[added : added + len(kpm)], *results[-3:])
+            self._count_trimmed(results[added : added + len(kpm)], *results[kpm_at : kpm_at + 3])
+        if sample:
+            self._sampled_at = now
+            for index, budget in enumerate(self._budgets.values()):
+                memory, entries = results[sampled_at + 2 * index : sampled_at + 2 * index + 2]
+                budget.calibrate(int(memory or 0), int(entries))
+
+    def _limit(self, kind: str, payloads: list[bytes]) -> int:
+        """The kind's stream limit, its mean entry size following the payloads being written."""
+        budget = self._budgets[kind]
+        budget.observe(map(len, payloads))
+        return budget.limit
 
     def _cell_fields(self) -> dict[str, bytes]:
         """HASH_CELLS fields of every cell with a newer verdict than Redis holds."""
