@@ -413,6 +413,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 130
 
 
+def cmd_faults(args: argparse.Namespace) -> int:
+    """The hardening issue's fault table against real processes."""
+    from ranomaly.faults import main as faults_main
+
+    only = [name for name in (args.only or "").split(",") if name] or None
+    try:
+        return faults_main(only, args.json, args.work)
+    except (KeyboardInterrupt, asyncio.CancelledError):  # every process a row started is stopped by its close
+        print("ranomaly faults: interrupted", file=sys.stderr)
+        return 130
+
+
 def _add_world_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="random seed of the simulated network")
     parser.add_argument("--cells", type=int, help="number of cells")
@@ -562,6 +574,12 @@ def build_parser() -> argparse.ArgumentParser:
         "it waited for and shows that step's log",
     )  # fmt: skip
     demo.set_defaults(handler=cmd_demo)
+
+    faults = commands.add_parser("faults", help="the fault table (bad E2 input, outages, restarts) on real processes")
+    faults.add_argument("--only", help="comma-separated rows to run (default: all; names in the table)")
+    faults.add_argument("--json", help="also write the table and every row's checks to this JSON file")
+    faults.add_argument("--work", help="folder for the processes' logs and files (default: a new temporary folder)")
+    faults.set_defaults(handler=cmd_faults)
     return parser
 
 
