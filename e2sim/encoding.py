@@ -32,11 +32,17 @@ class SubscriptionPlan:
     node_cells: tuple[np.ndarray, ...]  # source cell indices of every subscribed node
     max_per_message: int
     raw: bool = False  # E2SM-KPM bytes (RawKpmIndication) instead of the compact form
+    resume_after_ms: tuple[int, ...] = ()  # per node of node_ids: send only later periods (0: from the start)
 
     @property
     def n_cells(self) -> int:
         """Cells covered by the subscription."""
         return sum(len(cells) for cells in self.node_cells)
+
+    def node_first_periods(self, first_period: int) -> tuple[int, ...]:
+        """Each node's first period to send: the stream's first, or the first after its resume point."""
+        resume = self.resume_after_ms or (0,) * len(self.node_ids)
+        return tuple(max(first_period, after // self.period_ms + 1) if after else first_period for after in resume)
 
 
 def _unique(values: list[str], field: str) -> list[str]:
@@ -92,6 +98,9 @@ def plan_subscription(source: KpmSource, request: pb.SubscriptionRequest, defaul
         wanted_cells = np.arange(len(source.cell_ids), dtype=np.int64)
 
     nodes = sorted({int(cell_node[c]) for c in wanted_cells})
+    node_ids = tuple(source.node_ids[n] for n in nodes)
+    # resume points of nodes the subscription does not cover are ignored: a node set that changed is no error
+    resume = tuple(request.resume_after_ms.get(node, 0) for node in node_ids)
     per_message = request.max_indications_per_message or default_per_message
     if per_message > MAX_INDICATIONS_PER_MESSAGE:
         raise SubscriptionError(
@@ -102,10 +111,11 @@ def plan_subscription(source: KpmSource, request: pb.SubscriptionRequest, defaul
         period_ms=request.reporting_period_ms,
         measurement_index=np.array([catalogue[n] for n in names], dtype=np.int64),
         measurement_names=tuple(names),
-        node_ids=tuple(source.node_ids[n] for n in nodes),
+        node_ids=node_ids,
         node_cells=tuple(wanted_cells[cell_node[wanted_cells] == n] for n in nodes),
         max_per_message=per_message,
         raw=request.raw_e2sm_kpm,
+        resume_after_ms=resume if any(resume) else (),
     )
 
 
@@ -122,11 +132,12 @@ def accepted_message(plan: SubscriptionPlan, source: KpmSource, subscription_id:
 
 
 class IndicationEncoder:
-    """Turns blocks into IndicationBatch messages for one subscription, numbering periods per node."""
+    """Turns blocks into IndicationBatch messages for one subscription, numbering periods per node from the
+    node's first period (a resumed node skips the periods up to its resume point)."""
 
     def __init__(self, plan: SubscriptionPlan, source: KpmSource, first_period: int) -> None:
         self._plan = plan
-        self._first_period = first_period
+        self._node_first = plan.node_first_periods(first_period)
         self._cells = np.concatenate(plan.node_cells)
         self._bounds = np.cumsum([0, *(len(c) for c in plan.node_cells)])
         self._cell_ids = [[source.cell_ids[c] for c in cells] for cells in plan.node_cells]
@@ -145,20 +156,23 @@ class IndicationEncoder:
         reported = None if block.reported is None else block.reported[:, self._cells]
         bounds = self._bounds.tolist()
         message, count = pb.SubscriptionMessage(), 0
+        node_first = self._node_first
         for row, time_ms in enumerate(block.times_ms.tolist()):
-            sequence = time_ms // plan.period_ms - self._first_period
+            period = time_ms // plan.period_ms
             row_values = values[row].tolist()
             row_gaps = nodes_with_gaps[row]
             row_missing = missing[row].tolist() if any(row_gaps) else []
             absent = set() if reported is None else set(np.flatnonzero(~reported[row]).tolist())
             for node, node_id in enumerate(plan.node_ids):
+                if period < node_first[node]:
+                    continue
                 lo, hi = bounds[node], bounds[node + 1]
                 indication = message.batch.indications.add()
                 header = indication.header
                 header.node_id = node_id
                 header.collection_start_ms = time_ms
                 header.granularity_period_ms = plan.period_ms
-                header.sequence_number = sequence
+                header.sequence_number = period - node_first[node]
                 kept = [c for c in range(lo, hi) if c not in absent] if absent else range(lo, hi)
                 if len(kept) == hi - lo:
                     indication.cell_ids.extend(self._cell_ids[node])
@@ -192,7 +206,7 @@ class RawIndicationEncoder:
 
     def __init__(self, plan: SubscriptionPlan, source: KpmSource, first_period: int) -> None:
         self._plan = plan
-        self._first_period = first_period
+        self._node_first = plan.node_first_periods(first_period)
         self._integer = tuple(source.measurements[i].integer for i in plan.measurement_index.tolist())
         self._nodes = [
             (node_id, [(int(c), source.cell_ids[c]) for c in cells.tolist()])
@@ -205,9 +219,12 @@ class RawIndicationEncoder:
         message, count = pb.SubscriptionMessage(), 0
         for row, time_ms in enumerate(block.times_ms.tolist()):
             header = encode_indication_header(time_ms, version=KPM_VERSION)
-            sequence = time_ms // plan.period_ms - self._first_period
+            period = time_ms // plan.period_ms
             values = block.values[row][:, plan.measurement_index]
-            for node_id, cells in self._nodes:
+            for (node_id, cells), first in zip(self._nodes, self._node_first, strict=True):
+                if period < first:
+                    continue
+                sequence = period - first
                 for cell, cell_id in cells:
                     if block.reported is not None and not block.reported[row, cell]:
                         continue

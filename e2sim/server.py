@@ -95,6 +95,7 @@ class E2NodeService(pb_grpc.E2NodeServicer):
             nodes=len(plan.node_ids),
             cells=plan.n_cells,
             period_ms=plan.period_ms,
+            resumed=sum(1 for after in plan.resume_after_ms if after),
         )
         try:
             yield accepted_message(plan, self._source, subscription_id)
@@ -107,14 +108,15 @@ class E2NodeService(pb_grpc.E2NodeServicer):
     async def _indications(self, plan: SubscriptionPlan) -> AsyncIterator[pb.SubscriptionMessage]:
         opts = self._options
         start = self._source.stream_start(plan.period_ms, _now_ms(), opts.realtime)
+        first = min(plan.node_first_periods(start.first_period), default=start.first_period)  # resumed: later
         last = start.last_period
         if opts.periods:
-            limit = start.first_period + opts.periods - 1
+            limit = first + opts.periods - 1
             last = limit if last is None else min(last, limit)
         kind = RawIndicationEncoder if plan.raw else IndicationEncoder
         encoder = kind(plan, self._source, start.first_period)
         step = 1 if opts.realtime else max(1, opts.chunk_cell_reports // max(plan.n_cells, 1))
-        chunks = iter(_chunks(start.first_period, last, step))
+        chunks = iter(_chunks(first, last, step))
         # Prepare one chunk ahead, off the event loop, while the current one is sent.
         chunk = next(chunks, None)
         job = self._submit(encoder, plan, chunk)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 
 import grpc
 import numpy as np
@@ -163,3 +164,26 @@ async def test_ground_truth_is_served_beside_the_stream(accelerated_sim: Sim, sm
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.ListAnomalies(gt.ListAnomaliesRequest(start_ms=end, end_ms=start, reporting_period_ms=PERIOD_MS))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_resumed_subscription_sends_each_node_only_the_periods_after_its_resume_point(
+    accelerated_sim: Sim, small_world: World
+) -> None:
+    _, channel = accelerated_sim
+    request = pb.SubscriptionRequest(reporting_period_ms=PERIOD_MS)
+    _, first, _ = await collect(channel, request)  # 30 periods: the stream ends
+    last = {i.node_id: i.collection_start_ms for i in first}
+    behind = small_world.node_ids[0]
+    last[behind] -= 5 * PERIOD_MS  # this node's last 5 periods were not accepted
+    request.resume_after_ms.update(last | {"gnb-not-here": 1})  # a node the subscription lacks is ignored
+    _, second, _ = await collect(channel, request)
+    sent = [(i.node_id, i.collection_start_ms) for i in first + second]
+    assert len(set(sent)) == len(sent) - 5, "nothing sent twice but the 5 periods not accepted"
+    for node in small_world.node_ids:
+        mine = [i for i in second if i.node_id == node]
+        assert mine[0].collection_start_ms == last[node] + PERIOD_MS, f"{node} resumes right after its point"
+        assert [i.sequence for i in mine] == list(range(len(mine))), "sequence numbers count from the resume"
+        starts = sorted({start for n, start in sent if n == node})
+        assert starts == list(range(starts[0], starts[-1] + PERIOD_MS, PERIOD_MS)), f"{node}: nothing lost"
+    # the stream's 30 periods start at the earliest resume point: the node behind gets 30, the others 25
+    assert Counter(i.node_id for i in second) == {node: 30 if node == behind else 25 for node in small_world.node_ids}

@@ -86,3 +86,17 @@ async def test_replay_refuses_another_period(dataset_with_gaps: Path) -> None:
     finally:
         await channel.close()
         await server.stop(0)
+
+
+async def test_a_replay_resumed_past_its_last_period_ends_instead_of_replaying(dataset_with_gaps: Path) -> None:
+    server, channel = await start_sim(ReplaySource(read_dataset(dataset_with_gaps)), StreamOptions(realtime=False))
+    try:
+        request = pb.SubscriptionRequest(reporting_period_ms=PERIOD_MS)
+        accepted, indications, _ = await collect(channel, request)
+        request.resume_after_ms.update({i.node_id: i.collection_start_ms for i in indications})
+        assert {n.node_id for n in accepted.nodes} == set(request.resume_after_ms)
+        _, again, _ = await collect(channel, request)
+        assert again == [], "the dataset is not sent again"
+    finally:
+        await channel.close()
+        await server.stop(0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -31,8 +31,8 @@ class Subscription:
     max_indications_per_message: int = 64
     raw_e2sm_kpm: bool = False  # ask for E2SM-KPM bytes (RawKpmIndication) instead of the compact form
 
-    def request(self) -> pb.SubscriptionRequest:
-        """The gRPC subscription request."""
+    def request(self, resume_after_ms: Mapping[str, int] | None = None) -> pb.SubscriptionRequest:
+        """The gRPC subscription request; resume_after_ms: per node, the last collection start accepted."""
         return pb.SubscriptionRequest(
             subscriber_id=self.subscriber_id,
             node_ids=list(self.node_ids),
@@ -41,6 +41,7 @@ class Subscription:
             reporting_period_ms=self.period_ms,
             max_indications_per_message=self.max_indications_per_message,
             raw_e2sm_kpm=self.raw_e2sm_kpm,
+            resume_after_ms=resume_after_ms,
         )
 
 
@@ -59,31 +60,39 @@ async def follow(
 
     A refused subscription (INVALID_ARGUMENT) raises StreamError: the configuration is wrong and retrying
     will not fix it. Any other loss (endpoint down, stream ended or broken) is retried with backoff; the
-    engine keeps every cell's state across reconnections. Raw E2SM-KPM reports are decoded into the compact
-    form before the engine takes them.
+    engine keeps every cell's state across reconnections, and a resubscription resumes each node after the
+    last collection start the engine accepted from it, so that nothing is sent twice. Raw E2SM-KPM reports
+    are decoded into the compact form before the engine takes them.
     """
     delay = backoff.first_s
-    losses = 0  # in a row, since the last accepted subscription: a warning at the 1st, 2nd, 4th, 8th, ...
+    losses = 0  # in a row, since a stream last delivered: a warning at the 1st, 2nd, 4th, 8th, ...
     metrics = engine.metrics
     raw = RawKpmIntake(engine.measurements, engine.tuning.period_ms, metrics, engine.errors)
+    nodes: list[str] = []  # of the last accepted subscription: they resume where they stopped
     while not stop.is_set():
         metrics.e2_reconnects.inc()
-        connected = False
+        connected = delivered = False
+        resume = engine.resume_points(nodes)
         try:
             async with grpc.aio.insecure_channel(target) as channel:
-                call = pb_grpc.E2NodeStub(channel).Subscribe(subscription.request())
+                call = pb_grpc.E2NodeStub(channel).Subscribe(subscription.request(resume))
                 async for message in _until(call, stop):  # plain iteration: a task per read would cost more
                     if message.HasField("batch"):
                         batch = raw.merged(message.batch) if message.batch.raw else message.batch
                         engine.on_batch(batch, time.perf_counter_ns())
+                        if not delivered:
+                            delivered, delay, losses = True, backoff.first_s, 0
                     elif message.HasField("accepted"):
                         engine.on_accepted(message.accepted)
                         connected = True
                         metrics.e2_connected.inc()
-                        delay, losses = backoff.first_s, 0
-                        log.info("e2_subscribed", target=target, nodes=len(message.accepted.nodes))
+                        nodes = [node.node_id for node in message.accepted.nodes]
+                        log.info("e2_subscribed", target=target, nodes=len(nodes), resumed=len(resume))
             if not stop.is_set():
-                log.warning("e2_stream_ended", target=target)
+                losses += not delivered  # a stream that ends with nothing (a source that ended) backs off
+                quiet = log.debug if losses & (losses - 1) else log.warning
+                (log.info if delivered else quiet)("e2_stream_ended", target=target, delivered=delivered,
+                                                   in_a_row=losses)  # fmt: skip
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise StreamError(f"E2 endpoint {target} refused the subscription: {exc.details()}") from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -107,6 +107,7 @@ class Engine:
         )
         self.errors = errors  # one log line per kind of bad input and interval, for every intake of this engine
         self._next_sequence: dict[str, int] = {}
+        self._accepted_ms: dict[str, int] = {}  # per node, the latest collection start it had rows accepted for
         self._policy_revision = -1
         self._timer: asyncio.TimerHandle | None = None
         self._forward: list[pb.Indication] = []  # accepted rows, forwarded with the next batch's writes
@@ -145,9 +146,12 @@ class Engine:
         intake.begin()
         k = len(self.measurements)
         if intake.take_routine(message.indications, k, received_ns):
+            accepted = self._accepted_ms
             for indication in message.indications:
                 header = indication.header
                 self._check_sequence(header.node_id, header.sequence_number)
+                if header.collection_start_ms > accepted.get(header.node_id, 0):
+                    accepted[header.node_id] = header.collection_start_ms
             if self.tuning.forward_kpm:
                 self._forward.extend(message.indications)
             self._maybe_flush()
@@ -169,9 +173,17 @@ class Engine:
                 continue
             self._check_sequence(decoded.node_id, decoded.sequence)
             taken = intake.take(decoded, received_ns)
-            if taken is not None and self.tuning.forward_kpm:
+            if taken is None:
+                continue
+            node, start = decoded.node_id, decoded.collection_start_ms
+            self._accepted_ms[node] = max(start, self._accepted_ms.get(node, 0))
+            if self.tuning.forward_kpm:
                 self._forward.append(_as_scored(indication, decoded, taken))
         self._maybe_flush()
+
+    def resume_points(self, nodes: Iterable[str]) -> dict[str, int]:
+        """Per node of `nodes` that had rows accepted: the latest collection start accepted (where to resume)."""
+        return {node: self._accepted_ms[node] for node in nodes if node in self._accepted_ms}
 
     def _check_sequence(self, node_id: str, sequence: int) -> None:
         expected = self._next_sequence.get(node_id, sequence)

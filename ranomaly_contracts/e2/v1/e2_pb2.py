@@ -24,13 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ranomaly_contracts/e2/v1/e2.proto\x12\x0eranomaly.e2.v1\"\x12\n\x10ListNodesRequest\"y\n\x11ListNodesResponse\x12\'\n\x05nodes\x18\x01 \x03(\x0b\x32\x18.ranomaly.e2.v1.NodeInfo\x12;\n\x0cran_function\x18\x02 \x01(\x0b\x32%.ranomaly.e2.v1.RanFunctionDefinition\"U\n\x08NodeInfo\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07plmn_id\x18\x02 \x01(\t\x12\'\n\x05\x63\x65lls\x18\x03 \x03(\x0b\x32\x18.ranomaly.e2.v1.CellInfo\"5\n\x08\x43\x65llInfo\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\t\x12\x18\n\x10nr_cell_identity\x18\x02 \x01(\x04\"\x88\x02\n\x15RanFunctionDefinition\x12\x12\n\nshort_name\x18\x01 \x01(\t\x12\x19\n\x11service_model_oid\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x35\n\x0cmeasurements\x18\x04 \x03(\x0b\x32\x1f.ranomaly.e2.v1.MeasurementInfo\x12\x32\n\rreport_styles\x18\x05 \x03(\x0b\x32\x1b.ranomaly.e2.v1.ReportStyle\x12\x1f\n\x17min_reporting_period_ms\x18\x06 \x01(\r\x12\x1f\n\x17max_reporting_period_ms\x18\x07 \x01(\r\"_\n\x0fMeasurementInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\r\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0f\n\x07integer\x18\x05 \x01(\x08\"t\n\x0bReportStyle\x12\x12\n\nstyle_type\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12 \n\x18indication_header_format\x18\x03 \x01(\r\x12!\n\x19indication_message_format\x18\x04 \x01(\r\"\xbe\x01\n\x13SubscriptionRequest\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\x12\x10\n\x08node_ids\x18\x02 \x03(\t\x12\x10\n\x08\x63\x65ll_ids\x18\x03 \x03(\t\x12\x14\n\x0cmeasurements\x18\x04 \x03(\t\x12\x1b\n\x13reporting_period_ms\x18\x05 \x01(\r\x12#\n\x1bmax_indications_per_message\x18\x06 \x01(\r\x12\x14\n\x0craw_e2sm_kpm\x18\x07 \x01(\x08\"\x89\x01\n\x13SubscriptionMessage\x12\x38\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x0b\x32$.ranomaly.e2.v1.SubscriptionAcceptedH\x00\x12\x30\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x1f.ranomaly.e2.v1.IndicationBatchH\x00\x42\x06\n\x04kind\"\x8b\x01\n\x14SubscriptionAccepted\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\x14\n\x0cmeasurements\x18\x02 \x03(\t\x12\x1b\n\x13reporting_period_ms\x18\x03 \x01(\r\x12\'\n\x05nodes\x18\x04 \x03(\x0b\x32\x18.ranomaly.e2.v1.NodeInfo\"q\n\x0fIndicationBatch\x12/\n\x0bindications\x18\x01 \x03(\x0b\x32\x1a.ranomaly.e2.v1.Indication\x12-\n\x03raw\x18\x02 \x03(\x0b\x32 .ranomaly.e2.v1.RawKpmIndication\"\x99\x01\n\x10RawKpmIndication\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x65ll_id\x18\x02 \x01(\t\x12\x17\n\x0fsequence_number\x18\x03 \x01(\x04\x12\x13\n\x0bkpm_version\x18\x04 \x01(\r\x12\x19\n\x11indication_header\x18\x05 \x01(\x0c\x12\x1a\n\x12indication_message\x18\x06 \x01(\x0c\"z\n\nIndication\x12\x30\n\x06header\x18\x01 \x01(\x0b\x32 .ranomaly.e2.v1.IndicationHeader\x12\x10\n\x08\x63\x65ll_ids\x18\x02 \x03(\t\x12\x12\n\x06values\x18\x03 \x03(\x02\x42\x02\x10\x01\x12\x14\n\x08no_value\x18\x04 \x03(\rB\x02\x10\x01\"x\n\x10IndicationHeader\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x1b\n\x13\x63ollection_start_ms\x18\x02 \x01(\x04\x12\x1d\n\x15granularity_period_ms\x18\x03 \x01(\r\x12\x17\n\x0fsequence_number\x18\x04 \x01(\x04\x32\xb3\x01\n\x06\x45\x32Node\x12P\n\tListNodes\x12 .ranomaly.e2.v1.ListNodesRequest\x1a!.ranomaly.e2.v1.ListNodesResponse\x12W\n\tSubscribe\x12#.ranomaly.e2.v1.SubscriptionRequest\x1a#.ranomaly.e2.v1.SubscriptionMessage0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ranomaly_contracts/e2/v1/e2.proto\x12\x0eranomaly.e2.v1\"\x12\n\x10ListNodesRequest\"y\n\x11ListNodesResponse\x12\'\n\x05nodes\x18\x01 \x03(\x0b\x32\x18.ranomaly.e2.v1.NodeInfo\x12;\n\x0cran_function\x18\x02 \x01(\x0b\x32%.ranomaly.e2.v1.RanFunctionDefinition\"U\n\x08NodeInfo\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07plmn_id\x18\x02 \x01(\t\x12\'\n\x05\x63\x65lls\x18\x03 \x03(\x0b\x32\x18.ranomaly.e2.v1.CellInfo\"5\n\x08\x43\x65llInfo\x12\x0f\n\x07\x63\x65ll_id\x18\x01 \x01(\t\x12\x18\n\x10nr_cell_identity\x18\x02 \x01(\x04\"\x88\x02\n\x15RanFunctionDefinition\x12\x12\n\nshort_name\x18\x01 \x01(\t\x12\x19\n\x11service_model_oid\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x35\n\x0cmeasurements\x18\x04 \x03(\x0b\x32\x1f.ranomaly.e2.v1.MeasurementInfo\x12\x32\n\rreport_styles\x18\x05 \x03(\x0b\x32\x1b.ranomaly.e2.v1.ReportStyle\x12\x1f\n\x17min_reporting_period_ms\x18\x06 \x01(\r\x12\x1f\n\x17max_reporting_period_ms\x18\x07 \x01(\r\"_\n\x0fMeasurementInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\r\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0f\n\x07integer\x18\x05 \x01(\x08\"t\n\x0bReportStyle\x12\x12\n\nstyle_type\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12 \n\x18indication_header_format\x18\x03 \x01(\r\x12!\n\x19indication_message_format\x18\x04 \x01(\r\"\xc5\x02\n\x13SubscriptionRequest\x12\x15\n\rsubscriber_id\x18\x01 \x01(\t\x12\x10\n\x08node_ids\x18\x02 \x03(\t\x12\x10\n\x08\x63\x65ll_ids\x18\x03 \x03(\t\x12\x14\n\x0cmeasurements\x18\x04 \x03(\t\x12\x1b\n\x13reporting_period_ms\x18\x05 \x01(\r\x12#\n\x1bmax_indications_per_message\x18\x06 \x01(\r\x12\x14\n\x0craw_e2sm_kpm\x18\x07 \x01(\x08\x12O\n\x0fresume_after_ms\x18\x08 \x03(\x0b\x32\x36.ranomaly.e2.v1.SubscriptionRequest.ResumeAfterMsEntry\x1a\x34\n\x12ResumeAfterMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x89\x01\n\x13SubscriptionMessage\x12\x38\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x0b\x32$.ranomaly.e2.v1.SubscriptionAcceptedH\x00\x12\x30\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x1f.ranomaly.e2.v1.IndicationBatchH\x00\x42\x06\n\x04kind\"\x8b\x01\n\x14SubscriptionAccepted\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\x14\n\x0cmeasurements\x18\x02 \x03(\t\x12\x1b\n\x13reporting_period_ms\x18\x03 \x01(\r\x12\'\n\x05nodes\x18\x04 \x03(\x0b\x32\x18.ranomaly.e2.v1.NodeInfo\"q\n\x0fIndicationBatch\x12/\n\x0bindications\x18\x01 \x03(\x0b\x32\x1a.ranomaly.e2.v1.Indication\x12-\n\x03raw\x18\x02 \x03(\x0b\x32 .ranomaly.e2.v1.RawKpmIndication\"\x99\x01\n\x10RawKpmIndication\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x65ll_id\x18\x02 \x01(\t\x12\x17\n\x0fsequence_number\x18\x03 \x01(\x04\x12\x13\n\x0bkpm_version\x18\x04 \x01(\r\x12\x19\n\x11indication_header\x18\x05 \x01(\x0c\x12\x1a\n\x12indication_message\x18\x06 \x01(\x0c\"z\n\nIndication\x12\x30\n\x06header\x18\x01 \x01(\x0b\x32 .ranomaly.e2.v1.IndicationHeader\x12\x10\n\x08\x63\x65ll_ids\x18\x02 \x03(\t\x12\x12\n\x06values\x18\x03 \x03(\x02\x42\x02\x10\x01\x12\x14\n\x08no_value\x18\x04 \x03(\rB\x02\x10\x01\"x\n\x10IndicationHeader\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x1b\n\x13\x63ollection_start_ms\x18\x02 \x01(\x04\x12\x1d\n\x15granularity_period_ms\x18\x03 \x01(\r\x12\x17\n\x0fsequence_number\x18\x04 \x01(\x04\x32\xb3\x01\n\x06\x45\x32Node\x12P\n\tListNodes\x12 .ranomaly.e2.v1.ListNodesRequest\x1a!.ranomaly.e2.v1.ListNodesResponse\x12W\n\tSubscribe\x12#.ranomaly.e2.v1.SubscriptionRequest\x1a#.ranomaly.e2.v1.SubscriptionMessage0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ranomaly_contracts.e2.v1.e2_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_SUBSCRIPTIONREQUEST_RESUMEAFTERMSENTRY']._loaded_options = None
+  _globals['_SUBSCRIPTIONREQUEST_RESUMEAFTERMSENTRY']._serialized_options = b'8\001'
   _globals['_INDICATION'].fields_by_name['values']._loaded_options = None
   _globals['_INDICATION'].fields_by_name['values']._serialized_options = b'\020\001'
   _globals['_INDICATION'].fields_by_name['no_value']._loaded_options = None
@@ -50,19 +52,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTSTYLE']._serialized_start=702
   _globals['_REPORTSTYLE']._serialized_end=818
   _globals['_SUBSCRIPTIONREQUEST']._serialized_start=821
-  _globals['_SUBSCRIPTIONREQUEST']._serialized_end=1011
-  _globals['_SUBSCRIPTIONMESSAGE']._serialized_start=1014
-  _globals['_SUBSCRIPTIONMESSAGE']._serialized_end=1151
-  _globals['_SUBSCRIPTIONACCEPTED']._serialized_start=1154
-  _globals['_SUBSCRIPTIONACCEPTED']._serialized_end=1293
-  _globals['_INDICATIONBATCH']._serialized_start=1295
-  _globals['_INDICATIONBATCH']._serialized_end=1408
-  _globals['_RAWKPMINDICATION']._serialized_start=1411
-  _globals['_RAWKPMINDICATION']._serialized_end=1564
-  _globals['_INDICATION']._serialized_start=1566
-  _globals['_INDICATION']._serialized_end=1688
-  _globals['_INDICATIONHEADER']._serialized_start=1690
-  _globals['_INDICATIONHEADER']._serialized_end=1810
-  _globals['_E2NODE']._serialized_start=1813
-  _globals['_E2NODE']._serialized_end=1992
+  _globals['_SUBSCRIPTIONREQUEST']._serialized_end=1146
+  _globals['_SUBSCRIPTIONREQUEST_RESUMEAFTERMSENTRY']._serialized_start=1094
+  _globals['_SUBSCRIPTIONREQUEST_RESUMEAFTERMSENTRY']._serialized_end=1146
+  _globals['_SUBSCRIPTIONMESSAGE']._serialized_start=1149
+  _globals['_SUBSCRIPTIONMESSAGE']._serialized_end=1286
+  _globals['_SUBSCRIPTIONACCEPTED']._serialized_start=1289
+  _globals['_SUBSCRIPTIONACCEPTED']._serialized_end=1428
+  _globals['_INDICATIONBATCH']._serialized_start=1430
+  _globals['_INDICATIONBATCH']._serialized_end=1543
+  _globals['_RAWKPMINDICATION']._serialized_start=1546
+  _globals['_RAWKPMINDICATION']._serialized_end=1699
+  _globals['_INDICATION']._serialized_start=1701
+  _globals['_INDICATION']._serialized_end=1823
+  _globals['_INDICATIONHEADER']._serialized_start=1825
+  _globals['_INDICATIONHEADER']._serialized_end=1945
+  _globals['_E2NODE']._serialized_start=1948
+  _globals['_E2NODE']._serialized_end=2127
 # @@protoc_insertion_point(module_scope)

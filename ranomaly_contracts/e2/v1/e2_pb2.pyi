@@ -233,6 +233,26 @@ Global___ReportStyle: _TypeAlias = ReportStyle  # noqa: Y015
 class SubscriptionRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ResumeAfterMsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     SUBSCRIBER_ID_FIELD_NUMBER: _builtins.int
     NODE_IDS_FIELD_NUMBER: _builtins.int
     CELL_IDS_FIELD_NUMBER: _builtins.int
@@ -240,6 +260,7 @@ class SubscriptionRequest(_message.Message):
     REPORTING_PERIOD_MS_FIELD_NUMBER: _builtins.int
     MAX_INDICATIONS_PER_MESSAGE_FIELD_NUMBER: _builtins.int
     RAW_E2SM_KPM_FIELD_NUMBER: _builtins.int
+    RESUME_AFTER_MS_FIELD_NUMBER: _builtins.int
     subscriber_id: _builtins.str
     """free text, for logs"""
     reporting_period_ms: _builtins.int
@@ -262,6 +283,13 @@ class SubscriptionRequest(_message.Message):
     def measurements(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """TS 28.552 names in the order records will carry them; empty: all"""
 
+    @_builtins.property
+    def resume_after_ms(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Resume a stream that ended: per node id, the last collection start (ms since the Unix epoch) the
+        subscriber accepted from it. The node sends that node's periods after it only, never again those at
+        or before it. A node not listed, or listed with 0, starts where the node starts any subscription.
+        """
+
     def __init__(
         self,
         *,
@@ -272,10 +300,11 @@ class SubscriptionRequest(_message.Message):
         reporting_period_ms: _builtins.int = ...,
         max_indications_per_message: _builtins.int = ...,
         raw_e2sm_kpm: _builtins.bool = ...,
+        resume_after_ms: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell_ids", b"cell_ids", "max_indications_per_message", b"max_indications_per_message", "measurements", b"measurements", "node_ids", b"node_ids", "raw_e2sm_kpm", b"raw_e2sm_kpm", "reporting_period_ms", b"reporting_period_ms", "subscriber_id", b"subscriber_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell_ids", b"cell_ids", "max_indications_per_message", b"max_indications_per_message", "measurements", b"measurements", "node_ids", b"node_ids", "raw_e2sm_kpm", b"raw_e2sm_kpm", "reporting_period_ms", b"reporting_period_ms", "resume_after_ms", b"resume_after_ms", "subscriber_id", b"subscriber_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
