@@ -16,6 +16,7 @@ from ranomaly_contracts import sdl
 from tests.test_datalayer_contract import indication
 from tests.test_sdl_encoding import MEASUREMENTS, assert_same_batch, make_batch, make_incident
 from xapp.datalayer.base import DataLayerUnavailable
+from xapp.datalayer.bounds import CALIBRATE_MIN_ENTRIES
 from xapp.datalayer.redis import RedisDataLayer
 
 
@@ -131,3 +132,20 @@ async def test_one_drain_is_one_xadd_per_write_and_one_hset_of_documented_payloa
     assert state["incident_id"] is None  # the incident was closed in the same drain
     await client.aclose()
     await layer.close()
+
+
+async def test_the_per_entry_overhead_is_what_memory_usage_shows_once_the_stream_holds_enough(
+    server: RedisServer,
+) -> None:
+    server.start()
+    payload = sdl.encode_incident(make_incident())
+    layer = fast_layer(server.url, incident_stream_bytes=1 << 20, stream_sample_s=0.0)
+    await layer.start()
+    for _ in range(150):
+        layer.write_incident(make_incident())
+    assert await layer.flush(5)  # one drain: written, trimmed and sampled in one round trip
+    await layer.close()
+    stream = layer.health().streams["incidents"]
+    assert stream.entries >= CALIBRATE_MIN_ENTRIES and stream.memory_bytes > 0
+    assert stream.entry_bytes == pytest.approx(stream.memory_bytes / stream.entries), "measured, not the prior"
+    assert stream.entry_bytes > len(payload) and stream.entry_limit == int((1 << 20) // stream.entry_bytes)
