@@ -9,6 +9,9 @@ the rApp reads:
 - `STREAM_KPM`: forwarded KPM batches for the Non-RT side.
 - policy types and instances (A1), and the model registry (manifest and ONNX bytes per version, plus the
   list of promoted versions).
+- `STREAM_POLICY_CHANGES`: one `PolicyChange` per accepted create, replace or delete of a policy type or
+  instance, appended in the same transaction as the record; every xApp replica follows it with XREAD from
+  its own last id (no consumer group: each replica must see every change) and re-reads the changed records.
 
 Payloads: every stream entry holds one field, `FIELD_DATA`. Verdict batches and KPM forwards are protobuf
 (`ranomaly.sdl.v1` in proto/ranomaly_contracts/datalayer/v1/sdl.proto) because of their volume; cell states
@@ -41,6 +44,8 @@ STREAM_KPM = f"{PREFIX}:kpm"
 HASH_CELLS = f"{PREFIX}:cells"
 HASH_POLICY_TYPES = f"{PREFIX}:a1:types"  # field: policy type id (decimal) -> JSON policy type document
 HASH_POLICY_INSTANCES = f"{PREFIX}:a1:instances"  # field: "<type id>/<instance id>" -> JSON instance record
+STREAM_POLICY_CHANGES = f"{PREFIX}:a1:changes"  # one PolicyChange (JSON) per accepted A1 write, bounded
+POLICY_CHANGES_MAX = 10_000  # entries kept (about 100 bytes each); a reader further behind reloads every record
 HASH_MODELS_MANIFEST = f"{PREFIX}:models:manifest"  # field: version -> manifest.json bytes
 HASH_MODELS_ONNX = f"{PREFIX}:models:onnx"  # field: version -> model.onnx bytes
 LIST_MODELS_PROMOTED = f"{PREFIX}:models:promoted"  # promoted versions, oldest first
@@ -138,6 +143,7 @@ class SdlKeys:
     cells: str
     policy_types: str
     policy_instances: str
+    policy_changes: str
     models_manifest: str
     models_onnx: str
     models_promoted: str
@@ -159,6 +165,7 @@ def sdl_keys(prefix: str = PREFIX) -> SdlKeys:
         cells=key(HASH_CELLS),
         policy_types=key(HASH_POLICY_TYPES),
         policy_instances=key(HASH_POLICY_INSTANCES),
+        policy_changes=key(STREAM_POLICY_CHANGES),
         models_manifest=key(HASH_MODELS_MANIFEST),
         models_onnx=key(HASH_MODELS_ONNX),
         models_promoted=key(LIST_MODELS_PROMOTED),
@@ -176,6 +183,37 @@ def as_text(value: bytes | str) -> str:
 def policy_instance_field(type_id: int, instance_id: str) -> str:
     """The HASH_POLICY_INSTANCES field of an instance: "<type id>/<instance id>"."""
     return f"{type_id}/{instance_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyChange:
+    """One STREAM_POLICY_CHANGES entry: which record changed; readers re-read it (the entry holds no body).
+
+    JSON `{"op": "put" | "delete", "type_id": int, "instance_id": str | null}`; a null instance id names the
+    policy type itself.
+    """
+
+    op: str  # "put" | "delete"
+    type_id: int
+    instance_id: str | None = None
+
+
+POLICY_CHANGE_OPS = ("put", "delete")
+
+
+def encode_policy_change(change: PolicyChange) -> bytes:
+    """The stream entry of a change."""
+    return json.dumps({"op": change.op, "type_id": change.type_id, "instance_id": change.instance_id}).encode()
+
+
+def decode_policy_change(data: bytes | str) -> PolicyChange:
+    """A change read back; ValueError saying what is malformed."""
+    what = "policy change"
+    obj = _json_object(data, what)
+    op = _string(obj, "op", what)
+    if op not in POLICY_CHANGE_OPS:
+        raise ValueError(f"{what}: field 'op' must be one of {POLICY_CHANGE_OPS}, got {op!r}")
+    return PolicyChange(op, _integer(obj, "type_id", what), _optional(obj, "instance_id", str, what))
 
 
 def parse_policy_instance_field(name: str) -> tuple[int, str]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from models.artifact import Manifest
 from xapp.datalayer.base import DataLayerUnavailable
+from xapp.datalayer.policies import PolicyChanges
 
 MEASUREMENTS = ("DRB.UEThpDl", "RRU.PrbUsedDl", "DRB.RlcSduDelayDl")
 MANIFEST_SCORE = 5.0
@@ -15,7 +17,8 @@ QUANTILES = {"0.9": 2.0, "0.99": 4.0, "0.999": 6.0}
 
 
 class FakePolicyDataLayer:
-    """The six policy methods of the data layer over dicts; `down = True` makes each raise DataLayerUnavailable."""
+    """The policy methods of the data layer over dicts, without a change stream; `down = True` makes each raise
+    DataLayerUnavailable."""
 
     def __init__(self) -> None:
         self.types: dict[int, bytes] = {}
@@ -49,6 +52,25 @@ class FakePolicyDataLayer:
     async def delete_policy_instance(self, type_id: int, instance_id: str) -> None:
         self._check()
         self.instances.pop((type_id, instance_id), None)
+
+    async def read_policy_types(self, type_ids: Sequence[int]) -> dict[int, bytes | None]:
+        self._check()
+        return {type_id: self.types.get(type_id) for type_id in type_ids}
+
+    async def read_policy_instances(self, keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], bytes | None]:
+        self._check()
+        return {key: self.instances.get(key) for key in keys}
+
+    async def policy_changes_head(self) -> str:
+        self._check()
+        return "0-0"
+
+    async def read_policy_changes(self, after_id: str, count: int) -> PolicyChanges:
+        self._check()
+        return PolicyChanges([], False)
+
+    async def release(self) -> None:
+        pass
 
 
 def make_manifest(quantiles: dict[str, float] | None = None, version: str = "m1") -> Manifest:

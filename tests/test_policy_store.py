@@ -13,12 +13,12 @@ from jsonschema import Draft7Validator  # type: ignore[import-untyped]
 from tests.policy_fakes import FakePolicyDataLayer
 from xapp.datalayer.base import DataLayerUnavailable
 from xapp.datalayer.memory import MemoryDataLayer
+from xapp.datalayer.policies import PolicyData
 from xapp.datalayer.redis import RedisDataLayer
 from xapp.policy.store import (
     InvalidPolicy,
     PolicyConflict,
     PolicyInstance,
-    PolicyPersistence,
     PolicyStore,
     UnknownPolicyInstance,
     UnknownPolicyType,
@@ -45,7 +45,7 @@ def datalayer() -> FakePolicyDataLayer:
 
 
 @pytest.fixture(params=["fake", "memory", "redis"])
-async def backend(request: pytest.FixtureRequest) -> AsyncIterator[PolicyPersistence]:
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[PolicyData]:
     """Each data layer that persists policies: the tests' fake, MemoryDataLayer and RedisDataLayer."""
     if request.param == "fake":
         yield FakePolicyDataLayer()
@@ -78,7 +78,7 @@ def test_create_schema_is_a_valid_draft7_schema() -> None:
     assert (document["policy_type_id"], document["name"]) == (20100, "ranomaly-anomaly-detection")
 
 
-async def test_load_registers_the_anomaly_type_and_persists_it(backend: PolicyPersistence) -> None:
+async def test_load_registers_the_anomaly_type_and_persists_it(backend: PolicyData) -> None:
     store = PolicyStore(backend)
     await store.load()
     assert store.type_ids() == [POLICY_TYPE_ID]
@@ -86,7 +86,7 @@ async def test_load_registers_the_anomaly_type_and_persists_it(backend: PolicyPe
     assert store.instances(POLICY_TYPE_ID) == {}
 
 
-async def test_load_replaces_an_outdated_stored_anomaly_type(backend: PolicyPersistence) -> None:
+async def test_load_replaces_an_outdated_stored_anomaly_type(backend: PolicyData) -> None:
     outdated = {**policy_type_document(), "description": "old"}
     await backend.put_policy_type(POLICY_TYPE_ID, json.dumps(outdated).encode())
     store = PolicyStore(backend)
@@ -100,7 +100,7 @@ async def test_reads_before_load_raise_unavailable(datalayer: FakePolicyDataLaye
         PolicyStore(datalayer).type_ids()
 
 
-async def test_instances_survive_a_restart(backend: PolicyPersistence) -> None:
+async def test_instances_survive_a_restart(backend: PolicyData) -> None:
     store = PolicyStore(backend)
     await store.load()
     body = {"enabled": True, "scope": {"nodes": ["gnb-001"]}, "threshold": {"mode": "sigma", "value": 4.0}}
@@ -213,7 +213,7 @@ async def test_load_fails_while_the_data_layer_is_down(datalayer: FakePolicyData
     assert not store.loaded
 
 
-async def test_load_skips_records_it_cannot_read(backend: PolicyPersistence) -> None:
+async def test_load_skips_records_it_cannot_read(backend: PolicyData) -> None:
     store = PolicyStore(backend)
     await store.load()
     await store.put_instance(POLICY_TYPE_ID, "good", {"enabled": True})
@@ -266,7 +266,7 @@ async def test_enforcement_status_is_set_by_the_engine_and_reset_by_updates(stor
         store.mark_enforced(POLICY_TYPE_ID, "a", False, "TIRED")
 
 
-async def test_generic_types_follow_mediator_semantics(backend: PolicyPersistence) -> None:
+async def test_generic_types_follow_mediator_semantics(backend: PolicyData) -> None:
     store = PolicyStore(backend)
     await store.load()
     await store.create_type(1234, GENERIC_TYPE)

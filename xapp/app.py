@@ -1,6 +1,8 @@
 """`ranomaly xapp`: wiring of the data layer, A1 policies, model loading, E2 streams and the HTTP server.
 
-The HTTP server (A1-P, health, metrics) serves from the start, before E2 or a model is there. Policies
+The HTTP server (A1-P, health, metrics) serves from the start, before E2 or a model is there, from a thread
+of its own (`xapp.httpthread`): A1 writes reach the engine through the data layer's policy change stream,
+which this loop follows every tick; health is a snapshot this loop takes when asked, and every tick. Policies
 load from the data layer (retried until it answers); the model is the one the `ranomaly-model` policy
 names, else the newest promoted in the registry (seeded from a folder when asked). Then every E2 endpoint
 is followed, and periodic duties run: policy changes, model versions, quiet-stream gaps, gauges.
@@ -16,7 +18,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import structlog
-import uvicorn
 
 from ranomaly_contracts.ratelog import RateLimitedLog
 from xapp.datalayer.base import DataLayer, DataLayerHealth, DataLayerUnavailable
@@ -25,10 +26,12 @@ from xapp.enforcement import StorePolicies
 from xapp.engine import Engine, HotPathTuning
 from xapp.errors import ModelLoadError, XappError
 from xapp.http import http_app
+from xapp.httpthread import A1RmrOnThread, HttpThread, call_on_loop
 from xapp.intake import IntakeLimits
 from xapp.looplag import watch_loop_lag
 from xapp.metrics import XappMetrics
 from xapp.modelswap import ModelLoader, fingerprint
+from xapp.policy.follow import PolicyFollower
 from xapp.policy.handler import A1Handler
 from xapp.policy.store import PolicyStore
 from xapp.runtime import ModelRuntime
@@ -42,6 +45,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _TICK_S = 0.25
+_ANSWER_S = 1.0  # how long the HTTP thread waits for the scoring loop's health snapshot
+_STALE_S = 10.0  # a health snapshot older than this: the scoring loop is blocked, the xApp unready
 
 
 def make_datalayer(settings: XappSettings) -> DataLayer:
@@ -83,9 +88,17 @@ class XappService:
         self.metrics = XappMetrics()
         self.errors = RateLimitedLog(log, settings.log_error_interval_s)
         self.datalayer = datalayer if datalayer is not None else make_datalayer(settings)
-        self.store = PolicyStore(self.datalayer)
+        self.store = PolicyStore(self.datalayer)  # the engine's view, on the scoring loop
         self.policies = StorePolicies(self.store)
-        self.a1 = A1Handler(self.store)
+        self.follower = PolicyFollower(self.store, self.datalayer, self._count_change_problem)
+        a1_data = self.datalayer.policy_data()
+        a1_store = PolicyStore(a1_data)  # the A1 handler's, on the HTTP thread
+        self.a1 = A1Handler(a1_store, enforcement=self.store)
+        self.http = HttpThread(
+            lambda: http_app(self), a1_store, a1_data, settings.http_host, settings.a1_port
+        )  # fmt: skip
+        self._health: tuple[float, dict[str, Any]] = (time.monotonic(), {})
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.engine: Engine | None = None
         self.model_problem: str | None = "no model loaded yet"
         self.http_port: int | None = None
@@ -107,35 +120,35 @@ class XappService:
     async def run(self) -> None:
         """Run until stop() (or a fatal error: a refused subscription, a missing model file)."""
         await self.datalayer.start()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                http_app(self), host=self.settings.http_host, port=self.settings.a1_port,
-                log_level="warning", lifespan="off", access_log=False,
-            )
-        )  # fmt: skip
-        http_task = asyncio.create_task(server.serve(), name="http")
-        lag = asyncio.create_task(watch_loop_lag(self.metrics), name="loop lag")
-        tasks: list[asyncio.Task[Any]] = []
+        self._loop = asyncio.get_running_loop()
+        self._publish_health()
+        self.http.start()
+        tasks: list[asyncio.Task[Any]] = [
+            asyncio.create_task(watch_loop_lag(self.metrics), name="loop lag"),
+            asyncio.create_task(self._publish_every_tick(), name="health"),
+        ]
         try:
-            await self._wait_listening(server, http_task)
+            self.http_port = await self.http.listening()
+            self.started.set()
+            log.info("http_listening", host=self.settings.http_host, port=self.http_port)
             await self._load_policies()
+            tasks.append(asyncio.create_task(self._follow_policies(), name="a1 changes"))
             if self.settings.transport == "rmr":
                 self.ric = self._start_ric()
             engine = await self._first_engine()
             if engine is None:
                 return
-            tasks = self._follow_all(engine) if self.ric is None else self._subscribe_all(self.ric, engine)
+            tasks += self._follow_all(engine) if self.ric is None else self._subscribe_all(self.ric, engine)
             tasks.append(asyncio.create_task(self._duties(engine), name="duties"))
             self.scoring.set()
             stop_task = asyncio.create_task(self._stop.wait())
-            done, _ = await asyncio.wait([*tasks, stop_task, http_task], return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([*tasks, stop_task], return_when=asyncio.FIRST_COMPLETED)
             stop_task.cancel()
             for task in done:
                 if task is not stop_task and not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
             self._stop.set()
-            lag.cancel()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -143,25 +156,57 @@ class XappService:
                 await self.ric.close()
             if self.engine is not None:
                 self.engine.flush()
-            server.should_exit = True
-            with contextlib.suppress(Exception):
-                await http_task
+            self.http.stop()
+            await self.http.join()
             await self.datalayer.close()
 
     def on_subscription_notification(self, notification: SubscriptionNotification) -> None:
-        """The subscription manager's answer to one of the RIC adapter's subscriptions."""
+        """The subscription manager's answer (on the HTTP thread), handed to the RIC adapter on this loop."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._notified, notification)
+
+    def _notified(self, notification: SubscriptionNotification) -> None:
         if self.ric is not None:
             self.ric.on_notification(notification)
 
-    async def _wait_listening(self, server: uvicorn.Server, http_task: asyncio.Task[None]) -> None:
-        while not server.started:
-            if http_task.done():
-                http_task.result()
-                raise XappError(f"the HTTP server on port {self.settings.a1_port} did not start")
-            await asyncio.sleep(0.01)
-        self.http_port = int(server.servers[0].sockets[0].getsockname()[1])
-        self.started.set()
-        log.info("http_listening", host=self.settings.http_host, port=self.http_port)
+    async def _publish_every_tick(self) -> None:
+        """Publish the health snapshot every tick; end the xApp (XappError) if the HTTP thread died."""
+        while not self._stop.is_set():
+            await self._sleep(_TICK_S)
+            if not self.http.alive and not self._stop.is_set():
+                raise XappError("the HTTP server thread ended")
+            self._publish_health()
+
+    def _publish_health(self) -> None:
+        try:
+            self.refresh_gauges()
+            self._health = (time.monotonic(), self.health())
+        except Exception:  # a bug here must not stop scoring; the stale snapshot shows it
+            log.exception("health_snapshot_failed")
+
+    async def current_health(self) -> dict[str, Any]:
+        """What /healthz and /readyz answer (called on the HTTP thread): a snapshot the scoring loop takes now,
+        or, when it does not answer within _ANSWER_S, its last one (unready once older than _STALE_S)."""
+        await call_on_loop(self._loop, self._publish_health, _ANSWER_S)
+        published_at, body = self._health
+        age = time.monotonic() - published_at
+        if age <= _STALE_S:
+            return body
+        problem = f"the scoring loop has not published its health for {age:.0f} s (blocked)"
+        return {**body, "status": "degraded", "ready": False, "problems": [*body.get("problems", []), problem]}
+
+    async def _follow_policies(self) -> None:
+        """Apply the policy change stream to the engine's view every tick, from the first policy load on (the
+        model choice needs it before an engine exists); bounded work per tick (`PolicyFollower`)."""
+        while not self._stop.is_set():
+            try:
+                self.metrics.policy_changes.inc(await self.follower.poll())
+            except DataLayerUnavailable as exc:
+                self.errors.warning("a1_changes", "a1_changes_unavailable", problem=str(exc))
+            await self._sleep(_TICK_S)
+
+    def _count_change_problem(self, reason: str, count: int) -> None:
+        self.metrics.policy_change_problems.labels(reason).inc(count)
 
     async def _load_policies(self) -> None:
         delay = 0.2
@@ -291,7 +336,6 @@ class XappService:
 
     def _start_ric(self) -> RicAdapter:
         """The RMR endpoint (opened now: the library loads only for this transport), listening for A1 at once."""
-        from xapp.policy.rmr import A1RmrAdapter
         from xapp.ric.adapter import RicAdapter
         from xapp.ric.rmr import open_rmr
 
@@ -299,7 +343,8 @@ class XappService:
         endpoint = self._rmr
         if endpoint is None:
             endpoint = open_rmr(settings.rmr_port, library=settings.rmr_library, max_size=settings.rmr_max_size)
-        adapter = RicAdapter(endpoint, A1RmrAdapter(self.a1, settings.handler_id), self.metrics, self.errors)
+        a1 = A1RmrOnThread(self.a1, settings.handler_id, self.http)
+        adapter = RicAdapter(endpoint, a1, self.metrics, self.errors)
         adapter.start()
         return adapter
 
@@ -405,7 +450,7 @@ class XappService:
             "model_version": engine.model.version if engine is not None else None,
             "staged_model_version": engine.shadow.version if engine is not None and engine.shadow else None,
             "model_problem": self.model_problem,
-            "refused_models": self._refused,
+            "refused_models": dict(self._refused),
             "policies_loaded": self.store.loaded,
             "cells": len(engine.table) if engine is not None else 0,
             "open_incidents": engine.incidents.open_count if engine is not None else 0,

@@ -1,4 +1,8 @@
-"""The xApp's HTTP server: A1-P (O-RAN SC flavour) under /A1-P/v2, /healthz, /readyz and /metrics."""
+"""The xApp's HTTP server: A1-P (O-RAN SC flavour) under /A1-P/v2, /healthz, /readyz and /metrics.
+
+It runs on its own thread (`xapp.httpthread`): health and the gauges are snapshots the scoring loop takes
+when asked (or its last one, when it does not answer within a bound); nothing here touches the engine.
+"""
 
 from __future__ import annotations
 
@@ -27,18 +31,18 @@ def http_app(service: XappService) -> FastAPI:
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
         """Liveness: the process serves; the body says what is degraded."""
-        return JSONResponse(service.health())
+        return JSONResponse(await service.current_health())
 
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
         """Readiness: policies loaded and a model scoring."""
-        body: dict[str, Any] = service.health()
+        body: dict[str, Any] = await service.current_health()
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
     @app.get("/metrics", tags=["health"])
     async def metrics() -> Response:
         """Prometheus metrics."""
-        service.refresh_gauges()
+        await service.current_health()  # the gauges are refreshed with it
         return Response(service.metrics.render(), media_type=_PROMETHEUS)
 
     return app

@@ -2,8 +2,9 @@
 
 Hot-path writes (`write_verdicts`, `write_incident`, `forward_kpm`) never block and never raise: they go
 into bounded buffers that a background writer drains; what a full buffer refuses is counted per kind.
-Everything else is async and talks to the store directly; a store that cannot be reached raises
-`DataLayerUnavailable`, which callers turn into 503s or retries.
+A1 policies and their change stream are `xapp.datalayer.policies.PolicyData`; `policy_data()` gives a
+handle of them for another thread's event loop. Everything else is async and talks to the store directly;
+a store that cannot be reached raises `DataLayerUnavailable`, which callers turn into 503s or retries.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Protocol
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.sdl import CellState, IncidentEvent, VerdictBatch
 from xapp.datalayer.bounds import StreamStats
+from xapp.datalayer.policies import PolicyData
 
 
 class DataLayerUnavailable(RuntimeError):
@@ -36,7 +38,7 @@ class DataLayerHealth:
     streams: dict[str, StreamStats] = field(default_factory=dict)  # per kind: memory and entry limit
 
 
-class DataLayer(Protocol):
+class DataLayer(PolicyData, Protocol):
     """Shared data layer of the xApp (see ranomaly_contracts.sdl for names and payloads)."""
 
     async def start(self) -> None:
@@ -71,24 +73,8 @@ class DataLayer(Protocol):
     async def read_incidents(self, start_id: str = "0") -> list[tuple[str, IncidentEvent]]:
         """Incident stream entries after start_id, oldest first, with their ids."""
 
-    # A1 policy persistence: written through (never buffered); raises DataLayerUnavailable
-    async def policy_types(self) -> dict[int, bytes]:
-        """Every stored policy type document by id."""
-
-    async def put_policy_type(self, type_id: int, document: bytes) -> None:
-        """Store a policy type document."""
-
-    async def delete_policy_type(self, type_id: int) -> None:
-        """Remove a policy type document."""
-
-    async def policy_instances(self) -> dict[tuple[int, str], bytes]:
-        """Every stored policy instance record by (type id, instance id)."""
-
-    async def put_policy_instance(self, type_id: int, instance_id: str, record: bytes) -> None:
-        """Store a policy instance record."""
-
-    async def delete_policy_instance(self, type_id: int, instance_id: str) -> None:
-        """Remove a policy instance record."""
+    def policy_data(self) -> PolicyData:
+        """The A1 policies for another thread's event loop (its own connection where the backend needs one)."""
 
     # model registry: raises DataLayerUnavailable
     async def promoted_models(self) -> list[str]:

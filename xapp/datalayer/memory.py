@@ -6,6 +6,8 @@ the written objects themselves; each is measured at its encoded size (what Redis
 prior per-entry overhead of `xapp.datalayer.bounds`, and a stream keeps the newest entries its budget
 allows at their mean size. The KPM stream has consumer groups reduced to their last delivered id
 (`create_kpm_group`, `consume_kpm`), so that trimming counts what the rApp's group had not read, as in Redis.
+Policies and their change stream are `xapp.datalayer.policies.MemoryPolicies`, thread-safe, so
+`policy_data()` is the data layer itself.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from xapp.datalayer.buffer import (
     WriteBuffer,
     parse_entry_id,
 )
+from xapp.datalayer.policies import MemoryPolicies
 
 T = TypeVar("T")
 
@@ -79,7 +82,7 @@ class _Stream(Generic[T]):
         return [(f"{ms}-{seq}", payload) for (ms, seq), payload in self.entries if (ms, seq) > start]
 
 
-class MemoryDataLayer(BufferedWrites):
+class MemoryDataLayer(MemoryPolicies, BufferedWrites):
     """The data layer in process memory (see the module docstring; bounds as in `RedisDataLayer`)."""
 
     def __init__(
@@ -93,6 +96,7 @@ class MemoryDataLayer(BufferedWrites):
         kpm_stream_bytes: int = DEFAULT_KPM_STREAM_BYTES,
         close_timeout_s: float = 5.0,
     ) -> None:
+        MemoryPolicies.__init__(self)
         self._buffer = WriteBuffer(
             verdict_cells=verdict_buffer, incident_events=incident_buffer, kpm_indications=kpm_buffer
         )
@@ -111,8 +115,6 @@ class MemoryDataLayer(BufferedWrites):
         self._open = OpenIncidents()
         # cell_id -> (node_id, period_start_ms, score, status, model_version, incident_id)
         self._cells: dict[str, tuple[str, int, float, int, str, str | None]] = {}
-        self._policy_types: dict[int, bytes] = {}
-        self._policy_instances: dict[tuple[int, str], bytes] = {}
         self._manifests: dict[str, bytes] = {}
         self._onnx: dict[str, bytes] = {}
         self._promoted: list[str] = []
@@ -197,29 +199,9 @@ class MemoryDataLayer(BufferedWrites):
             self._kpm_groups[group] = entries[-1][0]
         return [(f"{ms}-{seq}", forward) for (ms, seq), forward in entries]
 
-    async def policy_types(self) -> dict[int, bytes]:
-        """Every stored policy type document by id."""
-        return dict(self._policy_types)
-
-    async def put_policy_type(self, type_id: int, document: bytes) -> None:
-        """Store a policy type document."""
-        self._policy_types[type_id] = bytes(document)
-
-    async def delete_policy_type(self, type_id: int) -> None:
-        """Remove a policy type document."""
-        self._policy_types.pop(type_id, None)
-
-    async def policy_instances(self) -> dict[tuple[int, str], bytes]:
-        """Every stored policy instance record by (type id, instance id)."""
-        return dict(self._policy_instances)
-
-    async def put_policy_instance(self, type_id: int, instance_id: str, record: bytes) -> None:
-        """Store a policy instance record."""
-        self._policy_instances[(type_id, instance_id)] = bytes(record)
-
-    async def delete_policy_instance(self, type_id: int, instance_id: str) -> None:
-        """Remove a policy instance record."""
-        self._policy_instances.pop((type_id, instance_id), None)
+    def policy_data(self) -> MemoryPolicies:
+        """The policies for another thread: this data layer (MemoryPolicies is thread-safe)."""
+        return self
 
     async def promoted_models(self) -> list[str]:
         """Promoted model versions, oldest first."""

@@ -14,17 +14,18 @@ keeps the ids its XADDs returned, and each drain reads the group's last-delivere
 and the first entry left after it (Redis 6.2 has no entries-read). Entries delivered between those two
 reads count as unread, so the count errs on the side of loss.
 
-Policies and the model registry are written through; a Redis that cannot be reached raises
+Policies and the model registry are written through (policies and their change stream by
+`xapp.datalayer.redis_policies`, which this class extends); a Redis that cannot be reached raises
 `DataLayerUnavailable` naming the URL (password hidden) and the error.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections import deque
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -54,11 +55,9 @@ from ranomaly_contracts.sdl import (
     encode_incident,
     encode_kpm,
     encode_verdicts,
-    parse_policy_instance_field,
-    policy_instance_field,
     sdl_keys,
 )
-from xapp.datalayer.base import DataLayerHealth, DataLayerUnavailable
+from xapp.datalayer.base import DataLayerHealth
 from xapp.datalayer.bounds import (
     DEFAULT_INCIDENT_STREAM_BYTES,
     DEFAULT_KPM_STREAM_BYTES,
@@ -77,10 +76,9 @@ from xapp.datalayer.buffer import (
     WriteBuffer,
     parse_entry_id,
 )
+from xapp.datalayer.redis_policies import RedisPolicies
 
 log = structlog.get_logger(__name__)
-
-T = TypeVar("T")
 
 
 def _raw(value: bytes | str) -> bytes:
@@ -97,7 +95,7 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
 
 
-class RedisDataLayer(BufferedWrites):
+class RedisDataLayer(RedisPolicies, BufferedWrites):
     """The data layer on Redis.
 
     Bounds: `*_buffer` in each kind's unit (verdict cell-periods, incident events, KPM indications),
@@ -141,12 +139,15 @@ class RedisDataLayer(BufferedWrites):
         self._stream_sample_s = stream_sample_s
         self._sampled_at = -stream_sample_s  # the first write samples
         self._close_timeout_s = close_timeout_s
-        self._client = aioredis.Redis.from_url(
+        self._connect = functools.partial(
+            aioredis.Redis.from_url,
             url,
             socket_connect_timeout=connect_timeout_s,
             socket_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),  # the writer retries, with its own backoff; other calls fail fast
         )
+        self._client = self._connect()
+        RedisPolicies.__init__(self, self._client, self._keys, self._url)
         self._buffer = WriteBuffer(
             verdict_cells=verdict_buffer, incident_events=incident_buffer, kpm_indications=kpm_buffer
         )
@@ -164,7 +165,6 @@ class RedisDataLayer(BufferedWrites):
         self._cells_written_at = 0.0
         self._kpm_ids: deque[EntryId] = deque()  # ids of this writer's KPM entries still in the stream
         self._trimmed_unread = 0
-        self._errors = 0  # failed policy and registry calls
 
     @property
     def keys(self) -> SdlKeys:
@@ -291,13 +291,6 @@ class RedisDataLayer(BufferedWrites):
             delivered is None or entry_id > delivered for entry_id in gone[max(0, len(gone) - trimmed) :]
         )
 
-    async def _call(self, what: str, operation: Awaitable[T]) -> T:
-        try:
-            return await operation
-        except (RedisError, OSError) as error:
-            self._errors += 1
-            raise DataLayerUnavailable(f"Redis at {self._url}: {what} failed: {error}") from error
-
     async def cell_state(self, cell_id: str) -> CellState | None:
         """The latest state of one cell, or None if it was never written."""
         value = await self._call("HGET cell state", self._client.hget(self._keys.cells, cell_id))
@@ -329,33 +322,9 @@ class RedisDataLayer(BufferedWrites):
         """KPM stream entries after start_id, oldest first, with their ids."""
         return [(entry_id, decode_kpm(data)) for entry_id, data in await self._entries(self._keys.kpm, start_id)]
 
-    async def policy_types(self) -> dict[int, bytes]:
-        """Every stored policy type document by id."""
-        stored = await self._call("HGETALL policy types", self._client.hgetall(self._keys.policy_types))
-        return {int(type_id): _raw(document) for type_id, document in stored.items()}
-
-    async def put_policy_type(self, type_id: int, document: bytes) -> None:
-        """Store a policy type document."""
-        await self._call("HSET policy type", self._client.hset(self._keys.policy_types, str(type_id), document))
-
-    async def delete_policy_type(self, type_id: int) -> None:
-        """Remove a policy type document."""
-        await self._call("HDEL policy type", self._client.hdel(self._keys.policy_types, str(type_id)))
-
-    async def policy_instances(self) -> dict[tuple[int, str], bytes]:
-        """Every stored policy instance record by (type id, instance id)."""
-        stored = await self._call("HGETALL policy instances", self._client.hgetall(self._keys.policy_instances))
-        return {parse_policy_instance_field(as_text(name)): _raw(record) for name, record in stored.items()}
-
-    async def put_policy_instance(self, type_id: int, instance_id: str, record: bytes) -> None:
-        """Store a policy instance record."""
-        name = policy_instance_field(type_id, instance_id)
-        await self._call("HSET policy instance", self._client.hset(self._keys.policy_instances, name, record))
-
-    async def delete_policy_instance(self, type_id: int, instance_id: str) -> None:
-        """Remove a policy instance record."""
-        name = policy_instance_field(type_id, instance_id)
-        await self._call("HDEL policy instance", self._client.hdel(self._keys.policy_instances, name))
+    def policy_data(self) -> RedisPolicies:
+        """The policies over a connection of their own, for another thread's event loop (release() closes it)."""
+        return RedisPolicies(self._connect(), self._keys, self._url, owns_client=True)
 
     async def promoted_models(self) -> list[str]:
         """Promoted model versions, oldest first."""

@@ -4,6 +4,9 @@ HTTP (`xapp.policy.http`) and RMR (`xapp.policy.rmr`) both call this handler; st
 mediator's swagger: 200 reads, 201 type created, 204 type deleted, 202 instance created, replaced or
 deleted, 400 bad body or id, existing type or type with instances, 404 unknown type or instance, 503 data
 layer unavailable. Ids arrive as the transport received them and are checked here.
+
+An instance's status is the enforcement that a second store, the engine's view, holds for the same version
+of the instance (the same `order`); until the engine's view has that version, it is NOT_ENFORCED.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from xapp.datalayer.base import DataLayerUnavailable
 from xapp.policy.store import (
     ENFORCED,
     NOT_ENFORCED,
+    PENDING_REASON,
     InvalidPolicy,
     PolicyConflict,
     PolicyStore,
@@ -93,8 +97,9 @@ def _ids(type_id: object, instance_id: object) -> tuple[int, str]:
 class A1Handler:
     """The A1-P operations (list, get, create and delete of types and instances, status, healthcheck)."""
 
-    def __init__(self, store: PolicyStore) -> None:
+    def __init__(self, store: PolicyStore, enforcement: PolicyStore | None = None) -> None:
         self._store = store
+        self._enforcement = store if enforcement is None else enforcement
 
     async def healthcheck(self) -> A1Result:
         """200 when the policies are loaded and the data layer answers, else 503."""
@@ -174,9 +179,12 @@ class A1Handler:
 
     async def _get_status(self, type_id: object, instance_id: object) -> A1Result:
         record = self._store.instance(*_ids(type_id, instance_id))
-        if record.enforced:
+        seen = self._enforcement.find(record.type_id, record.instance_id)
+        if seen is None or seen.order != record.order:
+            return A1Result(200, {"enforceStatus": NOT_ENFORCED, "enforceReason": PENDING_REASON})
+        if seen.enforced:
             return A1Result(200, {"enforceStatus": ENFORCED})
-        return A1Result(200, {"enforceStatus": NOT_ENFORCED, "enforceReason": record.reason})
+        return A1Result(200, {"enforceStatus": NOT_ENFORCED, "enforceReason": seen.reason})
 
     async def _run(self, operation: str, action: Callable[..., Awaitable[A1Result]], *args: object) -> A1Result:
         """Load the store if it is not yet, run the action, and turn refusals into status codes."""

@@ -1,8 +1,11 @@
 """A1 policy types and instances: validated, held in memory, written through to the data layer.
 
 Every change is persisted first and applied to memory only once the data layer took it; when the data layer
-raises `DataLayerUnavailable` the change fails and memory stays as it was. Each change bumps `revision` and
-calls the registered listeners, so the scoring engine notices within one period.
+raises `DataLayerUnavailable` the change fails and memory stays as it was. The data layer appends each
+accepted change to its policy change stream, and every store (this xApp's A1 server, the engine's view, other
+replicas) applies it with `refresh()` (`xapp.policy.follow` reads the stream from `cursor`). Each change of
+memory bumps `revision` and calls the registered listeners, so the scoring engine notices within one period.
+Type 20100 is built in: a store always holds this xApp's own version of it.
 
 Encodings in the data layer (`ranomaly_contracts.sdl`, HASH_POLICY_TYPES and HASH_POLICY_INSTANCES):
 
@@ -20,15 +23,18 @@ import asyncio
 import copy
 import json
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from jsonschema import Draft7Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
 
+from ranomaly_contracts.sdl import PolicyChange
 from xapp.datalayer.base import DataLayerUnavailable
+from xapp.datalayer.policies import PolicyData
 from xapp.policy.types import POLICY_TYPE_ID, instance_rule_errors, policy_type_document
 
 log = structlog.get_logger(__name__)
@@ -51,22 +57,6 @@ _TYPE_DOCUMENT_SCHEMA = {
     },
 }
 _TYPE_DOCUMENT_VALIDATOR = Draft7Validator(_TYPE_DOCUMENT_SCHEMA)
-
-
-class PolicyPersistence(Protocol):
-    """The policy part of the data layer (`xapp.datalayer.base.DataLayer` provides it)."""
-
-    async def policy_types(self) -> dict[int, bytes]: ...
-
-    async def put_policy_type(self, type_id: int, document: bytes) -> None: ...
-
-    async def delete_policy_type(self, type_id: int) -> None: ...
-
-    async def policy_instances(self) -> dict[tuple[int, str], bytes]: ...
-
-    async def put_policy_instance(self, type_id: int, instance_id: str, record: bytes) -> None: ...
-
-    async def delete_policy_instance(self, type_id: int, instance_id: str) -> None: ...
 
 
 class PolicyError(Exception):
@@ -159,8 +149,9 @@ def _policy_type(type_id: int, document: Any) -> PolicyType:
 class PolicyStore:
     """Policy types and instances in memory, written through to the data layer; `load()` before use."""
 
-    def __init__(self, datalayer: PolicyPersistence, clock_ms: Callable[[], int] = _wall_ms) -> None:
+    def __init__(self, datalayer: PolicyData, clock_ms: Callable[[], int] = _wall_ms) -> None:
         self._datalayer = datalayer
+        self.cursor = "0-0"  # the last change stream entry this store reflects
         self._clock_ms = clock_ms
         self._types: dict[int, PolicyType] = {}
         self._instances: dict[int, dict[str, PolicyInstance]] = {}
@@ -188,40 +179,158 @@ class PolicyStore:
         """Read every type and instance from the data layer and register type 20100 if absent or outdated.
 
         Stored records that cannot be decoded or no longer validate are logged and left out. Once loaded,
-        further calls do nothing (memory is authoritative from then on; a restart is a new store).
+        further calls do nothing: changes arrive through `refresh()` and `resync()`.
         """
         async with self._lock:
             if self._loaded:
                 return
-            stored_types = await self._datalayer.policy_types()
-            records = await self._datalayer.policy_instances()
-            types: dict[int, PolicyType] = {}
-            for type_id, raw in stored_types.items():
-                try:
-                    types[type_id] = _policy_type(type_id, json.loads(raw))
-                except (ValueError, InvalidPolicy) as exc:
-                    log.warning("a1_stored_type_skipped", type_id=type_id, error=str(exc))
-            builtin = policy_type_document()
-            if POLICY_TYPE_ID not in types or types[POLICY_TYPE_ID].document != builtin:
-                await self._datalayer.put_policy_type(POLICY_TYPE_ID, json.dumps(builtin).encode())
-                types[POLICY_TYPE_ID] = _policy_type(POLICY_TYPE_ID, builtin)
-            instances: dict[int, dict[str, PolicyInstance]] = {type_id: {} for type_id in types}
-            for (type_id, instance_id), raw in records.items():
-                try:
-                    if type_id not in types:
-                        raise ValueError(f"policy type {type_id} is not stored")
-                    record = PolicyInstance.decode(type_id, instance_id, raw)
-                    errors = self._instance_errors(types[type_id], instance_id, record.body)
-                    if errors:
-                        raise ValueError("; ".join(errors))
-                except ValueError as exc:
-                    log.warning("a1_stored_instance_skipped", type_id=type_id, instance_id=instance_id, error=str(exc))
-                    continue
-                instances[type_id][instance_id] = record
-                self._seq = max(self._seq, record.seq)
-            self._types, self._instances, self._loaded = types, instances, True
+            cursor = await self._datalayer.policy_changes_head()
+            types, instances, _, outdated = await self._read_all()
+            if outdated:
+                await self._datalayer.put_policy_type(POLICY_TYPE_ID, json.dumps(policy_type_document()).encode())
+            self._seq = max((record.seq for by_id in instances.values() for record in by_id.values()), default=0)
+            self._types, self._instances, self._loaded, self.cursor = types, instances, True, cursor
             log.info("a1_policies_loaded", types=len(types), instances=sum(map(len, instances.values())))
             self._changed()
+
+    async def _read_all(self) -> tuple[dict[int, PolicyType], dict[int, dict[str, PolicyInstance]], set[Any], bool]:
+        """Every stored type and instance that decodes and validates (type 20100: the built-in version), the keys
+        of those that do not (logged), and whether the stored 20100 is absent or outdated."""
+        stored_types = await self._datalayer.policy_types()
+        records = await self._datalayer.policy_instances()
+        types: dict[int, PolicyType] = {}
+        refused: set[Any] = set()
+        for type_id, raw in stored_types.items():
+            try:
+                types[type_id] = _policy_type(type_id, json.loads(raw))
+            except (ValueError, InvalidPolicy) as exc:
+                log.warning("a1_stored_type_skipped", type_id=type_id, error=str(exc))
+                refused.add(type_id)
+        builtin = policy_type_document()
+        outdated = POLICY_TYPE_ID not in types or types[POLICY_TYPE_ID].document != builtin
+        if outdated:
+            types[POLICY_TYPE_ID] = _policy_type(POLICY_TYPE_ID, builtin)
+        instances: dict[int, dict[str, PolicyInstance]] = {type_id: {} for type_id in types}
+        for (type_id, instance_id), raw in records.items():
+            try:
+                instances[type_id][instance_id] = self._decode(types, type_id, instance_id, raw)
+            except ValueError as exc:
+                log.warning("a1_stored_instance_skipped", type_id=type_id, instance_id=instance_id, error=str(exc))
+                refused.add((type_id, instance_id))
+        return types, instances, refused, outdated
+
+    def _decode(self, types: dict[int, PolicyType], type_id: int, instance_id: str, raw: bytes) -> PolicyInstance:
+        """A stored instance record, checked against its type; ValueError saying why it is refused."""
+        if type_id not in types:
+            raise ValueError(f"policy type {type_id} is not stored")
+        record = PolicyInstance.decode(type_id, instance_id, raw)
+        errors = self._instance_errors(types[type_id], instance_id, record.body)
+        if errors:
+            raise ValueError("; ".join(errors))
+        return record
+
+    async def refresh(self, changes: Collection[PolicyChange]) -> Counter[str]:
+        """Re-read the records these changes name (one change per record) and hold what the data layer holds.
+
+        A record that cannot be decoded or validated, and a record a `put` names that is gone, keep the version
+        held before (nothing accepted is lost; a later delete removes it). Returns those problems by reason
+        ("record_corrupt", "record_missing"), each logged as an error.
+        """
+        ops = {(change.type_id, change.instance_id): change.op for change in changes}
+        type_ids = [type_id for type_id, instance_id in ops if instance_id is None and type_id != POLICY_TYPE_ID]
+        keys = [(type_id, instance_id) for type_id, instance_id in ops if instance_id is not None]
+        documents = await self._datalayer.read_policy_types(type_ids)
+        records = await self._datalayer.read_policy_instances(keys)
+        problems: Counter[str] = Counter()
+        async with self._lock:
+            self._require_loaded()
+            changed = False
+            for type_id, raw in documents.items():
+                changed |= self._refresh_type(type_id, raw, ops[type_id, None], problems)
+            for (type_id, instance_id), record in records.items():
+                changed |= self._refresh_instance(type_id, instance_id, record, ops[type_id, instance_id], problems)
+            if changed:
+                self._changed()
+        return problems
+
+    def _refresh_type(self, type_id: int, raw: bytes | None, op: str, problems: Counter[str]) -> bool:
+        held = self._types.get(type_id)
+        if raw is None:
+            if op == "put" and held is not None:
+                problems["record_missing"] += 1
+                log.error("a1_change_record_missing", type_id=type_id, kept=True)
+                return False
+            if held is None:
+                return False
+            del self._types[type_id], self._instances[type_id]
+            return True
+        try:
+            ptype = _policy_type(type_id, json.loads(raw))
+        except (ValueError, InvalidPolicy) as exc:
+            problems["record_corrupt"] += 1
+            log.error("a1_change_record_corrupt", type_id=type_id, kept=held is not None, error=str(exc))
+            return False
+        if held is not None and held.document == ptype.document:
+            return False
+        self._types[type_id] = ptype
+        self._instances.setdefault(type_id, {})
+        return True
+
+    def _refresh_instance(
+        self, type_id: int, instance_id: str, raw: bytes | None, op: str, problems: Counter[str]
+    ) -> bool:
+        held = self._instances.get(type_id, {}).get(instance_id)
+        if raw is None:
+            if op == "put" and held is not None:
+                problems["record_missing"] += 1
+                log.error("a1_change_record_missing", type_id=type_id, instance_id=instance_id, kept=True)
+                return False
+            if held is None:
+                return False
+            del self._instances[type_id][instance_id]
+            return True
+        try:
+            record = self._decode(self._types, type_id, instance_id, raw)
+        except ValueError as exc:
+            problems["record_corrupt"] += 1
+            log.error(
+                "a1_change_record_corrupt", type_id=type_id, instance_id=instance_id, kept=held is not None,
+                error=str(exc),
+            )  # fmt: skip
+            return False
+        if held is not None and (held.order, held.body) == (record.order, record.body):
+            return False
+        self._instances[type_id][instance_id] = record
+        self._seq = max(self._seq, record.seq)
+        return True
+
+    async def resync(self) -> int:
+        """Re-read every record (change entries were lost or unreadable) and hold what the data layer holds.
+
+        Records that are refused keep the version held before; unchanged records keep their enforcement.
+        Returns how many were refused (logged).
+        """
+        cursor = await self._datalayer.policy_changes_head()
+        types, instances, refused, _ = await self._read_all()
+        async with self._lock:
+            self._require_loaded()
+            for key in refused:
+                if isinstance(key, int) and key in self._types:
+                    types[key] = self._types[key]
+                    instances.setdefault(key, {}).update(self._instances[key])
+            for key in refused:
+                if isinstance(key, tuple) and key[0] in instances and key[1] in self._instances.get(key[0], {}):
+                    instances[key[0]][key[1]] = self._instances[key[0]][key[1]]
+            for type_id, by_id in instances.items():
+                for instance_id, record in by_id.items():
+                    held = self._instances.get(type_id, {}).get(instance_id)
+                    if held is not None and (held.order, held.body) == (record.order, record.body):
+                        by_id[instance_id] = held
+                    self._seq = max(self._seq, record.seq)
+            self._types, self._instances, self.cursor = types, instances, cursor
+            log.info("a1_policies_resynced", types=len(types), instances=sum(map(len, instances.values())))
+            self._changed()
+        return len(refused)
 
     async def check(self) -> None:
         """Read the data layer once; DataLayerUnavailable if it cannot be reached now."""
@@ -305,6 +414,10 @@ class PolicyStore:
             del self._instances[type_id][instance_id]
             log.info("a1_instance_deleted", type_id=type_id, instance_id=instance_id)
             self._changed()
+
+    def find(self, type_id: int, instance_id: str) -> PolicyInstance | None:
+        """The instance held now, or None; safe to call from another thread (one dict lookup each)."""
+        return self._instances.get(type_id, {}).get(instance_id)
 
     def mark_enforced(self, type_id: int, instance_id: str, enforced: bool, reason: str | None = None) -> bool:
         """Set an instance's enforcement status (the engine calls this); False if the instance is gone.
