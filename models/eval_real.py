@@ -101,11 +101,12 @@ def first_test_rows(arrays: KpmArrays, split: dict[str, Any]) -> np.ndarray:
     by_cell = split.get("first_test_by_cell") or {}
     common = split.get("first_test")
     starts = []
-    for cell in arrays.cell_ids:
+    for col, cell in enumerate(arrays.cell_ids):
         first = by_cell.get(cell, common)
         if first is None:
             raise ValueError(f"split.json names no first test timestamp for cell {cell!r}")
         ms = int(epoch_ms(pd.Series(pd.to_datetime([first], utc=True)))[0])
+        ms -= 0 if arrays.phase_ms is None else int(arrays.phase_ms[col])
         starts.append(int(np.searchsorted(arrays.times_ms, ms, "left")))
     return np.array(starts, dtype=np.int64)
 

@@ -19,7 +19,7 @@ def scores_frame(arrays: KpmArrays, result: StreamScores, manifest: Manifest) ->
     verdicts = result.verdicts(manifest.thresholds.score)[rows, cols]
     frame = pd.DataFrame(
         {
-            "timestamp": format_times(pd.Series(pd.to_datetime(arrays.times_ms[rows], unit="ms", utc=True))),
+            "timestamp": format_times(pd.Series(pd.to_datetime(arrays.cell_times_ms(rows, cols), unit="ms", utc=True))),
             "node_id": np.array(arrays.node_ids)[cols],
             "cell_id": np.array(arrays.cell_ids)[cols],
             "score": np.round(result.scores[rows, cols], 6),

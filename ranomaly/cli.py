@@ -22,6 +22,7 @@ from ranomaly.logs import configure_logging
 if TYPE_CHECKING:
     from e2sim.settings import SimSettings
     from e2sim.source import KpmSource
+    from ranomaly_contracts.dataset import Dataset
 
 log = structlog.get_logger(__name__)
 
@@ -119,16 +120,34 @@ def cmd_bench_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read(args: argparse.Namespace, folder: str) -> Dataset:
+    """The dataset read with the reader flags; what was mended goes to stderr, one line each."""
+    from ranomaly_contracts.dataset import ReadOptions, read_dataset
+
+    dataset = read_dataset(folder, ReadOptions(on_duplicate=args.on_duplicate, timezone=args.timezone))
+    for note in dataset.notes:
+        print(f"ranomaly {args.command}: note: {note}", file=sys.stderr)
+    return dataset
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    """Print what the reader finds in a dataset folder and what it mends."""
+    from ranomaly.datacheck import describe
+    from ranomaly_contracts.dataset import ReadOptions, read_dataset
+
+    options = ReadOptions(on_duplicate=args.on_duplicate, timezone=args.timezone)
+    print(describe(read_dataset(args.folder, options), args.folder))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train the detector (and the forecaster) on a dataset; write the artifact folder."""
+    dataset = _read(args, args.data)  # checked before the training stack is imported
     from models.progress import heartbeat
     from models.training import train_artifact
-    from ranomaly_contracts.dataset import read_dataset
 
     with heartbeat("ranomaly train"):
-        artifact, seconds = train_artifact(
-            read_dataset(args.data), args.out, seed=args.seed, forecaster=not args.no_forecaster
-        )
+        artifact, seconds = train_artifact(dataset, args.out, seed=args.seed, forecaster=not args.no_forecaster)
     manifest = artifact.manifest
     print(
         f"wrote {args.out}: model {manifest.version}, {len(manifest.measurements)} measurements, "
@@ -148,10 +167,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     from models.artifact import load_session, read_artifact
     from models.score_file import write_scores
     from models.scoring import score_arrays
-    from ranomaly_contracts.dataset import read_dataset, to_arrays
+    from ranomaly_contracts.dataset import to_arrays
 
     artifact = read_artifact(args.model)
-    arrays = to_arrays(read_dataset(args.data))
+    arrays = to_arrays(_read(args, args.data))
     result = score_arrays(artifact, load_session(artifact), arrays)
     rows = write_scores(args.out, arrays, result, artifact.manifest)
     print(f"wrote {args.out}: {rows} rows scored by model {artifact.manifest.version}")
@@ -161,10 +180,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Every detector on one split of a labelled dataset: one table."""
     from models.evaluation import EvalConfig, format_table, run_evaluation
-    from ranomaly_contracts.dataset import read_dataset
 
-    holdout = read_dataset(args.holdout) if args.holdout else None
-    result = run_evaluation(read_dataset(args.data), EvalConfig(seed=args.seed, fast=args.fast), holdout)
+    holdout = _read(args, args.holdout) if args.holdout else None
+    result = run_evaluation(_read(args, args.data), EvalConfig(seed=args.seed, fast=args.fast), holdout)
     print(format_table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=float) + "\n")
@@ -438,6 +456,16 @@ def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--periods", type=int, help="periods per subscription before the stream ends (0: endless)")
 
 
+def _add_reader_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--on-duplicate", choices=("error", "first", "last"), default="error",
+        help="a cell with two rows at one timestamp: refuse the dataset (default), or keep its first or last row",
+    )  # fmt: skip
+    parser.add_argument(
+        "--timezone", help="IANA zone of timestamps written without one, e.g. Europe/Paris (default: UTC, noted)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="ranomaly", description=__doc__)
@@ -472,17 +500,25 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sim.add_argument("--json", help="also write the figures to this JSON file")
     bench_sim.set_defaults(handler=cmd_bench_sim)
 
+    data = commands.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
+    check = data.add_parser("check", help="what the reader finds in a dataset folder, and what it mends")
+    check.add_argument("folder", help="dataset folder")
+    _add_reader_flags(check)
+    check.set_defaults(handler=cmd_data_check)
+
     train = commands.add_parser("train", help="train the detector on a dataset; write an artifact folder")
     train.add_argument("--data", required=True, help="dataset folder")
     train.add_argument("--out", required=True, help="artifact folder to write")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-forecaster", action="store_true", help="skip the forecaster")
+    _add_reader_flags(train)
     train.set_defaults(handler=cmd_train)
 
     score = commands.add_parser("score", help="score a dataset with an artifact; write the scores CSV")
     score.add_argument("--model", required=True, help="artifact folder")
     score.add_argument("--data", required=True, help="dataset folder")
     score.add_argument("--out", required=True, help="CSV file to write")
+    _add_reader_flags(score)
     score.set_defaults(handler=cmd_score)
 
     evaluate = commands.add_parser("eval", help="all detectors on one split of a labelled dataset")
@@ -491,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--fast", action="store_true", help="tiny training settings (for smoke tests)")
     evaluate.add_argument("--holdout", help="another labelled dataset (another seed) for the root-cause test")
+    _add_reader_flags(evaluate)
     evaluate.set_defaults(handler=cmd_eval)
 
     real = commands.add_parser("eval-real", help="main detector and baselines on real labelled datasets")

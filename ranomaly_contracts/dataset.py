@@ -2,10 +2,14 @@
 
 A dataset is a folder:
 - ``kpm.csv`` or ``kpm.parquet``: ``timestamp`` (ISO 8601, UTC), ``node_id``, ``cell_id``, then one
-  column per measurement (TS 28.552 names); an empty value is "no value". One row per cell and period.
+  column per measurement (TS 28.552 names); an empty value is "no value". One row per cell and period,
+  every cell on its own grid of the period (cells may differ in phase).
 - ``labels.csv`` (optional): ``node_id, cell_id, kind, start, end`` (inclusive, ISO 8601 UTC), extra
-  columns allowed; ``kind`` is one of ranomaly_contracts.kinds.ANOMALY_KINDS.
-- ``meta.json``: at least ``period_s`` and ``units`` (the unit of every measurement column).
+  columns allowed; ``kind`` is one of ranomaly_contracts.kinds.LABEL_KINDS.
+- ``meta.json``: at least ``period_s``, and ``units`` (the unit of every measurement column).
+
+What real exports need mended (no zone, a repeated row, no id columns, no unit) is mended or refused by
+`ranomaly_contracts.dataset_mend`, as `ReadOptions` say; the dataset's `notes` list what was mended.
 
 Needs pandas and pyarrow (the ``sim`` extra); the xApp never imports this module.
 """
@@ -20,16 +24,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ranomaly_contracts.kinds import ANOMALY_KINDS
+from ranomaly_contracts.dataset_mend import (
+    DatasetError as DatasetError,
+)
+from ranomaly_contracts.dataset_mend import (
+    ReadOptions as ReadOptions,
+)
+from ranomaly_contracts.dataset_mend import (
+    check_cell_grids,
+    default_ids,
+    default_units,
+    drop_duplicates,
+    parse_times,
+)
+from ranomaly_contracts.kinds import LABEL_KINDS
 
 KEY_COLUMNS = ("timestamp", "node_id", "cell_id")
 LABEL_COLUMNS = ("node_id", "cell_id", "kind", "start", "end")
 KPM_CSV, KPM_PARQUET, LABELS_CSV, META_JSON = "kpm.csv", "kpm.parquet", "labels.csv", "meta.json"
 FORMAT_VERSION = "ranomaly-dataset/1"
-
-
-class DatasetError(ValueError):
-    """A dataset that does not follow the format; the message names the file, column or row."""
 
 
 @dataclass
@@ -41,6 +54,7 @@ class Dataset:
     units: dict[str, str]
     labels: pd.DataFrame | None = None  # node_id, cell_id, kind, start, end (datetime64 UTC), extras
     meta: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the reader mended or assumed, one line each
 
     @property
     def measurements(self) -> list[str]:
@@ -58,17 +72,12 @@ class KpmArrays:
     measurements: tuple[str, ...]
     values: np.ndarray  # float32 [T, N, K], NaN where no value or no report
     reported: np.ndarray  # bool [T, N], whether the cell has a row at that period
+    phase_ms: np.ndarray | None = None  # int64 [N], each cell's collection times after the grid's; None: all 0
 
-
-def _parse_times(values: pd.Series, what: str) -> pd.Series:
-    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
-    bad = parsed.isna() & values.notna()
-    if values.isna().any():
-        raise DatasetError(f"{what}: row {int(np.flatnonzero(values.isna())[0])} has no timestamp")
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DatasetError(f"{what}: row {row} has {values.iloc[row]!r}, not an ISO 8601 timestamp")
-    return parsed.astype("datetime64[ms, UTC]")
+    def cell_times_ms(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Collection start of each (row, cell) pair as the cell reported it."""
+        times = self.times_ms[rows]
+        return times if self.phase_ms is None else times + self.phase_ms[cols]
 
 
 def epoch_ms(times: pd.Series) -> np.ndarray:
@@ -89,9 +98,9 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     period = meta.get("period_s")
     if not isinstance(period, int | float) or isinstance(period, bool) or period <= 0:
         raise DatasetError(f"{path}: period_s must be a positive number, got {period!r}")
-    units = meta.get("units")
+    units = meta.setdefault("units", {})
     if not isinstance(units, dict) or not all(isinstance(v, str) for v in units.values()):
-        raise DatasetError(f"{path}: units must map every measurement to its unit")
+        raise DatasetError(f"{path}: units must map measurements to their unit")
     return meta
 
 
@@ -106,16 +115,18 @@ def _read_kpm_frame(folder: Path) -> tuple[pd.DataFrame, str]:
     raise DatasetError(f"{folder}: neither {KPM_CSV} nor {KPM_PARQUET} is there")
 
 
-def _check_kpm(frame: pd.DataFrame, name: str, period_s: float, units: dict[str, str]) -> pd.DataFrame:
-    missing = [c for c in KEY_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DatasetError(f"{name}: missing column(s) {', '.join(missing)}")
+def _check_kpm(
+    frame: pd.DataFrame, name: str, period_s: float, units: dict[str, str], options: ReadOptions, notes: list[str]
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The checked, sorted KPM frame and the unit of every measurement."""
+    if "timestamp" not in frame.columns:
+        raise DatasetError(f"{name}: missing column timestamp")
+    default_ids(frame, name, notes)
     measurements = [c for c in frame.columns if c not in KEY_COLUMNS]
     if not measurements:
         raise DatasetError(f"{name}: no measurement columns after {', '.join(KEY_COLUMNS)}")
+    units = default_units(measurements, units, name, notes)
     for column in measurements:
-        if column not in units:
-            raise DatasetError(f"{name}: column {column!r} has no unit in {META_JSON}")
         numeric = pd.to_numeric(frame[column], errors="coerce")
         bad = numeric.isna() & frame[column].notna()
         if bad.any():
@@ -129,61 +140,61 @@ def _check_kpm(frame: pd.DataFrame, name: str, period_s: float, units: dict[str,
         if frame[column].isna().any():
             raise DatasetError(f"{name}: row {int(np.flatnonzero(frame[column].isna())[0])} has no {column}")
         frame[column] = frame[column].astype(str)
-    frame["timestamp"] = _parse_times(frame["timestamp"], f"{name} column 'timestamp'")
+    frame["timestamp"] = parse_times(frame["timestamp"], f"{name} column 'timestamp'", options, notes, frame["cell_id"])
     nodes_per_cell = frame.groupby("cell_id")["node_id"].nunique()
     if (nodes_per_cell > 1).any():
         raise DatasetError(f"{name}: cell {nodes_per_cell[nodes_per_cell > 1].index[0]!r} appears under several nodes")
-    duplicated = frame.duplicated(["cell_id", "timestamp"])
-    if duplicated.any():
-        row = int(np.flatnonzero(duplicated)[0])
-        raise DatasetError(
-            f"{name}: row {row} repeats cell {frame['cell_id'].iloc[row]!r} at {frame['timestamp'].iloc[row]}"
-        )
-    ms = epoch_ms(frame["timestamp"])
-    period_ms = round(period_s * 1000)
-    off_grid = (ms - ms.min()) % period_ms != 0
-    if off_grid.any():
-        row = int(np.flatnonzero(off_grid)[0])
-        raise DatasetError(f"{name}: row {row} at {frame['timestamp'].iloc[row]} is off the {period_s} s period grid")
-    return frame.sort_values(["timestamp", "node_id", "cell_id"], kind="stable").reset_index(drop=True)
+    frame = drop_duplicates(frame, name, options, notes)
+    check_cell_grids(frame, name, period_s, epoch_ms(frame["timestamp"]))
+    return frame.sort_values(["timestamp", "node_id", "cell_id"], kind="stable").reset_index(drop=True), units
 
 
-def _read_labels(folder: Path, cells: set[str]) -> pd.DataFrame | None:
+def _read_labels(
+    folder: Path, node_of_cell: dict[str, str], options: ReadOptions, notes: list[str]
+) -> pd.DataFrame | None:
     path = folder / LABELS_CSV
     if not path.is_file():
         return None
     labels = pd.read_csv(path, dtype={"node_id": str, "cell_id": str, "kind": str, "start": str, "end": str})
+    if "cell_id" not in labels.columns and len(node_of_cell) == 1:
+        labels["cell_id"] = next(iter(node_of_cell))
+    if "node_id" not in labels.columns and "cell_id" in labels.columns:
+        labels["node_id"] = labels["cell_id"].map(node_of_cell)
     missing = [c for c in LABEL_COLUMNS if c not in labels.columns]
     if missing:
         raise DatasetError(f"{LABELS_CSV}: missing column(s) {', '.join(missing)}")
-    unknown_kind = ~labels["kind"].isin(ANOMALY_KINDS)
+    unknown_kind = ~labels["kind"].isin(LABEL_KINDS)
     if unknown_kind.any():
         row = int(np.flatnonzero(unknown_kind)[0])
         raise DatasetError(
-            f"{LABELS_CSV}: row {row} has kind {labels['kind'].iloc[row]!r}; known: {', '.join(ANOMALY_KINDS)}"
+            f"{LABELS_CSV}: row {row} has kind {labels['kind'].iloc[row]!r}; known: {', '.join(LABEL_KINDS)} "
+            "(other: an anomaly of unknown cause)"
         )
-    unknown_cell = ~labels["cell_id"].isin(cells)
+    unknown_cell = ~labels["cell_id"].isin(node_of_cell)
     if unknown_cell.any():
         row = int(np.flatnonzero(unknown_cell)[0])
         raise DatasetError(f"{LABELS_CSV}: row {row} names cell {labels['cell_id'].iloc[row]!r}, absent from the KPM")
-    labels["start"] = _parse_times(labels["start"], f"{LABELS_CSV} column 'start'")
-    labels["end"] = _parse_times(labels["end"], f"{LABELS_CSV} column 'end'")
+    labels["start"] = parse_times(labels["start"], f"{LABELS_CSV} column 'start'", options, notes)
+    labels["end"] = parse_times(labels["end"], f"{LABELS_CSV} column 'end'", options, notes)
     reversed_rows = labels["end"] < labels["start"]
     if reversed_rows.any():
         raise DatasetError(f"{LABELS_CSV}: row {int(np.flatnonzero(reversed_rows)[0])} ends before it starts")
     return labels
 
 
-def read_dataset(folder: str | Path) -> Dataset:
-    """Read and check a dataset folder; raise DatasetError naming what is wrong."""
+def read_dataset(folder: str | Path, options: ReadOptions | None = None) -> Dataset:
+    """Read and check a dataset folder; raise DatasetError naming what is wrong and what would mend it."""
     root = Path(folder)
     if not root.is_dir():
         raise DatasetError(f"{root}: not a dataset folder")
+    options = options or ReadOptions()
+    notes: list[str] = []
     meta = _read_meta(root)
     frame, name = _read_kpm_frame(root)
-    kpm = _check_kpm(frame, name, float(meta["period_s"]), meta["units"])
-    labels = _read_labels(root, set(kpm["cell_id"].unique()))
-    return Dataset(kpm=kpm, period_s=float(meta["period_s"]), units=dict(meta["units"]), labels=labels, meta=meta)
+    kpm, units = _check_kpm(frame, name, float(meta["period_s"]), meta["units"], options, notes)
+    node_of_cell = dict(zip(kpm["cell_id"], kpm["node_id"], strict=True))
+    labels = _read_labels(root, node_of_cell, options, notes)
+    return Dataset(kpm=kpm, period_s=float(meta["period_s"]), units=units, labels=labels, meta=meta, notes=notes)
 
 
 def format_times(times: pd.Series) -> pd.Series:
@@ -253,6 +264,8 @@ def to_arrays(dataset: Dataset) -> KpmArrays:
     cell_ids = tuple(cells["cell_id"])
     index = {cell: i for i, cell in enumerate(cell_ids)}
     cols = kpm["cell_id"].map(index).to_numpy()
+    phase_ms = np.zeros(len(cell_ids), dtype=np.int64)
+    phase_ms[cols] = (ms - first) % period_ms
     n_periods = int(rows.max()) + 1
     measurements = tuple(dataset.measurements)
     values = np.full((n_periods, len(cell_ids), len(measurements)), np.nan, dtype=np.float32)
@@ -266,6 +279,7 @@ def to_arrays(dataset: Dataset) -> KpmArrays:
         measurements=measurements,
         values=values,
         reported=reported,
+        phase_ms=phase_ms if phase_ms.any() else None,
     )
 
 
@@ -275,8 +289,9 @@ def label_mask(arrays: KpmArrays, labels: pd.DataFrame | None) -> np.ndarray:
     if labels is None or labels.empty:
         return mask
     index = {cell: i for i, cell in enumerate(arrays.cell_ids)}
-    starts = np.searchsorted(arrays.times_ms, epoch_ms(labels["start"]), "left")
-    ends = np.searchsorted(arrays.times_ms, epoch_ms(labels["end"]), "right")
+    shift = 0 if arrays.phase_ms is None else arrays.phase_ms[labels["cell_id"].map(index).to_numpy()]
+    starts = np.searchsorted(arrays.times_ms, epoch_ms(labels["start"]) - shift, "left")
+    ends = np.searchsorted(arrays.times_ms, epoch_ms(labels["end"]) - shift, "right")
     for cell, start, end in zip(labels["cell_id"], starts, ends, strict=True):
         mask[start:end, index[cell]] = True
     return mask

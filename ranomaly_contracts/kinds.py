@@ -20,3 +20,7 @@ class AnomalyKind(StrEnum):
 
 
 ANOMALY_KINDS: tuple[str, ...] = tuple(k.value for k in AnomalyKind)
+OTHER_KIND = "other"
+"""A labelled event of unknown cause (real data rarely says what an anomaly was): accepted in labels, never
+simulated, classified or remediated as a kind."""
+LABEL_KINDS: tuple[str, ...] = (*ANOMALY_KINDS, OTHER_KIND)
