@@ -22,7 +22,7 @@ from ranomaly.logs import configure_logging
 if TYPE_CHECKING:
     from e2sim.settings import SimSettings
     from e2sim.source import KpmSource
-    from ranomaly_contracts.dataset import Dataset
+    from ranomaly_contracts.dataset import Dataset, ReadOptions
 
 log = structlog.get_logger(__name__)
 
@@ -120,11 +120,26 @@ def cmd_bench_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_options(args: argparse.Namespace) -> ReadOptions:
+    """The reader flags; a rename file that is not a JSON object of names is refused naming the file."""
+    from ranomaly_contracts.dataset import DatasetError, ReadOptions
+
+    rename: dict[str, str] = {}
+    if args.rename:
+        try:
+            rename = json.loads(Path(args.rename).read_text())
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{args.rename}: not valid JSON ({exc})") from exc
+        if not isinstance(rename, dict) or not all(isinstance(v, str) and v for v in rename.values()):
+            raise DatasetError(f"{args.rename}: expected a JSON object mapping export column names to names")
+    return ReadOptions(on_duplicate=args.on_duplicate, timezone=args.timezone, rename=rename)
+
+
 def _read(args: argparse.Namespace, folder: str) -> Dataset:
     """The dataset read with the reader flags; what was mended goes to stderr, one line each."""
-    from ranomaly_contracts.dataset import ReadOptions, read_dataset
+    from ranomaly_contracts.dataset import read_dataset
 
-    dataset = read_dataset(folder, ReadOptions(on_duplicate=args.on_duplicate, timezone=args.timezone))
+    dataset = read_dataset(folder, _read_options(args))
     for note in dataset.notes:
         print(f"ranomaly {args.command}: note: {note}", file=sys.stderr)
     return dataset
@@ -133,10 +148,9 @@ def _read(args: argparse.Namespace, folder: str) -> Dataset:
 def cmd_data_check(args: argparse.Namespace) -> int:
     """Print what the reader finds in a dataset folder and what it mends."""
     from ranomaly.datacheck import describe
-    from ranomaly_contracts.dataset import ReadOptions, read_dataset
+    from ranomaly_contracts.dataset import read_dataset
 
-    options = ReadOptions(on_duplicate=args.on_duplicate, timezone=args.timezone)
-    print(describe(read_dataset(args.folder, options), args.folder))
+    print(describe(read_dataset(args.folder, _read_options(args)), args.folder))
     return 0
 
 
@@ -174,6 +188,33 @@ def cmd_score(args: argparse.Namespace) -> int:
     result = score_arrays(artifact, load_session(artifact), arrays)
     rows = write_scores(args.out, arrays, result, artifact.manifest)
     print(f"wrote {args.out}: {rows} rows scored by model {artifact.manifest.version}")
+    return 0
+
+
+def cmd_alarms(args: argparse.Namespace) -> int:
+    """Alarms per cell and day at each threshold on a dataset; the A1 threshold that holds a budget."""
+    dataset = _read(args, args.data)
+    from models.alarm_budget import alarm_rates, candidate_thresholds, format_rates, sigma_policy, within_budget
+    from models.artifact import load_session, read_artifact
+    from models.scoring import score_arrays
+    from ranomaly_contracts.dataset import to_arrays
+
+    artifact = read_artifact(args.model)
+    manifest = artifact.manifest
+    result = score_arrays(artifact, load_session(artifact), to_arrays(dataset))
+    rates = alarm_rates(result, candidate_thresholds(manifest), manifest.period_s)
+    print(format_rates(rates, manifest))
+    if args.budget is None:
+        return 0
+    chosen = within_budget(rates, args.budget)
+    if chosen is None:
+        print(f"no threshold up to {rates[-1].threshold:.3f} keeps to {args.budget:g} alarms per cell and day")
+        return 1
+    policy = sigma_policy(manifest, chosen.threshold)
+    print(
+        f"budget {args.budget:g} alarms per cell and day: threshold {chosen.threshold:.3f} "
+        f"({chosen.alarms_per_cell_day:.3f} on this data); A1 type 20100: {json.dumps(policy)}"
+    )
     return 0
 
 
@@ -323,6 +364,31 @@ def cmd_bench_xapp(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_a1(args: argparse.Namespace) -> int:
+    """Verdict latency with and without concurrent A1 PUTs, in one run."""
+    from models.artifact import read_artifact
+    from ranomaly.bench_a1 import run_a1_bench
+
+    figures = run_a1_bench(read_artifact(args.model), args.cells, args.rate, args.seconds, args.concurrency)
+    print(f"{figures['cells']:,} cells fed at {figures['target_cell_reports_per_s']:,.0f} cell-reports/s for "
+          f"{figures['phase_seconds']:g} s a phase, detector {figures['model']}")  # fmt: skip
+    print(f"{'verdict latency':28s} {'cell-reports/s':>15s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}")
+    for name, label in (("quiet", "quiet"), ("a1_load", f"{args.concurrency} concurrent A1 PUTs")):
+        row = figures[name]
+        lat = row["verdict_latency"]
+        print(f"{label:28s} {row['cell_reports_per_s']:15,.0f} {lat['p50_ms']:8.3f} {lat['p99_ms']:8.3f} "
+              f"{lat['max_ms']:8.3f}")  # fmt: skip
+    puts = figures["a1_puts"]
+    print(f"p99 moved by {figures['p99_moved_ms']:+.3f} ms (target at most {figures['p99_target_ms']:g} ms): "
+          f"{'holds' if figures['holds'] else 'MISSED'}")  # fmt: skip
+    print(f"A1 PUTs: {puts['answered']:,} answered ({puts['per_s']:,.0f}/s), p50 {puts['latency']['p50_ms']:.1f} ms, "
+          f"p99 {puts['latency']['p99_ms']:.1f} ms, errors {puts['errors']} {puts['errors_by_kind']}, statuses {puts['statuses']}; "
+          f"changes the engine applied {figures['changes_applied_by_engine']:,}")  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
 def cmd_bench_reports(args: argparse.Namespace) -> int:
     """Incident reports over simulated incidents with the default language model: summaries kept, time per report."""
     from ranomaly.bench_reports import run_reports_bench
@@ -464,6 +530,9 @@ def _add_reader_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timezone", help="IANA zone of timestamps written without one, e.g. Europe/Paris (default: UTC, noted)"
     )
+    parser.add_argument(
+        "--rename", help="JSON file mapping the export's column names to measurement names (vendor to TS 28.552)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -521,6 +590,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reader_flags(score)
     score.set_defaults(handler=cmd_score)
 
+    alarms = commands.add_parser("alarms", help="alarms per cell and day at each threshold on a dataset")
+    alarms.add_argument("--model", required=True, help="artifact folder")
+    alarms.add_argument("--data", required=True, help="dataset folder (labels not needed)")
+    alarms.add_argument("--budget", type=float, help="alarms per cell and day to keep to: prints the A1 threshold")
+    _add_reader_flags(alarms)
+    alarms.set_defaults(handler=cmd_alarms)
+
     evaluate = commands.add_parser("eval", help="all detectors on one split of a labelled dataset")
     evaluate.add_argument("--data", required=True, help="labelled dataset folder")
     evaluate.add_argument("--json", help="also write the figures to this JSON file")
@@ -568,6 +644,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench_xapp.add_argument("--redis-url", help="Redis for the end-to-end run (default: a private redis-server)")
     bench_xapp.add_argument("--json", help="also write the figures to this JSON file")
     bench_xapp.set_defaults(handler=cmd_bench_xapp)
+
+    bench_a1 = bench.add_parser("a1", help="verdict latency with and without 200 concurrent A1 PUTs")
+    bench_a1.add_argument("--model", required=True, help="artifact folder of the shipped detector")
+    bench_a1.add_argument("--cells", type=int, default=2_000)
+    bench_a1.add_argument("--rate", type=float, default=20_000.0, help="cell-reports fed per second")
+    bench_a1.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    bench_a1.add_argument("--concurrency", type=int, default=200, help="A1 PUTs kept in flight")
+    bench_a1.add_argument("--json", help="also write the figures to this JSON file")
+    bench_a1.set_defaults(handler=cmd_bench_a1)
 
     bench_reports = bench.add_parser("reports", help="incident reports with the language model on simulated incidents")
     bench_reports.add_argument("--incidents", type=int, default=50)

@@ -36,6 +36,7 @@ from ranomaly_contracts.dataset_mend import (
     default_units,
     drop_duplicates,
     parse_times,
+    rename_columns,
 )
 from ranomaly_contracts.kinds import LABEL_KINDS
 
@@ -119,6 +120,7 @@ def _check_kpm(
     frame: pd.DataFrame, name: str, period_s: float, units: dict[str, str], options: ReadOptions, notes: list[str]
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """The checked, sorted KPM frame and the unit of every measurement."""
+    rename_columns(frame, units, name, options, notes)
     if "timestamp" not in frame.columns:
         raise DatasetError(f"{name}: missing column timestamp")
     default_ids(frame, name, notes)

@@ -11,7 +11,8 @@ mended only when the caller opts in.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,10 +34,12 @@ class ReadOptions:
 
     on_duplicate: a cell with two rows at one timestamp is an error, or keeps its first or last row.
     timezone: the IANA zone of timestamps written without one (None: UTC, with a note).
+    rename: column names of the export to the names the model uses (vendor counters to TS 28.552).
     """
 
     on_duplicate: Literal["error", "first", "last"] = "error"
     timezone: str | None = None
+    rename: Mapping[str, str] = field(default_factory=dict)
 
     def zone(self) -> ZoneInfo | None:
         """The zone of naive timestamps; DatasetError if the name is unknown."""
@@ -46,6 +49,27 @@ class ReadOptions:
             return ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise DatasetError(f"timezone {self.timezone!r} is not an IANA zone name such as Europe/Paris") from exc
+
+
+def rename_columns(
+    frame: pd.DataFrame, units: dict[str, str], name: str, options: ReadOptions, notes: list[str]
+) -> None:
+    """Apply the rename mapping to the frame's columns and meta.json's units; a name taken twice is refused."""
+    present = {old: new for old, new in options.rename.items() if old in frame.columns}
+    if not present:
+        if options.rename:
+            notes.append(f"{name}: no column of the rename mapping is in the export; nothing renamed")
+        return
+    result = [present.get(column, column) for column in frame.columns]
+    taken = sorted({column for column in result if result.count(column) > 1})
+    if taken:
+        raise DatasetError(f"{name}: renaming would give several columns the name {taken[0]!r}")
+    frame.columns = pd.Index(result)
+    for old, new in present.items():
+        if old in units:
+            units.setdefault(new, units.pop(old))
+    shown = ", ".join(f"{old} -> {new}" for old, new in list(present.items())[:5])
+    notes.append(f"{name}: {len(present)} column(s) renamed ({shown}{', ...' if len(present) > 5 else ''})")
 
 
 def default_ids(frame: pd.DataFrame, name: str, notes: list[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +173,20 @@ def test_naive_parquet_times_take_the_given_zone(tmp_path: Path) -> None:
     (folder / "meta.json").write_text(json.dumps(METERS))
     dataset = read_dataset(folder, ReadOptions(timezone="Asia/Tokyo"))
     assert str(dataset.kpm["timestamp"].iloc[0]) == "2026-02-28 15:00:00+00:00"
+
+
+def test_vendor_counter_names_are_renamed_with_their_units(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kpm = "timestamp,node_id,cell_id,pmDlThp,pmPrbUsed\n2026-03-01T00:00:00Z,n,c,10,3\n"
+    folder = _folder(tmp_path, kpm, {"period_s": 900, "units": {"pmDlThp": "kbit/s", "pmPrbUsed": "PRB"}})
+    mapping = tmp_path / "names.json"
+    mapping.write_text(json.dumps({"pmDlThp": "DRB.UEThpDl", "pmPrbUsed": "RRU.PrbUsedDl", "pmAbsent": "X"}))
+    assert main(["data", "check", str(folder), "--rename", str(mapping)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"DRB.UEThpDl +kbit/s", out) and re.search(r"RRU.PrbUsedDl +PRB", out)
+    assert "2 column(s) renamed (pmDlThp -> DRB.UEThpDl, pmPrbUsed -> RRU.PrbUsedDl)" in out
+    clash = ReadOptions(rename={"pmDlThp": "pmPrbUsed"})
+    with pytest.raises(DatasetError, match="several columns the name 'pmPrbUsed'"):
+        read_dataset(folder, clash)
+    mapping.write_text("[1, 2]")
+    assert main(["data", "check", str(folder), "--rename", str(mapping)]) == 2
+    assert "expected a JSON object mapping export column names" in capsys.readouterr().err

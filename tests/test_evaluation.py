@@ -107,6 +107,17 @@ def test_train_then_score_writes_the_scores_contract(dataset: Path, tmp_path: Pa
     assert 0 < verdicts.mean() < 0.2
     assert "rows scored by model" in capsys.readouterr().out  # type: ignore[attr-defined]
 
+    assert main(["alarms", "--model", str(artifact), "--data", str(dataset), "--budget", "2"]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    table = [line.split() for line in out.splitlines()[1:] if line.strip()[:1].isdigit()]
+    thresholds, alarms = [float(row[0]) for row in table], [float(row[2]) for row in table]
+    assert manifest["thresholds"]["score"] == pytest.approx(thresholds[4], rel=1e-3)
+    runs = (frame["score"] >= thresholds[4]) & frame["verdict"].notna()
+    assert alarms[4] > 0 and runs.any(), "the model's own threshold flags some periods of a labelled dataset"
+    chosen = float(out.split("threshold ")[-1].split()[0])
+    assert all(rate <= 2 for threshold, rate in zip(thresholds, alarms, strict=True) if threshold >= chosen)
+    assert '"mode": "sigma"' in out
+
 
 def test_score_refuses_a_corrupt_artifact(dataset: Path, tmp_path: Path, capsys: object) -> None:
     artifact = tmp_path / "artifact"
