@@ -8,9 +8,12 @@ lookup, no lock). Health and metrics are snapshots the scoring loop takes when a
 bounded wait: a blocked scoring loop gets the last one). A1 over RMR is answered on this loop too
 (`A1RmrOnThread`).
 
-One process-wide setting follows from sharing the interpreter with the scoring loop: the GIL switch
-interval is lowered to `SWITCH_INTERVAL_S`, so that a busy HTTP thread holds the scoring loop up for a
-fraction of a millisecond at a time rather than 5 ms.
+The thread shares the interpreter (the GIL) with the scoring loop, so its work is bounded in two ways:
+the GIL switch interval is lowered to `SWITCH_INTERVAL_S` (a busy HTTP thread holds the scoring loop up
+for a fraction of a millisecond at a time rather than 5 ms), and A1 requests run one at a time, each
+followed by a pause that keeps A1 work to `A1_CPU_SHARE` of the interpreter (`CpuShare`). A flood of A1
+requests then waits its turn on the HTTP thread instead of slowing scoring; health and metrics skip the
+queue.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import concurrent.futures
 import contextlib
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -40,6 +44,8 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 SWITCH_INTERVAL_S = 0.0005
+A1_CPU_SHARE = 0.2  # of the interpreter's time, at most, for A1 requests while they queue
+A1_PREFIX = "/A1-P/"
 _TICK_S = 0.25  # how often this thread's store reads the change stream
 
 
@@ -60,6 +66,30 @@ async def call_on_loop(loop: asyncio.AbstractEventLoop | None, fn: Callable[[], 
     except (RuntimeError, TimeoutError):  # the loop is closed, or busy past the bound
         return False
     return True
+
+
+class CpuShare:
+    """ASGI middleware: requests under `prefix` run one at a time, and after each (its response sent) the next
+    waits long enough that they take at most `share` of this thread's time; other paths pass straight on."""
+
+    def __init__(self, app: Any, prefix: str = A1_PREFIX, share: float = A1_CPU_SHARE) -> None:
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1], got {share}")
+        self._app, self._prefix, self._share = app, prefix, share
+        self._turn: asyncio.Lock | None = None  # made on the serving loop
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(self._prefix):
+            await self._app(scope, receive, send)
+            return
+        self._turn = self._turn or asyncio.Lock()
+        async with self._turn:
+            began = time.thread_time()
+            try:
+                await self._app(scope, receive, send)
+            finally:
+                spent = time.thread_time() - began
+                await asyncio.sleep(spent * (1 - self._share) / self._share)
 
 
 class HttpThread:
@@ -131,7 +161,7 @@ class HttpThread:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         config = uvicorn.Config(
-            self._build_app(), host=self._host, port=self._port, log_level="warning", lifespan="off",
+            CpuShare(self._build_app()), host=self._host, port=self._port, log_level="warning", lifespan="off",
             access_log=False,
         )  # fmt: skip
         server = self._server = uvicorn.Server(config)

@@ -234,7 +234,8 @@ class PolicyStore:
 
         A record that cannot be decoded or validated, and a record a `put` names that is gone, keep the version
         held before (nothing accepted is lost; a later delete removes it). Returns those problems by reason
-        ("record_corrupt", "record_missing"), each logged as an error.
+        ("record_corrupt", "record_missing"), each logged as an error. Records are decoded and validated on a
+        worker thread, so that the calling loop (the scoring loop) is held up for a GIL slice at a time.
         """
         ops = {(change.type_id, change.instance_id): change.op for change in changes}
         type_ids = [type_id for type_id, instance_id in ops if instance_id is None and type_id != POLICY_TYPE_ID]
@@ -247,7 +248,8 @@ class PolicyStore:
             changed = False
             for type_id, raw in documents.items():
                 changed |= self._refresh_type(type_id, raw, ops[type_id, None], problems)
-            for (type_id, instance_id), record in records.items():
+            decoded = await asyncio.to_thread(self._decode_records, dict(self._types), records)
+            for (type_id, instance_id), record in decoded.items():
                 changed |= self._refresh_instance(type_id, instance_id, record, ops[type_id, instance_id], problems)
             if changed:
                 self._changed()
@@ -276,11 +278,24 @@ class PolicyStore:
         self._instances.setdefault(type_id, {})
         return True
 
+    def _decode_records(
+        self, types: dict[int, PolicyType], records: dict[tuple[int, str], bytes | None]
+    ) -> dict[tuple[int, str], PolicyInstance | ValueError | None]:
+        """Each record decoded and validated, or why not, or None if it is not stored."""
+        decoded: dict[tuple[int, str], PolicyInstance | ValueError | None] = {}
+        for (type_id, instance_id), raw in records.items():
+            try:
+                decoded[type_id, instance_id] = None if raw is None else self._decode(types, type_id, instance_id, raw)
+            except ValueError as exc:
+                decoded[type_id, instance_id] = exc
+        return decoded
+
     def _refresh_instance(
-        self, type_id: int, instance_id: str, raw: bytes | None, op: str, problems: Counter[str]
-    ) -> bool:
+        self, type_id: int, instance_id: str, record: PolicyInstance | ValueError | None, op: str,
+        problems: Counter[str],
+    ) -> bool:  # fmt: skip
         held = self._instances.get(type_id, {}).get(instance_id)
-        if raw is None:
+        if record is None:
             if op == "put" and held is not None:
                 problems["record_missing"] += 1
                 log.error("a1_change_record_missing", type_id=type_id, instance_id=instance_id, kept=True)
@@ -289,13 +304,11 @@ class PolicyStore:
                 return False
             del self._instances[type_id][instance_id]
             return True
-        try:
-            record = self._decode(self._types, type_id, instance_id, raw)
-        except ValueError as exc:
+        if isinstance(record, ValueError):
             problems["record_corrupt"] += 1
             log.error(
                 "a1_change_record_corrupt", type_id=type_id, instance_id=instance_id, kept=held is not None,
-                error=str(exc),
+                error=str(record),
             )  # fmt: skip
             return False
         if held is not None and (held.order, held.body) == (record.order, record.body):
