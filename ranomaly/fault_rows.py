@@ -434,6 +434,7 @@ async def redis_outage(ctx: Context, result: RowResult) -> None:
     redis._process.send_signal(signal.SIGCONT)
     ctx.status("redis-server back; the stream goes on for 3 s")
     await asyncio.sleep(3.0)
+    streaming = await xapp.http.scrape()  # gap rows until here: cells missing periods while they streamed
     await ctx.rig.children[0].stop()  # the simulator: nothing more to score
 
     ctx.status("waiting for the xApp to go quiet")
@@ -450,7 +451,10 @@ async def redis_outage(ctx: Context, result: RowResult) -> None:
     lost_verdicts = int(dropped.get("verdicts", 0) - dropped_before.get("verdicts", 0))
     lost_kpm = int(dropped.get("kpm", 0) - dropped_before.get("kpm", 0))
     result.forwarded = streams.kpm_rows
+    streaming_gaps = int(streaming.value("ranomaly_xapp_gap_rows_total"))
     result.figures |= {
+        "gap_rows_while_streaming": streaming_gaps,
+        "gap_rows_after_the_stream": result.gaps - streaming_gaps,  # each cell's silent periods until released
         "verdict_rows_scored": scored_all,
         "verdict_rows_in_redis": written,
         "verdict_rows_dropped_counted": lost_verdicts,
@@ -458,6 +462,7 @@ async def redis_outage(ctx: Context, result: RowResult) -> None:
     }
     result.expect(xapp.child.exit_code() is None, "the xApp runs on")
     result.expect(result.unaccounted == 0, f"every row received is scored or dropped ({result.unaccounted})")
+    result.expect(streaming_gaps == 0, f"no gap rows while every cell reported ({streaming_gaps:,})")
     result.expect(lost_verdicts > 0 and written + lost_verdicts == scored_all,
                   f"every verdict dropped is counted, exactly: {written:,} in Redis + {lost_verdicts:,} dropped = "
                   f"{written + lost_verdicts:,} of {scored_all:,} scored")  # fmt: skip

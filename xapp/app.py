@@ -140,6 +140,7 @@ class XappService:
                 return
             tasks += self._follow_all(engine) if self.ric is None else self._subscribe_all(self.ric, engine)
             tasks.append(asyncio.create_task(self._duties(engine), name="duties"))
+            tasks.append(asyncio.create_task(self._watch_models(engine), name="model checks"))
             self.scoring.set()
             stop_task = asyncio.create_task(self._stop.wait())
             done, _ = await asyncio.wait([*tasks, stop_task], return_when=asyncio.FIRST_COMPLETED)
@@ -365,10 +366,9 @@ class XappService:
         return [asyncio.create_task(keeper.run(self._stop), name="e2 subscriptions")]
 
     async def _duties(self, engine: Engine) -> None:
-        """Policy changes and quiet-stream gaps every tick; the registry every model_poll_s."""
-        settings = self.settings
-        period = settings.period_ms
-        next_poll = 0.0
+        """Policy changes, silent nodes' gaps and quiet-stream gaps every tick. Nothing here awaits the data
+        layer (model checks run in `_watch_models`), so a frozen store cannot hold back gaps or scoring."""
+        period = self.settings.period_ms
         seen_watermark, seen_at = engine.intake.watermark_ms, time.monotonic()
         while not self._stop.is_set():
             await self._sleep(_TICK_S)
@@ -380,9 +380,17 @@ class XappService:
                 steps = int((now - seen_at) * 1000 // period)
                 engine.advance_clock(seen_watermark + steps * period)
                 seen_watermark, seen_at = engine.intake.watermark_ms, now
+
+    async def _watch_models(self, engine: Engine) -> None:
+        """The registry every model_poll_s, and the model choice at the next tick after a policy change; in a
+        task of its own, so a data layer that does not answer delays only these checks."""
+        next_poll = 0.0
+        while not self._stop.is_set():
+            await self._sleep(_TICK_S)
+            now = time.monotonic()
             if now >= next_poll or engine.policies.revision != self._model_revision:
                 self._model_revision = engine.policies.revision
-                next_poll = now + settings.model_poll_s
+                next_poll = now + self.settings.model_poll_s
                 await self._check_model(engine)
 
     async def _check_model(self, engine: Engine) -> None:
