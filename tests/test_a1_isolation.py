@@ -3,8 +3,10 @@ change stream (real redis-server, real HTTP on loopback)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from tests.waiting import until
 from xapp.datalayer.memory import MemoryDataLayer
 from xapp.datalayer.policies import MemoryPolicies
 from xapp.datalayer.redis import RedisDataLayer
+from xapp.httpthread import CpuShare
 from xapp.policy.follow import PolicyFollower
 from xapp.policy.store import PolicyStore
 from xapp.policy.types import POLICY_TYPE_ID
@@ -61,8 +64,10 @@ async def test_a_policy_put_over_http_reaches_the_engine_through_the_change_stre
     raw = aioredis.Redis.from_url(redis_url)
     try:
         assert (await xapp.http("PUT", POLICY, BODY)).status_code == 202
-        last = (await raw.xrevrange(sdl_keys(prefix).policy_changes, count=1))[0]
-        assert decode_policy_change(last[1][FIELD_DATA.encode()]) == PolicyChange("put", POLICY_TYPE_ID, INSTANCE)
+        newest = await raw.xrevrange(sdl_keys(prefix).policy_changes, count=1)
+        fields = newest[0][1] if newest else None
+        assert fields is not None
+        assert decode_policy_change(fields[FIELD_DATA.encode()]) == PolicyChange("put", POLICY_TYPE_ID, INSTANCE)
         await until(lambda: held(xapp) == BODY, "the engine's view holds the policy")
         await until(lambda: enforced(xapp), "the engine enforces it")
         assert xapp.service.metrics.policy_changes._value.get() >= 1
@@ -160,3 +165,27 @@ async def test_a_reader_behind_a_trimmed_stream_rereads_every_record() -> None:
     assert await follower.poll() == 1
     assert sorted(view.instances(POLICY_TYPE_ID)) == [f"i{n}" for n in range(1, 5)]
     assert counted == Counter({"entries_trimmed": 1})
+
+
+async def test_a1_requests_take_turns_and_health_skips_their_queue() -> None:
+    inside = most = 0
+    release = asyncio.Event()
+
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        nonlocal inside, most
+        if scope["path"].startswith("/A1-P/"):
+            inside += 1
+            most = max(most, inside)
+            await release.wait()
+            inside -= 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    transport = httpx.ASGITransport(app=CpuShare(app, share=0.5))
+    async with httpx.AsyncClient(transport=transport, base_url="http://xapp") as client:
+        puts = [asyncio.create_task(client.put(POLICY, json=BODY)) for _ in range(5)]
+        await until(lambda: inside == 1, "an A1 request holding the turn")
+        assert (await client.get("/healthz")).status_code == 200, "health does not wait behind A1"
+        release.set()
+        assert [response.status_code for response in await asyncio.gather(*puts)] == [200] * 5
+    assert most == 1

@@ -24,7 +24,7 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, MutableMapping
 from typing import Any, TypeVar
 
 import structlog
@@ -78,7 +78,7 @@ class CpuShare:
         self._app, self._prefix, self._share = app, prefix, share
         self._turn: asyncio.Lock | None = None  # made on the serving loop
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not str(scope.get("path", "")).startswith(self._prefix):
             await self._app(scope, receive, send)
             return
