@@ -195,9 +195,15 @@ class PolicyStore:
 
     async def _read_all(self) -> tuple[dict[int, PolicyType], dict[int, dict[str, PolicyInstance]], set[Any], bool]:
         """Every stored type and instance that decodes and validates (type 20100: the built-in version), the keys
-        of those that do not (logged), and whether the stored 20100 is absent or outdated."""
+        of those that do not (logged), and whether the stored 20100 is absent or outdated. Decoded on a worker
+        thread (see `refresh`)."""
         stored_types = await self._datalayer.policy_types()
         records = await self._datalayer.policy_instances()
+        return await asyncio.to_thread(self._decode_all, stored_types, records)
+
+    def _decode_all(
+        self, stored_types: dict[int, bytes], records: dict[tuple[int, str], bytes]
+    ) -> tuple[dict[int, PolicyType], dict[int, dict[str, PolicyInstance]], set[Any], bool]:
         types: dict[int, PolicyType] = {}
         refused: set[Any] = set()
         for type_id, raw in stored_types.items():
