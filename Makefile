@@ -34,6 +34,7 @@ proto: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py
 
 bench: $(STAMP)
+	$(BIN)/ranomaly --log-level WARNING bench train --json bench-train.json
 	$(BIN)/ranomaly --log-level WARNING bench sim --json bench-sim.json
 	$(BIN)/ranomaly --log-level WARNING sim export --seed 7 --cells 60 --days 7 --format parquet --out .bench/data
 	$(BIN)/ranomaly --log-level WARNING train --data .bench/data --out .bench/model --no-forecaster

@@ -304,6 +304,21 @@ def cmd_bench_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_train(args: argparse.Namespace) -> int:
+    """Training's wall time, CPU time and peak RSS: the detector beside the seed autoencoder, each in a process."""
+    from models.eval_real import DEFAULT_ROOT
+    from models.progress import heartbeat
+    from ranomaly.bench_train import default_sets, format_table, run_train_bench
+
+    with heartbeat("bench train: simulator exports", stream=sys.stderr):
+        sets = default_sets(Path(args.work), Path(args.root) if args.root else DEFAULT_ROOT)
+    figures = run_train_bench(sets)
+    print(format_table(figures))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 1 if any("error" in row for row in figures["rows"]) else 0
+
+
 def _print_rmr_bench(figures: dict[str, Any]) -> None:
     """The in-process table of the RMR bench (the decode table is printed as it is measured)."""
     print(f"{'in process, same cells':44s} {'cell-reports/s':>15s} {'p50 ms':>8s} {'p99 ms':>8s}")
@@ -638,6 +653,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench_model.add_argument("--model", required=True, help="artifact folder (ranomaly train --out)")
     bench_model.add_argument("--json", help="also write the figures to this JSON file")
     bench_model.set_defaults(handler=cmd_bench_model)
+
+    bench_train = bench.add_parser("train", help="training's wall time, CPU time and peak RSS beside a baseline's")
+    bench_train.add_argument("--work", default=".bench/train", help="folder for the simulator's exports")
+    bench_train.add_argument("--root", help="folder of the real datasets (smd, asd); default ../shared/data/real")
+    bench_train.add_argument("--json", help="also write the figures to this JSON file")
+    bench_train.set_defaults(handler=cmd_bench_train)
 
     bench_xapp = bench.add_parser("xapp", help="xApp hot path in process, memory per cell, and end to end")
     bench_xapp.add_argument("--model", required=True, help="artifact folder of the shipped detector")
