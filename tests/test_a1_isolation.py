@@ -21,7 +21,7 @@ from xapp.datalayer.memory import MemoryDataLayer
 from xapp.datalayer.policies import MemoryPolicies
 from xapp.datalayer.redis import RedisDataLayer
 from xapp.httpthread import CpuShare
-from xapp.policy.follow import PolicyFollower
+from xapp.policy.follow import PROBLEMS, PolicyFollower
 from xapp.policy.store import PolicyStore
 from xapp.policy.types import POLICY_TYPE_ID
 
@@ -52,8 +52,7 @@ async def enforced(xapp: Running) -> bool:
 
 def problems(xapp: Running) -> Counter[str]:
     metric = xapp.service.metrics.policy_change_problems
-    reasons = ("entry_corrupt", "entries_trimmed", "record_corrupt", "record_missing")
-    return Counter({reason: int(metric.labels(reason)._value.get()) for reason in reasons})
+    return Counter({reason: int(metric.labels(reason)._value.get()) for reason in PROBLEMS})
 
 
 async def test_a_policy_put_over_http_reaches_the_engine_through_the_change_stream(
@@ -71,6 +70,8 @@ async def test_a_policy_put_over_http_reaches_the_engine_through_the_change_stre
         await until(lambda: held(xapp) == BODY, "the engine's view holds the policy")
         await until(lambda: enforced(xapp), "the engine enforces it")
         assert xapp.service.metrics.policy_changes._value.get() >= 1
+        exported = (await xapp.http("GET", "/metrics")).text
+        assert 'ranomaly_xapp_a1_change_problems_total{reason="entry_corrupt"} 0.0' in exported
         assert (await xapp.http("DELETE", POLICY)).status_code == 202
         await until(lambda: held(xapp) is None, "the engine's view drops it")
         assert sum(problems(xapp).values()) == 0

@@ -31,7 +31,7 @@ from xapp.intake import IntakeLimits
 from xapp.looplag import watch_loop_lag
 from xapp.metrics import XappMetrics
 from xapp.modelswap import ModelLoader, fingerprint
-from xapp.policy.follow import PolicyFollower
+from xapp.policy.follow import PROBLEMS, PolicyFollower
 from xapp.policy.handler import A1Handler
 from xapp.policy.store import PolicyStore
 from xapp.runtime import ModelRuntime
@@ -91,6 +91,8 @@ class XappService:
         self.store = PolicyStore(self.datalayer)  # the engine's view, on the scoring loop
         self.policies = StorePolicies(self.store)
         self.follower = PolicyFollower(self.store, self.datalayer, self._count_change_problem)
+        for reason in PROBLEMS:  # every reason exported from the start, at 0
+            self.metrics.policy_change_problems.labels(reason)
         a1_data = self.datalayer.policy_data()
         a1_store = PolicyStore(a1_data)  # the A1 handler's, on the HTTP thread
         self.a1 = A1Handler(a1_store, enforcement=self.store)

@@ -21,6 +21,7 @@ from xapp.policy.store import PolicyStore
 
 log = structlog.get_logger(__name__)
 
+PROBLEMS = ("entry_corrupt", "entries_trimmed", "record_corrupt", "record_missing")
 DEFAULT_COUNT = 64  # entries per poll (256 a second at a 0.25 s tick), decoded on a worker thread
 
 
