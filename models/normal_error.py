@@ -78,8 +78,10 @@ def detector_normal_error(dataset: Dataset, config: DetectorConfig | None = None
     ).step
     inputs = step_inputs(arrays)
     rows = len(arrays.times_ms)
-    trace = walk(step, inputs, rows, "baseline", network=True)
-    baseline = np.stack([context["baseline"].double().numpy() for _, context, _, _, _ in trace])
+    baseline = np.full(arrays.values.shape, np.nan)
+    for walked in walk(step, inputs, rows, "baseline", network=True):
+        cells = slice(None) if walked.cells is None else walked.cells.numpy()
+        baseline[walked.row, cells] = walked.context["baseline"].double().numpy()
 
     def transformed(values: FloatArray) -> FloatArray:
         flat = torch.from_numpy(values.reshape(-1, values.shape[-1]))

@@ -39,4 +39,4 @@ class DetectorConfig:
     student_t_dof: float = 5.0
     alarm_rate: float = 0.005  # share of validation cell-periods the default score threshold alarms on
     seed: int = 0
-    threads: int = 2
+    threads: int = 2  # torch threads fitting the networks; the state recursion runs on one

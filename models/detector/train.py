@@ -2,7 +2,9 @@
 
 1. Choose per-measurement transforms, scale floors and priors from the training rows.
 2. Run the state recursion over the training rows (no network needed) and collect, for every
-   warmed-up cell-period, the network's inputs and the standardised residual.
+   warmed-up cell-period, the network's inputs and the standardised residual. Every cell's span (first
+   to last record) starts at row 0 (`align`), and a row steps only the cells inside their span, so
+   training costs the cell-periods of the spans, not every cell over the union of all spans.
 3. Fit the network (Student-t likelihood: a few percent of unlabelled anomalies pull it little).
 4. Estimate the precision matrix of the network-standardised residuals, robustly.
 5. Run the whole step again and calibrate each kind of evidence per measurement at its normal 99.9 %
@@ -15,7 +17,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 import structlog
@@ -69,33 +73,95 @@ class StepInputs:
     mask: torch.Tensor  # [T, N, K]
     time: torch.Tensor  # [T, N, F]
     reported: np.ndarray  # bool [T, N]
+    # bool [T, N]: the cell is stepped, from its first record to its last; a period inside without a record
+    # is stepped as all missing, as the xApp scores a gap row
+    live: np.ndarray
 
 
-def step_inputs(arrays: KpmArrays, utc_offset_h: float = 0.0) -> StepInputs:
-    """Inputs of every period and cell of the arrays."""
-    values = arrays.values
-    present = ~np.isnan(values)
-    times = time_features(list(TIME_FEATURES), arrays.times_ms, utc_offset_h)
-    n_cells = values.shape[1]
-    return StepInputs(
-        x=torch.from_numpy(np.where(present, values, 0.0).astype(np.float32)),
-        mask=torch.from_numpy(present.astype(np.float32)),
-        time=torch.from_numpy(np.repeat(times[:, None, :], n_cells, axis=1).astype(np.float32)),
-        reported=arrays.reported,
+def live_periods(reported: np.ndarray) -> np.ndarray:
+    """bool [T, N]: each cell's periods from its first record to its last."""
+    started = np.logical_or.accumulate(reported, axis=0)
+    return started & np.logical_or.accumulate(reported[::-1], axis=0)[::-1]
+
+
+def align(arrays: KpmArrays) -> KpmArrays:
+    """Every cell's span moved to start at row 0, its collection times kept in phase_ms: the rows then
+    number the longest span, not the union of all spans (series of other dates cost what they hold)."""
+    reported = arrays.reported
+    n_periods, n_cells = reported.shape
+    has_any = reported.any(axis=0)
+    first = np.where(has_any, reported.argmax(axis=0), 0)
+    span = np.where(has_any, n_periods - reported[::-1].argmax(axis=0) - first, 0)
+    if not first.any():
+        return arrays
+    length = int(span.max())
+    offsets = np.arange(length)[:, None]
+    rows = np.minimum(first[None, :] + offsets, n_periods - 1)
+    cols = np.arange(n_cells)[None, :]
+    inside = offsets < span[None, :]
+    phase = arrays.times_ms[first] - arrays.times_ms[0]
+    if arrays.phase_ms is not None:
+        phase = phase + arrays.phase_ms
+    return replace(
+        arrays,
+        times_ms=arrays.times_ms[:length],
+        values=np.where(inside[..., None], arrays.values[rows, cols], np.nan).astype(np.float32),
+        reported=reported[rows, cols] & inside,
+        phase_ms=phase.astype(np.int64),
     )
 
 
+def step_inputs(arrays: KpmArrays, utc_offset_h: float = 0.0) -> StepInputs:
+    """Inputs of every period and cell of the arrays (each cell at its own times when they differ)."""
+    values = arrays.values
+    present = ~np.isnan(values)
+    n_periods, n_cells = arrays.reported.shape
+    if arrays.phase_ms is None:
+        times = time_features(list(TIME_FEATURES), arrays.times_ms, utc_offset_h)
+        cell_times = np.repeat(times[:, None, :], n_cells, axis=1)
+    else:
+        stamps = arrays.times_ms[:, None] + arrays.phase_ms[None, :]
+        cell_times = time_features(list(TIME_FEATURES), stamps, utc_offset_h).reshape(n_periods, n_cells, -1)
+    return StepInputs(
+        x=torch.from_numpy(np.where(present, values, 0.0).astype(np.float32)),
+        mask=torch.from_numpy(present.astype(np.float32)),
+        time=torch.from_numpy(cell_times.astype(np.float32)),
+        reported=arrays.reported,
+        live=live_periods(arrays.reported),
+    )
+
+
+def _live_cells(inputs: StepInputs, row: int) -> torch.Tensor | None:
+    """Indices of the cells stepped at a row; None when every cell is."""
+    live = inputs.live[row]
+    return None if live.all() else torch.from_numpy(np.flatnonzero(live))
+
+
+def _row(inputs: StepInputs, row: int, cells: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x, mask, time) of the row's stepped cells."""
+    if cells is None:
+        return inputs.x[row], inputs.mask[row], inputs.time[row]
+    return inputs.x[row, cells], inputs.mask[row, cells], inputs.time[row, cells]
+
+
 def periods(
-    step: DetectorStep, inputs: StepInputs, state: torch.Tensor | None = None
-) -> Iterator[tuple[int, dict[str, torch.Tensor], torch.Tensor]]:
-    """Run the full step over the periods; yield (row, outputs, state before the row)."""
-    n_cells = inputs.x.shape[1]
-    current = state if state is not None else torch.zeros(n_cells, step.layout.size)
+    step: DetectorStep, inputs: StepInputs
+) -> Iterator[tuple[int, torch.Tensor | None, dict[str, torch.Tensor], torch.Tensor]]:
+    """Run the full step over the periods; yield (row, stepped cells or None for all, outputs, their state
+    before the row), skipping rows that step no cell."""
+    state = torch.zeros(inputs.x.shape[1], step.layout.size)
     with torch.no_grad():
         for row in range(inputs.x.shape[0]):
-            score, deviation, new_state = step(inputs.x[row], inputs.mask[row], inputs.time[row], current)
-            yield row, {"score": score, "deviation": deviation}, current
-            current = new_state
+            cells = _live_cells(inputs, row)
+            if cells is not None and cells.numel() == 0:
+                continue
+            before = state if cells is None else state[cells]
+            score, deviation, after = step(*_row(inputs, row, cells), before)
+            yield row, cells, {"score": score, "deviation": deviation}, before
+            if cells is None:
+                state = after
+            else:
+                state[cells] = after
 
 
 def _transforms(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -178,44 +244,70 @@ def _set_rates(step: DetectorStep, config: DetectorConfig, period_s: float) -> N
     step.profile_prior = config.profile_prior_minutes * 60.0 / period_s
 
 
-def walk(
-    step: DetectorStep, inputs: StepInputs, rows: int, desc: str, network: bool
-) -> Iterator[
-    tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
-]:
-    """Run the state recursion over the first `rows` periods, yielding (state, context, u, z, evidence) of
-    each before its update. Without the network (not trained yet) the errors are zeros."""
-    n_cells = inputs.x.shape[1]
-    state = torch.zeros(n_cells, step.layout.size)
+class Walked(NamedTuple):
+    """One period of the state recursion, for the cells it stepped, before their update."""
+
+    row: int
+    cells: torch.Tensor | None  # indices of the stepped cells; None: every cell
+    state: dict[str, torch.Tensor]
+    context: dict[str, torch.Tensor]
+    u: torch.Tensor
+    z: torch.Tensor
+    evidence: dict[str, torch.Tensor]
+
+
+def walk(step: DetectorStep, inputs: StepInputs, rows: int, desc: str, network: bool) -> Iterator[Walked]:
+    """Run the state recursion over the first `rows` periods, yielding each row's stepped cells before
+    their update (rows that step no cell are skipped). Without the network (not trained yet) the errors
+    are zeros."""
+    state = torch.zeros(inputs.x.shape[1], step.layout.size)
     with torch.no_grad():
         for row in progress(range(rows), desc, "period", rows):
-            x = inputs.x[row]
-            s = step.layout.unpack(state)
-            c = step.context(x, inputs.mask[row], inputs.time[row], s)
+            cells = _live_cells(inputs, row)
+            if cells is not None and cells.numel() == 0:
+                continue
+            x, mask, time = _row(inputs, row, cells)
+            s = step.layout.unpack(state if cells is None else state[cells])
+            c = step.context(x, mask, time, s)
             if network:
                 u, z = step.errors(c["residual"], c["present"], c["features"])
             else:
                 u = z = torch.zeros_like(x)
             evidence = step.evidence(x, u, z - s["z_bias"], c["present"], s, c["profile_residual"], c["features"])
-            yield s, c, u, z, evidence
+            yield Walked(row, cells, s, c, u, z, evidence)
             if network:
                 _, raw, strongest = step.score(*step.deviation(evidence, c["present"]), s, c["present"])
-                state = step.layout.pack(step.update(x, c, evidence, raw, s, z, strongest))
+                after = step.layout.pack(step.update(x, c, evidence, raw, s, z, strongest))
             else:
-                state = step.layout.pack(step.update(x, c, evidence, torch.zeros(n_cells), s))
+                after = step.layout.pack(step.update(x, c, evidence, torch.zeros(x.shape[0]), s))
+            if cells is None:
+                state = after
+            else:
+                state[cells] = after
 
 
 def _collect_residuals(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int) -> tuple[torch.Tensor, ...]:
     """Network inputs, residuals, masks and last period's missing values of warmed-up cell-periods with a
     record in the first `rows` periods."""
     features, residuals, masks, was_missing = [], [], [], []
-    for s, c, _, _, _ in walk(step, inputs, rows, "state recursion", network=False):
+    for _, _, s, c, _, _, _ in walk(step, inputs, rows, "state recursion", network=False):
         keep = (s["count"][:, 0] >= warmup) & c["present"].any(dim=1)
         features.append(c["features"][keep])
         residuals.append(c["residual"][keep].float())
         masks.append(c["present"][keep])
         was_missing.append(s["run"][keep] < 0)
     return tuple(torch.cat(part).to(torch.float32) for part in (features, residuals, masks, was_missing))
+
+
+@contextmanager
+def _threads(count: int) -> Iterator[None]:
+    """torch's intra-op threads set to count while the block runs (the networks' batches are large)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _fit_network(step: DetectorStep, data: tuple[torch.Tensor, ...], config: DetectorConfig) -> list[float]:
@@ -282,7 +374,7 @@ def _calibrate(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int) -
     the training values. Cell-periods with an extreme error (surely anomalous: the training data is
     unlabelled) are left out."""
     collected: dict[str, list[torch.Tensor]] = {name: [] for name in CALIBRATED}
-    for s, c, u, z, evidence in walk(step, inputs, rows, "calibration", network=True):
+    for _, _, s, c, u, z, evidence in walk(step, inputs, rows, "calibration", network=True):
         extreme = torch.maximum(torch.abs(u), torch.abs(z)).max(dim=1).values >= EXTREME_Z
         keep = (s["count"][:, 0] >= warmup) & ~extreme
         for name in collected:
@@ -333,8 +425,9 @@ class FittedStep:
 
 def fit_step(arrays: KpmArrays, period_s: float, config: DetectorConfig) -> FittedStep:
     """Train a detector step on arrays (every cell, every period given) and choose its thresholds."""
+    arrays = align(arrays)
     torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
+    torch.set_num_threads(1)  # the recursion steps small batches: waking more threads costs more than it gives
     k = len(arrays.measurements)
     n_periods = len(arrays.times_ms)
     fit_rows = int(n_periods * (1 - CALIBRATION_SHARE))
@@ -362,8 +455,9 @@ def fit_step(arrays: KpmArrays, period_s: float, config: DetectorConfig) -> Fitt
     if len(data[0]) > MAX_SAMPLES:
         pick = torch.randperm(len(data[0]), generator=torch.Generator().manual_seed(config.seed))[:MAX_SAMPLES]
         data = tuple(d[pick] for d in data)
-    _fit_network(step, data, config)
-    _fit_missing(step, data, config)
+    with _threads(config.threads):
+        _fit_network(step, data, config)
+        _fit_missing(step, data, config)
     step.precision.copy_(_precision(step, data))
     _calibrate(step, inputs, fit_rows, config.warmup_periods)
     step.eval()
@@ -377,10 +471,11 @@ def _thresholds(
     step: DetectorStep, inputs: StepInputs, fit_rows: int, arrays: KpmArrays, config: DetectorConfig
 ) -> Thresholds:
     scores, deviations = [], []
-    for row, out, state in progress(periods(step, inputs), "thresholds", "period", inputs.x.shape[0]):
+    for row, cells, out, state in progress(periods(step, inputs), "thresholds", "period", inputs.x.shape[0]):
         if row < fit_rows:
             continue
-        warm = (state[:, step.layout.index("count")] >= config.warmup_periods).numpy() & arrays.reported[row]
+        reported = arrays.reported[row] if cells is None else arrays.reported[row, cells.numpy()]
+        warm = (state[:, step.layout.index("count")] >= config.warmup_periods).numpy() & reported
         scores.append(out["score"].numpy()[warm])
         deviations.append(out["deviation"].numpy()[warm])
     score = np.concatenate(scores)
