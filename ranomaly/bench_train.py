@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,19 +114,30 @@ def _measure(model: str, folder: Path) -> dict[str, Any]:
     return {**figures, "process_wall_s": time.perf_counter() - began}
 
 
-def run_train_bench(sets: Sequence[BenchSet], models: Sequence[str] = MODELS) -> dict[str, Any]:
-    """Every model on every set that is here, each training in its own process; JSON-ready figures."""
+def run_train_bench(
+    sets: Sequence[BenchSet],
+    models: Sequence[str] = MODELS,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Every model on every set that is here, each training in its own process; JSON-ready figures. on_row
+    sees each row as soon as it is measured."""
     load_before = os.getloadavg()[0]
     rows: list[dict[str, Any]] = []
+
+    def add(row: dict[str, Any]) -> None:
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+
     for bench_set in sets:
-        row = {"dataset": bench_set.name, "target_s": bench_set.target_s}
+        known = {"dataset": bench_set.name, "target_s": bench_set.target_s}
         if bench_set.folder is None:
-            rows.append({**row, "missing": bench_set.why})
+            add({**known, "missing": bench_set.why})
             continue
         for model in models:
             sys.stderr.write(f"bench train: {bench_set.name}: {model} ...\n")
             sys.stderr.flush()
-            rows.append({**row, "model": model, **_measure(model, bench_set.folder)})
+            add({**known, "model": model, **_measure(model, bench_set.folder)})
     return {"rows": rows, "load_average": [load_before, os.getloadavg()[0]], "cpus": os.cpu_count(),
             "rss_target_mb": RSS_TARGET_MB}  # fmt: skip
 
@@ -142,25 +153,33 @@ def _target(row: dict[str, Any]) -> str:
     return f"<= {row['target_s']:g} s, {rss}: {'yes' if met else 'no'}"
 
 
-def format_table(figures: dict[str, Any]) -> str:
-    """The printed table: a row per training, a line per dataset that is not here or failed."""
-    lines = [f"{'dataset':27s} {'cells x periods x meas.':>24s} {'model':19s} {'wall s':>7s} {'CPU s':>7s} "
-             f"{'peak RSS MB':>11s}  target (idle machine)"]  # fmt: skip
-    for row in figures["rows"]:
-        if "missing" in row:
-            lines.append(f"{row['dataset']:27s} {row['missing']}")
-        elif "error" in row:
-            lines.append(f"{row['dataset']:27s} {'':24s} {row['model']:19s} failed: {row['error']}")
-        else:
-            shape = f"{row['cells']:,} x {row['periods']:,} x {row['measurements']}"
-            lines.append(f"{row['dataset']:27s} {shape:>24s} {row['model']:19s} {row['wall_s']:7.1f} "
-                         f"{row['cpu_s']:7.1f} {row['peak_rss_mb']:11,.0f}  {_target(row)}")  # fmt: skip
+HEADER = (f"{'dataset':27s} {'cells x periods x meas.':>24s} {'model':19s} {'wall s':>7s} {'CPU s':>7s} "
+          f"{'peak RSS MB':>11s}  target (idle machine)")  # fmt: skip
+
+
+def format_row(row: dict[str, Any]) -> str:
+    """A training's line of the table, or a dataset's that is not here, or a training's that failed."""
+    if "missing" in row:
+        return f"{row['dataset']:27s} {row['missing']}"
+    if "error" in row:
+        return f"{row['dataset']:27s} {'':24s} {row['model']:19s} failed: {row['error']}"
+    shape = f"{row['cells']:,} x {row['periods']:,} x {row['measurements']}"
+    return (f"{row['dataset']:27s} {shape:>24s} {row['model']:19s} {row['wall_s']:7.1f} {row['cpu_s']:7.1f} "
+            f"{row['peak_rss_mb']:11,.0f}  {_target(row)}")  # fmt: skip
+
+
+def footer(figures: dict[str, Any]) -> str:
+    """What the figures cover, and the load the run met."""
     before, after = figures["load_average"]
-    lines.append(
+    return (
         f"wall and CPU: reading the dataset to fitted, in a fresh process after its imports; peak RSS: that "
         f"process's; load average {before:.1f} before, {after:.1f} after; {figures['cpus']} CPUs"
     )
-    return "\n".join(lines)
+
+
+def format_table(figures: dict[str, Any]) -> str:
+    """The whole table: header, a line per row, footer."""
+    return "\n".join([HEADER, *(format_row(row) for row in figures["rows"]), footer(figures)])
 
 
 if __name__ == "__main__":

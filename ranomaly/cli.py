@@ -308,12 +308,13 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     """Training's wall time, CPU time and peak RSS: the detector beside the seed autoencoder, each in a process."""
     from models.eval_real import DEFAULT_ROOT
     from models.progress import heartbeat
-    from ranomaly.bench_train import default_sets, format_table, run_train_bench
+    from ranomaly.bench_train import HEADER, default_sets, footer, format_row, run_train_bench
 
     with heartbeat("bench train: simulator exports", stream=sys.stderr):
         sets = default_sets(Path(args.work), Path(args.root) if args.root else DEFAULT_ROOT)
-    figures = run_train_bench(sets)
-    print(format_table(figures))
+    print(HEADER, flush=True)
+    figures = run_train_bench(sets, on_row=lambda row: print(format_row(row), flush=True))
+    print(footer(figures))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 1 if any("error" in row for row in figures["rows"]) else 0

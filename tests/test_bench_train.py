@@ -1,11 +1,12 @@
 """`ranomaly bench train` on a tiny simulator export: a fresh process per training, positive finite figures,
-a table row per training and a line for a dataset that is not here. The seed autoencoder alone: the detector's
-fixed cost (its ONNX export) would take most of a minute on a busy machine."""
+a table row per training (each as soon as it is measured) and a line for a dataset that is not here. The
+seed autoencoder alone: the detector's fixed cost (its ONNX export) takes most of a minute on a busy machine."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 from ranomaly.bench_train import AUTOENCODER, BenchSet, format_table, real, run_train_bench, simulated
 
@@ -13,7 +14,9 @@ from ranomaly.bench_train import AUTOENCODER, BenchSet, format_table, real, run_
 def test_bench_train_tiny(tmp_path: Path) -> None:
     folder = simulated(tmp_path / "tiny", cells=3, days=1.0, period_s=60.0)
     sets = [BenchSet("tiny", folder, 30.0), real(tmp_path / "nowhere", "smd", 180.0)]
-    figures = run_train_bench(sets, models=(AUTOENCODER,))
+    seen: list[dict[str, Any]] = []
+    figures = run_train_bench(sets, models=(AUTOENCODER,), on_row=seen.append)
+    assert seen == figures["rows"]
 
     trained, missing = figures["rows"]
     assert trained["model"] == AUTOENCODER and "error" not in trained
