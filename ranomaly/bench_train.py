@@ -1,6 +1,6 @@
 """`ranomaly bench train`: what training costs, the streaming detector beside the seed autoencoder.
 
-Every training runs in a fresh Python process (`python -m ranomaly.bench_train MODEL FOLDER`) that reads the
+Every training runs in a fresh Python process (`python -m ranomaly.bench_train MODEL FOLDER NAME`) that reads the
 dataset folder and fits: the detector as `ranomaly train --no-forecaster` does (models.training.train_artifact,
 the artifact written to a temporary folder), the seed autoencoder as `ranomaly eval-real` does
 (SeedAutoencoder(seed=0).fit, here on the whole folder). The process reports its wall time and CPU time (user
@@ -75,8 +75,9 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _child(model: str, folder: str) -> dict[str, Any]:
-    """Train one model on one dataset folder in this process; its figures (see the module's docstring)."""
+def _child(model: str, folder: str, name: str) -> dict[str, Any]:
+    """Train one model on one dataset folder (`name` in progress lines) in this process; its figures (see the
+    module's docstring)."""
     from models.progress import heartbeat
     from ranomaly_contracts.dataset import read_dataset, to_arrays
 
@@ -87,7 +88,7 @@ def _child(model: str, folder: str) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown model {model!r}: one of {', '.join(MODELS)}")
     began, cpu = time.perf_counter(), _cpu_s()
-    with heartbeat(f"bench train: {Path(folder).name}: {model}", stream=sys.stderr):
+    with heartbeat(f"bench train: {name}: {model}", stream=sys.stderr):
         dataset = read_dataset(folder)
         if model == DETECTOR:
             with tempfile.TemporaryDirectory() as out:
@@ -102,11 +103,11 @@ def _child(model: str, folder: str) -> dict[str, Any]:
             "measurements": measurements, "reported_cell_periods": int(arrays.reported.sum())}  # fmt: skip
 
 
-def _measure(model: str, folder: Path) -> dict[str, Any]:
+def _measure(model: str, folder: Path, name: str) -> dict[str, Any]:
     """One training in a fresh process; its figures, with the whole process's wall time beside them."""
     began = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "ranomaly.bench_train", model, str(folder)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "ranomaly.bench_train", model, str(folder), name], stdout=subprocess.PIPE, text=True
     )
     if done.returncode != 0:
         return {"error": f"exit status {done.returncode} (its stderr is above)"}
@@ -137,7 +138,7 @@ def run_train_bench(
         for model in models:
             sys.stderr.write(f"bench train: {bench_set.name}: {model} ...\n")
             sys.stderr.flush()
-            add({**known, "model": model, **_measure(model, bench_set.folder)})
+            add({**known, "model": model, **_measure(model, bench_set.folder, bench_set.name)})
     return {"rows": rows, "load_average": [load_before, os.getloadavg()[0]], "cpus": os.cpu_count(),
             "rss_target_mb": RSS_TARGET_MB}  # fmt: skip
 
@@ -186,4 +187,4 @@ if __name__ == "__main__":
     from ranomaly.logs import configure_logging
 
     configure_logging("WARNING")
-    sys.stdout.write(json.dumps(_child(*sys.argv[1:3])) + "\n")
+    sys.stdout.write(json.dumps(_child(*sys.argv[1:4])) + "\n")
