@@ -14,12 +14,14 @@ moves is what the load process alone costs the machine (on a busy 2-core machine
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import multiprocessing
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -162,8 +164,21 @@ def _a1_app(store: PolicyStore, view: PolicyStore) -> FastAPI:
     return app
 
 
-class _Load:
-    """The load process of one loaded phase."""
+@contextlib.asynccontextmanager
+async def a1_elsewhere() -> AsyncIterator[int]:
+    """An A1 server like the xApp's in a process of its own, the control phases' target: its port."""
+    ctx = multiprocessing.get_context("spawn")
+    ports = ctx.Queue()
+    child = ctx.Process(target=_server_child, args=(ports,), daemon=True)
+    child.start()
+    try:
+        yield await asyncio.to_thread(ports.get, True, 120)
+    finally:
+        child.kill()
+
+
+class A1Load:
+    """A process keeping `concurrency` A1 PUTs in flight for `seconds` (one loaded or control phase)."""
 
     def __init__(self, port: int, concurrency: int, seconds: float, nodes: int) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -200,10 +215,6 @@ async def _bench(artifact: Artifact, cells: int, rate: float, seconds: float, co
     a1_store = PolicyStore(layer)
     server = HttpThread(lambda: _a1_app(a1_store, view), a1_store, layer, "127.0.0.1", 0)
     server.start()
-    ctx = multiprocessing.get_context("spawn")
-    ports = ctx.Queue()
-    elsewhere = ctx.Process(target=_server_child, args=(ports,), daemon=True)
-    elsewhere.start()
     stop = asyncio.Event()
     duties = asyncio.create_task(_duties(engine, follower, stop))
     phases: dict[str, list[tuple[list[float], int, float]]] = {"quiet": [], "a1_load": [], "control": []}
@@ -211,32 +222,32 @@ async def _bench(artifact: Artifact, cells: int, rate: float, seconds: float, co
     errors: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
     try:
-        port = await server.listening()
-        control_port = await asyncio.to_thread(ports.get, True, 120)
-        for message in messages[:per_period]:  # the first period adds every cell
-            engine.on_batch(message)
-        engine.flush()
-        for phase in range(3 * rounds):  # quiet, loaded, control, quiet, ...
-            first = per_period * (1 + phase * per_phase)
-            chunk = messages[first : first + per_period * per_phase]
-            kind = ("quiet", "a1_load", "control")[phase % 3]
-            if kind == "quiet":
+        async with a1_elsewhere() as control_port:
+            port = await server.listening()
+            for message in messages[:per_period]:  # the first period adds every cell
+                engine.on_batch(message)
+            engine.flush()
+            for phase in range(3 * rounds):  # quiet, loaded, control, quiet, ...
+                first = per_period * (1 + phase * per_phase)
+                chunk = messages[first : first + per_period * per_phase]
+                kind = ("quiet", "a1_load", "control")[phase % 3]
+                if kind == "quiet":
+                    phases[kind].append(await _phase(engine, chunk, seconds))
+                    continue
+                target = port if kind == "a1_load" else control_port
+                load = A1Load(target, concurrency, seconds, cells // CELLS_PER_NODE)
+                await load.start()
                 phases[kind].append(await _phase(engine, chunk, seconds))
-                continue
-            load = _Load(port if kind == "a1_load" else control_port, concurrency, seconds, cells // CELLS_PER_NODE)
-            await load.start()
-            phases[kind].append(await _phase(engine, chunk, seconds))
-            latencies, kinds, seen = await load.result()
-            if kind == "a1_load":
-                puts += latencies
-                errors.update(kinds)
-                statuses.update(seen)
+                latencies, kinds, seen = await load.result()
+                if kind == "a1_load":
+                    puts += latencies
+                    errors.update(kinds)
+                    statuses.update(seen)
     finally:
         stop.set()
         await duties
         server.stop()
         await server.join()
-        elsewhere.kill()
         await layer.close()
     figures = {kind: _figures(observed) for kind, observed in phases.items()}
     quiet_p99 = figures["quiet"]["verdict_latency"]["p99_ms"]

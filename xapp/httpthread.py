@@ -47,6 +47,9 @@ SWITCH_INTERVAL_S = 0.0005
 A1_CPU_SHARE = 0.2  # of the interpreter's time, at most, for A1 requests while they queue
 A1_PREFIX = "/A1-P/"
 _TICK_S = 0.25  # how often this thread's store reads the change stream
+# An idle kept-alive connection stays open longer than clients keep theirs (httpx 5 s, most pools under a
+# minute), so the client closes first: a server that closes first races the client's next request on it.
+KEEP_ALIVE_S = 75
 
 
 async def call_on_loop(loop: asyncio.AbstractEventLoop | None, fn: Callable[[], None], timeout_s: float) -> bool:
@@ -162,7 +165,7 @@ class HttpThread:
         self._loop = asyncio.get_running_loop()
         config = uvicorn.Config(
             CpuShare(self._build_app()), host=self._host, port=self._port, log_level="warning", lifespan="off",
-            access_log=False,
+            access_log=False, timeout_keep_alive=KEEP_ALIVE_S,
         )  # fmt: skip
         server = self._server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve(), name="http")
