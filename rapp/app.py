@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from ranomaly_contracts.redact import redact_all
 from ranomaly_contracts.sdl import PREFIX, sdl_keys
 from rapp.a1.client import A1Client
 from rapp.a1.policies import PolicyError, PolicyRegistry
@@ -32,7 +33,6 @@ from rapp.history import HistoryFolder
 from rapp.jobrecord import JobStore
 from rapp.jobs import POLICY_TYPE_ID, JobRunner, JobSettings, QueueFull
 from rapp.notify import STATE_FILE, Notifier
-from rapp.redact import redact_all
 from rapp.registry import ModelRegistry
 from rapp.reports import NotifierAlerts, PredictedBreach, Reporter
 from rapp.settings import RappSettings

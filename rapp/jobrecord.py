@@ -4,7 +4,7 @@ their outcome survive a restart of the rApp.
 A record is the job as the API shows it (`Job.public()`): id, kind, reason, state, created, finished, log,
 outcome, plus `log_dropped` (lines dropped from the front of a log that reached its bound) and `child_pid`
 (the training child's process group while it runs, not shown by the API: a restart stops a child its
-predecessor left). Every text in it is bounded and names no server path (`rapp.redact`).
+predecessor left). Every text in it is bounded and names no server path (`ranomaly_contracts.redact`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 
+from ranomaly_contracts.redact import redact_paths
 from ranomaly_contracts.sdl import as_text
-from rapp.redact import redact_paths
 
 log = structlog.get_logger(__name__)
 

@@ -35,11 +35,11 @@ from models.artifact import Artifact, load_session, read_artifact
 from models.forecaster.config import ForecasterConfig
 from models.scoring import score_arrays
 from ranomaly_contracts.dataset import Dataset, KpmArrays, to_arrays, write_dataset
+from ranomaly_contracts.redact import redact_paths
 from rapp.a1.client import A1Client, A1Error
 from rapp.child import run_group, stop_stale_group
 from rapp.forecasts import keep_forecaster
 from rapp.jobrecord import ACTIVE, Job, JobStore
-from rapp.redact import redact_paths
 from rapp.registry import ModelRegistry
 
 log = structlog.get_logger(__name__)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
+from ranomaly_contracts.redact import redact_all
 from xapp.policy.http import a1_router
 
 if TYPE_CHECKING:
@@ -31,13 +32,13 @@ def http_app(service: XappService) -> FastAPI:
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
         """Liveness: the process serves; the body says what is degraded."""
-        return JSONResponse(await service.current_health())
+        return JSONResponse(redact_all(await service.current_health()))
 
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
         """Readiness: policies loaded and a model scoring."""
         body: dict[str, Any] = await service.current_health()
-        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+        return JSONResponse(redact_all(body), status_code=200 if body["ready"] else 503)
 
     @app.get("/metrics", tags=["health"])
     async def metrics() -> Response:

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from ranomaly_contracts.redact import redact_paths
 from rapp.a1.policies import PolicyError, PolicyInfo, PolicyRegistry
-from rapp.redact import redact_paths
 
 PREFIX = "/a1-policy/v2"
 _TITLES = {400: "Bad Request", 404: "Not Found", 413: "Content Too Large", 429: "Too Many Requests",
@@ -22,7 +22,7 @@ BODY_MAX = 64 * 1024  # bytes of a policy_info body; a larger one is refused wit
 
 
 def problem(status: int, detail: str) -> JSONResponse:
-    """An RFC 7807 problem response; its detail names no server file path (`rapp.redact`)."""
+    """An RFC 7807 problem response; its detail names no server file path (`ranomaly_contracts.redact`)."""
     body = {"status": status, "title": _TITLES.get(status, "Error"), "detail": redact_paths(detail)}
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 

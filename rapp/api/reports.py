@@ -7,8 +7,8 @@ import datetime as dt
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from ranomaly_contracts.redact import redact_all
 from rapp.api.policies import problem
-from rapp.redact import redact_all
 from rapp.reports import DailyReport, IncidentReport, Reporter, ReportNotFound
 
 PREFIX = "/api/v1/reports"

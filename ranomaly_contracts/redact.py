@@ -1,4 +1,4 @@
-"""Text that leaves the rApp (API bodies, health, job logs) names the problem, never a server folder: an
+"""Text that leaves an app (API bodies, health, job logs) names the problem, never a server folder: an
 absolute file path is cut to its last component ("/srv/var/history: no rows" reads "history: no rows").
 URLs and HTTP request paths ("GET /policytypes/20100") stay whole."""
 
