@@ -166,7 +166,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(
         f"wrote {args.out}: model {manifest.version}, {len(manifest.measurements)} measurements, "
         f"state {manifest.state_size} floats per cell, threshold {manifest.thresholds.score:.3f}; "
-        f"trained in {seconds:.0f} s"
+        f"trained in {seconds:.0f} s (detector {manifest.training['detector_seconds']:.0f} s"
+        + (f", forecaster {manifest.training['forecaster_seconds']:.0f} s)" if not args.no_forecaster else ")")
     )
     rule = manifest.thresholds.model_dump().get("rule") or {}
     if rule.get("floor_binds"):

@@ -105,7 +105,10 @@ def test_train_then_score_writes_the_scores_contract(dataset: Path, tmp_path: Pa
     assert frame["verdict"].dropna().isin([0, 1]).all()
     verdicts = frame["verdict"].dropna()
     assert 0 < verdicts.mean() < 0.2
-    assert "rows scored by model" in capsys.readouterr().out  # type: ignore[attr-defined]
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "rows scored by model" in out and "(detector " in out and "forecaster" not in out
+    timing = manifest["training"]
+    assert 0 < timing["detector_seconds"] <= timing["seconds"] and "forecaster_seconds" not in timing
 
     assert main(["alarms", "--model", str(artifact), "--data", str(dataset), "--budget", "2"]) == 0
     out = capsys.readouterr().out  # type: ignore[attr-defined]
