@@ -116,12 +116,9 @@ def step_inputs(arrays: KpmArrays, utc_offset_h: float = 0.0) -> StepInputs:
     values = arrays.values
     present = ~np.isnan(values)
     n_periods, n_cells = arrays.reported.shape
-    if arrays.phase_ms is None:
-        times = time_features(list(TIME_FEATURES), arrays.times_ms, utc_offset_h)
-        cell_times = np.repeat(times[:, None, :], n_cells, axis=1)
-    else:
-        stamps = arrays.times_ms[:, None] + arrays.phase_ms[None, :]
-        cell_times = time_features(list(TIME_FEATURES), stamps, utc_offset_h).reshape(n_periods, n_cells, -1)
+    phase = np.zeros(n_cells, dtype=np.int64) if arrays.phase_ms is None else arrays.phase_ms
+    stamps = arrays.times_ms[:, None] + phase[None, :]
+    cell_times = time_features(list(TIME_FEATURES), stamps, utc_offset_h).reshape(n_periods, n_cells, -1)
     return StepInputs(
         x=torch.from_numpy(np.where(present, values, 0.0).astype(np.float32)),
         mask=torch.from_numpy(present.astype(np.float32)),
@@ -144,6 +141,19 @@ def _row(inputs: StepInputs, row: int, cells: torch.Tensor | None) -> tuple[torc
     return inputs.x[row, cells], inputs.mask[row, cells], inputs.time[row, cells]
 
 
+def _of(state: torch.Tensor, cells: torch.Tensor | None) -> torch.Tensor:
+    """The stepped cells' rows of the state."""
+    return state if cells is None else state[cells]
+
+
+def _updated(state: torch.Tensor, cells: torch.Tensor | None, after: torch.Tensor) -> torch.Tensor:
+    """The state with the stepped cells' rows replaced by their new state."""
+    if cells is None:
+        return after
+    state[cells] = after
+    return state
+
+
 def periods(
     step: DetectorStep, inputs: StepInputs
 ) -> Iterator[tuple[int, torch.Tensor | None, dict[str, torch.Tensor], torch.Tensor]]:
@@ -155,13 +165,10 @@ def periods(
             cells = _live_cells(inputs, row)
             if cells is not None and cells.numel() == 0:
                 continue
-            before = state if cells is None else state[cells]
+            before = _of(state, cells)
             score, deviation, after = step(*_row(inputs, row, cells), before)
             yield row, cells, {"score": score, "deviation": deviation}, before
-            if cells is None:
-                state = after
-            else:
-                state[cells] = after
+            state = _updated(state, cells, after)
 
 
 def _transforms(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -267,7 +274,7 @@ def walk(step: DetectorStep, inputs: StepInputs, rows: int, desc: str, network: 
             if cells is not None and cells.numel() == 0:
                 continue
             x, mask, time = _row(inputs, row, cells)
-            s = step.layout.unpack(state if cells is None else state[cells])
+            s = step.layout.unpack(_of(state, cells))
             c = step.context(x, mask, time, s)
             if network:
                 u, z = step.errors(c["residual"], c["present"], c["features"])
@@ -280,10 +287,7 @@ def walk(step: DetectorStep, inputs: StepInputs, rows: int, desc: str, network: 
                 after = step.layout.pack(step.update(x, c, evidence, raw, s, z, strongest))
             else:
                 after = step.layout.pack(step.update(x, c, evidence, torch.zeros(x.shape[0]), s))
-            if cells is None:
-                state = after
-            else:
-                state[cells] = after
+            state = _updated(state, cells, after)
 
 
 def _collect_residuals(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int) -> tuple[torch.Tensor, ...]:
