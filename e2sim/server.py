@@ -24,6 +24,7 @@ from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.e2.v1 import e2_pb2_grpc as pb_grpc
 from ranomaly_contracts.e2sim.v1 import ground_truth_pb2 as gt
 from ranomaly_contracts.e2sim.v1 import ground_truth_pb2_grpc as gt_grpc
+from ranomaly_contracts.tls import ServerTls
 
 log = structlog.get_logger(__name__)
 
@@ -190,9 +191,10 @@ class GroundTruthService(gt_grpc.GroundTruthServicer):
 
 
 class SimServer:
-    """A running gRPC server with both services."""
+    """A running gRPC server with both services; over TLS with `tls` (mutual TLS with its client CA)."""
 
-    def __init__(self, source: KpmSource, options: StreamOptions) -> None:
+    def __init__(self, source: KpmSource, options: StreamOptions, tls: ServerTls | None = None) -> None:
+        self._credentials = None if tls is None else tls.grpc_credentials()
         self.e2 = E2NodeService(source, options)
         self.ground_truth = GroundTruthService(source)
         self._server = grpc.aio.server()
@@ -202,11 +204,15 @@ class SimServer:
 
     async def start(self, host: str, port: int) -> int:
         """Listen on host:port (0 picks a free port); return the bound port."""
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        address = f"{host}:{port}"
+        if self._credentials is None:
+            self.port = self._server.add_insecure_port(address)
+        else:
+            self.port = self._server.add_secure_port(address, self._credentials)
         if self.port == 0:
             raise OSError(f"cannot listen on {host}:{port}")
         await self._server.start()
-        log.info("e2sim listening", host=host, port=self.port)
+        log.info("e2sim listening", host=host, port=self.port, tls=self._credentials is not None)
         return self.port
 
     async def stop(self, grace_s: float = 1.0) -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from e2sim.realism import Realism
 from e2sim.server import StreamOptions
 from e2sim.world import DEFAULT_START, WorldConfig
+from ranomaly_contracts.tls import ServerTls, server_tls
 
 
 class SimSettings(BaseSettings):
@@ -30,10 +32,25 @@ class SimSettings(BaseSettings):
     max_indications_per_message: int = Field(64, ge=1, le=4096)
     realism: bool = True  # routine missing values, coarse resolution, late cells (e2sim.realism); false: clean
 
+    # TLS (ranomaly_contracts.tls): the gRPC server (E2, ground truth) uses TLS with a PEM certificate and
+    # key, and requires client certificates signed by the client CA when one is set (mutual TLS); plain unset
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+
     @field_validator("start")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> SimSettings:
+        self.tls()
+        return self
+
+    def tls(self) -> ServerTls | None:
+        """TLS of the gRPC server; None: plain."""
+        return server_tls("tls", self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
 
     def world(self) -> WorldConfig:
         """The simulated network these settings describe."""

@@ -41,7 +41,7 @@ _WORLD_FIELDS = {"seed": "seed", "cells": "cells", "start": "start"}
 async def _serve(source: KpmSource, settings: SimSettings) -> None:
     from e2sim.server import SimServer
 
-    server = SimServer(source, settings.stream())
+    server = SimServer(source, settings.stream(), settings.tls())
     await server.start(settings.host, settings.port)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from ranomaly_contracts.redact import redact_all
 from ranomaly_contracts.sdl import PREFIX, sdl_keys
+from ranomaly_contracts.tls import uvicorn_ssl
 from rapp.a1.client import A1Client
 from rapp.a1.policies import PolicyError, PolicyRegistry
 from rapp.api.forecasts import forecasts_router
@@ -77,17 +78,21 @@ class RappService:
         self.settings = settings
         self.metrics = RappMetrics()
         keys = sdl_keys(prefix)
-        self.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0)
-        self.a1 = A1Client(settings.a1_base_url, settings.a1_api_root, settings.a1_timeout_s, settings.a1_retries)
+        redis_tls = settings.redis_client_tls()
+        self.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0,
+                                             **(redis_tls.redis_options() if redis_tls else {}))  # fmt: skip
+        self.a1 = A1Client(settings.a1_base_url, settings.a1_api_root, settings.a1_timeout_s, settings.a1_retries,
+                           settings.a1_client_tls())  # fmt: skip
         self.policies = PolicyRegistry(self.a1, self.redis, keys.rapp_policies, settings.ric_id,
                                        types_key=keys.rapp_policy_types, own_types=(POLICY_TYPE_ID,),
                                        own_instances=lambda: self.jobs.own_instances())  # fmt: skip
         self.notifier: Notifier | None = None  # NOC notifications, when a webhook is set
         if settings.noc_webhook_url is not None:
+            scheme = "http" if settings.tls_cert_file is None else "https"
             self.notifier = Notifier(settings.noc_webhook_url, settings.work_dir / STATE_FILE,
                                      receiver=settings.noc_receiver, timeout_s=settings.noc_timeout_s,
                                      retry_max_s=settings.noc_retry_max_s,
-                                     external_url=f"http://{socket.gethostname()}:{settings.port}")  # fmt: skip
+                                     external_url=f"{scheme}://{socket.gethostname()}:{settings.port}")  # fmt: skip
         on_incidents = None if self.notifier is None else self.notifier.on_incidents
         self.collector = Collector.from_settings(settings, prefix, on_incidents)
         self.registry = ModelRegistry(self.redis, keys)
@@ -194,7 +199,8 @@ class RappService:
     async def run(self) -> None:
         """Serve until stop()."""
         config = uvicorn.Config(self.app(), host=self.settings.http_host, port=self.settings.port,
-                                log_level="warning", lifespan="off", access_log=False)  # fmt: skip
+                                log_level="warning", lifespan="off", access_log=False,
+                                **uvicorn_ssl(self.settings.http_tls()))  # fmt: skip
         server = uvicorn.Server(config)
         http = asyncio.create_task(server.serve(), name="http")
         try:

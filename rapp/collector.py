@@ -53,6 +53,7 @@ from ranomaly_contracts.sdl import (
     decode_kpm,
     sdl_keys,
 )
+from ranomaly_contracts.tls import ClientTls
 from rapp.history import INCIDENTS, KPM, HistoryStore, KpmRows, kpm_rows
 from rapp.settings import RappSettings
 
@@ -117,7 +118,8 @@ class Collector:
 
     `prefix` replaces the key prefix of `ranomaly_contracts.sdl` (tests). `batch` entries are read per
     stream and cycle; a read of new entries waits up to `block_ms` (0: it does not wait, and `run` pauses
-    `retry_initial_s` after a cycle that found nothing)."""
+    `retry_initial_s` after a cycle that found nothing). `tls` verifies a rediss:// server and presents a
+    client certificate."""
 
     def __init__(
         self,
@@ -136,6 +138,7 @@ class Collector:
         timeout_s: float = 5.0,
         log_interval_s: float = 10.0,
         on_incidents: Callable[[Sequence[IncidentEvent]], None] | None = None,
+        tls: ClientTls | None = None,
     ) -> None:
         self.keys = sdl_keys(prefix)
         self.store = HistoryStore(Path(history_dir))
@@ -152,6 +155,7 @@ class Collector:
             socket_connect_timeout=connect_timeout_s,
             socket_timeout=timeout_s + block_ms / 1000,  # a blocking read waits block_ms before it answers
             retry=Retry(NoBackoff(), 0),  # run() retries, with its own backoff
+            **(tls.redis_options() if tls else {}),
         )
         self._streams = {self.keys.kpm: KPM, self.keys.incidents: INCIDENTS}
         self._pending = dict.fromkeys(self._streams, True)  # whether to read this consumer's pending entries
@@ -177,6 +181,7 @@ class Collector:
             block_ms=settings.collect_block_ms,
             retention_days=settings.history_retention_days,
             on_incidents=on_incidents,
+            tls=settings.redis_client_tls(),
         )
 
     async def close(self) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ranomaly_contracts.tls import ClientTls, ServerTls, client_tls, server_tls
 
 
 class RappSettings(BaseSettings):
@@ -51,6 +53,20 @@ class RappSettings(BaseSettings):
     a1_retries: int = Field(3, ge=0)
     a1_sync_interval_s: float = Field(10.0, gt=0)  # how often the Near-RT side is checked for lost instances
 
+    # TLS (ranomaly_contracts.tls): PEM files, every hop plain unless set. The HTTP API serves HTTPS with a
+    # certificate and key, and requires client certificates signed by the client CA when one is set (mutual
+    # TLS). A1 uses TLS with an https:// a1_base_url, Redis with a rediss:// redis_url. A client's CA file
+    # verifies the server (None: the system's CAs); its certificate and key are presented (mutual TLS).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    a1_tls_ca_file: Path | None = None
+    a1_tls_cert_file: Path | None = None
+    a1_tls_key_file: Path | None = None
+    redis_tls_ca_file: Path | None = None
+    redis_tls_cert_file: Path | None = None
+    redis_tls_key_file: Path | None = None
+
     # NOC notifications: incidents to an Alertmanager-compatible webhook (None: off); state under work_dir
     noc_webhook_url: str | None = None
     noc_timeout_s: float = Field(5.0, gt=0)
@@ -88,3 +104,22 @@ class RappSettings(BaseSettings):
             "L1M.DL-SS-SINR.SSB": {"below": 2.0},  # dB
         }
     )
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> RappSettings:
+        self.http_tls(), self.a1_client_tls(), self.redis_client_tls()
+        return self
+
+    def http_tls(self) -> ServerTls | None:
+        """TLS of the HTTP API; None: plain HTTP."""
+        return server_tls("tls", self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
+
+    def a1_client_tls(self) -> ClientTls | None:
+        """TLS of the A1-P client (an https:// a1_base_url); None: plain."""
+        return client_tls("a1_tls", self.a1_base_url.startswith("https://"), "a1_base_url is not https://",
+                          self.a1_tls_ca_file, self.a1_tls_cert_file, self.a1_tls_key_file)  # fmt: skip
+
+    def redis_client_tls(self) -> ClientTls | None:
+        """TLS of the Redis connections (a rediss:// URL); None: plain."""
+        return client_tls("redis_tls", self.redis_url.startswith("rediss://"), "redis_url is not rediss://",
+                          self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)  # fmt: skip

@@ -12,6 +12,7 @@ import pytest
 from e2sim.server import SimServer, StreamOptions
 from e2sim.world import World, WorldConfig
 from ranomaly.redis_process import RedisServer
+from tests.tlscerts import TlsCerts, make_certs
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +28,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> TlsCerts:
+    """A test PKI made for the session (tests/tlscerts.py)."""
+    return make_certs(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="session")

@@ -62,7 +62,8 @@ def make_datalayer(settings: XappSettings) -> DataLayer:
     if settings.datalayer == "redis":
         from xapp.datalayer.redis import RedisDataLayer
 
-        return RedisDataLayer(settings.redis_url, stream_sample_s=settings.stream_sample_s, **bounds)
+        return RedisDataLayer(settings.redis_url, stream_sample_s=settings.stream_sample_s,
+                              tls=settings.redis_client_tls(), **bounds)  # fmt: skip
     from xapp.datalayer.memory import MemoryDataLayer
 
     return MemoryDataLayer(**bounds)
@@ -97,7 +98,7 @@ class XappService:
         a1_store = PolicyStore(a1_data)  # the A1 handler's, on the HTTP thread
         self.a1 = A1Handler(a1_store, enforcement=self.store)
         self.http = HttpThread(
-            lambda: http_app(self), a1_store, a1_data, settings.http_host, settings.a1_port
+            lambda: http_app(self), a1_store, a1_data, settings.http_host, settings.a1_port, settings.http_tls()
         )  # fmt: skip
         self._health: tuple[float, dict[str, Any]] = (time.monotonic(), {})
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -332,8 +333,12 @@ class XappService:
             max_indications_per_message=settings.max_indications_per_message, raw_e2sm_kpm=settings.raw_e2sm_kpm,
         )  # fmt: skip
         backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
+        tls = settings.e2_client_tls()
+        credentials = None if tls is None else tls.grpc_credentials()
         return [
-            asyncio.create_task(follow(target, subscription, engine, backoff, self._stop), name=f"e2 {target}")
+            asyncio.create_task(
+                follow(target, subscription, engine, backoff, self._stop, credentials), name=f"e2 {target}"
+            )
             for target in settings.e2_targets
         ]
 

@@ -54,9 +54,14 @@ class Backoff:
 
 
 async def follow(
-    target: str, subscription: Subscription, engine: Engine, backoff: Backoff, stop: asyncio.Event
+    target: str,
+    subscription: Subscription,
+    engine: Engine,
+    backoff: Backoff,
+    stop: asyncio.Event,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> None:
-    """Keep a subscription to `target` open until stop is set.
+    """Keep a subscription to `target` open until stop is set (over TLS with `credentials`, else plain).
 
     A refused subscription (INVALID_ARGUMENT) raises StreamError: the configuration is wrong and retrying
     will not fix it. Any other loss (endpoint down, stream ended or broken) is retried with backoff; the
@@ -74,7 +79,7 @@ async def follow(
         connected = delivered = False
         resume = engine.resume_points(nodes)
         try:
-            async with grpc.aio.insecure_channel(target) as channel:
+            async with _channel(target, credentials) as channel:
                 call = pb_grpc.E2NodeStub(channel).Subscribe(subscription.request(resume))
                 async for message in _until(call, stop):  # plain iteration: a task per read would cost more
                     if message.HasField("batch"):
@@ -108,6 +113,13 @@ async def follow(
         except TimeoutError:
             pass
         delay = min(delay * 2, backoff.max_s)
+
+
+def _channel(target: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+    """A channel to `target`: TLS with credentials, else plain."""
+    if credentials is None:
+        return grpc.aio.insecure_channel(target)
+    return grpc.aio.secure_channel(target, credentials)
 
 
 async def _until(

@@ -31,6 +31,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 
+from ranomaly_contracts.tls import ServerTls, uvicorn_ssl
 from xapp.datalayer.base import DataLayerUnavailable
 from xapp.datalayer.policies import PolicyData
 from xapp.errors import XappError
@@ -99,13 +100,21 @@ class HttpThread:
     """Serves the application `build_app()` makes on host:port from a daemon thread.
 
     `store` is the A1 handler's store over `data` (this thread's data-layer handle): the thread loads it and
-    keeps it in step with the change stream. start(), then `await listening()`; `stop()` and `await join()`.
+    keeps it in step with the change stream. With `tls` it serves HTTPS (mutual TLS with a client CA).
+    start(), then `await listening()`; `stop()` and `await join()`.
     """
 
     def __init__(
-        self, build_app: Callable[[], FastAPI], store: PolicyStore, data: PolicyData, host: str, port: int
+        self,
+        build_app: Callable[[], FastAPI],
+        store: PolicyStore,
+        data: PolicyData,
+        host: str,
+        port: int,
+        tls: ServerTls | None = None,
     ) -> None:
         self._build_app = build_app
+        self._tls = tls
         self.store = store
         self._data = data
         self._host, self._port = host, port
@@ -165,7 +174,7 @@ class HttpThread:
         self._loop = asyncio.get_running_loop()
         config = uvicorn.Config(
             CpuShare(self._build_app()), host=self._host, port=self._port, log_level="warning", lifespan="off",
-            access_log=False, timeout_keep_alive=KEEP_ALIVE_S,
+            access_log=False, timeout_keep_alive=KEEP_ALIVE_S, **uvicorn_ssl(self._tls),
         )  # fmt: skip
         server = self._server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve(), name="http")

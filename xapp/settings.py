@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ranomaly_contracts.tls import ClientTls, ServerTls, client_tls, server_tls
 from xapp.datalayer.bounds import DEFAULT_INCIDENT_STREAM_BYTES, DEFAULT_KPM_STREAM_BYTES, DEFAULT_VERDICT_STREAM_BYTES
 from xapp.ric.cells import parse_ric_cells
 
@@ -95,6 +96,21 @@ class XappSettings(BaseSettings):
 
     log_error_interval_s: float = Field(5.0, gt=0)  # at most one log line per kind of bad input in this interval
 
+    # TLS (ranomaly_contracts.tls): PEM files, every hop plain unless set. The HTTP server (A1-P, health,
+    # metrics) serves HTTPS with a certificate and key, and requires client certificates signed by the client
+    # CA when one is set (mutual TLS). E2 gRPC uses TLS with e2_tls; Redis with a rediss:// redis_url. A
+    # client's CA file verifies the server (None: the system's CAs); its certificate and key are presented.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    e2_tls: bool = False
+    e2_tls_ca_file: Path | None = None
+    e2_tls_cert_file: Path | None = None
+    e2_tls_key_file: Path | None = None
+    redis_tls_ca_file: Path | None = None
+    redis_tls_cert_file: Path | None = None
+    redis_tls_key_file: Path | None = None
+
     @field_validator("ric_cells")
     @classmethod
     def _ric_cells_parse(cls, value: list[str]) -> list[str]:
@@ -102,3 +118,22 @@ class XappSettings(BaseSettings):
         return value
 
     _csv = field_validator("e2_targets", "nodes", "cells", "measurements", "ric_cells", mode="before")(_split)
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> XappSettings:
+        self.http_tls(), self.e2_client_tls(), self.redis_client_tls()
+        return self
+
+    def http_tls(self) -> ServerTls | None:
+        """TLS of the HTTP server; None: plain HTTP."""
+        return server_tls("tls", self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
+
+    def e2_client_tls(self) -> ClientTls | None:
+        """TLS of the E2 gRPC channels; None: plain."""
+        return client_tls("e2_tls", self.e2_tls, "e2_tls is false",
+                          self.e2_tls_ca_file, self.e2_tls_cert_file, self.e2_tls_key_file)  # fmt: skip
+
+    def redis_client_tls(self) -> ClientTls | None:
+        """TLS of the Redis connections (a rediss:// URL); None: plain."""
+        return client_tls("redis_tls", self.redis_url.startswith("rediss://"), "redis_url is not rediss://",
+                          self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)  # fmt: skip

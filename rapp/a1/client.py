@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import structlog
 
+from ranomaly_contracts.tls import ClientTls
+
 log = structlog.get_logger(__name__)
 
 
@@ -27,11 +29,19 @@ class A1Error(RuntimeError):
 
 
 class A1Client:
-    """A1-P operations on one Near-RT RIC."""
+    """A1-P operations on one Near-RT RIC; over HTTPS (mutual TLS) with an https:// base URL and `tls`."""
 
-    def __init__(self, base_url: str, api_root: str = "/A1-P/v2", timeout_s: float = 5.0, retries: int = 3) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_root: str = "/A1-P/v2",
+        timeout_s: float = 5.0,
+        retries: int = 3,
+        tls: ClientTls | None = None,
+    ) -> None:
         self.where = f"{base_url.rstrip('/')}{api_root}"
-        self._http = httpx.AsyncClient(base_url=self.where, timeout=timeout_s)
+        verify = True if tls is None else tls.ssl_context()  # an https:// URL: verified, the certificate presented
+        self._http = httpx.AsyncClient(base_url=self.where, timeout=timeout_s, verify=verify)
         self._retries = retries
 
     async def close(self) -> None:

@@ -57,6 +57,7 @@ from ranomaly_contracts.sdl import (
     encode_verdicts,
     sdl_keys,
 )
+from ranomaly_contracts.tls import ClientTls
 from xapp.datalayer.base import DataLayerHealth
 from xapp.datalayer.bounds import (
     DEFAULT_INCIDENT_STREAM_BYTES,
@@ -102,8 +103,9 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
     `*_stream_bytes` in bytes of Redis memory per stream; the defaults and what they assume are in
     `xapp.datalayer.buffer` and `xapp.datalayer.bounds`.
     `prefix` replaces the key prefix of `ranomaly_contracts.sdl` (a separate namespace, for example in
-    tests). Timeouts bound every Redis call; the writer's backoff doubles from retry_initial_s up to
-    retry_max_s; close() waits up to close_timeout_s for the buffers to be written.
+    tests); `tls` verifies a rediss:// server and presents a client certificate. Timeouts bound every
+    Redis call; the writer's backoff doubles from retry_initial_s up to retry_max_s; close() waits up to
+    close_timeout_s for the buffers to be written.
 
     The latest state per cell is written at most every `cell_state_interval_s` (the newest per cell
     since the last write; `flush()` writes it at once): one HSET field per cell per period would cost more
@@ -128,6 +130,7 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
         retry_max_s: float = 5.0,
         close_timeout_s: float = 5.0,
         cell_state_interval_s: float = 1.0,
+        tls: ClientTls | None = None,
     ) -> None:
         self._url = redact_url(url)
         self._keys = sdl_keys(prefix)
@@ -145,6 +148,7 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
             socket_connect_timeout=connect_timeout_s,
             socket_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),  # the writer retries, with its own backoff; other calls fail fast
+            **(tls.redis_options() if tls else {}),
         )
         self._client = self._connect()
         RedisPolicies.__init__(self, self._client, self._keys, self._url)
