@@ -52,6 +52,7 @@ LIST_MODELS_PROMOTED = f"{PREFIX}:models:promoted"  # promoted versions, oldest 
 HASH_RAPP_POLICIES = f"{PREFIX}:rapp:policies"  # field: policy id -> JSON record of an operator A1 policy
 HASH_RAPP_POLICY_TYPES = f"{PREFIX}:rapp:policy_types"  # field: type id -> JSON type document the rApp restores
 HASH_RAPP_JOBS = f"{PREFIX}:rapp:jobs"  # field: job id -> JSON job record (rapp.jobrecord)
+HASH_RAPP_INCIDENT_NOTES = f"{PREFIX}:rapp:incident_notes"  # field: incident id -> operators' notes (rapp.console.notes)
 # A Redis script that appends a version to LIST_MODELS_PROMOTED unless it is there (run in the artifact's MULTI).
 PROMOTE_ONCE_SCRIPT = "if not redis.call('LPOS', KEYS[1], ARGV[1]) then redis.call('RPUSH', KEYS[1], ARGV[1]) end"
 RAPP_CONSUMER_GROUP = "ranomaly-rapp"  # the reader whose unread entries trimming counts
@@ -150,6 +151,7 @@ class SdlKeys:
     rapp_policies: str
     rapp_policy_types: str
     rapp_jobs: str
+    rapp_incident_notes: str
 
 
 def sdl_keys(prefix: str = PREFIX) -> SdlKeys:
@@ -172,6 +174,7 @@ def sdl_keys(prefix: str = PREFIX) -> SdlKeys:
         rapp_policies=key(HASH_RAPP_POLICIES),
         rapp_policy_types=key(HASH_RAPP_POLICY_TYPES),
         rapp_jobs=key(HASH_RAPP_JOBS),
+        rapp_incident_notes=key(HASH_RAPP_INCIDENT_NOTES),
     )
 
 

@@ -28,6 +28,9 @@ from rapp.api.policies import pms_router, problem
 from rapp.api.remediation import remediation_router
 from rapp.api.reports import reports_router
 from rapp.collector import Collector
+from rapp.console.api import console_api_router
+from rapp.console.pages import mount_console
+from rapp.console.service import Console
 from rapp.drift import DriftMonitor
 from rapp.forecasts import ForecastService, ForecastSettings
 from rapp.history import HistoryFolder
@@ -108,6 +111,7 @@ class RappService:
                                          on_breaches)  # fmt: skip
         alerts = NotifierAlerts(settings.work_dir) if self.notifier is not None else None
         self.reporter = Reporter.from_settings(settings, alerts=alerts, forecasts=self._breaches_of)
+        self.console = Console(settings, self.redis, keys, self.reporter, self.registry, self._near_rt)
         window, retrain = timedelta(hours=settings.drift_window_h), self._retrain
         self.drift = DriftMonitor(
             settings.history_dir, window, settings.drift_threshold, settings.drift_cells_share, retrain
@@ -140,6 +144,8 @@ class RappService:
         app.include_router(remediation_router())
         app.include_router(forecasts_router(self.forecasts))
         app.include_router(reports_router(self.reporter))
+        app.include_router(console_api_router(self.console))
+        mount_console(app, self.console)
 
         @app.get("/healthz", tags=["health"])
         async def healthz() -> JSONResponse:
@@ -170,6 +176,11 @@ class RappService:
         """Bring a counter fed from a running total up to it."""
         counter.inc(total - self._counted.get(counter, 0))
         self._counted[counter] = total
+
+    def _near_rt(self) -> dict[str, Any]:
+        """The Near-RT side as the console shows it: its A1 endpoint and whether the last sync made it whole."""
+        return {"ric_id": self.settings.ric_id, "a1": redact_all(self.a1.where), "available": self.near_rt_available,
+                "sync_ok": not self.policies.sync_failures}  # fmt: skip
 
     def health(self) -> dict[str, Any]:
         """What /healthz and /readyz answer."""

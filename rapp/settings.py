@@ -105,6 +105,13 @@ class RappSettings(BaseSettings):
         }
     )
 
+    # operator console (rapp/console/, docs/console.md): pages under /console and their JSON under /api/v1
+    console_refresh_s: float = Field(5.0, gt=0)  # how often the network view polls for the cells' state
+    console_alarm_hours: int = Field(24, ge=1, le=24 * 14)  # hours of the alarm rate shown, back from the newest data
+    console_plot_before_h: float = Field(6.0, gt=0)  # hours of each measurement plotted before an incident opened
+    console_band_days: float = Field(7.0, gt=0)  # days of the cell's own history its normal band is taken from
+    console_xapp_url: str | None = None  # the xApp's HTTP base (its /healthz shown); None: the A1 view alone
+
     @model_validator(mode="after")
     def _tls_files(self) -> RappSettings:
         self.http_tls(), self.a1_client_tls(), self.redis_client_tls()

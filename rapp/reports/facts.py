@@ -311,7 +311,7 @@ class FactBuilder:
         if not today and not _has_day(self.history_dir, day):
             raise ReportNotFound(f"daily report {day.isoformat()}: the history at {self.history_dir} holds no data "
                                  "of that day")  # fmt: skip
-        facts = self._many(today.values())
+        facts = self.many(today.values())
         longest = sorted(facts, key=lambda f: (-f.window.duration_s, f.incident_id))[:3]
         measured: dict[str, list[float]] = {}
         for f in facts:
@@ -329,7 +329,7 @@ class FactBuilder:
             top_measurements=tuple(Tally(name, len(shares), sum(shares) / len(shares)) for name, shares in top),
         )
 
-    def _many(self, incidents: Iterable[list[IncidentEvent]]) -> list[IncidentFacts]:
+    def many(self, incidents: Iterable[list[IncidentEvent]]) -> list[IncidentFacts]:
         """Fact sheets of several incidents from one read of the KPM history they span."""
         groups = list(incidents)
         if not groups:

@@ -1,0 +1,127 @@
+"""The console's JSON routes under /api/v1: the network view, incidents (list with filters, one, its plot data),
+operators' acknowledgements, notes and verdicts, and the verdicts as labels.csv."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from rapp.api.policies import problem
+from rapp.console.incidents import SORTS, Filters, Incident
+from rapp.console.labels import labels_csv
+from rapp.console.notes import NOTE_MAX, NoteError, notes_json
+from rapp.console.service import Console
+
+PREFIX = "/api/v1"
+CSV = "text/csv; charset=utf-8"
+
+
+class Actor(BaseModel):
+    """Who acts (until sign-in: the name the operator gives)."""
+
+    by: str = Field("operator", min_length=1, max_length=80)
+
+
+class NoteBody(Actor):
+    """A note on an incident."""
+
+    text: str = Field(min_length=1, max_length=NOTE_MAX)
+
+
+class VerdictBody(Actor):
+    """A verdict: false_alarm, or confirmed with the anomaly kind that caused it."""
+
+    verdict: str
+    cause: str | None = None
+
+
+def filters_of(
+    state: str | None = None,
+    kind: str | None = None,
+    cell: str | None = None,
+    node: str | None = None,
+    review: str | None = None,
+    sort: str = "opened",
+    order: str = "desc",
+) -> Filters:
+    """Filters from query parameters (empty means any)."""
+    return Filters(state or None, kind or None, cell or None, node or None, review or None,
+                   sort if sort in SORTS else "opened", order != "asc")  # fmt: skip
+
+
+def console_api_router(console: Console) -> APIRouter:
+    """The routes over one console."""
+    router = APIRouter(prefix=PREFIX, tags=["Console"])
+
+    async def found(incident_id: str) -> Incident | JSONResponse:
+        incident = await console.incident(incident_id)
+        return problem(404, f"incident {incident_id[:120]!r} is not in the history") if incident is None else incident
+
+    @router.get("/network")
+    async def network() -> Response:
+        """Every cell's state by node, open incidents by kind, incidents opened per hour, the model scoring and
+        its age, the Near-RT side's health."""
+        return JSONResponse(await console.network.build())
+
+    @router.get("/incidents")
+    async def incidents(
+        state: str | None = None,
+        kind: str | None = None,
+        cell: str | None = None,
+        node: str | None = None,
+        review: str | None = None,
+        sort: Annotated[str, Query(description=f"one of {', '.join(SORTS)}")] = "opened",
+        order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+    ) -> Response:
+        """The recorded incidents: filter by state (open, closed), kind, cell, node and review (new,
+        acknowledged, false_alarm, confirmed); sorted by opened, peak_score, duration or cell."""
+        chosen = filters_of(state, kind, cell, node, review, sort, order)
+        return JSONResponse({"incidents": [i.to_json() for i in await console.incidents(chosen)]})
+
+    @router.get("/labels.csv")
+    async def labels(false_alarms: bool = False) -> Response:
+        """Operators' verdicts in the dataset's labels.csv format: confirmed incidents (with `false_alarms=true`
+        the false alarms too, to be told apart by the `verdict` column)."""
+        return Response(labels_csv(await console.incidents(), false_alarms), media_type=CSV,
+                        headers={"content-disposition": 'attachment; filename="labels.csv"'})  # fmt: skip
+
+    @router.get("/incidents/{incident_id:path}/plot")
+    async def plot(incident_id: str) -> Response:
+        """Each attributed measurement before and during the incident, with the cell's normal level and band."""
+        incident = await found(incident_id)
+        return incident if isinstance(incident, JSONResponse) else JSONResponse(await console.plot(incident))
+
+    @router.post("/incidents/{incident_id:path}/acknowledge")
+    async def acknowledge(incident_id: str, body: Actor) -> Response:
+        """Acknowledge an incident (the first acknowledgement stays)."""
+        return await act(incident_id, lambda: console.notes.acknowledge(incident_id, body.by))
+
+    @router.post("/incidents/{incident_id:path}/notes")
+    async def annotate(incident_id: str, body: NoteBody) -> Response:
+        """Add a note to an incident."""
+        return await act(incident_id, lambda: console.notes.annotate(incident_id, body.by, body.text))
+
+    @router.post("/incidents/{incident_id:path}/verdict")
+    async def judge(incident_id: str, body: VerdictBody) -> Response:
+        """Mark an incident a false alarm, or confirmed with its cause (an anomaly kind)."""
+        return await act(incident_id, lambda: console.notes.judge(incident_id, body.by, body.verdict, body.cause))
+
+    @router.get("/incidents/{incident_id:path}")
+    async def incident(incident_id: str) -> Response:
+        """One incident with the operators' notes."""
+        found_ = await found(incident_id)
+        return found_ if isinstance(found_, JSONResponse) else JSONResponse(found_.to_json())
+
+    async def act(incident_id: str, change: Any) -> Response:
+        incident = await found(incident_id)
+        if isinstance(incident, JSONResponse):
+            return incident
+        try:
+            return JSONResponse(notes_json(await change()))
+        except NoteError as exc:
+            return problem(422, str(exc))
+
+    return router

@@ -1,0 +1,57 @@
+"""What the console's pages and JSON routes ask of the rApp, in one object built from the rApp's own parts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from ranomaly_contracts.sdl import SdlKeys
+from rapp.console.incidents import Filters, Incident, IncidentIndex, with_notes
+from rapp.console.network import NetworkView
+from rapp.console.notes import NoteStore
+from rapp.console.plot import incident_plot
+from rapp.registry import ModelRegistry
+from rapp.reports import Reporter
+from rapp.settings import RappSettings
+
+
+class Console:
+    """The console's queries and the operators' notes."""
+
+    def __init__(
+        self,
+        settings: RappSettings,
+        redis: aioredis.Redis,
+        keys: SdlKeys,
+        reporter: Reporter,
+        registry: ModelRegistry,
+        near_rt: Callable[[], dict[str, Any]],
+    ) -> None:
+        self.settings = settings
+        self.reporter = reporter
+        self.index = IncidentIndex(settings.history_dir, reporter.facts)
+        self.notes = NoteStore(redis, keys.rapp_incident_notes)
+        self.network = NetworkView(redis, keys.cells, self.index, registry, near_rt, settings.console_alarm_hours,
+                                   settings.console_xapp_url)  # fmt: skip
+
+    async def incidents(self, filters: Filters | None = None) -> list[Incident]:
+        """The recorded incidents with the operators' notes, filtered and sorted."""
+        chosen = filters or Filters()
+        found = with_notes(await self.index.incidents(), await self.notes.all())
+        return chosen.order([i for i in found if chosen.keep(i)])
+
+    async def incident(self, incident_id: str) -> Incident | None:
+        """One incident with its notes; None when the history holds no event of it."""
+        found = next((i for i in await self.index.incidents() if i.incident_id == incident_id), None)
+        return None if found is None else replace(found, notes=await self.notes.get(incident_id))
+
+    async def plot(self, incident: Incident) -> dict[str, Any]:
+        """The incident's plot data (`rapp.console.plot`)."""
+        others = [i for i in await self.index.incidents() if i.cell_id == incident.cell_id]
+        settings = self.settings
+        return await asyncio.to_thread(incident_plot, settings.history_dir, incident, others,
+                                       settings.console_plot_before_h, settings.console_band_days)  # fmt: skip

@@ -1,0 +1,94 @@
+// The network view: renders the network JSON (embedded at load, then polled) with DOM calls only (no HTML
+// strings, so every name stays text).
+"use strict";
+
+const source = document.getElementById("network-data");
+const incidentUrl = source.dataset.incidentUrl;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+const utc = (ms) => new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+
+function age(seconds) {
+  if (seconds === null) return "unknown";
+  const hours = seconds / 3600;
+  return hours >= 48 ? `${(hours / 24).toFixed(1)} days` : `${hours.toFixed(1)} h`;
+}
+
+function renderCounts(counts) {
+  const tiles = Object.entries(counts).map(([status, n]) =>
+    el("div", { class: "tile", "data-status": status }, el("b", {}, String(n)), status.replace("_", " ")));
+  document.getElementById("counts").replaceChildren(...tiles);
+}
+
+function renderOpen(open) {
+  const kinds = Object.entries(open.by_kind).map(([kind, n]) => `${kind}: ${n}`).join(", ");
+  document.getElementById("open-kinds").textContent = `${open.total} open` + (kinds ? ` (${kinds})` : "");
+  const rows = open.incidents.map((i) => el("tr", { "data-incident": i.incident_id },
+    el("td", {}, el("a", { href: `${incidentUrl}/${encodeURIComponent(i.incident_id)}` }, i.cell_id)),
+    el("td", {}, i.node_id), el("td", {}, i.kind), el("td", {}, utc(i.opened_ms)),
+    el("td", {}, i.peak_score === null ? "" : i.peak_score.toFixed(1)),
+    el("td", {}, i.operator.review.replace("_", " "))));
+  document.querySelector("#open-incidents tbody").replaceChildren(...rows);
+}
+
+function renderHealth(model, nearRt) {
+  const items = [
+    ["Model scoring", model.version ?? "none yet"],
+    ["Trained", model.created ? `${model.created} (${age(model.age_s)} ago)` : "unknown"],
+    ["A1 endpoint", `${nearRt.available ? "answers" : "does not answer"} (${nearRt.a1})`],
+    ["A1 sync", nearRt.sync_ok ? "every managed policy in place" : "failing"],
+  ];
+  if (nearRt.xapp) {
+    const problems = nearRt.xapp.problems.length ? `: ${nearRt.xapp.problems.join("; ")}` : "";
+    items.push(["xApp", `${nearRt.xapp.status}${problems}`]);
+  }
+  document.getElementById("health").replaceChildren(
+    ...items.flatMap(([term, text]) => [el("dt", {}, term), el("dd", {}, text)]));
+}
+
+function renderNodes(nodes) {
+  const sections = nodes.map((node) => el("div", { class: "node", "data-node": node.node_id },
+    el("h3", {}, node.node_id),
+    ...node.cells.map((cell) => {
+      const title = `${cell.cell_id}: ${cell.status.replace("_", " ")}`;
+      const attrs = { class: `cell ${cell.status}`, title, "data-cell": cell.cell_id };
+      if (!cell.incident_id) return el("span", attrs);
+      return el("a", { ...attrs, href: `${incidentUrl}/${encodeURIComponent(cell.incident_id)}` });
+    })));
+  document.getElementById("nodes").replaceChildren(...sections);
+}
+
+function renderRate(rate) {
+  const x = rate.hour_ms.map((ms) => new Date(ms));
+  window.Plotly.react("alarm-rate", [{ type: "bar", x, y: rate.opened, name: "opened" }], {
+    margin: { t: 10, r: 10, b: 40, l: 40 }, yaxis: { rangemode: "tozero", dtick: 1 },
+  }, { displayModeBar: false, responsive: true });
+}
+
+function render(view) {
+  document.getElementById("as-of").textContent = `as of ${utc(view.now_ms)}`;
+  renderCounts(view.counts);
+  renderOpen(view.open_incidents);
+  renderHealth(view.model, view.near_rt);
+  renderNodes(view.cells);
+  renderRate(view.alarm_rate);
+  document.body.dataset.renderedAt = String(Date.now());
+}
+
+async function poll() {
+  try {
+    const answer = await fetch(source.dataset.url, { headers: { accept: "application/json" } });
+    if (answer.ok) render(await answer.json());
+  } finally {
+    setTimeout(poll, Number(source.dataset.refreshMs));
+  }
+}
+
+render(JSON.parse(source.textContent));
+setTimeout(poll, Number(source.dataset.refreshMs));

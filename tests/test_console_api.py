@@ -1,0 +1,89 @@
+"""The console's JSON routes on a real rApp over a seeded history (tests/console_seed.py) and a real Redis:
+the network view, incidents filtered and sorted, the plot's normal band, operators' verdicts kept and exported
+as labels.csv in the dataset format."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import httpx
+import pandas as pd
+import pytest
+
+from ranomaly_contracts.dataset import LABEL_COLUMNS
+from tests.console_seed import (
+    CLOSED_CELL,
+    CLOSED_ID,
+    MODEL,
+    OPEN_CELL,
+    OPEN_ID,
+    PLOT_POINTS,
+    T0,
+    P,
+    running_rapp,
+)
+
+
+@pytest.fixture(scope="module")
+def api(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    with running_rapp(redis_url, tmp_path_factory.mktemp("console-api")) as (_, base):
+        with httpx.Client(base_url=base, timeout=30) as client:
+            yield client
+
+
+def test_the_network_view_holds_every_cell_by_node_the_open_incident_and_the_model(api: httpx.Client) -> None:
+    view = api.get("/api/v1/network").json()
+    assert view["counts"] == {"warming_up": 1, "normal": 2, "anomalous": 1, "silenced": 1}
+    assert [(n["node_id"], len(n["cells"])) for n in view["cells"]] == [("n1", 3), ("n2", 2)]
+    assert view["open_incidents"]["total"] == 1 and view["open_incidents"]["by_kind"] == {"unclassified": 1}
+    assert view["open_incidents"]["incidents"][0]["incident_id"] == OPEN_ID
+    assert view["model"]["version"] == MODEL and view["model"]["created"] == "2026-01-01T00:00:00Z"
+    assert view["model"]["age_s"] > 0
+    assert view["near_rt"]["available"] is False  # nothing answers at the A1 URL
+    rate = view["alarm_rate"]
+    assert len(rate["hour_ms"]) == 24 and sum(rate["opened"]) == 2  # both incidents opened in the last 24 h
+
+
+def test_incidents_are_filtered_and_sorted(api: httpx.Client) -> None:
+    def ids(**query: str) -> list[str]:
+        return [i["incident_id"] for i in api.get("/api/v1/incidents", params=query).json()["incidents"]]
+
+    assert ids() == [OPEN_ID, CLOSED_ID]  # newest first
+    assert ids(order="asc") == [CLOSED_ID, OPEN_ID]
+    assert ids(state="open") == [OPEN_ID] and ids(state="closed") == [CLOSED_ID]
+    assert ids(node="n2") == [CLOSED_ID] and ids(cell=OPEN_CELL) == [OPEN_ID]
+    assert ids(kind="congestion") == [] and ids(sort="duration") == [OPEN_ID, CLOSED_ID]
+    closed = api.get(f"/api/v1/incidents/{CLOSED_ID}").json()
+    assert closed["state"] == "closed" and closed["duration_s"] == 30 * 60 and closed["operator"]["review"] == "new"
+    assert api.get("/api/v1/incidents/nowhere:1").status_code == 404
+
+
+def test_the_plot_shows_the_attributed_measurements_against_the_cells_normal_band(api: httpx.Client) -> None:
+    plot = api.get(f"/api/v1/incidents/{OPEN_ID}/plot").json()
+    assert [s["measurement"] for s in plot["series"]] == ["DRB.UEThpDl", "RRU.PrbUsedDl"]
+    thp = plot["series"][0]
+    assert len(thp["times_ms"]) == len(thp["values"]) == len(thp["level"]) == PLOT_POINTS
+    during = thp["times_ms"].index(T0 + 450 * P)
+    assert 95 < thp["level"][during] < 105 and thp["low"][during] < thp["level"][during] < thp["high"][during]
+    assert thp["values"][during] < thp["low"][during]  # the incident's throughput lies below the band
+    assert "own history" in plot["band"]["method"] and plot["band"]["samples"] > 0
+
+
+def test_verdicts_are_kept_with_who_and_when_and_exported_as_labels(api: httpx.Client) -> None:
+    wrong = api.post(f"/api/v1/incidents/{CLOSED_ID}/verdict", json={"verdict": "confirmed", "cause": "gremlins"})
+    assert wrong.status_code == 422 and "cause" in wrong.json()["detail"]
+    assert api.post(f"/api/v1/incidents/{CLOSED_ID}/acknowledge", json={"by": "bob"}).status_code == 200
+    note = api.post(f"/api/v1/incidents/{CLOSED_ID}/notes", json={"by": "bob", "text": "<b>SINR</b> dip"})
+    assert note.json()["notes"][0]["text"] == "<b>SINR</b> dip"
+    judged = api.post(f"/api/v1/incidents/{CLOSED_ID}/verdict",
+                      json={"by": "carol", "verdict": "confirmed", "cause": "interference"}).json()  # fmt: skip
+    assert judged["acknowledged"]["by"] == "bob" and judged["verdict"]["by"] == "carol"
+    assert judged["review"] == "confirmed" and judged["verdict"]["at_ms"] > 0
+    assert [i["incident_id"] for i in api.get("/api/v1/incidents?review=confirmed").json()["incidents"]] == [CLOSED_ID]
+    labels = pd.read_csv(io.StringIO(api.get("/api/v1/labels.csv").text))
+    assert list(labels.columns[:5]) == list(LABEL_COLUMNS)
+    row = labels[labels["incident_id"] == CLOSED_ID].iloc[0]
+    assert (row["cell_id"], row["kind"], row["verdict"], row["judged_by"]) == (CLOSED_CELL, "interference",
+                                                                             "confirmed", "carol")  # fmt: skip
+    assert (row["start"], row["end"]) == ("2026-01-05T03:20:00Z", "2026-01-05T03:50:00Z")
