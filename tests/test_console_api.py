@@ -27,8 +27,8 @@ from tests.console_seed import (
 
 @pytest.fixture(scope="module")
 def api(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    with running_rapp(redis_url, tmp_path_factory.mktemp("console-api")) as (_, base):
-        with httpx.Client(base_url=base, timeout=30) as client:
+    with running_rapp(redis_url, tmp_path_factory.mktemp("console-api")) as running:
+        with httpx.Client(base_url=running.base, timeout=30) as client:
             yield client
 
 

@@ -1,0 +1,102 @@
+"""The console in a real browser: Debian's chromium driven by Playwright, against a real rApp over a seeded
+history and a real Redis (tests/console_seed.py). Every wait is on the page's state; load times are printed,
+never asserted."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote
+
+import pandas as pd
+import pytest
+import redis
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from ranomaly_contracts.sdl import CellStatus, sdl_keys
+from tests.console_seed import OPEN_CELL, OPEN_ID, PLOT_POINTS, Running, cell_state, running_rapp
+
+CHROMIUM = shutil.which("chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]  # fmt: skip
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make installs it)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def console(redis_url: str, tmp_path: Path) -> Iterator[Running]:
+    with running_rapp(redis_url, tmp_path, auth="off", console_refresh_s=0.5) as running:
+        yield running
+
+
+def timed(page: Page, url: str, what: str) -> None:
+    """Open a page; print how long until its load event."""
+    began = time.perf_counter()
+    page.goto(url, wait_until="load")
+    print(f"console page load: {what} {1000 * (time.perf_counter() - began):.0f} ms")  # noqa: T201
+
+
+def test_an_operator_finds_the_incident_sees_its_plot_and_judges_it(
+    browser: Browser, console: Running, redis_url: str
+) -> None:
+    base = console.base
+    page = browser.new_page()
+    timed(page, f"{base}/console", "network now")
+    row = page.locator(f'#open-incidents tr[data-incident="{OPEN_ID}"]')
+    expect(row).to_be_visible()
+    expect(page.locator('[data-status="anomalous"] b')).to_have_text("1")
+    expect(page.locator(f'[data-cell="{OPEN_CELL}"]')).to_have_class("cell anomalous")
+    expect(page.locator("#alarm-rate .bars .point path")).to_have_count(24)
+
+    # the view follows the xApp's cell states without a reload
+    client = redis.Redis.from_url(redis_url)
+    client.hset(sdl_keys(console.prefix).cells, "n2-c2", cell_state("n2-c2", CellStatus.ANOMALOUS))
+    client.close()
+    expect(page.locator('[data-cell="n2-c2"]')).to_have_class("cell anomalous")
+
+    began = time.perf_counter()
+    row.get_by_role("link").click()
+    expect(page.locator("#plots")).to_have_attribute("data-drawn", "2")
+    print(f"console page load: incident with its plots {1000 * (time.perf_counter() - began):.0f} ms")  # noqa: T201
+    assert unquote(page.url).endswith(f"/console/incidents/{OPEN_ID}")
+    traces = page.evaluate("document.getElementById('plot-0').data.map(t => [t.name, t.x.length])")
+    assert traces == [[name, PLOT_POINTS] for name in ("band low (5 %)", "normal band (5-95 %)", "normal level",
+                                                       "DRB.UEThpDl")]  # fmt: skip
+    assert page.locator("#plot-0 .scatterlayer .trace").count() == 4
+    assert page.locator("#plot-0 .scatterlayer .trace:last-child path.js-line").get_attribute("d")
+    expect(page.locator("#written-by")).to_contain_text("template")
+    expect(page.locator("#root-cause")).to_contain_text("unclassified")
+
+    page.fill("#by", "alice")
+    page.click("#acknowledge")
+    expect(page.locator("#acknowledged")).to_contain_text("by alice")
+    page.fill("#by", "alice")
+    page.select_option("#verdict-choice", "false_alarm")
+    page.click("#verdict-form button")
+    expect(page.locator("#verdict")).to_contain_text("false alarm, by alice")
+    page.fill("#note", "<script>window.pwned = 1</script> PRB spike")
+    page.click("#note-form button")
+    expect(page.locator("#notes q")).to_have_text("<script>window.pwned = 1</script> PRB spike")
+    assert page.evaluate("window.pwned") is None
+
+    page.reload()
+    expect(page.locator("#acknowledged")).to_contain_text("by alice")
+    expect(page.locator("#verdict")).to_contain_text("false alarm")
+    labels = pd.read_csv(io.StringIO(page.request.get(f"{base}/api/v1/labels.csv?false_alarms=true").text()))
+    judged = labels[labels["incident_id"] == OPEN_ID]
+    assert list(judged[["cell_id", "verdict", "judged_by"]].iloc[0]) == [OPEN_CELL, "false_alarm", "alice"]
+    assert OPEN_ID not in page.request.get(f"{base}/api/v1/labels.csv").text()  # not an anomaly to train on
+
+    timed(page, f"{base}/console/incidents?review=false_alarm", "incidents list")
+    expect(page.locator("#incidents tbody tr")).to_have_count(1)
+    page.close()
