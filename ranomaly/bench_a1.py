@@ -5,8 +5,9 @@ fed 8-cell indications at a steady rate, with its policy view following the data
 every 0.25 s; the A1 HTTP server on its own thread (`xapp.httpthread`), writing to the same in-memory data
 layer. Phases of the same length alternate in the same run, `rounds` of each: quiet, then with a separate
 process keeping `concurrency` A1 PUTs in flight over plain HTTP/1.1 (each a real change of its own
-instance, so the engine re-resolves its cells' policies). Latency is each indication's receipt to its
-verdicts written; the percentiles come from the raw observations of each kind of phase, pooled. A third
+instance, so the engine re-resolves its cells' policies; each with the API key, audited as the xApp does).
+Latency is each indication's receipt to its verdicts written; the percentiles come from the raw
+observations of each kind of phase, pooled. A third
 kind of phase is the control: the same load aimed at the same A1 server in another process, so what it
 moves is what the load process alone costs the machine (on a busy 2-core machine, several ms).
 """
@@ -18,6 +19,7 @@ import contextlib
 import gc
 import json
 import multiprocessing
+import secrets
 import sys
 import time
 from collections import Counter
@@ -30,7 +32,11 @@ from fastapi import FastAPI
 from models.artifact import Artifact
 from ranomaly.bench_xapp import CELLS_PER_NODE, _Latencies, _messages, hot_path_engine, percentiles
 from ranomaly.logs import configure_logging
+from ranomaly_contracts.auth.apikey import ApiKey
+from ranomaly_contracts.auth.audit import AuditMiddleware
+from ranomaly_contracts.auth.guard import API_KEY_HEADER, Guard
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from xapp.datalayer.policies import PolicyData
 from xapp.enforcement import StorePolicies
 from xapp.engine import Engine
 from xapp.httpthread import HttpThread
@@ -44,9 +50,9 @@ _TICK_S = 0.25  # the xApp's duty tick
 _BURST_S = 0.01  # indications are fed in bursts this far apart
 
 
-async def _put(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, body: bytes) -> int:
+async def _put(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, body: bytes, key: str) -> int:
     """One PUT on a kept-alive connection (plain HTTP/1.1, no client library: the load costs little); the status."""
-    writer.write(f"PUT {path} HTTP/1.1\r\nHost: a1\r\nContent-Type: application/json\r\n"
+    writer.write(f"PUT {path} HTTP/1.1\r\nHost: a1\r\nContent-Type: application/json\r\n{API_KEY_HEADER}: {key}\r\n"
                  f"Content-Length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
     head = await reader.readuntil(b"\r\n\r\n")
     length = 0
@@ -59,7 +65,7 @@ async def _put(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path:
     return int(head.split(b" ", 2)[1])
 
 
-def _load_child(port: int, concurrency: int, seconds: float, nodes: int, started: Any, out: Any) -> None:
+def _load_child(port: int, key: str, concurrency: int, seconds: float, nodes: int, started: Any, out: Any) -> None:
     """Keep `concurrency` PUTs in flight for `seconds`, one connection each; put (latencies in s, errors by kind,
     statuses seen)."""
 
@@ -75,7 +81,7 @@ def _load_child(port: int, concurrency: int, seconds: float, nodes: int, started
             began = time.perf_counter()
             try:
                 connection = connection or await asyncio.open_connection("127.0.0.1", port)
-                status = await _put(*connection, path, body)
+                status = await _put(*connection, path, body, key)
             except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 errors[type(exc).__name__] += 1
                 connection = None
@@ -140,7 +146,7 @@ def _figures(phases: list[tuple[list[float], int, float]]) -> dict[str, Any]:
             "cell_reports_per_s": rows / seconds, "verdict_latency": percentiles(latencies)}  # fmt: skip
 
 
-def _server_child(out: Any) -> None:
+def _server_child(key: str, out: Any) -> None:
     """The A1 server of the control phases, in a process of its own; put its port, then serve until killed."""
     configure_logging("WARNING")
 
@@ -150,7 +156,7 @@ def _server_child(out: Any) -> None:
         layer = MemoryDataLayer()
         view, store = PolicyStore(layer), PolicyStore(layer)
         await view.load()
-        server = HttpThread(lambda: _a1_app(store, view), store, layer, "127.0.0.1", 0)
+        server = HttpThread(lambda: _a1_app(store, view, layer, key), store, layer, "127.0.0.1", 0)
         server.start()
         out.put(await server.listening())
         await asyncio.Event().wait()
@@ -158,18 +164,20 @@ def _server_child(out: Any) -> None:
     asyncio.run(serve())
 
 
-def _a1_app(store: PolicyStore, view: PolicyStore) -> FastAPI:
+def _a1_app(store: PolicyStore, view: PolicyStore, audit: PolicyData, key: str) -> FastAPI:
+    """A1-P as the xApp serves it: the API key required, writes audited."""
     app = FastAPI()
-    app.include_router(a1_router(A1Handler(store, enforcement=view)))
+    app.add_middleware(AuditMiddleware, app_name="xapp", sink=audit)
+    app.include_router(a1_router(A1Handler(store, enforcement=view), Guard(None, ApiKey(key))))
     return app
 
 
 @contextlib.asynccontextmanager
-async def a1_elsewhere() -> AsyncIterator[int]:
+async def a1_elsewhere(key: str) -> AsyncIterator[int]:
     """An A1 server like the xApp's in a process of its own, the control phases' target: its port."""
     ctx = multiprocessing.get_context("spawn")
     ports = ctx.Queue()
-    child = ctx.Process(target=_server_child, args=(ports,), daemon=True)
+    child = ctx.Process(target=_server_child, args=(key, ports), daemon=True)
     child.start()
     try:
         yield await asyncio.to_thread(ports.get, True, 120)
@@ -180,10 +188,10 @@ async def a1_elsewhere() -> AsyncIterator[int]:
 class A1Load:
     """A process keeping `concurrency` A1 PUTs in flight for `seconds` (one loaded or control phase)."""
 
-    def __init__(self, port: int, concurrency: int, seconds: float, nodes: int) -> None:
+    def __init__(self, port: int, key: str, concurrency: int, seconds: float, nodes: int) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._started, self._out = ctx.Event(), ctx.Queue()
-        args = (port, concurrency, seconds, nodes, self._started, self._out)
+        args = (port, key, concurrency, seconds, nodes, self._started, self._out)
         self._child = ctx.Process(target=_load_child, args=args)
         self._seconds = seconds
 
@@ -213,7 +221,8 @@ async def _bench(artifact: Artifact, cells: int, rate: float, seconds: float, co
     view = engine.policies.store
     follower = PolicyFollower(view, layer)
     a1_store = PolicyStore(layer)
-    server = HttpThread(lambda: _a1_app(a1_store, view), a1_store, layer, "127.0.0.1", 0)
+    key = secrets.token_urlsafe(32)  # the servers' API key, as the xApp generates its own
+    server = HttpThread(lambda: _a1_app(a1_store, view, layer, key), a1_store, layer, "127.0.0.1", 0)
     server.start()
     stop = asyncio.Event()
     duties = asyncio.create_task(_duties(engine, follower, stop))
@@ -222,7 +231,7 @@ async def _bench(artifact: Artifact, cells: int, rate: float, seconds: float, co
     errors: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
     try:
-        async with a1_elsewhere() as control_port:
+        async with a1_elsewhere(key) as control_port:
             port = await server.listening()
             for message in messages[:per_period]:  # the first period adds every cell
                 engine.on_batch(message)
@@ -235,7 +244,7 @@ async def _bench(artifact: Artifact, cells: int, rate: float, seconds: float, co
                     phases[kind].append(await _phase(engine, chunk, seconds))
                     continue
                 target = port if kind == "a1_load" else control_port
-                load = A1Load(target, concurrency, seconds, cells // CELLS_PER_NODE)
+                load = A1Load(target, key, concurrency, seconds, cells // CELLS_PER_NODE)
                 await load.start()
                 phases[kind].append(await _phase(engine, chunk, seconds))
                 latencies, kinds, seen = await load.result()

@@ -293,9 +293,12 @@ async def _demo(cells: int, hours: float, seed: int, work: Path, model_summaries
         settings = XappSettings(
             e2_targets=[f"127.0.0.1:{port}"], http_host="127.0.0.1", a1_port=a1_port, seed_model_dir=model,
             period_ms=PERIOD_MS, reconnect_min_s=0.1, reconnect_max_s=0.5, model_poll_s=0.5,
+            state_dir=work / "xapp-state",
         )  # fmt: skip
-        service = XappService(settings, datalayer)
-        rapp = RappService(_rapp_settings(redis.url, a1_port, work / "rapp-run", model_summaries, waits.timeout_s))
+        service = XappService(settings, datalayer)  # its API key: generated once into state_dir, kept after
+        xapp_key = settings.state_dir / "api-key"
+        rapp = RappService(_rapp_settings(redis.url, a1_port, xapp_key, work / "rapp-run", model_summaries,
+                                          waits.timeout_s))  # fmt: skip
         began = time.perf_counter()
         for name, part in (("the xApp", service), ("the rApp", rapp)):
             waits.watched[name] = asyncio.create_task(part.run(), name=name)
@@ -313,6 +316,8 @@ async def _demo(cells: int, hours: float, seed: int, work: Path, model_summaries
             f"e2sim 127.0.0.1:{port}: {len(world.node_ids)} E2 nodes, {cells} cells, {hours:g} simulated hours from "
             f"{start:%a %d %b}; xApp A1-P/health on 127.0.0.1:{service.http_port}, model {service.engine.model.version}"
         )
+        await waits.result("the rApp to listen", rapp.started.wait())
+        _say_keys(waits, xapp_key, service.http_port, rapp.settings.work_dir / "api-key", rapp.http_port)
         waits.say(f"ground truth: {len(labels)} labelled anomalies; live incidents (+ open, - close):")
         events = await _live_view(service, datalayer, labels, end_ms, waits)
         seconds = time.perf_counter() - began
@@ -335,10 +340,19 @@ async def _stop(stop: Callable[[], None], task: asyncio.Task[Any], waits: Waits)
         waits.say(f"{task.get_name()} failed: {type(exc).__name__}: {exc}")
 
 
-def _rapp_settings(redis_url: str, a1_port: int, folder: Path, model_summaries: bool, timeout_s: float) -> RappSettings:
+def _say_keys(waits: Waits, xapp_key: Path, xapp_port: int | None, rapp_key: Path, rapp_port: int | None) -> None:
+    """How to reach the two APIs while the demo runs: every route but health needs the app's API key."""
+    waits.say(f'xApp A1-P: curl -H "X-API-Key: $(cat {xapp_key})" http://127.0.0.1:{xapp_port}/A1-P/v2/policytypes')
+    waits.say(f'rApp API:  curl -H "X-API-Key: $(cat {rapp_key})" http://127.0.0.1:{rapp_port}/a1-policy/v2/policies')
+
+
+def _rapp_settings(redis_url: str, a1_port: int, a1_key: Path, folder: Path, model_summaries: bool,
+                   timeout_s: float) -> RappSettings:  # fmt: skip
+    """The demo's rApp: its credential on the xApp's A1-P is the xApp's API key file."""
     shutil.rmtree(folder, ignore_errors=True)  # the demo's Redis is new too: history starts empty
     return RappSettings(
         http_host="127.0.0.1", port=0, redis_url=redis_url, a1_base_url=f"http://127.0.0.1:{a1_port}",
+        a1_api_key_file=a1_key,
         history_dir=folder / "history", work_dir=folder / "work", collect_block_ms=100, train_forecaster=False,
         report_summaries=model_summaries, report_model_cache=folder.parent / "report-model",
         enforce_timeout_s=timeout_s, promote_tolerance=DEMO_PROMOTE_TOLERANCE,

@@ -28,6 +28,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from models.artifact import write_artifact
 from models.trivial import trivial_artifact
 from ranomaly.redis_process import free_port
+from ranomaly_contracts.auth.apikey import read_api_key
+from ranomaly_contracts.auth.guard import API_KEY_HEADER
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.e2.v1 import e2_pb2_grpc as pb_grpc
 from ranomaly_contracts.sdl import FIELD_DATA, decode_kpm, decode_verdicts, sdl_keys
@@ -163,14 +165,19 @@ def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, int]:
 
 
 class Http:
-    """An app's HTTP endpoint."""
+    """An app's HTTP endpoint; requests carry the API key the app generated in `key_file` once it is there."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, key_file: Path) -> None:
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
+        self.key_file = key_file
+
+    def headers(self) -> dict[str, str]:
+        """The API key header (none before the app has written its key)."""
+        return {API_KEY_HEADER: read_api_key(self.key_file)} if self.key_file.exists() else {}
 
     async def request(self, method: str, path: str, timeout_s: float = 10.0, **kwargs: Any) -> httpx.Response:
-        async with httpx.AsyncClient(base_url=self.base, timeout=timeout_s) as client:
+        async with httpx.AsyncClient(base_url=self.base, timeout=timeout_s, headers=self.headers()) as client:
             return await client.request(method, path, **kwargs)
 
     async def answers(self) -> bool:
@@ -191,9 +198,9 @@ class Http:
 class App:
     """An app process and its HTTP endpoint."""
 
-    def __init__(self, child: Child, port: int) -> None:
+    def __init__(self, child: Child, port: int, key_file: Path) -> None:
         self.child = child
-        self.http = Http(port)
+        self.http = Http(port, key_file)
 
     async def start(self) -> None:
         """Start the process and wait until its HTTP server answers."""
@@ -214,6 +221,7 @@ class Rig:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
+        self.xapp_state = folder / "xapp-state"  # shared by the row's xApps: one API key, the rApp's credential
         self.children: list[Child] = []
 
     def child(self, name: str, args: Sequence[str], env: dict[str, str] | None = None) -> Child:
@@ -231,8 +239,8 @@ class Rig:
         args += ["--datalayer", "redis", "--redis-url", redis_url] if redis_url else ["--datalayer", "memory"]
         env = {f"RANOMALY_XAPP_{k.upper()}": str(v) for k, v in settings.items()}
         env = {"RANOMALY_XAPP_RECONNECT_MIN_S": "0.2", "RANOMALY_XAPP_RECONNECT_MAX_S": "1",
-               "RANOMALY_XAPP_MODEL_POLL_S": "0.5", **env}  # fmt: skip
-        return App(self.child(f"xapp-{len(self.children)}", args, env), port)
+               "RANOMALY_XAPP_MODEL_POLL_S": "0.5", "RANOMALY_XAPP_STATE_DIR": str(self.xapp_state), **env}  # fmt: skip
+        return App(self.child(f"xapp-{len(self.children)}", args, env), port, self.xapp_state / "api-key")
 
     def rapp(self, redis_url: str, a1_port: int, **settings: object) -> App:
         """`ranomaly rapp` against the xApp's A1-P endpoint, its history and work folders in the row's folder."""
@@ -240,9 +248,10 @@ class Rig:
         args = ["rapp", "--host", "127.0.0.1", "--port", str(port), "--redis-url", redis_url,
                 "--a1-url", f"http://127.0.0.1:{a1_port}", "--history", str(self.folder / "history")]  # fmt: skip
         env = {"RANOMALY_RAPP_WORK_DIR": str(self.folder / "work"), "RANOMALY_RAPP_COLLECT_BLOCK_MS": "100",
-               "RANOMALY_RAPP_REPORT_SUMMARIES": "false", "RANOMALY_RAPP_TRAIN_FORECASTER": "false"}  # fmt: skip
+               "RANOMALY_RAPP_REPORT_SUMMARIES": "false", "RANOMALY_RAPP_TRAIN_FORECASTER": "false",
+               "RANOMALY_RAPP_A1_API_KEY_FILE": str(self.xapp_state / "api-key")}  # fmt: skip
         env |= {f"RANOMALY_RAPP_{k.upper()}": str(v) for k, v in settings.items()}
-        return App(self.child(f"rapp-{len(self.children)}", args, env), port)
+        return App(self.child(f"rapp-{len(self.children)}", args, env), port, self.folder / "work" / "api-key")
 
     def sim(self, port: int, cells: int, pace: str, periods: int = 0) -> Child:
         """`ranomaly sim serve` (no realism: every row is sent on time, so what is sent is known)."""

@@ -37,6 +37,7 @@ from ranomaly.fault_rig import (
     until,
 )
 from ranomaly.redis_process import RedisServer, free_port
+from ranomaly_contracts.auth.apikey import read_api_key
 
 if TYPE_CHECKING:
     from ranomaly.faults import RowResult
@@ -564,7 +565,8 @@ async def jobs(ctx: Context, result: RowResult) -> None:
 
     await until("the rApp to store the simulated history", history, 120.0, poll_s=1.0)
     ctx.status("200 training requests at once")
-    async with httpx.AsyncClient(base_url=rapp.http.base, timeout=60, limits=httpx.Limits(max_connections=200)) as c:
+    async with httpx.AsyncClient(base_url=rapp.http.base, timeout=60, limits=httpx.Limits(max_connections=200),
+                                 headers=rapp.http.headers()) as c:  # fmt: skip
         answers = await asyncio.gather(*(c.post("/api/v1/jobs/training", json={"reason": f"faults {i} " + "x" * 150})
                                          for i in range(200)), return_exceptions=True)  # fmt: skip
         long_reason = await c.post("/api/v1/jobs/training", json={"reason": "y" * 10_000})
@@ -685,14 +687,15 @@ async def a1_storm(ctx: Context, result: RowResult) -> None:
     spans: dict[str, tuple[int, int]] = {}
     puts: list[float] = []
     errors: dict[str, int] = {}
-    async with a1_elsewhere() as control_port:
+    key = read_api_key(xapp.http.key_file)  # the control server takes the xApp's key too
+    async with a1_elsewhere(key) as control_port:
         for phase, port in (("quiet", None), ("a1", xapp.http.port), ("control", control_port)):
             ctx.status(f"{window_s:g} s: {phase}" + ("" if port is None else f", {concurrency} A1 PUTs in flight"))
             began = int(time.time() * 1000)
             if port is None:
                 await asyncio.sleep(window_s)
             else:
-                load = A1Load(port, concurrency, window_s, 1)
+                load = A1Load(port, key, concurrency, window_s, 1)
                 await load.start()
                 latencies, kinds, _ = await load.result()
                 if phase == "a1":

@@ -9,6 +9,8 @@ the rApp reads:
 - `STREAM_KPM`: forwarded KPM batches for the Non-RT side.
 - policy types and instances (A1), and the model registry (manifest and ONNX bytes per version, plus the
   list of promoted versions).
+- `STREAM_AUDIT`: written by both apps, one `ranomaly_contracts.auth.audit.AuditRecord` (JSON) per mutating
+  HTTP request and per refused credential, bounded by `AUDIT_MAX`.
 - `STREAM_POLICY_CHANGES`: one `PolicyChange` per accepted create, replace or delete of a policy type or
   instance, appended in the same transaction as the record; every xApp replica follows it with XREAD from
   its own last id (no consumer group: each replica must see every change) and re-reads the changed records.
@@ -53,6 +55,8 @@ HASH_RAPP_POLICIES = f"{PREFIX}:rapp:policies"  # field: policy id -> JSON recor
 HASH_RAPP_POLICY_TYPES = f"{PREFIX}:rapp:policy_types"  # field: type id -> JSON type document the rApp restores
 HASH_RAPP_JOBS = f"{PREFIX}:rapp:jobs"  # field: job id -> JSON job record (rapp.jobrecord)
 HASH_RAPP_INCIDENT_NOTES = f"{PREFIX}:rapp:incident_notes"  # field: incident id -> operators' notes (rapp.console.notes)
+STREAM_AUDIT = f"{PREFIX}:audit"  # both apps: one JSON entry per mutating request or refused credential
+AUDIT_MAX = 10_000  # audit entries kept (XADD MAXLEN ~: Redis trims whole nodes, so a few more may stay)
 # A Redis script that appends a version to LIST_MODELS_PROMOTED unless it is there (run in the artifact's MULTI).
 PROMOTE_ONCE_SCRIPT = "if not redis.call('LPOS', KEYS[1], ARGV[1]) then redis.call('RPUSH', KEYS[1], ARGV[1]) end"
 RAPP_CONSUMER_GROUP = "ranomaly-rapp"  # the reader whose unread entries trimming counts
@@ -152,6 +156,7 @@ class SdlKeys:
     rapp_policy_types: str
     rapp_jobs: str
     rapp_incident_notes: str
+    audit: str
 
 
 def sdl_keys(prefix: str = PREFIX) -> SdlKeys:
@@ -175,6 +180,7 @@ def sdl_keys(prefix: str = PREFIX) -> SdlKeys:
         rapp_policy_types=key(HASH_RAPP_POLICY_TYPES),
         rapp_jobs=key(HASH_RAPP_JOBS),
         rapp_incident_notes=key(HASH_RAPP_INCIDENT_NOTES),
+        audit=key(STREAM_AUDIT),
     )
 
 

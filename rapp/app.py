@@ -17,10 +17,14 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from ranomaly_contracts.auth.audit import AuditMiddleware, RedisAuditStream
+from ranomaly_contracts.auth.guard import AuthError
+from ranomaly_contracts.auth.setup import build_guard
 from ranomaly_contracts.redact import redact_all
 from ranomaly_contracts.sdl import PREFIX, sdl_keys
 from ranomaly_contracts.tls import uvicorn_ssl
 from rapp.a1.client import A1Client
+from rapp.a1.credentials import a1_credential
 from rapp.a1.policies import PolicyError, PolicyRegistry
 from rapp.api.forecasts import forecasts_router
 from rapp.api.jobs import jobs_router
@@ -85,7 +89,9 @@ class RappService:
         self.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0,
                                              **(redis_tls.redis_options() if redis_tls else {}))  # fmt: skip
         self.a1 = A1Client(settings.a1_base_url, settings.a1_api_root, settings.a1_timeout_s, settings.a1_retries,
-                           settings.a1_client_tls())  # fmt: skip
+                           settings.a1_client_tls(), a1_credential(settings))  # fmt: skip
+        self.guard = build_guard(settings.auth_settings(), "rapp")
+        self.audit = RedisAuditStream(self.redis, keys.audit)
         self.policies = PolicyRegistry(self.a1, self.redis, keys.rapp_policies, settings.ric_id,
                                        types_key=keys.rapp_policy_types, own_types=(POLICY_TYPE_ID,),
                                        own_instances=lambda: self.jobs.own_instances())  # fmt: skip
@@ -139,11 +145,19 @@ class RappService:
             log.error("rapp_request_failed", method=request.method, path=request.url.path, traceback=frames)
             return problem(500, f"internal error ({type(exc).__name__}); the rApp's log has the details")
 
-        app.include_router(pms_router(self.policies))
-        app.include_router(jobs_router(self.jobs, self.drift))
-        app.include_router(remediation_router())
-        app.include_router(forecasts_router(self.forecasts))
-        app.include_router(reports_router(self.reporter))
+        @app.exception_handler(AuthError)
+        async def refused(request: Request, exc: AuthError) -> JSONResponse:
+            """A missing or refused credential (401) or a missing scope (403), as a problem document."""
+            answer = problem(exc.status_code, exc.detail)
+            answer.headers.update(exc.headers or {})
+            return answer
+
+        app.add_middleware(AuditMiddleware, app_name="rapp", sink=self.audit)
+        app.include_router(pms_router(self.policies, self.guard))
+        app.include_router(jobs_router(self.jobs, self.drift, self.guard))
+        app.include_router(remediation_router(self.guard))
+        app.include_router(forecasts_router(self.forecasts, self.guard))
+        app.include_router(reports_router(self.reporter, self.guard))
         app.include_router(console_api_router(self.console))
         mount_console(app, self.console)
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ranomaly_contracts.auth.setup import AuthSettings
 from ranomaly_contracts.tls import ClientTls, ServerTls, client_tls, server_tls
 
 
@@ -18,6 +20,28 @@ class RappSettings(BaseSettings):
     # HTTP API (operators, docs, health, metrics)
     http_host: str = "0.0.0.0"
     port: int = Field(8090, ge=0, le=65535)
+
+    # --- authentication, authorisation and audit (docs/security.md) ---
+    # Bearer JWTs when auth_issuer is set (keys from auth_jwks_url or auth_public_key_file); the API key when no
+    # issuer is set (generated on first start into auth_api_key_file, else <work_dir>/api-key) or when
+    # auth_api_key_file is named. Mutating requests and refused credentials go to the audit stream.
+    auth: Literal["on", "off"] = "on"  # off: every route open, a warning at every start
+    auth_issuer: str | None = None  # a token's `iss` must equal this
+    auth_audience: str = "ranomaly-rapp"  # a token's `aud` must hold this
+    auth_jwks_url: str | None = None  # the issuer's JWKS (keys cached)
+    auth_public_key_file: Path | None = None  # or one PEM public key
+    auth_leeway_s: float = Field(30.0, ge=0)  # clock skew allowed on exp/nbf/iat
+    auth_api_key_file: Path | None = None
+    # the rApp's own credential for the Near-RT A1-P endpoint: a client-credentials token when a1_token_url is
+    # set, else the xApp's API key from a1_api_key_file (None: no credential sent)
+    a1_api_key_file: Path | None = None
+    a1_token_url: str | None = None  # the issuer's token endpoint
+    a1_client_id: str = "ranomaly-rapp"
+    a1_client_secret: SecretStr | None = None
+    a1_client_secret_file: Path | None = None  # read when a1_client_secret is not set
+    a1_token_scope: str = "ranomaly:policies"
+    a1_token_audience: str | None = None  # sent as `audience` where the issuer asks for it (Auth0-style)
+    # --- end of authentication (auth_settings() below) ---
 
     # shared data layer (the xApp's streams, the model registry)
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -130,3 +154,9 @@ class RappSettings(BaseSettings):
         """TLS of the Redis connections (a rediss:// URL); None: plain."""
         return client_tls("redis_tls", self.redis_url.startswith("rediss://"), "redis_url is not rediss://",
                           self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)  # fmt: skip
+
+    def auth_settings(self) -> AuthSettings:
+        """The auth fields for `ranomaly_contracts.auth.setup.build_guard`."""
+        return AuthSettings(self.auth, self.auth_issuer, self.auth_audience, self.auth_jwks_url,
+                            self.auth_public_key_file, self.auth_leeway_s, self.auth_api_key_file,
+                            self.work_dir / "api-key")  # fmt: skip

@@ -36,6 +36,16 @@ def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> TlsCerts:
     return make_certs(tmp_path_factory.mktemp("tls"))
 
 
+@pytest.fixture(autouse=True)
+def xapp_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's apps keep their files (the generated API keys) in folders of the test's own (unless a test
+    names others), and its rApps authenticate to its xApps with the xApp's key, as a deployment does."""
+    folder = tmp_path / "xapp-state"
+    monkeypatch.setenv("RANOMALY_XAPP_STATE_DIR", str(folder))
+    monkeypatch.setenv("RANOMALY_RAPP_WORK_DIR", str(tmp_path / "rapp-work"))
+    monkeypatch.setenv("RANOMALY_RAPP_A1_API_KEY_FILE", str(folder / "api-key"))
+    return folder
+
 @pytest.fixture(scope="session")
 def small_world() -> World:
     """A 12-cell network, shared read-only by tests."""

@@ -11,6 +11,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from ranomaly_contracts.auth.apikey import ApiKey
+from ranomaly_contracts.auth.guard import API_KEY_HEADER, Guard
 from tests.policy_fakes import FakePolicyDataLayer
 from xapp.policy.handler import A1Handler
 from xapp.policy.http import a1_router
@@ -18,6 +20,7 @@ from xapp.policy.store import PolicyStore
 from xapp.policy.types import POLICY_TYPE_ID, policy_type_document
 
 INSTANCE = f"/policytypes/{POLICY_TYPE_ID}/policies/ops-1"
+KEY = "test-key"
 BODY = {"enabled": True, "scope": {"cells": ["a1"]}, "threshold": {"mode": "sigma", "value": 4}}
 GENERIC = {
     "name": "other",
@@ -39,7 +42,7 @@ async def a1() -> AsyncIterator[A1Server]:
     datalayer = FakePolicyDataLayer()
     store = PolicyStore(datalayer)
     app = FastAPI()
-    app.include_router(a1_router(A1Handler(store)))
+    app.include_router(a1_router(A1Handler(store), Guard(None, ApiKey(KEY))))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(5):
@@ -48,7 +51,8 @@ async def a1() -> AsyncIterator[A1Server]:
             await asyncio.sleep(0.005)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/A1-P/v2", timeout=5) as client:
+        base = f"http://127.0.0.1:{port}/A1-P/v2"
+        async with httpx.AsyncClient(base_url=base, timeout=5, headers={API_KEY_HEADER: KEY}) as client:
             yield A1Server(client, store, datalayer)
     finally:
         server.should_exit = True

@@ -134,7 +134,7 @@ async def test_the_http_server_answers_while_the_scoring_loop_is_blocked(tmp_pat
         await until(scoring_in_health, "a health snapshot taken while scoring")
         base = f"http://127.0.0.1:{xapp.service.http_port}"
         # the scoring loop (this test's loop) is blocked for as long as this synchronous block runs
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with httpx.Client(base_url=base, timeout=30, headers=xapp.headers()) as client:
             put = client.put(POLICY, json=BODY)
             health = client.get("/healthz")
             got = client.get(POLICY)

@@ -45,6 +45,7 @@ from rapp.forecasts import (
 )
 from rapp.history import HistoryStore, kpm_rows
 from rapp.notify import BREACH_ALERTNAME, STATE_FILE, ZERO_TIME, Notifier, fingerprint, rfc3339
+from tests.auth_helpers import ROUTER_HEADERS, key_guard
 from tests.test_rapp_notify import Receiver
 from tests.test_xapp_service import until
 
@@ -328,7 +329,7 @@ async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     try:
         await until(lambda: server.started, 5, "the API to listen")
         port = server.servers[0].sockets[0].getsockname()[1]
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5, headers=ROUTER_HEADERS) as client:
             yield client
     finally:
         server.should_exit = True
@@ -347,10 +348,10 @@ async def test_the_api_serves_forecasts_and_breaches_and_says_why_when_it_cannot
     none_yet = service(rig, version=None)
     unknown = service(rig, version="det-only")
     app = FastAPI()
-    app.include_router(forecasts_router(forecasting))
+    app.include_router(forecasts_router(forecasting, key_guard()))
     for other, path in ((none_yet, "/none"), (unknown, "/unknown")):
         sub = FastAPI()
-        sub.include_router(forecasts_router(other))
+        sub.include_router(forecasts_router(other, key_guard()))
         app.mount(path, sub)
     async with serving(app) as client:
         detail = problem_detail(await client.get("/api/v1/forecasts"), 503)

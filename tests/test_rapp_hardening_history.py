@@ -23,6 +23,7 @@ from rapp.app import RappService
 from rapp.collector import Collector
 from rapp.history import KPM, read_history
 from rapp.settings import RappSettings
+from tests.auth_helpers import app_key
 from tests.waiting import until
 from tests.xapp_helpers import MEASUREMENTS, PERIOD_MS, T0, indication
 
@@ -109,7 +110,8 @@ async def test_duplicates_in_metrics_and_error_bodies_name_no_server_path(
     task = asyncio.create_task(rapp.run())
     try:
         await rapp.started.wait()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{rapp.http_port}", timeout=10) as http:
+        base = f"http://127.0.0.1:{rapp.http_port}"
+        async with httpx.AsyncClient(base_url=base, timeout=10, headers=app_key(settings)) as http:
 
             async def call(method: str, path: str, **more: Any) -> httpx.Response:
                 answer = await http.request(method, path, **more)

@@ -28,6 +28,7 @@ from ranomaly_contracts.sdl import sdl_keys
 from rapp.app import RappService
 from rapp.child import run_group
 from rapp.settings import RappSettings
+from tests.auth_helpers import app_key
 from tests.waiting import until
 
 # A training stand-in: starts a grandchild in its own group, shows progress, then trains "forever".
@@ -74,7 +75,8 @@ class Rapp:
 
     async def call(self, method: str, path: str, **more: Any) -> httpx.Response:
         await self.service.started.wait()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.service.http_port}", timeout=10) as client:
+        base, headers = f"http://127.0.0.1:{self.service.http_port}", app_key(self.service.settings)
+        async with httpx.AsyncClient(base_url=base, timeout=10, headers=headers) as client:
             return await client.request(method, path, **more)
 
     async def stop(self) -> None:

@@ -16,6 +16,7 @@ from ranomaly.redis_process import free_port
 from rapp.app import RappService
 from rapp.history import read_history
 from rapp.settings import RappSettings
+from tests.auth_helpers import app_key
 from tests.test_xapp_service import FAST_MS, model_folder, start_xapp, until
 from xapp.datalayer.redis import RedisDataLayer
 
@@ -50,7 +51,8 @@ async def test_retrain_promote_push_and_the_xapp_scores_the_new_version_then_rol
     rapp_task = asyncio.create_task(rapp.run())
     try:
         await rapp.started.wait()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{rapp.http_port}", timeout=10) as client:
+        base = f"http://127.0.0.1:{rapp.http_port}"
+        async with httpx.AsyncClient(base_url=base, timeout=10, headers=app_key(settings)) as client:
 
             async def get(path: str) -> httpx.Response:
                 return await client.get(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,10 +15,14 @@ import uvicorn
 from fastapi import FastAPI
 
 from ranomaly.redis_process import free_port
+from ranomaly_contracts.auth.apikey import ApiKey, provision_api_key
+from ranomaly_contracts.auth.guard import Guard
 from rapp.a1.client import A1Client
+from rapp.a1.credentials import ApiKeyFile
 from rapp.a1.policies import PolicyInfo, PolicyRegistry
 from rapp.app import RappService
 from rapp.settings import RappSettings
+from tests.auth_helpers import app_key
 from tests.test_xapp_service import Running, until
 from xapp.app import XappService
 from xapp.datalayer.memory import MemoryDataLayer
@@ -51,7 +56,8 @@ class Rapp:
 
     async def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> httpx.Response:
         await self.service.started.wait()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.service.http_port}", timeout=10) as client:
+        base, headers = f"http://127.0.0.1:{self.service.http_port}", app_key(self.service.settings)
+        async with httpx.AsyncClient(base_url=base, timeout=10, headers=headers) as client:
             if raw is not None:
                 return await client.request(method, path, content=raw, headers={"content-type": "application/json"})
             return await client.request(method, path, json=body)
@@ -166,8 +172,8 @@ async def test_policies_a_restarted_near_rt_ric_lost_are_pushed_again_and_surviv
 class HeldDelete(A1Client):
     """An A1 client whose deletes, once done on the Near-RT side, wait for the test to let them return."""
 
-    def __init__(self, base_url: str) -> None:
-        super().__init__(base_url, retries=1)
+    def __init__(self, base_url: str, key_file: Path) -> None:
+        super().__init__(base_url, retries=1, auth=ApiKeyFile(key_file))
         self.deleted = asyncio.Event()
         self.release = asyncio.Event()
 
@@ -178,10 +184,10 @@ class HeldDelete(A1Client):
 
 
 async def test_a_sync_during_a_delete_does_not_push_the_policy_back(
-    redis_url: str, key: str, near_rt: tuple[Running, int]
+    redis_url: str, key: str, near_rt: tuple[Running, int], xapp_state_dir: Path
 ) -> None:
     xapp, port = near_rt
-    client = HeldDelete(f"http://127.0.0.1:{port}")
+    client = HeldDelete(f"http://127.0.0.1:{port}", xapp_state_dir / "api-key")
     redis = aioredis.Redis.from_url(redis_url)
     registry = PolicyRegistry(client, redis, f"{key}:policies", "ric-1")
     try:
@@ -212,11 +218,12 @@ async def test_an_unreachable_near_rt_ric_is_a_503_and_nothing_is_stored(redis_u
         await rapp.stop()
 
 
-async def test_the_a1_client_speaks_the_a1_simulator_api_root(redis_url: str, key: str) -> None:
+async def test_the_a1_client_speaks_the_a1_simulator_api_root(redis_url: str, key: str, xapp_state_dir: Path) -> None:
     store = PolicyStore(MemoryDataLayer())
     await store.load()
     app = FastAPI()
-    app.include_router(a1_router(A1Handler(store), prefix="/a1-p"))
+    a1_key = ApiKey(provision_api_key(xapp_state_dir / "api-key"))  # the rApp's credential there (conftest)
+    app.include_router(a1_router(A1Handler(store), Guard(None, a1_key), prefix="/a1-p"))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     serving = asyncio.create_task(server.serve())

@@ -39,6 +39,7 @@ from rapp.reports.facts import Alerts, CellWindow, Notification
 from rapp.reports.rootcause import load_classifier, save_classifier, train_history_classifier
 from rapp.reports.summarizer import CONVERTED_MARK, TransformersGenerator, prompt, rejection
 from rapp.reports.template import duration, percent, score, value, when
+from tests.auth_helpers import ROUTER_HEADERS, key_guard
 
 T0 = 1_767_571_200_000  # 2026-01-05 00:00 UTC
 P = 60_000
@@ -340,13 +341,14 @@ def test_the_daily_summary_counts_the_incidents_of_the_day(history: Path) -> Non
 async def api(history: Path) -> AsyncIterator[httpx.AsyncClient]:
     """The reports API on a real server on loopback, with a stand-in model that writes a clean summary."""
     app = FastAPI()
-    app.include_router(reports_router(Reporter(builder(history), Summarizer(StandIn(CLEAN)))))
+    app.include_router(reports_router(Reporter(builder(history), Summarizer(StandIn(CLEAN))), key_guard()))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/api/v1/reports", timeout=30) as client:
+    base = f"http://127.0.0.1:{port}/api/v1/reports"
+    async with httpx.AsyncClient(base_url=base, timeout=30, headers=ROUTER_HEADERS) as client:
         yield client
     server.should_exit = True
     await task

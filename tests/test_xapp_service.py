@@ -21,6 +21,7 @@ from models.artifact import write_artifact
 from models.trivial import trivial_artifact
 from ranomaly.redis_process import RedisServer, free_port
 from ranomaly_contracts.sdl import CellStatus
+from tests.auth_helpers import app_key
 from xapp.app import XappService
 from xapp.datalayer.redis import RedisDataLayer
 from xapp.settings import XappSettings
@@ -67,9 +68,14 @@ class Running:
         self.service = service
         self.task = asyncio.create_task(service.run())
 
+    def headers(self) -> dict[str, str]:
+        """The API key the xApp generated at start."""
+        return app_key(self.service.settings)
+
     async def http(self, method: str, path: str, body: object = None) -> httpx.Response:
         await self.service.started.wait()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.service.http_port}", timeout=5) as client:
+        base = f"http://127.0.0.1:{self.service.http_port}"
+        async with httpx.AsyncClient(base_url=base, timeout=5, headers=self.headers()) as client:
             return await client.request(method, path, json=body)
 
     async def stop(self) -> None:

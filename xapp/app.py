@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from ranomaly_contracts.auth.setup import build_guard
 from ranomaly_contracts.ratelog import RateLimitedLog
 from xapp.datalayer.base import DataLayer, DataLayerHealth, DataLayerUnavailable
 from xapp.e2client import Backoff, Subscription, follow
@@ -94,7 +95,8 @@ class XappService:
         self.follower = PolicyFollower(self.store, self.datalayer, self._count_change_problem)
         for reason in PROBLEMS:  # every reason exported from the start, at 0
             self.metrics.policy_change_problems.labels(reason)
-        a1_data = self.datalayer.policy_data()
+        self.guard = build_guard(settings.auth_settings(), "xapp")
+        a1_data = self.a1_data = self.datalayer.policy_data()  # the HTTP thread's handle; A1 audit goes there too
         a1_store = PolicyStore(a1_data)  # the A1 handler's, on the HTTP thread
         self.a1 = A1Handler(a1_store, enforcement=self.store)
         self.http = HttpThread(

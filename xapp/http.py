@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
+from ranomaly_contracts.auth.audit import AuditMiddleware
 from ranomaly_contracts.redact import redact_all
 from xapp.policy.http import a1_router
 
@@ -23,7 +24,8 @@ _PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 def http_app(service: XappService) -> FastAPI:
     """The FastAPI application of one xApp service."""
     app = FastAPI(title="RANomaly xApp", version="0.1.0", docs_url="/docs", redoc_url=None)
-    app.include_router(a1_router(service.a1))
+    app.add_middleware(AuditMiddleware, app_name="xapp", sink=service.a1_data)
+    app.include_router(a1_router(service.a1, service.guard))
     if service.settings.transport == "rmr":
         from xapp.ric.submgr import notification_router
 

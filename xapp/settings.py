@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ranomaly_contracts.auth.setup import AuthSettings
 from ranomaly_contracts.tls import ClientTls, ServerTls, client_tls, server_tls
 from xapp.datalayer.bounds import DEFAULT_INCIDENT_STREAM_BYTES, DEFAULT_KPM_STREAM_BYTES, DEFAULT_VERDICT_STREAM_BYTES
 from xapp.ric.cells import parse_ric_cells
@@ -75,6 +76,21 @@ class XappSettings(BaseSettings):
     a1_port: int = Field(8080, ge=0, le=65535)
     handler_id: str = "ranomaly-xapp"
 
+    # --- authentication, authorisation and audit of A1-P (docs/security.md) ---
+    # Bearer JWTs when auth_issuer is set (keys from auth_jwks_url or auth_public_key_file); the API key when no
+    # issuer is set (generated on first start into auth_api_key_file, else <state_dir>/api-key) or when
+    # auth_api_key_file is named. A1 writes and refused credentials go to the audit trail (the data layer).
+    # A1 over RMR (inside the RIC) is not HTTP: it is not covered.
+    state_dir: Path = Path("var/xapp")  # the xApp's own files (the generated API key)
+    auth: Literal["on", "off"] = "on"  # off: A1-P open, a warning at every start
+    auth_issuer: str | None = None  # a token's `iss` must equal this
+    auth_audience: str = "ranomaly-xapp"  # a token's `aud` must hold this
+    auth_jwks_url: str | None = None  # the issuer's JWKS (keys cached)
+    auth_public_key_file: Path | None = None  # or one PEM public key
+    auth_leeway_s: float = Field(30.0, ge=0)  # clock skew allowed on exp/nbf/iat
+    auth_api_key_file: Path | None = None
+    # --- end of authentication (auth_settings() below) ---
+
     # shared data layer
     datalayer: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -137,3 +153,9 @@ class XappSettings(BaseSettings):
         """TLS of the Redis connections (a rediss:// URL); None: plain."""
         return client_tls("redis_tls", self.redis_url.startswith("rediss://"), "redis_url is not rediss://",
                           self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)  # fmt: skip
+
+    def auth_settings(self) -> AuthSettings:
+        """The auth fields for `ranomaly_contracts.auth.setup.build_guard`."""
+        return AuthSettings(self.auth, self.auth_issuer, self.auth_audience, self.auth_jwks_url,
+                            self.auth_public_key_file, self.auth_leeway_s, self.auth_api_key_file,
+                            self.state_dir / "api-key")  # fmt: skip

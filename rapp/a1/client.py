@@ -29,7 +29,8 @@ class A1Error(RuntimeError):
 
 
 class A1Client:
-    """A1-P operations on one Near-RT RIC; over HTTPS (mutual TLS) with an https:// base URL and `tls`."""
+    """A1-P operations on one Near-RT RIC; over HTTPS (mutual TLS) with an https:// base URL and `tls`; `auth`
+    is the rApp's credential there (`rapp.a1.credentials`)."""
 
     def __init__(
         self,
@@ -38,10 +39,11 @@ class A1Client:
         timeout_s: float = 5.0,
         retries: int = 3,
         tls: ClientTls | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.where = f"{base_url.rstrip('/')}{api_root}"
         verify = True if tls is None else tls.ssl_context()  # an https:// URL: verified, the certificate presented
-        self._http = httpx.AsyncClient(base_url=self.where, timeout=timeout_s, verify=verify)
+        self._http = httpx.AsyncClient(base_url=self.where, timeout=timeout_s, verify=verify, auth=auth)
         self._retries = retries
 
     async def close(self) -> None:

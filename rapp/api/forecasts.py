@@ -6,17 +6,20 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
+from ranomaly_contracts.auth.guard import Guard
+from ranomaly_contracts.auth.scopes import READ
 from rapp.api.policies import problem
 from rapp.forecasts import ForecastService
 
 PREFIX = "/api/v1"
 
 
-def forecasts_router(service: ForecastService) -> APIRouter:
-    """Routes over one forecast service."""
+def forecasts_router(service: ForecastService, guard: Guard) -> APIRouter:
+    """Routes over one forecast service (READ)."""
     router = APIRouter(prefix=PREFIX, tags=["Forecasts"])
+    read = [guard.require(READ)]
 
-    @router.get("/forecasts")
+    @router.get("/forecasts", dependencies=read)
     async def forecast_cells() -> Response:
         """The latest round: model version, period, horizon, forecast times and the cells forecast
         (503 naming why when there are no forecasts)."""
@@ -25,7 +28,7 @@ def forecasts_router(service: ForecastService) -> APIRouter:
             return problem(503, f"no forecasts: {service.latest.problem}")
         return JSONResponse(forecasts.summary())
 
-    @router.get("/forecasts/{cell_id}")
+    @router.get("/forecasts/{cell_id}", dependencies=read)
     async def cell_forecast(cell_id: str) -> Response:
         """One cell's forecast of every measurement for the next H periods (404 when the cell has none, 503
         naming why when there are no forecasts at all)."""
@@ -35,7 +38,7 @@ def forecasts_router(service: ForecastService) -> APIRouter:
         found = forecasts.cell(cell_id)
         return problem(404, service.missing(cell_id)) if found is None else JSONResponse(found)
 
-    @router.get("/breaches")
+    @router.get("/breaches", dependencies=read)
     async def breaches() -> Response:
         """Predicted breaches: the limits in force, the breaches still forecast, the newest events first."""
         limits = [

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ranomaly_contracts.auth.guard import Guard
+from ranomaly_contracts.auth.scopes import ADMIN, READ
 from rapp.api.policies import bounded_body, problem
 from rapp.drift import DriftMonitor
 from rapp.jobrecord import REASON_MAX, Job
@@ -65,18 +67,19 @@ def _submitted(submit: Callable[[], Job]) -> Response:
         return refused
 
 
-def jobs_router(runner: JobRunner, drift: DriftMonitor) -> APIRouter:
-    """Routes over one job runner and the drift monitor that can start it."""
+def jobs_router(runner: JobRunner, drift: DriftMonitor, guard: Guard) -> APIRouter:
+    """Routes over one job runner and the drift monitor that can start it: reads need READ, jobs ADMIN."""
     router = APIRouter(prefix=PREFIX, tags=["Models and training"])
+    read, admin = [guard.require(READ)], [guard.require(ADMIN)]
 
-    @router.get("/drift")
+    @router.get("/drift", dependencies=read)
     async def last_drift_check() -> Response:
         """The last drift check: cells whose inputs moved, and whether it started a retraining."""
         if drift.last is None:
             return problem(404, "no drift check has run yet (drift_check_every_h = 0, or too little history)")
         return JSONResponse(drift.last.public())
 
-    @router.post("/jobs/training", status_code=202)
+    @router.post("/jobs/training", status_code=202, dependencies=admin)
     async def start_training(request: Request) -> Response:
         """Queue a retraining on the collected history; follow it at /jobs/{id}. 429 when the queue is full."""
         reason = await _reason(request)
@@ -84,7 +87,7 @@ def jobs_router(runner: JobRunner, drift: DriftMonitor) -> APIRouter:
             return reason
         return _submitted(lambda: runner.submit_training(reason))
 
-    @router.get("/jobs")
+    @router.get("/jobs", dependencies=read)
     async def jobs(request: Request) -> Response:
         """Jobs, newest first, a page at a time (`limit`, default 20, at most 100; `offset`); each with the
         tail of its log."""
@@ -100,13 +103,13 @@ def jobs_router(runner: JobRunner, drift: DriftMonitor) -> APIRouter:
         return JSONResponse({"jobs": page, "total": total, "offset": offset, "limit": limit,
                              "next_offset": after if after < total else None})  # fmt: skip
 
-    @router.get("/jobs/{job_id}")
+    @router.get("/jobs/{job_id}", dependencies=read)
     async def job(job_id: str) -> Response:
         """One job: state, progress log, outcome."""
         found = runner.jobs.get(job_id)
         return problem(404, f"job {job_id[:80]!r} not found") if found is None else JSONResponse(found.public())
 
-    @router.get("/jobs/{job_id}/log")
+    @router.get("/jobs/{job_id}/log", dependencies=read)
     async def job_log(job_id: str, request: Request) -> Response:
         """The newest lines of a job's log (`tail`, default and at most every line kept)."""
         found = runner.jobs.get(job_id)
@@ -118,12 +121,12 @@ def jobs_router(runner: JobRunner, drift: DriftMonitor) -> APIRouter:
         return JSONResponse({"id": found.id, "state": found.state, "lines": found.log[-tail:],
                              "dropped": found.log_dropped})  # fmt: skip
 
-    @router.get("/models")
+    @router.get("/models", dependencies=read)
     async def models() -> Response:
         """Promoted model versions, oldest first."""
         return JSONResponse({"promoted": await runner.registry.promoted()})
 
-    @router.post("/models/{version}/rollback", status_code=202)
+    @router.post("/models/{version}/rollback", status_code=202, dependencies=admin)
     async def rollback(version: str, request: Request) -> Response:
         """Make an earlier promoted version score again (through the model's A1 policy)."""
         reason = await _reason(request)

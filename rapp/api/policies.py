@@ -12,12 +12,14 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from ranomaly_contracts.auth.guard import Guard
+from ranomaly_contracts.auth.scopes import POLICIES, READ
 from ranomaly_contracts.redact import redact_paths
 from rapp.a1.policies import PolicyError, PolicyInfo, PolicyRegistry
 
 PREFIX = "/a1-policy/v2"
-_TITLES = {400: "Bad Request", 404: "Not Found", 413: "Content Too Large", 429: "Too Many Requests",
-           500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
+_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 413: "Content Too Large",
+           429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
 BODY_MAX = 64 * 1024  # bytes of a policy_info body; a larger one is refused with 413 before it is parsed
 
 
@@ -50,8 +52,8 @@ def _policy_info(raw: bytes) -> PolicyInfo | JSONResponse:
         return problem(400, fields)
 
 
-def pms_router(registry: PolicyRegistry) -> APIRouter:
-    """The policy management routes over one registry."""
+def pms_router(registry: PolicyRegistry, guard: Guard) -> APIRouter:
+    """The policy management routes over one registry: reads need READ, writes POLICIES."""
     router = APIRouter(prefix=PREFIX, tags=["A1 Policy Management"])
 
     async def guarded(work: Any) -> Response:
@@ -61,7 +63,9 @@ def pms_router(registry: PolicyRegistry) -> APIRouter:
             return problem(exc.status, exc.detail)
         return result
 
-    @router.get("/policy-types")
+    read, write = [guard.require(READ)], [guard.require(POLICIES)]
+
+    @router.get("/policy-types", dependencies=read)
     async def policy_types(ric_id: str | None = None) -> Response:
         """A1 policy type ids of the Near-RT RIC."""
 
@@ -72,7 +76,7 @@ def pms_router(registry: PolicyRegistry) -> APIRouter:
 
         return await guarded(work())
 
-    @router.get("/policy-types/{policytype_id}")
+    @router.get("/policy-types/{policytype_id}", dependencies=read)
     async def policy_type(policytype_id: str) -> Response:
         """A policy type's schema."""
 
@@ -81,14 +85,14 @@ def pms_router(registry: PolicyRegistry) -> APIRouter:
 
         return await guarded(work())
 
-    @router.get("/policies")
+    @router.get("/policies", dependencies=read)
     async def policy_ids(
         policytype_id: str | None = None, ric_id: str | None = None, service_id: str | None = None
     ) -> Response:
         """Ids of the policies matching every filter given."""
         return JSONResponse({"policy_ids": registry.ids(policytype_id, ric_id, service_id)})
 
-    @router.put("/policies")
+    @router.put("/policies", dependencies=write)
     async def put_policy(request: Request) -> Response:
         """Create (201) or update (200) a policy: validated against its type's schema, pushed, stored."""
         raw = await bounded_body(request, BODY_MAX, "a policy_info body")
@@ -102,7 +106,7 @@ def pms_router(registry: PolicyRegistry) -> APIRouter:
 
         return await guarded(work())
 
-    @router.get("/policies/{policy_id}")
+    @router.get("/policies/{policy_id}", dependencies=read)
     async def get_policy(policy_id: str) -> Response:
         """One policy."""
 
@@ -112,7 +116,7 @@ def pms_router(registry: PolicyRegistry) -> APIRouter:
 
         return await guarded(work())
 
-    @router.delete("/policies/{policy_id}")
+    @router.delete("/policies/{policy_id}", dependencies=write)
     async def delete_policy(policy_id: str) -> Response:
         """Delete a policy from the Near-RT RIC and the store."""
 
@@ -122,7 +126,7 @@ def pms_router(registry: PolicyRegistry) -> APIRouter:
 
         return await guarded(work())
 
-    @router.get("/policies/{policy_id}/status")
+    @router.get("/policies/{policy_id}/status", dependencies=read)
     async def policy_status(policy_id: str) -> Response:
         """The Near-RT RIC's status of a policy."""
 

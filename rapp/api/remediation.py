@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
+from ranomaly_contracts.auth.guard import Guard
+from ranomaly_contracts.auth.scopes import READ
 from rapp.api.policies import problem
 from rapp.remediation import CONTROL_MAPPING, REMEDIATION, Action
 
@@ -24,16 +26,17 @@ def _actions(kind: str) -> list[dict[str, Any]]:
     return [_public(rank, action) for rank, action in enumerate(REMEDIATION[kind], 1)]
 
 
-def remediation_router() -> APIRouter:
-    """Routes over the remediation table."""
+def remediation_router(guard: Guard) -> APIRouter:
+    """Routes over the remediation table (READ)."""
     router = APIRouter(prefix=PREFIX, tags=["Remediation advice"])
+    read = [guard.require(READ)]
 
-    @router.get("/remediation")
+    @router.get("/remediation", dependencies=read)
     async def all_advice() -> Response:
         """Every anomaly kind's ranked actions. Advice only: nothing is executed automatically."""
         return JSONResponse({"automatic": False, "kinds": {str(kind): _actions(kind) for kind in REMEDIATION}})
 
-    @router.get("/remediation/{kind}")
+    @router.get("/remediation/{kind}", dependencies=read)
     async def kind_advice(kind: str) -> Response:
         """One anomaly kind's ranked actions (404 for another word). Advice only: nothing is executed automatically."""
         if kind not in REMEDIATION:

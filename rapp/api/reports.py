@@ -7,6 +7,8 @@ import datetime as dt
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from ranomaly_contracts.auth.guard import Guard
+from ranomaly_contracts.auth.scopes import READ
 from ranomaly_contracts.redact import redact_all
 from rapp.api.policies import problem
 from rapp.reports import DailyReport, IncidentReport, Reporter, ReportNotFound
@@ -34,11 +36,12 @@ def _answer(report: IncidentReport | DailyReport, fmt: str) -> Response:
     return JSONResponse(redact_all(report.to_json()), headers=headers)  # a model's failure may name its folder
 
 
-def reports_router(reporter: Reporter) -> APIRouter:
-    """Routes over one reporter."""
+def reports_router(reporter: Reporter, guard: Guard) -> APIRouter:
+    """Routes over one reporter (READ)."""
     router = APIRouter(prefix=PREFIX, tags=["Reports"])
+    read = [guard.require(READ)]
 
-    @router.get("/incidents/{incident_id:path}")
+    @router.get("/incidents/{incident_id:path}", dependencies=read)
     async def incident_report(incident_id: str, request: Request, format: str | None = None) -> Response:
         """One incident's report: executive summary (the model's, kept only when it passes the fact check, else
         the template's; `written_by` says which), technical details, likely cause, recommended actions, alerts.
@@ -52,7 +55,7 @@ def reports_router(reporter: Reporter) -> APIRouter:
             return problem(404, str(exc))
         return _answer(report, fmt)
 
-    @router.get("/daily")
+    @router.get("/daily", dependencies=read)
     async def daily_report(request: Request, date: str | None = None, format: str | None = None) -> Response:
         """One UTC day's summary (`date=YYYY-MM-DD`): incidents per kind and cell, the longest, those still open,
         the most attributed measurements."""

@@ -4,7 +4,8 @@ Every write stores or removes a record and appends a `PolicyChange` to the chang
 Redis MULTI; one lock in memory), so a reader that takes the stream's last id before reading the records,
 then follows the stream from there, misses no accepted change. `read_policy_changes` answers the entries
 after a reader's last id, at most `count`, and whether entries after that id may have been trimmed unread
-(the reader then re-reads every record). Failures raise `DataLayerUnavailable`.
+(the reader then re-reads every record). Failures raise `DataLayerUnavailable`. The A1 server's audit
+records go through the same handle (`append_audit`), bounded by `AUDIT_MAX`.
 
 `MemoryPolicies` is the in-memory backend's part: thread-safe, so that the A1 server's thread and the
 scoring loop can share it (each call holds one lock for a few dict operations).
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ranomaly_contracts.sdl import POLICY_CHANGES_MAX, PolicyChange, encode_policy_change
+from ranomaly_contracts.sdl import AUDIT_MAX, POLICY_CHANGES_MAX, PolicyChange, encode_policy_change
 
 InstanceKey = tuple[int, str]  # (policy type id, instance id)
 EntryId = tuple[int, int]
@@ -73,6 +74,9 @@ class PolicyData(Protocol):
     async def read_policy_changes(self, after_id: str, count: int) -> PolicyChanges:
         """Up to `count` change entries after `after_id`, oldest first."""
 
+    async def append_audit(self, entry: bytes) -> None:
+        """Append an encoded audit record (`ranomaly_contracts.auth.audit`) to the bounded audit trail."""
+
     async def release(self) -> None:
         """Close what this handle opened for itself (its own connection, if any)."""
 
@@ -89,6 +93,7 @@ class MemoryPolicies:
         self._changes: deque[tuple[EntryId, bytes]] = deque(maxlen=policy_changes_max)
         self._last_change: EntryId = (0, 0)
         self._trimmed_through: EntryId = (0, 0)  # the newest entry trimmed so far
+        self.audit: deque[bytes] = deque(maxlen=AUDIT_MAX)  # the newest audit records, oldest first
 
     def _append_change(self, change: PolicyChange) -> None:
         """Append a change entry (call with the lock held)."""
@@ -159,6 +164,11 @@ class MemoryPolicies:
                 newer.append((f"{ms}-{seq}", data))
             trimmed = after < self._trimmed_through
         return PolicyChanges(newer[::-1][:count], trimmed)
+
+    async def append_audit(self, entry: bytes) -> None:
+        """Keep an audit record (the oldest dropped beyond AUDIT_MAX)."""
+        with self._lock:
+            self.audit.append(bytes(entry))
 
     async def release(self) -> None:
         """Nothing to close: the memory is the data layer's."""

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ranomaly_contracts.sdl import (
+    AUDIT_MAX,
     FIELD_DATA,
     POLICY_CHANGES_MAX,
     PolicyChange,
@@ -150,6 +151,11 @@ class RedisPolicies:
             parse_change_id(oldest[0][0]) > parse_change_id(after_id)
         )  # fmt: skip
         return PolicyChanges(entries, trimmed)
+
+    async def append_audit(self, entry: bytes) -> None:
+        """XADD the record to the audit stream, trimmed to about AUDIT_MAX entries."""
+        add = self._client.xadd(self._keys.audit, {FIELD_DATA: entry}, maxlen=AUDIT_MAX, approximate=True)
+        await self._call("XADD audit", add)
 
     async def release(self) -> None:
         """Close the client if this handle opened it."""

@@ -1,0 +1,91 @@
+"""Real credentials for tests: an app's generated API key as a header, and an issuer of its own (an EC key
+pair made at test time, its JWKS served over HTTP on loopback, tokens signed with PyJWT)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ranomaly_contracts.auth.apikey import ApiKey, read_api_key
+from ranomaly_contracts.auth.guard import API_KEY_HEADER, Guard
+from rapp.settings import RappSettings
+from xapp.settings import XappSettings
+
+ISSUER = "https://issuer.test"
+ROUTER_KEY = "router-test-key"  # the key of routers served bare in a test (`key_guard`)
+ROUTER_HEADERS = {API_KEY_HEADER: ROUTER_KEY}
+
+
+def key_guard() -> Guard:
+    """A guard taking ROUTER_KEY, for a router served without its app."""
+    return Guard(None, ApiKey(ROUTER_KEY))
+
+
+def key_header(path: Path) -> dict[str, str]:
+    """The API key header with the key an app generated into `path`."""
+    return {API_KEY_HEADER: read_api_key(path)}
+
+
+def app_key(settings: XappSettings | RappSettings) -> dict[str, str]:
+    """The API key header of an app with these settings (its generated key)."""
+    return key_header(settings.auth_settings().default_key_file)
+
+
+class Issuer:
+    """A token issuer on loopback: GET /jwks answers its public key; POST /token answers a client-credentials
+    token (client "rapp", secret "s3cret") with the scopes asked for. `close()` stops it."""
+
+    def __init__(self, audience: str) -> None:
+        self.audience = audience
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.tokens_issued = 0
+        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.key.public_key()))
+        self.jwks = json.dumps({"keys": [jwk | {"kid": "k1", "use": "sig", "alg": "ES256"}]}).encode()
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+                self._answer(200, issuer.jwks)
+
+            def do_POST(self) -> None:  # noqa: N802
+                form = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                fields = dict(pair.split("=", 1) for pair in form.split("&"))
+                if self.headers.get("Authorization") != "Basic cmFwcDpzM2NyZXQ=":  # rapp:s3cret
+                    self._answer(401, b'{"error": "invalid_client"}')
+                    return
+                issuer.tokens_issued += 1
+                token = issuer.token(fields.get("scope", "").replace("%3A", ":").split("+"), sub="rapp")
+                self._answer(200, json.dumps({"access_token": token, "expires_in": 300}).encode())
+
+            def _answer(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def token(self, scopes: list[str], **claims: Any) -> str:
+        """A signed token: this issuer, its audience, valid 5 minutes, unless `claims` say otherwise."""
+        now = int(time.time())
+        body = {"iss": ISSUER, "aud": self.audience, "sub": "operator-1", "iat": now, "exp": now + 300,
+                "scope": " ".join(scopes)} | claims  # fmt: skip
+        return jwt.encode(body, self.key, algorithm="ES256", headers={"kid": "k1"})
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
