@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from ranomaly.logs import configure_logging
+from ranomaly.signcmd import add_commands as add_signing_commands
 
 if TYPE_CHECKING:
     from e2sim.settings import SimSettings
@@ -597,6 +598,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("folder", help="dataset folder")
     _add_reader_flags(check)
     check.set_defaults(handler=cmd_data_check)
+
+    add_signing_commands(commands)
 
     train = commands.add_parser("train", help="train the detector on a dataset; write an artifact folder")
     train.add_argument("--data", required=True, help="dataset folder")

@@ -7,8 +7,8 @@ the rApp reads:
 - `HASH_CELLS`: field cell_id -> the cell's latest `CellState`.
 - `STREAM_INCIDENTS`: one entry per `IncidentEvent` (open, update, close).
 - `STREAM_KPM`: forwarded KPM batches for the Non-RT side.
-- policy types and instances (A1), and the model registry (manifest and ONNX bytes per version, plus the
-  list of promoted versions).
+- policy types and instances (A1), and the model registry (manifest and ONNX bytes per version, the list of
+  promoted versions, the signature record of each version's newest promotion and the promotion counter).
 - `STREAM_AUDIT`: written by both apps, one `ranomaly_contracts.auth.audit.AuditRecord` (JSON) per mutating
   HTTP request and per refused credential, bounded by `AUDIT_MAX`.
 - `STREAM_POLICY_CHANGES`: one `PolicyChange` per accepted create, replace or delete of a policy type or
@@ -51,6 +51,17 @@ POLICY_CHANGES_MAX = 10_000  # entries kept (about 100 bytes each); a reader fur
 HASH_MODELS_MANIFEST = f"{PREFIX}:models:manifest"  # field: version -> manifest.json bytes
 HASH_MODELS_ONNX = f"{PREFIX}:models:onnx"  # field: version -> model.onnx bytes
 LIST_MODELS_PROMOTED = f"{PREFIX}:models:promoted"  # promoted versions, oldest first
+# signed models (models.signing): the signature record of each version's newest promotion, the promotion
+# counter (INCR at every promotion and API rollback), and per xApp consumer the newest promotion it accepted
+HASH_MODELS_SIGNATURE = f"{PREFIX}:models:signature"  # field: version -> signature record (JSON)
+KEY_MODELS_COUNTER = f"{PREFIX}:models:counter"  # integer: the last promotion counter signed
+HASH_MODELS_ACCEPTED = f"{PREFIX}:models:accepted"  # field: consumer -> counter; "<consumer>:version" -> version
+# Raises a consumer's accepted promotion (ARGV: consumer, counter, version); a lower or equal counter is kept.
+ACCEPT_PROMOTION_SCRIPT = (
+    "local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1') "
+    "if cur and cur >= tonumber(ARGV[2]) then return 0 end "
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[1] .. ':version', ARGV[3]) return 1"
+)
 HASH_RAPP_POLICIES = f"{PREFIX}:rapp:policies"  # field: policy id -> JSON record of an operator A1 policy
 HASH_RAPP_POLICY_TYPES = f"{PREFIX}:rapp:policy_types"  # field: type id -> JSON type document the rApp restores
 HASH_RAPP_JOBS = f"{PREFIX}:rapp:jobs"  # field: job id -> JSON job record (rapp.jobrecord)
@@ -152,6 +163,9 @@ class SdlKeys:
     models_manifest: str
     models_onnx: str
     models_promoted: str
+    models_signature: str
+    models_counter: str
+    models_accepted: str
     rapp_policies: str
     rapp_policy_types: str
     rapp_jobs: str
@@ -176,6 +190,9 @@ def sdl_keys(prefix: str = PREFIX) -> SdlKeys:
         models_manifest=key(HASH_MODELS_MANIFEST),
         models_onnx=key(HASH_MODELS_ONNX),
         models_promoted=key(LIST_MODELS_PROMOTED),
+        models_signature=key(HASH_MODELS_SIGNATURE),
+        models_counter=key(KEY_MODELS_COUNTER),
+        models_accepted=key(HASH_MODELS_ACCEPTED),
         rapp_policies=key(HASH_RAPP_POLICIES),
         rapp_policy_types=key(HASH_RAPP_POLICY_TYPES),
         rapp_jobs=key(HASH_RAPP_JOBS),

@@ -1,6 +1,7 @@
 """Training jobs: train a candidate on the collected history, judge it against the model scoring now,
 promote and publish it only if it is not worse, name it in the `ranomaly-model` A1 policy, and wait (with a
-timeout) until the Near-RT side reports it enforced. Rollback names an earlier promoted version the same way.
+timeout) until the Near-RT side reports it enforced. Rollback signs an earlier promoted version anew (a newer
+promotion counter, `rapp.registry`) and names it the same way.
 
 Jobs run one at a time, off the request path, with at most `waiting_max` waiting (beyond: QueueFull); they
 are kept in the data layer (`rapp.jobrecord`), and a job the rApp stopped under reads failed (interrupted)
@@ -285,6 +286,9 @@ class JobRunner:
             job.state = "failed"
             job.step(f"version {version} is not a promoted version in the registry")
             return
+        await self.registry.promote_again(version)
+        job.step(f"signed {version} again at a new promotion counter")
+        self._touch(job)
         await self._enforce(job, version)
 
     def _forecaster_fits(self, job: Job, fit: Dataset) -> bool:

@@ -68,6 +68,11 @@ class RappSettings(BaseSettings):
     drift_threshold: float = Field(1.0, gt=0)  # a cell drifted when its mean shift reaches this many pooled stds
     drift_cells_share: float = Field(0.2, gt=0, le=1)  # retrain when at least this share of cells drifted
 
+    # signed models (rapp.registry, docs/security.md): every promotion and API rollback is signed with this
+    # Ed25519 private key (PEM, PKCS8, unencrypted); None: <work_dir>/model-signing/model-signing.key, a key
+    # pair generated on first start (its public key is what the xApps' trusted_model_keys must name)
+    model_signing_key_file: Path | None = None
+
     # the Near-RT side's A1-P endpoint: the xApp's own, an O-RAN SC A1 mediator (/A1-P/v2) or the
     # O-RAN SC A1 simulator (/a1-p)
     ric_id: str = "ric-1"  # the name operators use for the Near-RT RIC this rApp manages

@@ -17,6 +17,7 @@ from models.artifact import write_artifact
 from models.trivial import trivial_artifact
 from ranomaly.redis_process import free_port
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from tests.signed import record, signed
 from tests.test_xapp_service import Running as RunningXapp
 from tests.waiting import until
 from tests.xapp_helpers import MEASUREMENTS, accepted
@@ -34,6 +35,7 @@ MODEL_POLICY = "/A1-P/v2/policytypes/20100/policies/ranomaly-model"
 def model_folder(root: Path, version: str) -> Path:
     fields, onnx = trivial_artifact(MEASUREMENTS, PERIOD_MS / 1000, version=version, warmup_periods=1)
     write_artifact(root / version, onnx, fields)
+    signed(root / version)
     return root / version
 
 
@@ -105,9 +107,10 @@ async def test_a_model_named_before_it_is_published_is_loaded_once_it_appears_or
         assert "model t2 named by policy cannot be loaded: model t2: not in the registry" in ready.json()["problems"]
         good = model_folder(tmp_path, "t2")
         manifest, onnx = (good / "manifest.json").read_bytes(), (good / "model.onnx").read_bytes()
-        await redis_layer.publish_model("t2", manifest, onnx[:-7] + b"corrupt")
+        corrupt = onnx[:-7] + b"corrupt"  # signed as it is: the manifest's sha256 refuses it
+        await redis_layer.publish_model("t2", manifest, corrupt, signature=record("t2", manifest, corrupt, 1))
         await until(lambda: "sha256" in xapp.service.health()["refused_models"].get("t2", ""), "t2 retried, refused")
-        await redis_layer.publish_model("t2", manifest, onnx)
+        await redis_layer.publish_model("t2", manifest, onnx, signature=record("t2", manifest, onnx, 2))
         await until(lambda: engine.model.version == "t2", "t2 retried once replaced, and swapped in")
         assert xapp.service.health()["refused_models"] == {}
         assert int(xapp.service.metrics.model_refused._value.get()) == 2
@@ -133,7 +136,7 @@ async def test_a_broken_seed_model_leaves_the_xapp_up_unready_and_serving_a1(
         assert (await xapp.http("GET", "/A1-P/v2/policytypes")).json() == [20100]
         assert not xapp.task.done(), "the xApp is still up"
         good = model_folder(tmp_path, "t1")
-        for name in ("manifest.json", "model.onnx"):
+        for name in ("manifest.json", "model.onnx", "signature.json"):
             (seed / name).write_bytes((good / name).read_bytes())
         await asyncio.wait_for(xapp.service.scoring.wait(), 15)
         assert json.loads((await xapp.http("GET", "/readyz")).content)["model_version"] == "t1"
@@ -150,6 +153,7 @@ async def test_an_accelerated_stream_that_ends_is_resumed_where_it_stopped_never
     period_ms = 60_000
     fields, onnx = trivial_artifact([m.name for m in world.measurements], period_ms / 1000, version="w1")
     write_artifact(tmp_path / "w1", onnx, fields)
+    signed(tmp_path / "w1")
     xapp = Running(redis_layer, e2_targets=[f"127.0.0.1:{port}"], period_ms=period_ms, seed_model_dir=tmp_path / "w1",
                    reconnect_min_s=0.05, reconnect_max_s=0.1)  # fmt: skip
     try:

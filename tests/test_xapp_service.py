@@ -21,6 +21,7 @@ from models.artifact import write_artifact
 from models.trivial import trivial_artifact
 from ranomaly.redis_process import RedisServer, free_port
 from ranomaly_contracts.sdl import CellStatus
+from tests.signed import record, signed
 from tests.auth_helpers import app_key
 from xapp.app import XappService
 from xapp.datalayer.redis import RedisDataLayer
@@ -35,7 +36,7 @@ def model_folder(root: Path, version: str, period_ms: int, warmup: int = 3) -> P
     fields, onnx = trivial_artifact([m.name for m in MEASUREMENTS], period_ms / 1000, version=version,
                                     threshold=1e9, warmup_periods=warmup)  # fmt: skip
     write_artifact(root / version, onnx, fields)
-    return root / version
+    return signed(root / version)
 
 
 async def until(condition: Callable[[], bool | Awaitable[bool]], timeout_s: float = 20.0, what: str = "") -> None:
@@ -236,7 +237,8 @@ async def test_model_swap_mid_stream_and_a_corrupt_version_is_refused(
         assert engine is not None
         await until(lambda: engine.scored_rows > 30, what="scoring")
         v2 = model_folder(tmp_path, "t2", FAST_MS)
-        await layer.publish_model("t2", (v2 / "manifest.json").read_bytes(), (v2 / "model.onnx").read_bytes())
+        v2_manifest, v2_onnx = (v2 / "manifest.json").read_bytes(), (v2 / "model.onnx").read_bytes()
+        await layer.publish_model("t2", v2_manifest, v2_onnx, signature=record("t2", v2_manifest, v2_onnx, 1))
         model_path = "/A1-P/v2/policytypes/20100/policies/ranomaly-model"
         assert (await xapp.http("PUT", model_path, {"enabled": True, "model_version": "t2"})).status_code == 202
         await until(lambda: engine.model.version == "t2", what="the swap")
@@ -245,7 +247,8 @@ async def test_model_swap_mid_stream_and_a_corrupt_version_is_refused(
         onnx = (v2 / "model.onnx").read_bytes()
         manifest = json.loads((v2 / "manifest.json").read_text())
         manifest["version"] = "t3"
-        await layer.publish_model("t3", json.dumps(manifest).encode(), onnx[:-7] + b"corrupt")
+        t3_manifest, t3_onnx = json.dumps(manifest).encode(), onnx[:-7] + b"corrupt"  # signed as it is
+        await layer.publish_model("t3", t3_manifest, t3_onnx, signature=record("t3", t3_manifest, t3_onnx, 2))
         assert (await xapp.http("PUT", model_path, {"enabled": True, "model_version": "t3"})).status_code == 202
         await until(lambda: "t3" in xapp.service.health()["refused_models"], what="the refusal")
         assert "sha256 mismatch" in xapp.service.health()["refused_models"]["t3"]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ranomaly_contracts.auth.setup import build_guard
+from models.signing import REASONS
 from ranomaly_contracts.ratelog import RateLimitedLog
 from xapp.datalayer.base import DataLayer, DataLayerHealth, DataLayerUnavailable
 from xapp.e2client import Backoff, Subscription, follow
@@ -37,6 +38,7 @@ from xapp.policy.handler import A1Handler
 from xapp.policy.store import PolicyStore
 from xapp.runtime import ModelRuntime
 from xapp.settings import XappSettings
+from xapp.trust import ModelTrust, ModelUntrusted, trusted_keys
 
 if TYPE_CHECKING:
     from xapp.ric.adapter import RicAdapter
@@ -95,6 +97,10 @@ class XappService:
         self.follower = PolicyFollower(self.store, self.datalayer, self._count_change_problem)
         for reason in PROBLEMS:  # every reason exported from the start, at 0
             self.metrics.policy_change_problems.labels(reason)
+        keys = trusted_keys(settings.trusted_model_keys)
+        self.trust = ModelTrust(self.datalayer, settings.subscriber_id, keys, settings.allow_unsigned_models)
+        for untrusted in REASONS:
+            self.metrics.model_untrusted.labels(untrusted)
         self.guard = build_guard(settings.auth_settings(), "xapp")
         a1_data = self.a1_data = self.datalayer.policy_data()  # the HTTP thread's handle; A1 audit goes there too
         a1_store = PolicyStore(a1_data)  # the A1 handler's, on the HTTP thread
@@ -124,6 +130,7 @@ class XappService:
 
     async def run(self) -> None:
         """Run until stop() (or a fatal error: a refused subscription, a missing model file)."""
+        self._warn_model_trust()
         await self.datalayer.start()
         self._loop = asyncio.get_running_loop()
         self._publish_health()
@@ -165,6 +172,15 @@ class XappService:
             self.http.stop()
             await self.http.join()
             await self.datalayer.close()
+
+    def _warn_model_trust(self) -> None:
+        """At every start: a warning when unsigned models may load, or when no key is trusted."""
+        if self.settings.allow_unsigned_models:
+            log.warning("unsigned_models_allowed", detail="allow_unsigned_models is on: models without a signature "
+                        "load (a signature that is there is still checked)")  # fmt: skip
+        elif not self.trust.keys:
+            log.warning("no_trusted_model_keys", detail="trusted_model_keys is empty: every model will be refused")
+        log.info("model_trust", trusted_keys=sorted(self.trust.keys), allow_unsigned=self.trust.allow_unsigned)
 
     def on_subscription_notification(self, notification: SubscriptionNotification) -> None:
         """The subscription manager's answer (on the HTTP thread), handed to the RIC adapter on this loop."""
@@ -232,7 +248,8 @@ class XappService:
         it is read again at every poll.
         """
         settings = self.settings
-        loader = ModelLoader(self.datalayer, settings.measurements, settings.period_ms, settings.intra_op_threads)
+        loader = ModelLoader(self.datalayer, self.trust, settings.measurements, settings.period_ms,
+                             settings.intra_op_threads)  # fmt: skip
         self._loader = loader
         seeded = settings.seed_model_dir is None
         while not self._stop.is_set():
@@ -280,7 +297,10 @@ class XappService:
         except (ModelLoadError, DataLayerUnavailable) as exc:
             problem = f"seed model {folder}: {exc}"
             if problem != self._seed_problem:
-                log.error("seed_model_refused", folder=str(folder), problem=str(exc))
+                reason = exc.reason if isinstance(exc, ModelUntrusted) else None
+                if reason is not None:
+                    self.metrics.model_untrusted.labels(reason).inc()
+                log.error("seed_model_refused", folder=str(folder), problem=str(exc), reason=reason)
             self._seed_problem = problem
             return False
         self._seed_problem = None
@@ -317,10 +337,15 @@ class XappService:
             return None
         try:
             runtime = await self._loader.load(version, stored)
+        except DataLayerUnavailable:
+            return None
         except ModelLoadError as exc:
             self._refused[version], self._refused_marks[version] = str(exc), mark
             self.metrics.model_refused.inc()
-            log.error("model_refused", version=version, problem=str(exc))
+            reason = exc.reason if isinstance(exc, ModelUntrusted) else None
+            if reason is not None:
+                self.metrics.model_untrusted.labels(reason).inc()
+            log.error("model_refused", version=version, problem=str(exc), reason=reason)
             return None
         if self._refused.pop(version, None) is not None:
             self._refused_marks.pop(version, None)

@@ -71,6 +71,10 @@ class XappMetrics:
         )
         self.model_swaps = Counter("ranomaly_xapp_model_swaps", "Model versions swapped in", registry=r)
         self.model_refused = Counter("ranomaly_xapp_model_refused", "Model versions refused", registry=r)
+        self.model_untrusted = Counter(
+            "ranomaly_xapp_model_untrusted", "Models refused for their signature (xapp.trust), by reason", ["reason"],
+            registry=r,
+        )  # fmt: skip
         self.e2_connected = Gauge("ranomaly_xapp_e2_connected", "E2 streams open now", registry=r)
         self.e2_reconnects = Counter("ranomaly_xapp_e2_reconnects", "E2 stream (re)connection attempts", registry=r)
         self.datalayer_errors = Gauge("ranomaly_xapp_datalayer_errors", "Failed data-layer operations", registry=r)

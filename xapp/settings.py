@@ -110,6 +110,12 @@ class XappSettings(BaseSettings):
     model_shadow_periods: int | None = Field(None, ge=0)  # a new model runs beside the old this long; None: its warm-up
     model_poll_s: float = Field(5.0, gt=0)  # how often the registry is checked for a newer promoted version
 
+    # signed models (xapp.trust, docs/security.md): a model loads only when its signature record verifies
+    # against a trusted Ed25519 public key (PEM files, or folders of *.pub; several for a rotation), its bytes
+    # are the signed ones, and its promotion counter is newer than the one this subscriber_id accepted
+    trusted_model_keys: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    allow_unsigned_models: bool = False  # unsigned models load too (a warning at every start); signed are checked
+
     log_error_interval_s: float = Field(5.0, gt=0)  # at most one log line per kind of bad input in this interval
 
     # TLS (ranomaly_contracts.tls): PEM files, every hop plain unless set. The HTTP server (A1-P, health,
@@ -133,7 +139,9 @@ class XappSettings(BaseSettings):
         parse_ric_cells(value)
         return value
 
-    _csv = field_validator("e2_targets", "nodes", "cells", "measurements", "ric_cells", mode="before")(_split)
+    _csv = field_validator(
+        "e2_targets", "nodes", "cells", "measurements", "ric_cells", "trusted_model_keys", mode="before"
+    )(_split)
 
     @model_validator(mode="after")
     def _tls_files(self) -> XappSettings:

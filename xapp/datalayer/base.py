@@ -83,5 +83,16 @@ class DataLayer(PolicyData, Protocol):
     async def get_model(self, version: str) -> tuple[bytes, bytes] | None:
         """(manifest.json bytes, model.onnx bytes) of a version, or None if the registry lacks it."""
 
-    async def publish_model(self, version: str, manifest_json: bytes, onnx: bytes, promote: bool = True) -> None:
-        """Store an artifact under its version and, if promote, append the version to the promoted list."""
+    async def publish_model(self, version: str, manifest_json: bytes, onnx: bytes, promote: bool = True,
+                            signature: bytes | None = None) -> None:  # fmt: skip
+        """Store an artifact (and its signature record, if given) under its version and, if promote, append the
+        version to the promoted list."""
+
+    async def model_signature(self, version: str) -> bytes | None:
+        """The signature record of a version's newest promotion (`models.signing`), or None if it has none."""
+
+    async def accepted_promotion(self, consumer: str) -> tuple[int, str] | None:
+        """(counter, version) of the newest signed promotion this consumer accepted, or None."""
+
+    async def accept_promotion(self, consumer: str, counter: int, version: str) -> None:
+        """Record that the consumer accepted this promotion; a lower or equal counter never replaces a higher."""

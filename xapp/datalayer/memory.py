@@ -118,6 +118,8 @@ class MemoryDataLayer(MemoryPolicies, BufferedWrites):
         self._manifests: dict[str, bytes] = {}
         self._onnx: dict[str, bytes] = {}
         self._promoted: list[str] = []
+        self._signatures: dict[str, bytes] = {}
+        self._accepted: dict[str, tuple[int, str]] = {}
 
     async def start(self) -> None:
         """Start the background writer."""
@@ -213,9 +215,26 @@ class MemoryDataLayer(MemoryPolicies, BufferedWrites):
             return None
         return self._manifests[version], self._onnx[version]
 
-    async def publish_model(self, version: str, manifest_json: bytes, onnx: bytes, promote: bool = True) -> None:
-        """Store an artifact under its version and, if promote, append the version to the promoted list once."""
+    async def publish_model(self, version: str, manifest_json: bytes, onnx: bytes, promote: bool = True,
+                            signature: bytes | None = None) -> None:  # fmt: skip
+        """Store an artifact (and its signature record, if given) under its version and, if promote, append the
+        version to the promoted list once."""
         self._manifests[version] = bytes(manifest_json)
         self._onnx[version] = bytes(onnx)
+        if signature is not None:
+            self._signatures[version] = bytes(signature)
         if promote and version not in self._promoted:
             self._promoted.append(version)
+
+    async def model_signature(self, version: str) -> bytes | None:
+        """The signature record of a version's newest promotion, or None."""
+        return self._signatures.get(version)
+
+    async def accepted_promotion(self, consumer: str) -> tuple[int, str] | None:
+        """(counter, version) of the newest signed promotion this consumer accepted, or None."""
+        return self._accepted.get(consumer)
+
+    async def accept_promotion(self, consumer: str, counter: int, version: str) -> None:
+        """Record that the consumer accepted this promotion; a lower or equal counter never replaces a higher."""
+        if consumer not in self._accepted or self._accepted[consumer][0] < counter:
+            self._accepted[consumer] = (counter, version)
