@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from ranomaly_contracts.tls import ClientTls
+from ranomaly_contracts.tls import ClientTls, redis_options
 
 
 def redis_binary() -> str:
@@ -77,8 +77,8 @@ class RedisServer:
         ]  # fmt: skip
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
-        tls = {} if self.tls is None else self.tls.client.redis_options()
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2, **tls)
+        tls = None if self.tls is None else self.tls.client
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2, **redis_options(tls))
         while True:
             try:
                 client.ping()

@@ -114,16 +114,6 @@ class ClientTls:
             certificate_chain=None if self.cert is None else self.cert.read(),
         )
 
-    def redis_options(self) -> dict[str, Any]:
-        """redis-py connection options (with a rediss:// URL): verify the server, present the certificate."""
-        self.ssl_context()
-        options: dict[str, Any] = {"ssl_cert_reqs": "required"}
-        if self.ca is not None:
-            options["ssl_ca_certs"] = str(self.ca.path)
-        if self.cert is not None and self.key is not None:
-            options |= {"ssl_certfile": str(self.cert.path), "ssl_keyfile": str(self.key.path)}
-        return options
-
 
 def server_tls(prefix: str, cert: Path | None, key: Path | None, client_ca: Path | None) -> ServerTls | None:
     """The server TLS that `<prefix>_cert_file`, `_key_file` and `_client_ca_file` name (checked, files
@@ -169,3 +159,17 @@ def uvicorn_ssl(tls: ServerTls | None) -> dict[str, Any]:
         return {}
     context = tls.ssl_context()
     return {"ssl_context_factory": lambda config, default: context}
+
+
+def redis_options(tls: ClientTls | None) -> dict[str, Any]:
+    """redis-py connection options for a rediss:// URL with `tls`: verify the server, present the certificate
+    (none: plain)."""
+    if tls is None:
+        return {}
+    tls.ssl_context()
+    options: dict[str, Any] = {"ssl_cert_reqs": "required"}
+    if tls.ca is not None:
+        options["ssl_ca_certs"] = str(tls.ca.path)
+    if tls.cert is not None and tls.key is not None:
+        options |= {"ssl_certfile": str(tls.cert.path), "ssl_keyfile": str(tls.key.path)}
+    return options

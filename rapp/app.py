@@ -22,7 +22,7 @@ from ranomaly_contracts.auth.guard import AuthError
 from ranomaly_contracts.auth.setup import build_guard
 from ranomaly_contracts.redact import redact_all
 from ranomaly_contracts.sdl import PREFIX, sdl_keys
-from ranomaly_contracts.tls import uvicorn_ssl
+from ranomaly_contracts.tls import redis_options, uvicorn_ssl
 from rapp.a1.client import A1Client
 from rapp.a1.credentials import a1_credential
 from rapp.a1.policies import PolicyError, PolicyRegistry
@@ -44,7 +44,6 @@ from rapp.notify import STATE_FILE, Notifier
 from rapp.registry import ModelRegistry
 from rapp.reports import NotifierAlerts, PredictedBreach, Reporter
 from rapp.settings import RappSettings
-from rapp.signing import signing_key
 
 log = structlog.get_logger(__name__)
 
@@ -86,9 +85,8 @@ class RappService:
         self.settings = settings
         self.metrics = RappMetrics()
         keys = sdl_keys(prefix)
-        redis_tls = settings.redis_client_tls()
         self.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0,
-                                             **(redis_tls.redis_options() if redis_tls else {}))  # fmt: skip
+                                             **redis_options(settings.redis_client_tls()))  # fmt: skip
         self.a1 = A1Client(settings.a1_base_url, settings.a1_api_root, settings.a1_timeout_s, settings.a1_retries,
                            settings.a1_client_tls(), a1_credential(settings))  # fmt: skip
         self.guard = build_guard(settings.auth_settings(), "rapp")
@@ -105,7 +103,7 @@ class RappService:
                                      external_url=f"{scheme}://{socket.gethostname()}:{settings.port}")  # fmt: skip
         on_incidents = None if self.notifier is None else self.notifier.on_incidents
         self.collector = Collector.from_settings(settings, prefix, on_incidents)
-        self.registry = ModelRegistry(self.redis, keys, signing_key(settings.model_signing_key_file, settings.work_dir))
+        self.registry = ModelRegistry(self.redis, keys)
         job_settings = JobSettings(settings.work_dir, settings.eval_share, settings.promote_tolerance,
                                    settings.enforce_timeout_s, settings.train_forecaster,
                                    waiting_max=settings.jobs_waiting_max, jobs_kept=settings.jobs_kept,

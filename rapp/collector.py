@@ -53,7 +53,7 @@ from ranomaly_contracts.sdl import (
     decode_kpm,
     sdl_keys,
 )
-from ranomaly_contracts.tls import ClientTls
+from ranomaly_contracts.tls import ClientTls, redis_options
 from rapp.history import INCIDENTS, KPM, HistoryStore, KpmRows, kpm_rows
 from rapp.settings import RappSettings
 
@@ -155,7 +155,7 @@ class Collector:
             socket_connect_timeout=connect_timeout_s,
             socket_timeout=timeout_s + block_ms / 1000,  # a blocking read waits block_ms before it answers
             retry=Retry(NoBackoff(), 0),  # run() retries, with its own backoff
-            **(tls.redis_options() if tls else {}),
+            **redis_options(tls),
         )
         self._streams = {self.keys.kpm: KPM, self.keys.incidents: INCIDENTS}
         self._pending = dict.fromkeys(self._streams, True)  # whether to read this consumer's pending entries

@@ -21,8 +21,8 @@ from models.artifact import write_artifact
 from models.trivial import trivial_artifact
 from ranomaly.redis_process import RedisServer, free_port
 from ranomaly_contracts.sdl import CellStatus
-from tests.signed import record, signed
 from tests.auth_helpers import app_key
+from tests.signed import record, signed
 from xapp.app import XappService
 from xapp.datalayer.redis import RedisDataLayer
 from xapp.settings import XappSettings

@@ -41,6 +41,10 @@ class TlsCerts:
         ca = PemFile("client_ca", self.ca) if mutual else None
         return ServerTls(PemFile("cert", self.server.cert), PemFile("key", self.server.key), ca)
 
+    def impostor_tls(self) -> ServerTls:
+        """The impostor's certificate (another CA's), no client certificates asked."""
+        return ServerTls(PemFile("cert", self.impostor.cert), PemFile("key", self.impostor.key))
+
     def client_tls(self, with_cert: bool = True) -> ClientTls:
         """Trusting `ca`; with_cert: presenting the client certificate."""
         if not with_cert:

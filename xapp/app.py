@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ranomaly_contracts.auth.setup import build_guard
 from models.signing import REASONS
+from ranomaly_contracts.auth.setup import build_guard
 from ranomaly_contracts.ratelog import RateLimitedLog
 from xapp.datalayer.base import DataLayer, DataLayerHealth, DataLayerUnavailable
 from xapp.e2client import Backoff, Subscription, follow
