@@ -44,6 +44,7 @@ from rapp.notify import STATE_FILE, Notifier
 from rapp.registry import ModelRegistry
 from rapp.reports import NotifierAlerts, PredictedBreach, Reporter
 from rapp.settings import RappSettings
+from rapp.signing import signing_key
 
 log = structlog.get_logger(__name__)
 
@@ -103,7 +104,7 @@ class RappService:
                                      external_url=f"{scheme}://{socket.gethostname()}:{settings.port}")  # fmt: skip
         on_incidents = None if self.notifier is None else self.notifier.on_incidents
         self.collector = Collector.from_settings(settings, prefix, on_incidents)
-        self.registry = ModelRegistry(self.redis, keys)
+        self.registry = ModelRegistry(self.redis, keys, signing_key(settings.model_signing_key_file, settings.work_dir))
         job_settings = JobSettings(settings.work_dir, settings.eval_share, settings.promote_tolerance,
                                    settings.enforce_timeout_s, settings.train_forecaster,
                                    waiting_max=settings.jobs_waiting_max, jobs_kept=settings.jobs_kept,

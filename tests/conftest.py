@@ -13,9 +13,9 @@ from e2sim.server import SimServer, StreamOptions
 from e2sim.world import World, WorldConfig
 from ranomaly.redis_process import RedisServer
 from tests.signed import trust_test_key
+from tests.tlscerts import TlsCerts, make_certs
 
 trust_test_key()  # every xApp and rApp the tests start signs with and trusts the session's key
-from tests.tlscerts import TlsCerts, make_certs
 
 
 @pytest.fixture(scope="session")

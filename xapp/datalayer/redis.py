@@ -37,6 +37,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ranomaly_contracts.sdl import (
+    ACCEPT_PROMOTION_SCRIPT,
     FIELD_DATA,
     PREFIX,
     PROMOTE_ONCE_SCRIPT,
@@ -343,11 +344,34 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
             manifest, onnx = await self._call("HGET model", pipe.execute())
         return None if manifest is None or onnx is None else (manifest, onnx)
 
-    async def publish_model(self, version: str, manifest_json: bytes, onnx: bytes, promote: bool = True) -> None:
-        """Store an artifact under its version and, if promote, append the version to the promoted list once."""
+    async def publish_model(self, version: str, manifest_json: bytes, onnx: bytes, promote: bool = True,
+                            signature: bytes | None = None) -> None:  # fmt: skip
+        """Store an artifact (and its signature record, if given) under its version and, if promote, append the
+        version to the promoted list once."""
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hset(self._keys.models_manifest, version, manifest_json)
             pipe.hset(self._keys.models_onnx, version, onnx)
+            if signature is not None:
+                pipe.hset(self._keys.models_signature, version, signature)
             if promote:
                 pipe.eval(PROMOTE_ONCE_SCRIPT, 1, self._keys.models_promoted, version)
             await self._call("publish model", pipe.execute())
+
+    async def model_signature(self, version: str) -> bytes | None:
+        """The signature record of a version's newest promotion, or None."""
+        record = await self._call("HGET model signature", self._client.hget(self._keys.models_signature, version))
+        return None if record is None else _raw(record)
+
+    async def accepted_promotion(self, consumer: str) -> tuple[int, str] | None:
+        """(counter, version) of the newest signed promotion this consumer accepted, or None."""
+        key = self._keys.models_accepted
+        counter, version = await self._call("HMGET accepted promotion",
+                                            self._client.hmget(key, [consumer, f"{consumer}:version"]))  # fmt: skip
+        if counter is None or version is None or not as_text(counter).isdigit():
+            return None
+        return int(as_text(counter)), as_text(version)
+
+    async def accept_promotion(self, consumer: str, counter: int, version: str) -> None:
+        """Record that the consumer accepted this promotion; a lower or equal counter never replaces a higher."""
+        script = self._client.eval(ACCEPT_PROMOTION_SCRIPT, 1, self._keys.models_accepted, consumer, counter, version)
+        await self._call("accept promotion", script)
