@@ -43,6 +43,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from ranomaly_contracts.ratelog import RateLimitedLog
+from ranomaly_contracts.redis_auth import RedisAuth
 from ranomaly_contracts.sdl import (
     FIELD_DATA,
     PREFIX,
@@ -119,7 +120,7 @@ class Collector:
     `prefix` replaces the key prefix of `ranomaly_contracts.sdl` (tests). `batch` entries are read per
     stream and cycle; a read of new entries waits up to `block_ms` (0: it does not wait, and `run` pauses
     `retry_initial_s` after a cycle that found nothing). `tls` verifies a rediss:// server and presents a
-    client certificate."""
+    client certificate; `auth` is the ACL user."""
 
     def __init__(
         self,
@@ -139,6 +140,7 @@ class Collector:
         log_interval_s: float = 10.0,
         on_incidents: Callable[[Sequence[IncidentEvent]], None] | None = None,
         tls: ClientTls | None = None,
+        auth: RedisAuth | None = None,
     ) -> None:
         self.keys = sdl_keys(prefix)
         self.store = HistoryStore(Path(history_dir))
@@ -156,6 +158,7 @@ class Collector:
             socket_timeout=timeout_s + block_ms / 1000,  # a blocking read waits block_ms before it answers
             retry=Retry(NoBackoff(), 0),  # run() retries, with its own backoff
             **redis_options(tls),
+            **(auth.redis_options() if auth else {}),
         )
         self._streams = {self.keys.kpm: KPM, self.keys.incidents: INCIDENTS}
         self._pending = dict.fromkeys(self._streams, True)  # whether to read this consumer's pending entries
@@ -182,6 +185,7 @@ class Collector:
             retention_days=settings.history_retention_days,
             on_incidents=on_incidents,
             tls=settings.redis_client_tls(),
+            auth=settings.redis_auth(),
         )
 
     async def close(self) -> None:

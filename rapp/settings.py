@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ranomaly_contracts.auth.setup import AuthSettings
+from ranomaly_contracts.redis_auth import RedisAuth, check_redis_auth, redis_auth
 from ranomaly_contracts.tls import ClientTls, ServerTls, client_tls, server_tls
 
 
@@ -45,6 +46,10 @@ class RappSettings(BaseSettings):
 
     # shared data layer (the xApp's streams, the model registry)
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # --- Redis ACL user (ranomaly_contracts.redis_acl, docs/security.md): the charts' is ranomaly-rapp ---
+    redis_username: str | None = None  # None: the default user (or the URL's)
+    redis_password_file: Path | None = None  # the user's password, read at start
+    # --- end of Redis ACL user (redis_auth() below) ---
     consumer_name: str = "rapp-1"  # this replica's name in the consumer group
 
     # KPM history and incidents on disk
@@ -165,3 +170,12 @@ class RappSettings(BaseSettings):
         return AuthSettings(self.auth, self.auth_issuer, self.auth_audience, self.auth_jwks_url,
                             self.auth_public_key_file, self.auth_leeway_s, self.auth_api_key_file,
                             self.work_dir / "api-key")  # fmt: skip
+
+    @model_validator(mode="after")
+    def _redis_auth(self) -> RappSettings:
+        check_redis_auth(self.redis_url, self.redis_username, self.redis_password_file)
+        return self
+
+    def redis_auth(self) -> RedisAuth | None:
+        """The Redis ACL user and its password; None: no credentials in settings."""
+        return redis_auth(self.redis_username, self.redis_password_file)

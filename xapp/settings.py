@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ranomaly_contracts.auth.setup import AuthSettings
+from ranomaly_contracts.redis_auth import RedisAuth, check_redis_auth, redis_auth
 from ranomaly_contracts.tls import ClientTls, ServerTls, client_tls, server_tls
 from xapp.datalayer.bounds import DEFAULT_INCIDENT_STREAM_BYTES, DEFAULT_KPM_STREAM_BYTES, DEFAULT_VERDICT_STREAM_BYTES
 from xapp.ric.cells import parse_ric_cells
@@ -96,6 +97,10 @@ class XappSettings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     verdict_buffer: int = Field(4096, ge=1)
     incident_buffer: int = Field(100_000, ge=1)
+    # --- Redis ACL user (ranomaly_contracts.redis_acl, docs/security.md): the charts' is ranomaly-xapp ---
+    redis_username: str | None = None  # None: the default user (or the URL's)
+    redis_password_file: Path | None = None  # the user's password, read at start
+    # --- end of Redis ACL user (redis_auth() below) ---
     kpm_buffer: int = Field(4096, ge=1)
     # bytes of memory per stream; each stream's entry limit is this over its measured mean entry size
     verdict_stream_bytes: int = Field(DEFAULT_VERDICT_STREAM_BYTES, ge=1)
@@ -167,3 +172,12 @@ class XappSettings(BaseSettings):
         return AuthSettings(self.auth, self.auth_issuer, self.auth_audience, self.auth_jwks_url,
                             self.auth_public_key_file, self.auth_leeway_s, self.auth_api_key_file,
                             self.state_dir / "api-key")  # fmt: skip
+
+    @model_validator(mode="after")
+    def _redis_auth(self) -> XappSettings:
+        check_redis_auth(self.redis_url, self.redis_username, self.redis_password_file)
+        return self
+
+    def redis_auth(self) -> RedisAuth | None:
+        """The Redis ACL user and its password; None: no credentials in settings."""
+        return redis_auth(self.redis_username, self.redis_password_file)

@@ -36,6 +36,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ranomaly_contracts.redis_auth import RedisAuth
 from ranomaly_contracts.sdl import (
     ACCEPT_PROMOTION_SCRIPT,
     FIELD_DATA,
@@ -104,9 +105,9 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
     `*_stream_bytes` in bytes of Redis memory per stream; the defaults and what they assume are in
     `xapp.datalayer.buffer` and `xapp.datalayer.bounds`.
     `prefix` replaces the key prefix of `ranomaly_contracts.sdl` (a separate namespace, for example in
-    tests); `tls` verifies a rediss:// server and presents a client certificate. Timeouts bound every
-    Redis call; the writer's backoff doubles from retry_initial_s up to retry_max_s; close() waits up to
-    close_timeout_s for the buffers to be written.
+    tests); `tls` verifies a rediss:// server and presents a client certificate; `auth` is the ACL user.
+    Timeouts bound every Redis call; the writer's backoff doubles from retry_initial_s up to retry_max_s;
+    close() waits up to close_timeout_s for the buffers to be written.
 
     The latest state per cell is written at most every `cell_state_interval_s` (the newest per cell
     since the last write; `flush()` writes it at once): one HSET field per cell per period would cost more
@@ -132,6 +133,7 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
         close_timeout_s: float = 5.0,
         cell_state_interval_s: float = 1.0,
         tls: ClientTls | None = None,
+        auth: RedisAuth | None = None,
     ) -> None:
         self._url = redact_url(url)
         self._keys = sdl_keys(prefix)
@@ -150,6 +152,7 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
             socket_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),  # the writer retries, with its own backoff; other calls fail fast
             **redis_options(tls),
+            **(auth.redis_options() if auth else {}),
         )
         self._client = self._connect()
         RedisPolicies.__init__(self, self._client, self._keys, self._url)
