@@ -3,10 +3,11 @@
 `ServerTls` (a certificate and its key; with a client CA, clients must present a certificate it signed:
 mutual TLS) and `ClientTls` (the CA a server is verified against, None: the system's; optionally a client
 certificate) build `ssl.SSLContext`s for uvicorn and httpx, gRPC credentials and redis-py options. Every
-hop is plain unless its settings turn TLS on; `server_tls` and `client_tls` check the settings and read
-every file at once, and a `TlsError` names the setting and the file that is missing, unreadable, not PEM,
-or a key that does not belong to its certificate. Files are read when a context is built (at start): a
-renewed certificate takes effect when the process restarts.
+hop is plain unless its settings turn TLS on. `server_tls` and `client_tls` check how the settings combine
+(without reading files: settings stay buildable where the files are not, as in chart tests); the apps build
+their contexts when they start, and a `TlsError` then names the setting and the file that is missing,
+unreadable, not PEM, or a key that does not belong to its certificate. A renewed certificate takes effect
+when the process restarts.
 """
 
 from __future__ import annotations
@@ -116,8 +117,8 @@ class ClientTls:
 
 
 def server_tls(prefix: str, cert: Path | None, key: Path | None, client_ca: Path | None) -> ServerTls | None:
-    """The server TLS that `<prefix>_cert_file`, `_key_file` and `_client_ca_file` name (checked, files
-    read); None when neither certificate nor key is set: plain."""
+    """The server TLS that `<prefix>_cert_file`, `_key_file` and `_client_ca_file` name; None when neither
+    certificate nor key is set: plain."""
     names = f"{prefix}_cert_file", f"{prefix}_key_file", f"{prefix}_client_ca_file"
     if cert is None and key is None:
         if client_ca is not None:
@@ -126,16 +127,14 @@ def server_tls(prefix: str, cert: Path | None, key: Path | None, client_ca: Path
     if cert is None or key is None:
         raise TlsError(f"{names[0]} and {names[1]} go together: {names[1 if key is None else 0]} is not set")
     ca = None if client_ca is None else PemFile(names[2], client_ca)
-    tls = ServerTls(PemFile(names[0], cert), PemFile(names[1], key), ca)
-    tls.ssl_context()
-    return tls
+    return ServerTls(PemFile(names[0], cert), PemFile(names[1], key), ca)
 
 
 def client_tls(
     prefix: str, enabled: bool, off: str, ca: Path | None, cert: Path | None, key: Path | None
 ) -> ClientTls | None:
-    """The client TLS that `<prefix>_ca_file`, `_cert_file` and `_key_file` name when `enabled` (checked,
-    files read); None when not. Files set while TLS is off are an error, `off` saying why it is off."""
+    """The client TLS that `<prefix>_ca_file`, `_cert_file` and `_key_file` name when `enabled`; None when
+    not. Files set while TLS is off are an error, `off` saying why it is off."""
     names = f"{prefix}_ca_file", f"{prefix}_cert_file", f"{prefix}_key_file"
     if not enabled:
         given = [name for name, path in zip(names, (ca, cert, key), strict=True) if path is not None]
@@ -144,13 +143,11 @@ def client_tls(
         return None
     if (cert is None) != (key is None):
         raise TlsError(f"{names[1]} and {names[2]} go together: {names[2 if key is None else 1]} is not set")
-    tls = ClientTls(
+    return ClientTls(
         None if ca is None else PemFile(names[0], ca),
         None if cert is None else PemFile(names[1], cert),
         None if key is None else PemFile(names[2], key),
     )
-    tls.ssl_context()
-    return tls
 
 
 def uvicorn_ssl(tls: ServerTls | None) -> dict[str, Any]:

@@ -84,6 +84,7 @@ class RappService:
 
     def __init__(self, settings: RappSettings, prefix: str = PREFIX) -> None:
         self.settings = settings
+        self._ssl = uvicorn_ssl(settings.http_tls())  # TLS files are read now (so are the clients' below)
         self.metrics = RappMetrics()
         keys = sdl_keys(prefix)
         self.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0,
@@ -226,8 +227,7 @@ class RappService:
     async def run(self) -> None:
         """Serve until stop()."""
         config = uvicorn.Config(self.app(), host=self.settings.http_host, port=self.settings.port,
-                                log_level="warning", lifespan="off", access_log=False,
-                                **uvicorn_ssl(self.settings.http_tls()))  # fmt: skip
+                                log_level="warning", lifespan="off", access_log=False, **self._ssl)  # fmt: skip
         server = uvicorn.Server(config)
         http = asyncio.create_task(server.serve(), name="http")
         try:

@@ -122,6 +122,8 @@ class XappService:
         self._loader: ModelLoader | None = None
         self._model_revision: int | None = None  # the policy revision the model choice was last checked at
         self._rmr = rmr  # the RMR endpoint of the rmr transport; None: opened from the settings when needed
+        e2_tls = settings.e2_client_tls()  # the files read now: a TLS mistake stops the start, naming the file
+        self._e2_credentials = None if e2_tls is None else e2_tls.grpc_credentials()
         self.ric: RicAdapter | None = None
 
     def stop(self) -> None:
@@ -360,11 +362,9 @@ class XappService:
             max_indications_per_message=settings.max_indications_per_message, raw_e2sm_kpm=settings.raw_e2sm_kpm,
         )  # fmt: skip
         backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
-        tls = settings.e2_client_tls()
-        credentials = None if tls is None else tls.grpc_credentials()
         return [
             asyncio.create_task(
-                follow(target, subscription, engine, backoff, self._stop, credentials), name=f"e2 {target}"
+                follow(target, subscription, engine, backoff, self._stop, self._e2_credentials), name=f"e2 {target}"
             )
             for target in settings.e2_targets
         ]

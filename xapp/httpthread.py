@@ -114,7 +114,7 @@ class HttpThread:
         tls: ServerTls | None = None,
     ) -> None:
         self._build_app = build_app
-        self._tls = tls
+        self._ssl = uvicorn_ssl(tls)  # the files read now: a TLS mistake stops the start, naming the file
         self.store = store
         self._data = data
         self._host, self._port = host, port
@@ -174,7 +174,7 @@ class HttpThread:
         self._loop = asyncio.get_running_loop()
         config = uvicorn.Config(
             CpuShare(self._build_app()), host=self._host, port=self._port, log_level="warning", lifespan="off",
-            access_log=False, timeout_keep_alive=KEEP_ALIVE_S, **uvicorn_ssl(self._tls),
+            access_log=False, timeout_keep_alive=KEEP_ALIVE_S, **self._ssl,
         )  # fmt: skip
         server = self._server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve(), name="http")
