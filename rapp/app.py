@@ -32,9 +32,10 @@ from rapp.api.policies import pms_router, problem
 from rapp.api.remediation import remediation_router
 from rapp.api.reports import reports_router
 from rapp.collector import Collector
-from rapp.console.api import console_api_router
+from rapp.console.api import console_api_router, guard_reader, guard_writer
 from rapp.console.pages import mount_console
 from rapp.console.service import Console
+from rapp.console.session import Sessions
 from rapp.drift import DriftMonitor
 from rapp.forecasts import ForecastService, ForecastSettings
 from rapp.history import HistoryFolder
@@ -121,6 +122,8 @@ class RappService:
         alerts = NotifierAlerts(settings.work_dir) if self.notifier is not None else None
         self.reporter = Reporter.from_settings(settings, alerts=alerts, forecasts=self._breaches_of)
         self.console = Console(settings, self.redis, keys, self.reporter, self.registry, self._near_rt)
+        self.sessions = Sessions(self.guard, settings.console_session_h * 3600,
+                                 settings.http_tls() is not None or settings.console_secure_cookie)
         window, retrain = timedelta(hours=settings.drift_window_h), self._retrain
         self.drift = DriftMonitor(
             settings.history_dir, window, settings.drift_threshold, settings.drift_cells_share, retrain
@@ -161,8 +164,8 @@ class RappService:
         app.include_router(remediation_router(self.guard))
         app.include_router(forecasts_router(self.forecasts, self.guard))
         app.include_router(reports_router(self.reporter, self.guard))
-        app.include_router(console_api_router(self.console))
-        mount_console(app, self.console)
+        app.include_router(console_api_router(self.console, guard_reader(self.guard), guard_writer(self.guard)))
+        mount_console(app, self.console, self.sessions)
 
         @app.get("/healthz", tags=["health"])
         async def healthz() -> JSONResponse:

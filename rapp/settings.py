@@ -145,6 +145,8 @@ class RappSettings(BaseSettings):
     console_plot_before_h: float = Field(6.0, gt=0)  # hours of each measurement plotted before an incident opened
     console_band_days: float = Field(7.0, gt=0)  # days of the cell's own history its normal band is taken from
     console_xapp_url: str | None = None  # the xApp's HTTP base (its /healthz shown); None: the A1 view alone
+    console_session_h: float = Field(8.0, gt=0)  # a sign-in lasts this long (sessions live in the rApp's memory)
+    console_secure_cookie: bool = False  # the session cookie Secure without the rApp's own TLS (a TLS ingress)
 
     @model_validator(mode="after")
     def _tls_files(self) -> RappSettings:

@@ -95,11 +95,12 @@ def seed_data_layer(client: redis.Redis, prefix: str) -> None:
 
 
 class Running(NamedTuple):
-    """A running rApp: the service, its base URL, its data layer's key prefix."""
+    """A running rApp: the service, its base URL, its data layer's key prefix, its API key's file."""
 
     service: RappService
     base: str
     prefix: str
+    api_key: Path
 
 
 @contextmanager
@@ -123,7 +124,7 @@ def running_rapp(redis_url: str, folder: Path, **settings: object) -> Iterator[R
         assert thread.is_alive() and time.monotonic() < deadline, "the rApp did not start"
         time.sleep(0.02)
     try:
-        yield Running(service, f"http://127.0.0.1:{service.http_port}", prefix)
+        yield Running(service, f"http://127.0.0.1:{service.http_port}", prefix, config.work_dir / "api-key")
     finally:
         loop.call_soon_threadsafe(service.stop)
         thread.join(60)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from ranomaly_contracts.dataset import LABEL_COLUMNS
+from tests.auth_helpers import key_header
 from tests.console_seed import (
     CLOSED_CELL,
     CLOSED_ID,
@@ -28,8 +29,14 @@ from tests.console_seed import (
 @pytest.fixture(scope="module")
 def api(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     with running_rapp(redis_url, tmp_path_factory.mktemp("console-api")) as running:
-        with httpx.Client(base_url=running.base, timeout=30) as client:
+        with httpx.Client(base_url=running.base, timeout=30, headers=key_header(running.api_key)) as client:
             yield client
+
+
+def test_every_console_route_needs_the_rapps_credential(api: httpx.Client) -> None:
+    for method, path in (("GET", "/api/v1/network"), ("GET", "/api/v1/incidents"), ("GET", "/api/v1/labels.csv"),
+                         ("POST", f"/api/v1/incidents/{CLOSED_ID}/acknowledge")):  # fmt: skip
+        assert httpx.request(method, f"{api.base_url}{path}", json={}).status_code == 401, path
 
 
 def test_the_network_view_holds_every_cell_by_node_the_open_incident_and_the_model(api: httpx.Client) -> None:
@@ -73,17 +80,17 @@ def test_the_plot_shows_the_attributed_measurements_against_the_cells_normal_ban
 def test_verdicts_are_kept_with_who_and_when_and_exported_as_labels(api: httpx.Client) -> None:
     wrong = api.post(f"/api/v1/incidents/{CLOSED_ID}/verdict", json={"verdict": "confirmed", "cause": "gremlins"})
     assert wrong.status_code == 422 and "cause" in wrong.json()["detail"]
-    assert api.post(f"/api/v1/incidents/{CLOSED_ID}/acknowledge", json={"by": "bob"}).status_code == 200
+    assert api.post(f"/api/v1/incidents/{CLOSED_ID}/acknowledge", json={}).status_code == 200
     note = api.post(f"/api/v1/incidents/{CLOSED_ID}/notes", json={"by": "bob", "text": "<b>SINR</b> dip"})
     assert note.json()["notes"][0]["text"] == "<b>SINR</b> dip"
     judged = api.post(f"/api/v1/incidents/{CLOSED_ID}/verdict",
                       json={"by": "carol", "verdict": "confirmed", "cause": "interference"}).json()  # fmt: skip
-    assert judged["acknowledged"]["by"] == "bob" and judged["verdict"]["by"] == "carol"
+    assert judged["acknowledged"]["by"] == "api-key" and judged["verdict"]["by"] == "carol via api-key"
     assert judged["review"] == "confirmed" and judged["verdict"]["at_ms"] > 0
     assert [i["incident_id"] for i in api.get("/api/v1/incidents?review=confirmed").json()["incidents"]] == [CLOSED_ID]
     labels = pd.read_csv(io.StringIO(api.get("/api/v1/labels.csv").text))
     assert list(labels.columns[:5]) == list(LABEL_COLUMNS)
     row = labels[labels["incident_id"] == CLOSED_ID].iloc[0]
-    assert (row["cell_id"], row["kind"], row["verdict"], row["judged_by"]) == (CLOSED_CELL, "interference",
-                                                                             "confirmed", "carol")  # fmt: skip
+    judged = (row["cell_id"], row["kind"], row["verdict"], row["judged_by"])
+    assert judged == (CLOSED_CELL, "interference", "confirmed", "carol via api-key")
     assert (row["start"], row["end"]) == ("2026-01-05T03:20:00Z", "2026-01-05T03:50:00Z")

@@ -16,7 +16,10 @@ import pytest
 import redis
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from ranomaly_contracts.auth.apikey import read_api_key
 from ranomaly_contracts.sdl import CellStatus, sdl_keys
+from rapp.console.session import COOKIE
+from tests.auth_helpers import key_header
 from tests.console_seed import OPEN_CELL, OPEN_ID, PLOT_POINTS, Running, cell_state, running_rapp
 
 CHROMIUM = shutil.which("chromium")
@@ -35,8 +38,17 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def console(redis_url: str, tmp_path: Path) -> Iterator[Running]:
-    with running_rapp(redis_url, tmp_path, auth="off", console_refresh_s=0.5) as running:
+    with running_rapp(redis_url, tmp_path, console_refresh_s=0.5) as running:
         yield running
+
+
+def sign_in(page: Page, console: Running, name: str) -> None:
+    """Through the sign-in form, with the rApp's generated API key; back on the page asked for."""
+    expect(page.locator("#sign-in")).to_be_visible()
+    page.fill("#name", name)
+    page.fill("#key", read_api_key(console.api_key))
+    page.click("#sign-in button")
+    expect(page.locator("#signed-in")).to_have_text(f"{name} via api-key")
 
 
 def timed(page: Page, url: str, what: str) -> None:
@@ -51,6 +63,10 @@ def test_an_operator_finds_the_incident_sees_its_plot_and_judges_it(
 ) -> None:
     base = console.base
     page = browser.new_page()
+    timed(page, f"{base}/console", "sign-in (no session yet)")
+    sign_in(page, console, "alice")
+    cookie = next(c for c in page.context.cookies() if c["name"] == COOKIE)
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and not cookie["secure"]  # plain HTTP here
     timed(page, f"{base}/console", "network now")
     row = page.locator(f'#open-incidents tr[data-incident="{OPEN_ID}"]')
     expect(row).to_be_visible()
@@ -77,26 +93,58 @@ def test_an_operator_finds_the_incident_sees_its_plot_and_judges_it(
     expect(page.locator("#written-by")).to_contain_text("template")
     expect(page.locator("#root-cause")).to_contain_text("unclassified")
 
-    page.fill("#by", "alice")
     page.click("#acknowledge")
-    expect(page.locator("#acknowledged")).to_contain_text("by alice")
-    page.fill("#by", "alice")
+    expect(page.locator("#acknowledged")).to_contain_text("by alice via api-key")
     page.select_option("#verdict-choice", "false_alarm")
     page.click("#verdict-form button")
-    expect(page.locator("#verdict")).to_contain_text("false alarm, by alice")
+    expect(page.locator("#verdict")).to_contain_text("false alarm, by alice via api-key")
     page.fill("#note", "<script>window.pwned = 1</script> PRB spike")
     page.click("#note-form button")
     expect(page.locator("#notes q")).to_have_text("<script>window.pwned = 1</script> PRB spike")
     assert page.evaluate("window.pwned") is None
 
     page.reload()
-    expect(page.locator("#acknowledged")).to_contain_text("by alice")
+    expect(page.locator("#acknowledged")).to_contain_text("by alice via api-key")
     expect(page.locator("#verdict")).to_contain_text("false alarm")
-    labels = pd.read_csv(io.StringIO(page.request.get(f"{base}/api/v1/labels.csv?false_alarms=true").text()))
+    export = page.request.get(f"{base}/api/v1/labels.csv?false_alarms=true", headers=key_header(console.api_key))
+    labels = pd.read_csv(io.StringIO(export.text()))
     judged = labels[labels["incident_id"] == OPEN_ID]
-    assert list(judged[["cell_id", "verdict", "judged_by"]].iloc[0]) == [OPEN_CELL, "false_alarm", "alice"]
-    assert OPEN_ID not in page.request.get(f"{base}/api/v1/labels.csv").text()  # not an anomaly to train on
+    assert list(judged[["cell_id", "verdict", "judged_by"]].iloc[0]) == [OPEN_CELL, "false_alarm", "alice via api-key"]
+    training = page.request.get(f"{base}/api/v1/labels.csv", headers=key_header(console.api_key)).text()
+    assert OPEN_ID not in training  # a false alarm is no anomaly to train on
 
     timed(page, f"{base}/console/incidents?review=false_alarm", "incidents list")
     expect(page.locator("#incidents tbody tr")).to_have_count(1)
+    page.close()
+
+
+def test_without_a_session_the_console_asks_to_sign_in_and_refuses_forged_changes(
+    browser: Browser, console: Running
+) -> None:
+    base = console.base
+    page = browser.new_page()
+    page.goto(f"{base}/console/incidents/{OPEN_ID}")
+    expect(page.locator("#sign-in")).to_be_visible()
+    assert page.request.get(f"{base}/console/api/network").status == 401
+    page.fill("#name", "mallory")
+    page.fill("#key", "not-the-key")
+    page.click("#sign-in button")
+    expect(page.locator("#sign-in-error")).to_have_text("That key is not accepted.")
+    sign_in(page, console, "bob")
+    assert unquote(page.url).endswith(f"/console/incidents/{OPEN_ID}")  # back where the sign-in was asked
+
+    # another site's page posts to the console while bob is signed in: SameSite=Strict keeps the cookie home
+    evil = "http://evil.test/"
+    form = (f'<form id="f" method="post" action="{base}/console/api/incidents/{OPEN_ID}/acknowledge">'
+            '<input name="by" value="x"></form><script>document.getElementById("f").submit()</script>')  # fmt: skip
+    page.route(evil, lambda route: route.fulfill(body=form, content_type="text/html"))
+    with page.expect_response(lambda r: "/acknowledge" in r.url) as forged:
+        page.goto(evil)
+    assert forged.value.status == 401
+    # the session's own cookie without the page's CSRF token, or from another origin, is refused too
+    path = f"{base}/console/api/incidents/{OPEN_ID}/acknowledge"
+    assert page.request.post(path, data={}).status == 403
+    csrf = page.context.request.get(f"{base}/console").text().split('name="csrf-token" content="')[1].split('"')[0]
+    assert page.request.post(path, data={}, headers={"x-csrf-token": csrf, "origin": evil[:-1]}).status == 403
+    assert page.request.post(path, data={}, headers={"x-csrf-token": csrf}).status == 200
     page.close()

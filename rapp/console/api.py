@@ -3,16 +3,19 @@ operators' acknowledgements, notes and verdicts, and the verdicts as labels.csv.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ranomaly_contracts.auth.guard import Guard
+from ranomaly_contracts.auth.scopes import POLICIES, READ, Principal
 from rapp.api.policies import problem
 from rapp.console.incidents import SORTS, Filters, Incident
 from rapp.console.labels import labels_csv
-from rapp.console.notes import NOTE_MAX, NoteError, notes_json
+from rapp.console.notes import NOTE_MAX, IncidentNotes, NoteError, notes_json
 from rapp.console.service import Console
 
 PREFIX = "/api/v1"
@@ -20,9 +23,13 @@ CSV = "text/csv; charset=utf-8"
 
 
 class Actor(BaseModel):
-    """Who acts (until sign-in: the name the operator gives)."""
+    """Optionally, on whose behalf an API client acts (recorded as "<by> via <the credential's subject>")."""
 
-    by: str = Field("operator", min_length=1, max_length=80)
+    by: str | None = Field(None, min_length=1, max_length=80)
+
+    def who(self, actor: str) -> str:
+        """The name recorded with the change."""
+        return actor if self.by is None else f"{self.by} via {actor}"
 
 
 class NoteBody(Actor):
@@ -52,9 +59,26 @@ def filters_of(
                    sort if sort in SORTS else "opened", order != "asc")  # fmt: skip
 
 
-def console_api_router(console: Console) -> APIRouter:
-    """The routes over one console."""
-    router = APIRouter(prefix=PREFIX, tags=["Console"])
+def guard_reader(guard: Guard) -> Any:
+    """The dependency of an API read: the scope READ."""
+    return guard.require(READ)
+
+
+def guard_writer(guard: Guard) -> Any:
+    """The dependency of an API change: the scope POLICIES; the credential's subject."""
+
+    policies = guard.require(POLICIES)
+
+    def subject(principal: Principal = policies) -> str:
+        return principal.subject
+
+    return Depends(subject)
+
+
+def console_api_router(console: Console, read: Any, write: Any, prefix: str = PREFIX) -> APIRouter:
+    """The routes over one console: `read` guards every route, `write` (which gives the actor's name) every
+    change."""
+    router = APIRouter(prefix=prefix, tags=["Console"], dependencies=[read])
 
     async def found(incident_id: str) -> Incident | JSONResponse:
         incident = await console.incident(incident_id)
@@ -95,19 +119,20 @@ def console_api_router(console: Console) -> APIRouter:
         return incident if isinstance(incident, JSONResponse) else JSONResponse(await console.plot(incident))
 
     @router.post("/incidents/{incident_id:path}/acknowledge")
-    async def acknowledge(incident_id: str, body: Actor) -> Response:
+    async def acknowledge(incident_id: str, body: Actor, actor: str = write) -> Response:
         """Acknowledge an incident (the first acknowledgement stays)."""
-        return await act(incident_id, lambda: console.notes.acknowledge(incident_id, body.by))
+        return await act(incident_id, lambda: console.notes.acknowledge(incident_id, body.who(actor)))
 
     @router.post("/incidents/{incident_id:path}/notes")
-    async def annotate(incident_id: str, body: NoteBody) -> Response:
+    async def annotate(incident_id: str, body: NoteBody, actor: str = write) -> Response:
         """Add a note to an incident."""
-        return await act(incident_id, lambda: console.notes.annotate(incident_id, body.by, body.text))
+        return await act(incident_id, lambda: console.notes.annotate(incident_id, body.who(actor), body.text))
 
     @router.post("/incidents/{incident_id:path}/verdict")
-    async def judge(incident_id: str, body: VerdictBody) -> Response:
+    async def judge(incident_id: str, body: VerdictBody, actor: str = write) -> Response:
         """Mark an incident a false alarm, or confirmed with its cause (an anomaly kind)."""
-        return await act(incident_id, lambda: console.notes.judge(incident_id, body.by, body.verdict, body.cause))
+        who = body.who(actor)
+        return await act(incident_id, lambda: console.notes.judge(incident_id, who, body.verdict, body.cause))
 
     @router.get("/incidents/{incident_id:path}")
     async def incident(incident_id: str) -> Response:
@@ -115,7 +140,7 @@ def console_api_router(console: Console) -> APIRouter:
         found_ = await found(incident_id)
         return found_ if isinstance(found_, JSONResponse) else JSONResponse(found_.to_json())
 
-    async def act(incident_id: str, change: Any) -> Response:
+    async def act(incident_id: str, change: Callable[[], Awaitable[IncidentNotes]]) -> Response:
         incident = await found(incident_id)
         if isinstance(incident, JSONResponse):
             return incident

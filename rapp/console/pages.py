@@ -1,28 +1,34 @@
-"""The console's pages under /console: server-rendered (Jinja2, autoescaped) with a little script each, and
-their assets (the console's own, and plotly.js from the installed `plotly` package: nothing from a CDN)."""
+"""The console's pages under /console: server-rendered (Jinja2, autoescaped) with a little script each, the
+sign-in form, their JSON under /console/api (session and CSRF checks, `rapp.console.session`), and their
+assets (the console's own, and plotly.js from the installed `plotly` package: nothing from a CDN)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from importlib.resources import files
-from pathlib import Path
-from urllib.parse import urlencode
+from typing import Any
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ranomaly_contracts.kinds import LABEL_KINDS
-from rapp.console.api import filters_of
+from ranomaly_contracts.redact import redact_all
+from rapp.api.policies import problem
+from rapp.console.api import console_api_router, filters_of
 from rapp.console.network import STATUSES
 from rapp.console.notes import NOTE_MAX, VERDICTS
 from rapp.console.service import Console
+from rapp.console.session import COOKIE, Session, Sessions, form_fields, reader, same_origin, writer
+from rapp.reports import ReportNotFound
 
 PREFIX = "/console"
-HERE = Path(__file__).parent
-PLOTLY_JS = Path(str(files("plotly") / "package_data" / "plotly.min.js"))  # the pinned plotly package's plotly.js
+API = f"{PREFIX}/api"
+HERE = files("rapp.console")
+PLOTLY_JS = files("plotly") / "package_data" / "plotly.min.js"  # the pinned plotly package's plotly.js
 COLUMNS = (("cell", "Cell"), ("", "Node"), ("", "State"), ("", "Kind"), ("opened", "Opened"),
            ("duration", "Duration"), ("peak_score", "Peak score"), ("", "Review"))  # fmt: skip
 ASSET_CACHE = "public, max-age=3600"
@@ -41,39 +47,83 @@ def duration(seconds: float) -> str:
 
 def templates() -> Jinja2Templates:
     """The console's templates, every value escaped."""
-    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
+    env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=select_autoescape(default=True))
     env.filters.update(when=when, duration=duration)
     return Jinja2Templates(env=env)
 
 
-def mount_console(app: FastAPI, console: Console) -> None:
-    """The pages and their assets on the app."""
-    app.include_router(console_router(console))
-    app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="console_static")
+def mount_console(app: FastAPI, console: Console, sessions: Sessions) -> None:
+    """The pages, their JSON and their assets on the app."""
+    app.include_router(console_router(console, sessions))
+    api = console_api_router(console, reader(sessions), writer(sessions), prefix=API)
+    app.include_router(api, include_in_schema=False)
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="console_static")
 
 
-def console_router(console: Console) -> APIRouter:
-    """The pages over one console, and plotly.js."""
+def console_router(console: Console, sessions: Sessions) -> APIRouter:
+    """The pages over one console, the sign-in, the report for the incident page, and plotly.js."""
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
     pages = templates()
 
+    def page(request: Request, name: str, session: Session, context: dict[str, Any]) -> Response:
+        return pages.TemplateResponse(request, name, {"session": session, "open": sessions.open, "api": API,
+                                                      **context})  # fmt: skip
+
+    def sign_in_first(request: Request) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"{PREFIX}/sign-in?next={quote(target)}", status_code=303)
+
     @router.get("/vendor/plotly.min.js", name="plotly_js")
     async def plotly_js() -> Response:
-        return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"cache-control": ASSET_CACHE})
+        return FileResponse(str(PLOTLY_JS), media_type="text/javascript", headers={"cache-control": ASSET_CACHE})
+
+    @router.get("/sign-in", response_class=HTMLResponse, name="sign_in_page")
+    async def sign_in_page(request: Request, next: str = PREFIX) -> Response:
+        return pages.TemplateResponse(request, "sign_in.html", {"next": _local(next), "error": None})
+
+    @router.post("/sign-in", name="sign_in")
+    async def sign_in(request: Request) -> Response:
+        form = await form_fields(request)
+        target = _local(form.get("next", PREFIX))
+        signed = await sessions.sign_in(form.get("key", ""), form.get("name", "")) if same_origin(request) else None
+        if signed is None:
+            request.state.credential, request.state.auth_problem = "console sign-in", "sign-in refused"
+            error = "That key is not accepted." if same_origin(request) else "Sign in from the console's own page."
+            return pages.TemplateResponse(request, "sign_in.html", {"next": target, "error": error}, status_code=401)
+        cookie, _ = signed
+        answer = RedirectResponse(target, status_code=303)
+        answer.set_cookie(COOKIE, cookie, max_age=int(sessions.lifetime_s), path=PREFIX, httponly=True,
+                          samesite="strict", secure=sessions.secure)  # fmt: skip
+        return answer
+
+    @router.post("/sign-out", name="sign_out")
+    async def sign_out(request: Request) -> Response:
+        form = await form_fields(request)
+        session = sessions.current(request)
+        if session is not None and same_origin(request) and form.get("csrf") == session.csrf:
+            sessions.sign_out(request.cookies.get(COOKIE))
+        answer = RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
+        answer.delete_cookie(COOKIE, path=PREFIX)
+        return answer
 
     @router.get("", response_class=HTMLResponse, name="network_page")
     async def network_page(request: Request) -> Response:
-        return pages.TemplateResponse(request, "network.html", {
+        session = sessions.current(request)
+        if session is None:
+            return sign_in_first(request)
+        return page(request, "network.html", session, {
             "page": "network", "network": await console.network.build(), "statuses": STATUSES,
             "refresh_ms": int(console.settings.console_refresh_s * 1000)})  # fmt: skip
 
     @router.get("/incidents", response_class=HTMLResponse, name="incidents_page")
     async def incidents_page(request: Request) -> Response:
+        session = sessions.current(request)
+        if session is None:
+            return sign_in_first(request)
         query = dict(request.query_params)
         chosen = filters_of(**{k: query.get(k) or None for k in ("state", "kind", "cell", "node", "review")},
                             sort=query.get("sort", "opened"), order=query.get("order", "desc"))  # fmt: skip
         everything = await console.incidents()
-        shown = [i for i in everything if chosen.keep(i)]
         order = "desc" if chosen.descending else "asc"
         current = {"state": chosen.state, "kind": chosen.kind, "cell": chosen.cell, "node": chosen.node,
                    "review": chosen.review, "sort": chosen.sort, "order": order}  # fmt: skip
@@ -88,17 +138,34 @@ def console_router(console: Console) -> APIRouter:
             "node": sorted({i.node_id for i in everything}),
             "review": ["new", "acknowledged", *VERDICTS],
         }
-        return pages.TemplateResponse(request, "incidents.html", {
-            "page": "incidents", "incidents": chosen.order(shown), "filters": current, "choices": choices,
-            "columns": COLUMNS, "sort_links": links})  # fmt: skip
+        shown = chosen.order([i for i in everything if chosen.keep(i)])
+        return page(request, "incidents.html", session, {
+            "page": "incidents", "incidents": shown, "filters": current, "choices": choices, "columns": COLUMNS,
+            "sort_links": links})  # fmt: skip
+
+    @router.get("/api/reports/{incident_id:path}", dependencies=[reader(sessions)])
+    async def incident_report(incident_id: str) -> Response:
+        try:
+            report = await console.reporter.incident(incident_id)
+        except ReportNotFound as exc:
+            return problem(404, str(exc))
+        return JSONResponse(redact_all(report.to_json()))  # a model's failure may name its folder
 
     @router.get("/incidents/{incident_id:path}", response_class=HTMLResponse, name="incident_page")
     async def incident_page(request: Request, incident_id: str) -> Response:
+        session = sessions.current(request)
+        if session is None:
+            return sign_in_first(request)
         incident = await console.incident(incident_id)
         if incident is None:
             return PlainTextResponse(f"incident {incident_id[:120]!r} is not in the history", status_code=404)
-        return pages.TemplateResponse(request, "incident.html", {
+        return page(request, "incident.html", session, {
             "page": "incidents", "incident": incident, "plot": await console.plot(incident), "kinds": LABEL_KINDS,
             "note_max": NOTE_MAX})  # fmt: skip
 
     return router
+
+
+def _local(target: str) -> str:
+    """A redirect target inside the console (anything else: the console's first page)."""
+    return target if target.startswith(PREFIX) and not target.startswith("//") else PREFIX

@@ -72,10 +72,11 @@ async function loadReport() {
 
 async function act(path, body) {
   const base = document.querySelector(".actions").dataset.base;
-  const by = document.getElementById("by").value || "operator";
+  const csrf = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
   const answer = await fetch(`${base}/${path}`, {
-    method: "POST", headers: { "content-type": "application/json", accept: "application/json" },
-    body: JSON.stringify({ by, ...body }),
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json", "x-csrf-token": csrf },
+    body: JSON.stringify(body),
   });
   if (answer.ok) {
     window.location.reload();
@@ -84,16 +85,18 @@ async function act(path, body) {
   }
 }
 
-document.getElementById("acknowledge").addEventListener("click", () => act("acknowledge", {}));
-document.getElementById("note-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  act("notes", { text: document.getElementById("note").value });
-});
-document.getElementById("verdict-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  const cause = document.getElementById("cause").value;
-  act("verdict", { verdict: document.getElementById("verdict-choice").value, cause: cause || null });
-});
+if (document.querySelector(".actions")) {  // absent for a session that may read only
+  document.getElementById("acknowledge").addEventListener("click", () => act("acknowledge", {}));
+  document.getElementById("note-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    act("notes", { text: document.getElementById("note").value });
+  });
+  document.getElementById("verdict-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const cause = document.getElementById("cause").value;
+    act("verdict", { verdict: document.getElementById("verdict-choice").value, cause: cause || null });
+  });
+}
 
 drawPlots();
 loadReport();
