@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import threading
 import time
+from base64 import b64encode
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ranomaly_contracts.auth.apikey import ApiKey, read_api_key
 from ranomaly_contracts.auth.guard import API_KEY_HEADER, Guard
@@ -39,29 +42,30 @@ def app_key(settings: XappSettings | RappSettings) -> dict[str, str]:
 
 
 class Issuer:
-    """A token issuer on loopback: GET /jwks answers its public key; POST /token answers a client-credentials
-    token (client "rapp", secret "s3cret") with the scopes asked for. `close()` stops it."""
+    """A token issuer on loopback: GET /jwks answers its public key (and counts the fetches); POST /token answers a
+    client-credentials token for client "rapp" with secret "s3cret" (the scope and audience asked for, else the
+    xApp's audience). `close()` stops it."""
 
-    def __init__(self, audience: str) -> None:
-        self.audience = audience
+    def __init__(self) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
-        self.tokens_issued = 0
+        self.tokens_issued = self.jwks_fetched = 0
         jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.key.public_key()))
         self.jwks = json.dumps({"keys": [jwk | {"kid": "k1", "use": "sig", "alg": "ES256"}]}).encode()
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+                issuer.jwks_fetched += 1
                 self._answer(200, issuer.jwks)
 
             def do_POST(self) -> None:  # noqa: N802
-                form = self.rfile.read(int(self.headers["Content-Length"])).decode()
-                fields = dict(pair.split("=", 1) for pair in form.split("&"))
-                if self.headers.get("Authorization") != "Basic cmFwcDpzM2NyZXQ=":  # rapp:s3cret
+                form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+                if self.headers.get("Authorization") != "Basic " + b64encode(b"rapp:s3cret").decode():
                     self._answer(401, b'{"error": "invalid_client"}')
                     return
                 issuer.tokens_issued += 1
-                token = issuer.token(fields.get("scope", "").replace("%3A", ":").split("+"), sub="rapp")
+                audience = form.get("audience", ["ranomaly-xapp"])[0]
+                token = issuer.token(audience, form.get("scope", [""])[0].split(), sub="rapp")
                 self._answer(200, json.dumps({"access_token": token, "expires_in": 300}).encode())
 
             def _answer(self, status: int, body: bytes) -> None:
@@ -79,10 +83,14 @@ class Issuer:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
-    def token(self, scopes: list[str], **claims: Any) -> str:
-        """A signed token: this issuer, its audience, valid 5 minutes, unless `claims` say otherwise."""
+    def public_pem(self) -> bytes:
+        """The public key as PEM (for `auth_public_key_file`)."""
+        return self.key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+
+    def token(self, audience: str, scopes: list[str], **claims: Any) -> str:
+        """A signed token: this issuer, `audience`, valid 5 minutes, unless `claims` say otherwise."""
         now = int(time.time())
-        body = {"iss": ISSUER, "aud": self.audience, "sub": "operator-1", "iat": now, "exp": now + 300,
+        body = {"iss": ISSUER, "aud": audience, "sub": "operator-1", "iat": now, "exp": now + 300,
                 "scope": " ".join(scopes)} | claims  # fmt: skip
         return jwt.encode(body, self.key, algorithm="ES256", headers={"kid": "k1"})
 

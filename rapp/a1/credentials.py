@@ -4,9 +4,10 @@ the xApp's API key read from a file or mounted secret (read at each request, so 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
-from collections.abc import Generator
+from collections.abc import AsyncGenerator, Generator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -37,9 +38,8 @@ class ApiKeyFile(httpx.Auth):
 
 
 class ClientCredentials(httpx.Auth):
-    """Sends a bearer token got with the client-credentials grant (client_secret_basic)."""
-
-    requires_response_body = True
+    """Sends a bearer token got with the client-credentials grant (client_secret_basic); async clients only.
+    Concurrent requests wait for one token fetch."""
 
     def __init__(self, token_url: str, client_id: str, secret: str, scope: str, audience: str | None) -> None:
         self._url = token_url
@@ -48,22 +48,25 @@ class ClientCredentials(httpx.Auth):
         self._form = {"grant_type": "client_credentials", "scope": scope} | ({"audience": audience} if audience else {})
         self._token: str | None = None
         self._renew_at = 0.0
+        self._fetching = asyncio.Lock()
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if self._token is None or time.monotonic() >= self._renew_at:
-            self._take((yield self._token_request()))
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        async with self._fetching:
+            if self._token is None or time.monotonic() >= self._renew_at:
+                await self._take((yield self._token_request()))
         request.headers["Authorization"] = f"Bearer {self._token}"
         response = yield request
         if response.status_code == 401:  # revoked, or the issuer's keys rotated: one fresh token
-            self._take((yield self._token_request()))
+            await self._take((yield self._token_request()))
             request.headers["Authorization"] = f"Bearer {self._token}"
             yield request
 
     def _token_request(self) -> httpx.Request:
         return httpx.Request("POST", self._url, data=self._form, headers={"Authorization": self._basic})
 
-    def _take(self, response: httpx.Response) -> None:
+    async def _take(self, response: httpx.Response) -> None:
         """Keep the token of a token endpoint's answer; httpx.HTTPStatusError (retried by A1Client) otherwise."""
+        await response.aread()
         body = response.json() if response.status_code == 200 else {}
         if not isinstance(body.get("access_token"), str):
             problem = f"token endpoint {self._url} answered {response.status_code}, no token: {response.text[:200]}"
