@@ -223,7 +223,56 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
         },
     },
 }
-CUSTOM_SCHEMAS = {("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR_SCHEMA}
+# The part of cert-manager's Certificate CRD (v1.17 openAPIV3Schema) that the charts can emit (tls.certManager).
+CERTIFICATE_SCHEMA: dict[str, Any] = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "cert-manager.io/v1"},
+        "kind": {"const": "Certificate"},
+        "metadata": SERVICE_MONITOR_SCHEMA["properties"]["metadata"],
+        "spec": {
+            "type": "object",
+            "required": ["secretName", "issuerRef"],
+            "additionalProperties": False,
+            "properties": {
+                "secretName": {"type": "string", "minLength": 1},
+                "duration": {"type": "string"},
+                "renewBefore": {"type": "string"},
+                "privateKey": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "algorithm": {"enum": ["RSA", "ECDSA", "Ed25519"]},
+                        "size": {"type": "integer"},
+                        "rotationPolicy": {"enum": ["Never", "Always"]},
+                    },
+                },
+                "usages": {
+                    "type": "array",
+                    "items": {"enum": ["digital signature", "key encipherment", "server auth", "client auth"]},
+                },
+                "dnsNames": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "issuerRef": {
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1},
+                        "kind": {"type": "string"},
+                        "group": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+}
+CUSTOM_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR_SCHEMA,
+    ("cert-manager.io/v1", "Certificate"): CERTIFICATE_SCHEMA,
+}
 
 
 @dataclass(frozen=True)

@@ -69,4 +69,25 @@ app.kubernetes.io/component: e2sim
 {{- fail (printf "settings.%s is set by the chart: use ports.grpc" $key) }}
 {{- end }}
 {{- end }}
+{{- $tls := .Values.tls }}
+{{- if and $tls.grpc.enabled (not (include "ranomaly-e2sim.tlsSecret" .)) }}
+{{- fail "tls.grpc.enabled: no certificate is given: set tls.secretName or tls.certManager.enabled" }}
+{{- end }}
+{{- if and $tls.certManager.enabled (not $tls.certManager.issuerRef.name) }}
+{{- fail "tls.certManager.enabled: set tls.certManager.issuerRef.name (the Issuer or ClusterIssuer that signs)" }}
+{{- end }}
+{{- range $key := list "tls_cert_file" "tls_key_file" "tls_client_ca_file" }}
+{{- if hasKey $.Values.settings $key }}
+{{- fail (printf "settings.%s is set by the chart: use tls.*" $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret mounted at tls.mountPath: tls.secretName, else the cert-manager Certificate's; empty: none. */}}
+{{- define "ranomaly-e2sim.tlsSecret" -}}
+{{- if .Values.tls.secretName }}
+{{- .Values.tls.secretName }}
+{{- else if .Values.tls.certManager.enabled }}
+{{- printf "%s-tls" (include "ranomaly-e2sim.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
 {{- end }}

@@ -77,22 +77,25 @@ app.kubernetes.io/component: redis
 {{/* The Redis URL the chart derives (own, ric); an external one lives in the Secret. */}}
 {{- define "ranomaly-rapp.derivedRedisUrl" -}}
 {{- $ric := .Values.ric }}
+{{- $scheme := ternary "rediss" "redis" .Values.tls.redis.enabled }}
 {{- if $ric.enabled }}
-{{- printf "redis://%s.%s:%d/%d" $ric.dbaas.service $ric.platformNamespace (int $ric.dbaas.port) (int $ric.dbaas.db) }}
+{{- printf "%s://%s.%s:%d/%d" $scheme $ric.dbaas.service $ric.platformNamespace (int $ric.dbaas.port) (int $ric.dbaas.db) }}
 {{- else if .Values.redis.enabled }}
-{{- printf "redis://%s:%d/0" (include "ranomaly-rapp.redis.fullname" .) (int .Values.redis.port) }}
+{{- printf "%s://%s:%d/0" $scheme (include "ranomaly-rapp.redis.fullname" .) (int .Values.redis.port) }}
 {{- end }}
 {{- end }}
 
-{{/* The A1-P base URL: a1.baseUrl, else the RIC's A1 mediator (ric.enabled) or the xApp chart's Service. */}}
+{{/* The A1-P base URL: a1.baseUrl, else the RIC's A1 mediator (ric.enabled) or the xApp chart's Service
+(https:// with tls.a1.enabled). */}}
 {{- define "ranomaly-rapp.a1BaseUrl" -}}
 {{- $ric := .Values.ric }}
+{{- $scheme := ternary "https" "http" .Values.tls.a1.enabled }}
 {{- if .Values.a1.baseUrl }}
 {{- .Values.a1.baseUrl | trimSuffix "/" }}
 {{- else if $ric.enabled }}
-{{- printf "http://%s.%s:%d" $ric.a1Mediator.service $ric.platformNamespace (int $ric.a1Mediator.port) }}
+{{- printf "%s://%s.%s:%d" $scheme $ric.a1Mediator.service $ric.platformNamespace (int $ric.a1Mediator.port) }}
 {{- else }}
-{{- print "http://ranomaly-xapp:8080" }}
+{{- printf "%s://ranomaly-xapp:8080" $scheme }}
 {{- end }}
 {{- end }}
 
@@ -153,5 +156,68 @@ dict fields), whole numbers without exponent. */}}
 {{- end }}
 {{- if and .Values.a1.baseUrl (not (regexMatch "^https?://[^/]+" .Values.a1.baseUrl)) }}
 {{- fail (printf "a1.baseUrl must be an http:// or https:// URL: %q" .Values.a1.baseUrl) }}
+{{- end }}
+{{- include "ranomaly-rapp.validateTls" . }}
+{{- end }}
+
+{{/* The Secret mounted at tls.mountPath: tls.secretName, else the cert-manager Certificate's; empty: none. */}}
+{{- define "ranomaly-rapp.tlsSecret" -}}
+{{- if .Values.tls.secretName }}
+{{- .Values.tls.secretName }}
+{{- else if .Values.tls.certManager.enabled }}
+{{- printf "%s-tls" (include "ranomaly-rapp.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when a hop of the xApp uses TLS (the Secret is mounted), else empty. */}}
+{{- define "ranomaly-rapp.tlsUsed" -}}
+{{- $tls := .Values.tls }}
+{{- if or $tls.http.enabled $tls.a1.enabled $tls.redis.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The TLS settings of one client hop (dict "prefix" RANOMALY_RAPP_A1_TLS "hop" .Values.tls.a1 "dir" DIR). */}}
+{{- define "ranomaly-rapp.clientTlsEnv" -}}
+{{ .prefix }}_CA_FILE: {{ printf "%s/ca.crt" .dir | quote }}
+{{- if .hop.clientCert }}
+{{ .prefix }}_CERT_FILE: {{ printf "%s/tls.crt" .dir | quote }}
+{{ .prefix }}_KEY_FILE: {{ printf "%s/tls.key" .dir | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Refuse TLS values that cannot work. */}}
+{{- define "ranomaly-rapp.validateTls" -}}
+{{- $tls := .Values.tls }}
+{{- if and (include "ranomaly-rapp.tlsUsed" .) (not (include "ranomaly-rapp.tlsSecret" .)) }}
+{{- fail "tls: a hop is enabled but no certificate is given: set tls.secretName or tls.certManager.enabled" }}
+{{- end }}
+{{- if and $tls.certManager.enabled (not $tls.certManager.issuerRef.name) }}
+{{- fail "tls.certManager.enabled: set tls.certManager.issuerRef.name (the Issuer or ClusterIssuer that signs)" }}
+{{- end }}
+{{- if and $tls.a1.enabled (not (hasPrefix "https://" (include "ranomaly-rapp.a1BaseUrl" .))) }}
+{{- fail "tls.a1.enabled: a1.baseUrl must be an https:// URL" }}
+{{- end }}
+{{- if and $tls.redis.enabled (eq (include "ranomaly-rapp.redisMode" .) "external") (not .Values.credentials.existingSecret) (not (hasPrefix "rediss://" .Values.datalayer.redisUrl)) }}
+{{- fail "tls.redis.enabled: datalayer.redisUrl must be a rediss:// URL" }}
+{{- end }}
+{{- range $key := list "tls_cert_file" "tls_key_file" "tls_client_ca_file" "a1_tls_ca_file" "a1_tls_cert_file" "a1_tls_key_file" "redis_tls_ca_file" "redis_tls_cert_file" "redis_tls_key_file" }}
+{{- if hasKey $.Values.settings $key }}
+{{- fail (printf "settings.%s is set by the chart: use tls.*" $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A probe of the HTTP port (dict "path" PATH "tls" .Values.tls.http): GET over HTTP or HTTPS; with mutual TLS a
+TCP connection, since the kubelet presents no client certificate. */}}
+{{- define "ranomaly-rapp.httpProbe" -}}
+{{- if and .tls.enabled .tls.mutual }}
+tcpSocket:
+  port: http
+{{- else }}
+httpGet:
+  path: {{ .path }}
+  port: http
+  {{- if .tls.enabled }}
+  scheme: HTTPS
+  {{- end }}
 {{- end }}
 {{- end }}

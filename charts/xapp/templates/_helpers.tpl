@@ -76,10 +76,11 @@ app.kubernetes.io/component: redis
 
 {{- define "ranomaly-xapp.redisUrl" -}}
 {{- $ric := .Values.ric }}
+{{- $scheme := ternary "rediss" "redis" .Values.tls.redis.enabled }}
 {{- if $ric.enabled }}
-{{- printf "redis://%s.%s:%d/%d" $ric.dbaas.service $ric.platformNamespace (int $ric.dbaas.port) (int $ric.dbaas.db) }}
+{{- printf "%s://%s.%s:%d/%d" $scheme $ric.dbaas.service $ric.platformNamespace (int $ric.dbaas.port) (int $ric.dbaas.db) }}
 {{- else if .Values.redis.enabled }}
-{{- printf "redis://%s:%d/0" (include "ranomaly-xapp.redis.fullname" .) (int .Values.redis.port) }}
+{{- printf "%s://%s:%d/0" $scheme (include "ranomaly-xapp.redis.fullname" .) (int .Values.redis.port) }}
 {{- else if eq .Values.datalayer.backend "redis" }}
 {{- required "datalayer.redisUrl is required when datalayer.backend is redis (or set redis.enabled or ric.enabled)" .Values.datalayer.redisUrl }}
 {{- end }}
@@ -114,5 +115,68 @@ app.kubernetes.io/component: redis
 {{- end }}
 {{- if and .Values.ric.enabled (not .Values.settings.ric_cells) }}
 {{- fail "ric.enabled: settings.ric_cells must list the cells to subscribe to (CELL=MEID/PLMN/NCI)" }}
+{{- end }}
+{{- include "ranomaly-xapp.validateTls" . }}
+{{- end }}
+
+{{/* The Secret mounted at tls.mountPath: tls.secretName, else the cert-manager Certificate's; empty: none. */}}
+{{- define "ranomaly-xapp.tlsSecret" -}}
+{{- if .Values.tls.secretName }}
+{{- .Values.tls.secretName }}
+{{- else if .Values.tls.certManager.enabled }}
+{{- printf "%s-tls" (include "ranomaly-xapp.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when a hop of the xApp uses TLS (the Secret is mounted), else empty. */}}
+{{- define "ranomaly-xapp.tlsUsed" -}}
+{{- $tls := .Values.tls }}
+{{- if or $tls.http.enabled $tls.e2.enabled $tls.redis.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The TLS settings of one client hop (dict "prefix" RANOMALY_XAPP_E2_TLS "hop" .Values.tls.e2 "dir" DIR). */}}
+{{- define "ranomaly-xapp.clientTlsEnv" -}}
+{{ .prefix }}_CA_FILE: {{ printf "%s/ca.crt" .dir | quote }}
+{{- if .hop.clientCert }}
+{{ .prefix }}_CERT_FILE: {{ printf "%s/tls.crt" .dir | quote }}
+{{ .prefix }}_KEY_FILE: {{ printf "%s/tls.key" .dir | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Refuse TLS values that cannot work. */}}
+{{- define "ranomaly-xapp.validateTls" -}}
+{{- $tls := .Values.tls }}
+{{- if and (include "ranomaly-xapp.tlsUsed" .) (not (include "ranomaly-xapp.tlsSecret" .)) }}
+{{- fail "tls: a hop is enabled but no certificate is given: set tls.secretName or tls.certManager.enabled" }}
+{{- end }}
+{{- if and $tls.certManager.enabled (not $tls.certManager.issuerRef.name) }}
+{{- fail "tls.certManager.enabled: set tls.certManager.issuerRef.name (the Issuer or ClusterIssuer that signs)" }}
+{{- end }}
+{{- if and $tls.e2.enabled .Values.ric.enabled }}
+{{- fail "tls.e2.enabled is for E2 over gRPC; with ric.enabled E2 is RMR inside the RIC" }}
+{{- end }}
+{{- if and $tls.redis.enabled (not (hasPrefix "rediss://" (include "ranomaly-xapp.redisUrl" .))) }}
+{{- fail "tls.redis.enabled needs a Redis: redis.enabled, ric.enabled or a rediss:// datalayer.redisUrl" }}
+{{- end }}
+{{- range $key := list "tls_cert_file" "tls_key_file" "tls_client_ca_file" "e2_tls" "e2_tls_ca_file" "e2_tls_cert_file" "e2_tls_key_file" "redis_tls_ca_file" "redis_tls_cert_file" "redis_tls_key_file" }}
+{{- if hasKey $.Values.settings $key }}
+{{- fail (printf "settings.%s is set by the chart: use tls.*" $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A probe of the HTTP port (dict "path" PATH "tls" .Values.tls.http): GET over HTTP or HTTPS; with mutual TLS a
+TCP connection, since the kubelet presents no client certificate. */}}
+{{- define "ranomaly-xapp.httpProbe" -}}
+{{- if and .tls.enabled .tls.mutual }}
+tcpSocket:
+  port: http
+{{- else }}
+httpGet:
+  path: {{ .path }}
+  port: http
+  {{- if .tls.enabled }}
+  scheme: HTTPS
+  {{- end }}
 {{- end }}
 {{- end }}
