@@ -43,6 +43,10 @@ DBAAS_URL = "redis://service-ricplt-dbaas-tcp.ricplt:6379/0"
 RIC_CELLS = ["paris-1-c1=gnb_208_092_00000a01/20892/0x00a010001", "paris-1-c2=gnb_208_092_00000a01/20892/0x00a010002"]
 SEED = {"volume": {"configMap": {"name": "ranomaly-seed-model"}}, "mountPath": "/models/seed"}
 A1_MEDIATOR_URL = "http://service-ricplt-a1mediator-http.ricplt:10000"
+ISSUER = "https://sso.example.net/realms/ran"
+JWKS = f"{ISSUER}/protocol/openid-connect/certs"
+API_KEY_DIR = "/var/run/secrets/ranomaly/api-key"  # where an app's API key is mounted
+A1_KEY_DIR, A1_CLIENT_DIR = "/var/run/secrets/ranomaly/a1-api-key", "/var/run/secrets/ranomaly/a1-client"
 # Secrets that an operator creates beside a release (credentials.existingSecret), as the pod would find them.
 EXISTING_SECRETS = {
     "rapp-credentials": {"redis-url": "redis://:s3cret@redis.example.net:6380/2"},
@@ -156,6 +160,20 @@ CASES = {
             "settings": {},
         },
     ),
+    # tokens of an issuer: the xApp takes no API key; the rApp's key is a Secret of yours, its A1 credential a
+    # client-credentials token
+    "xapp-auth-tokens": Case(
+        "xapp", "ranomaly", {"auth": {"issuer": ISSUER, "jwksUrl": JWKS, "apiKey": {"enabled": False}}}
+    ),
+    "rapp-auth-tokens": Case(
+        "rapp",
+        "ranomaly",
+        {
+            "auth": {"issuer": ISSUER, "jwksUrl": JWKS, "apiKey": {"secret": "rapp-api-key", "key": "key"}},
+            "a1Auth": {"tokenUrl": f"{ISSUER}/protocol/openid-connect/token", "clientSecretSecret": "rapp-oauth"},
+        },
+    ),
+    "xapp-auth-off": Case("xapp", "ranomaly", {"auth": {"enabled": False}}),
     "e2sim-standalone": Case("e2sim", "ranomaly", {}),
     "e2sim-ric": Case("e2sim", "ricxapp", {"settings": {"cells": 600, "pace": "accelerated", "periods": 1440}}),
     "e2sim-minimal": Case(
@@ -437,6 +455,11 @@ def test_service_monitor_schema_rejects_mistakes(rendered: dict[str, Render]) ->
         ("rapp", "ranomaly", {"datalayer": {"redisUrl": "http://redis:6379"}}, "must be a redis://, rediss://"),
         ("rapp", "ranomaly", {"a1": {"apiRoot": "A1-P/v2"}}, "a1.apiRoot must start with /"),
         ("rapp", "ranomaly", {"a1": {"baseUrl": "ranomaly-xapp:8080"}}, "a1.baseUrl must be an http:// or https://"),
+        ("xapp", "ranomaly", {"settings": {"auth": "off"}}, "settings.auth is set by the chart: use auth.*"),
+        ("xapp", "ranomaly", {"auth": {"apiKey": {"enabled": False}}}, "needs auth.apiKey.enabled"),
+        ("rapp", "ranomaly", {"auth": {"issuer": ISSUER}}, "auth.issuer needs auth.jwksUrl"),
+        ("rapp", "ranomaly", {"settings": {"a1_token_url": ISSUER}}, "settings.a1_token_url is set by the chart"),
+        ("rapp", "ranomaly", {"a1Auth": {"tokenUrl": ISSUER}}, "a1Auth.tokenUrl needs a1Auth.clientSecretSecret"),
     ],
 )
 def test_chart_refuses_values_that_cannot_work(
@@ -563,7 +586,9 @@ def test_rapp_probes_ports_settings_and_volumes(
     assert pod["enableServiceLinks"] is False
     # history and jobs on the data volume; nothing else writable but /tmp
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    assert set(mounts) == {"/tmp", "/var/lib/ranomaly"}
+    secrets = {path for path in mounts if path.startswith("/var/run/secrets/ranomaly/")}  # credentials, read-only
+    assert set(mounts) - secrets == {"/tmp", "/var/lib/ranomaly"}
+    assert all(m.get("readOnly") for m in container["volumeMounts"] if m["mountPath"] in secrets)
     data = Path("/var/lib/ranomaly")
     assert (settings.history_dir, settings.work_dir) == (data / "history", data / "work")
     (volume,) = [v for v in pod["volumes"] if v["name"] == mounts[str(data)]]
@@ -653,7 +678,7 @@ def test_rapp_ric_profile(rendered: dict[str, Render], monkeypatch: pytest.Monke
     assert settings.redis_url == xapp.redis_url == DBAAS_URL
     assert (settings.a1_base_url, settings.a1_api_root) == (A1_MEDIATOR_URL, "/A1-P/v2")
     assert settings.ric_id == "ric-paris-1"
-    assert not render_.of("Secret") and "env" not in container  # nothing secret to hold
+    assert not _credentials(render_) and "env" not in container  # nothing secret to hold but the API key
     egress = render_.one("NetworkPolicy")["spec"]["egress"]
     ricplt = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ricplt"}}}]
     assert _egress_port(egress, settings.redis_url, 6379) == ricplt
@@ -669,7 +694,7 @@ def test_rapp_ric_profile_with_the_xapps_a1_and_existing_secret(
     assert settings.redis_url == DBAAS_URL  # the DBaaS URL is not a credential: still from the ConfigMap
     assert settings.a1_base_url == "http://ranomaly-xapp.ricxapp:8080"
     assert settings.noc_webhook_url == EXISTING_SECRETS["noc-credentials"]["webhook"]
-    assert not render_.of("Secret")
+    assert not _credentials(render_)
     egress = render_.one("NetworkPolicy")["spec"]["egress"]
     assert _egress_port(egress, settings.a1_base_url, 80) == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ricxapp"}}}
@@ -682,7 +707,7 @@ def test_rapp_external_redis_from_existing_secret(rendered: dict[str, Render], m
     settings, container, _ = _rapp(render_, monkeypatch)
     assert settings.redis_url == EXISTING_SECRETS["rapp-credentials"]["redis-url"]  # with its password
     assert settings.noc_webhook_url is None  # optional key, absent
-    assert not render_.of("Secret") and "s3cret" not in json.dumps(render_.docs) + render_.notes
+    assert not _credentials(render_) and "s3cret" not in json.dumps(render_.docs) + render_.notes
     egress = render_.one("NetworkPolicy")["spec"]["egress"]
     assert _egress_port(egress, settings.redis_url, 6379) == [{"ipBlock": {"cidr": "198.51.100.7/32"}}]
     # a Secret without the Redis URL would leave the pod unstartable: the env check says so
@@ -777,9 +802,10 @@ def test_pods_are_locked_down(rendered: dict[str, Render], name: str) -> None:
 def test_standalone_default(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch) -> None:
     render_ = rendered["xapp-standalone"]
     assert {d["kind"] for d in render_.docs} == {
-        "ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "Service", "ServiceAccount",
+        "ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount",
     }  # fmt: skip
     assert [d["metadata"]["name"] for d in render_.of("Deployment")] == ["ranomaly-xapp"]
+    assert [d["metadata"]["name"] for d in render_.of("Secret")] == ["ranomaly-xapp-api-key"]
     settings = _env(monkeypatch, render_.one("ConfigMap")["data"], XappSettings)
     assert isinstance(settings, XappSettings)
     assert settings.datalayer == "memory" and settings.seed_model_dir is None
@@ -900,3 +926,85 @@ def test_documentation_check_finds_gaps(table: Any) -> None:
     assert table.problems(unknown) == ["@param ghost.value: no such value"]
     stale = values_text.replace("Image pull policy", "How the image is pulled")
     assert any("stale" in problem for problem in table.problems(stale, readme))
+
+# --- authentication -------------------------------------------------------------------------------------------
+
+
+def _credentials(render_: Render) -> list[dict[str, Any]]:
+    """The Secrets a release renders besides its generated API key."""
+    return [s for s in render_.of("Secret") if not s["metadata"]["name"].endswith("-api-key")]
+
+
+def _secret_volume(render_: Render, deployment: str, mount_path: str) -> dict[str, Any] | None:
+    """The Secret volume source a Deployment's container mounts read-only at mount_path, or None."""
+    spec = render_.one("Deployment", deployment)["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    mounts = [m for m in container["volumeMounts"] if m["mountPath"] == mount_path]
+    if not mounts:
+        return None
+    (mount,) = mounts
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    secret: dict[str, Any] = volume["secret"]
+    return secret
+
+
+@pytest.mark.parametrize(("name", "model"), [("xapp-standalone", XappSettings), ("rapp-standalone", RappSettings)])
+def test_the_api_key_is_generated_kept_and_mounted_where_the_app_reads_it(
+    rendered: dict[str, Render], name: str, model: type[BaseSettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default each app takes its API key from a Secret the chart generates once (kept across upgrades and
+    uninstalls), mounted group-readable where the ConfigMap names it."""
+    render_, release = rendered[name], CASES[name].release
+    secret = render_.one("Secret", f"{release}-api-key")
+    assert secret["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert len(base64.b64decode(secret["data"]["api-key"])) == 43
+    settings = _env(monkeypatch, render_.one("ConfigMap", release)["data"], model)
+    assert (settings.auth, settings.auth_issuer) == ("on", None)  # type: ignore[attr-defined]
+    assert settings.auth_api_key_file == Path(API_KEY_DIR) / "api-key"  # type: ignore[attr-defined]
+    assert _secret_volume(render_, release, API_KEY_DIR) == {
+        "secretName": f"{release}-api-key", "defaultMode": 0o440, "items": [{"key": "api-key", "path": "api-key"}]
+    }  # fmt: skip
+
+
+def test_the_rapp_sends_the_xapp_releases_key_on_a1(
+    rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, _, _ = _rapp(rendered["rapp-standalone"], monkeypatch)
+    assert settings.a1_api_key_file == Path(A1_KEY_DIR) / "api-key" and settings.a1_token_url is None
+    xapp_key = rendered["xapp-standalone"].one("Secret", "ranomaly-xapp-api-key")
+    volume = _secret_volume(rendered["rapp-standalone"], "ranomaly-rapp", A1_KEY_DIR)
+    assert volume is not None and volume["secretName"] == xapp_key["metadata"]["name"]
+    assert volume["items"] == [{"key": "api-key", "path": "api-key"}] and volume["optional"] is True
+
+
+def test_tokens_of_an_issuer_and_a_client_credentials_token_on_a1(
+    rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    xapp = rendered["xapp-auth-tokens"]
+    settings = _env(monkeypatch, xapp.one("ConfigMap", "ranomaly-xapp")["data"], XappSettings)
+    assert isinstance(settings, XappSettings)
+    assert (settings.auth_issuer, settings.auth_jwks_url, settings.auth_audience) == (ISSUER, JWKS, "ranomaly-xapp")
+    assert settings.auth_api_key_file is None and not xapp.of("Secret")
+    assert _secret_volume(xapp, "ranomaly-xapp", API_KEY_DIR) is None
+    rapp = rendered["rapp-auth-tokens"]
+    rapp_settings, _, _ = _rapp(rapp, monkeypatch)
+    assert (rapp_settings.auth_issuer, rapp_settings.auth_audience) == (ISSUER, "ranomaly-rapp")
+    assert rapp_settings.a1_token_url == f"{ISSUER}/protocol/openid-connect/token"
+    assert (rapp_settings.a1_client_id, rapp_settings.a1_token_scope) == ("ranomaly-rapp", "ranomaly:policies")
+    assert rapp_settings.a1_client_secret_file == Path(A1_CLIENT_DIR) / "client-secret"
+    client = _secret_volume(rapp, "ranomaly-rapp", A1_CLIENT_DIR)
+    assert client is not None and client["secretName"] == "rapp-oauth"
+    assert client["items"] == [{"key": "client-secret", "path": "client-secret"}]
+    assert _secret_volume(rapp, "ranomaly-rapp", A1_KEY_DIR) is None, "the token instead of the key"
+    own = _secret_volume(rapp, "ranomaly-rapp", API_KEY_DIR)
+    assert own is not None and own["secretName"] == "rapp-api-key"
+    assert own["items"] == [{"key": "key", "path": "api-key"}]
+    assert len(rapp.of("Secret")) == len(_credentials(rapp)), "no API key Secret: the key is yours"
+
+
+def test_auth_off_is_said_in_the_configmap(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch) -> None:
+    render_ = rendered["xapp-auth-off"]
+    settings = _env(monkeypatch, render_.one("ConfigMap", "ranomaly-xapp")["data"], XappSettings)
+    assert isinstance(settings, XappSettings) and settings.auth == "off"
+    assert not render_.of("Secret") and _secret_volume(render_, "ranomaly-xapp", API_KEY_DIR) is None
