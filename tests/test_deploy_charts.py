@@ -649,7 +649,7 @@ def test_rapp_with_its_own_redis_and_monitoring(rendered: dict[str, Render], mon
     assert settings.redis_url == f"redis://ranomaly-rapp-redis:{redis_service['spec']['ports'][0]['port']}/0"
     assert f"--set datalayer.redisUrl={settings.redis_url}" in render_.notes  # how to point the xApp at it
     assert settings.noc_webhook_url == "https://noc.example.net/alertmanager/ranomaly"
-    assert render_.one("Secret")["data"].keys() == {"noc-webhook-url"}
+    assert render_.one("Secret", "ranomaly-rapp")["data"].keys() == {"noc-webhook-url"}
     assert (settings.retrain_every_h, settings.eval_share, settings.collect_batch) == (24.0, 0.2, 500)
     assert settings.noc_receiver == "ranomaly"  # null: the code's default
     # tuples and dicts are JSON in the environment (pydantic-settings decodes complex fields so)
