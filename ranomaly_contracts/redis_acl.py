@@ -9,8 +9,8 @@ and the default user is off: a connection that does not AUTH can run nothing.
 The commands are those the apps' code calls (xapp/datalayer, rapp/collector.py, rapp/registry.py,
 rapp/jobrecord.py, rapp/a1/policies.py, the audit stream); tests/test_redis_acl.py runs those code paths
 as these users against a real redis-server. The e2sim does not use Redis. `ranomaly redis-acl` prints the
-users for given passwords, as an aclfile or as ACL SETUSER commands; the charts render the same rules
-from charts/*/files/redis-acl.json (scripts/chart_redis_acl.py writes it from here).
+users for given passwords, as an aclfile or as ACL SETUSER commands; the charts render the same aclfile
+from charts/*/files/redis-acl.json (`python scripts/chart_redis_acl.py` writes it from `chart_rules()`).
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Any, Literal
 
 from ranomaly_contracts.sdl import PREFIX, SdlKeys, sdl_keys
 
 XAPP_USER = "ranomaly-xapp"
 RAPP_USER = "ranomaly-rapp"
+APP_USERS = {"xapp": XAPP_USER, "rapp": RAPP_USER}
+PASSWORD_SHA256 = "#PASSWORD_SHA256"  # in chart_rules(): where a chart puts the password's hash
 DEFAULT_OFF = "off resetpass resetkeys resetchannels -@all"  # the rules of the default user
 
 Access = Literal["R", "W", "RW"]
@@ -118,14 +120,32 @@ def password_hash(password: str) -> str:
     return "#" + hashlib.sha256(password.encode()).hexdigest()
 
 
+def _line(app: str, hashed: str, *, prefix: str = PREFIX, xapp_seeds: bool = False) -> str:
+    """An app user's whole rules, its password given as `#<sha256>`."""
+    return f"reset on {hashed} {rules(app, prefix=prefix, xapp_seeds=xapp_seeds)}"
+
+
 def users(passwords: Mapping[str, str], *, prefix: str = PREFIX, xapp_seeds: bool = False) -> dict[str, str]:
     """User name -> full rules (the password as its hash), for apps keyed "xapp" / "rapp", then the default user."""
     out = {}
-    for app, name in (("xapp", XAPP_USER), ("rapp", RAPP_USER)):
+    for app, name in APP_USERS.items():
         if app in passwords:
-            out[name] = f"reset on {password_hash(passwords[app])} {rules(app, prefix=prefix, xapp_seeds=xapp_seeds)}"
+            out[name] = _line(app, password_hash(passwords[app]), prefix=prefix, xapp_seeds=xapp_seeds)
     out["default"] = f"reset {DEFAULT_OFF}"
     return out
+
+
+def chart_rules() -> dict[str, Any]:
+    """What the charts' templates build their aclfile from (charts/*/files/redis-acl.json): each app user's
+    rules with PASSWORD_SHA256 where its password's hash goes (`seedLine`: the xApp with a seed model), and the
+    default user's."""
+    app_users = []
+    for app, name in APP_USERS.items():
+        user = {"app": app, "name": name, "line": _line(app, PASSWORD_SHA256)}
+        if app == "xapp":
+            user["seedLine"] = _line(app, PASSWORD_SHA256, xapp_seeds=True)
+        app_users.append(user)
+    return {"users": app_users, "default": f"reset {DEFAULT_OFF}"}
 
 
 def aclfile(users_rules: Mapping[str, str]) -> str:

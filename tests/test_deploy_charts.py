@@ -33,6 +33,7 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from e2sim.settings import SimSettings
+from ranomaly_contracts.redis_acl import RAPP_USER, XAPP_USER, aclfile, chart_rules, users
 from rapp.settings import RappSettings
 from xapp.settings import XappSettings
 
@@ -40,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHARTS = ROOT / "charts"
 KUBE_VERSIONS = ("1.28", "1.29", "1.30", "1.31", "1.32")
 DBAAS_URL = "redis://service-ricplt-dbaas-tcp.ricplt:6379/0"
+REDIS_PASSWORD_DIR = "/var/run/secrets/ranomaly/redis"  # where an app's Redis ACL password is mounted
 RIC_CELLS = ["paris-1-c1=gnb_208_092_00000a01/20892/0x00a010001", "paris-1-c2=gnb_208_092_00000a01/20892/0x00a010002"]
 SEED = {"volume": {"configMap": {"name": "ranomaly-seed-model"}}, "mountPath": "/models/seed"}
 A1_MEDIATOR_URL = "http://service-ricplt-a1mediator-http.ricplt:10000"
@@ -137,13 +139,13 @@ CASES = {
             },
         },
     ),
-    # a Redis elsewhere with a password, in a Secret of yours
+    # a Redis elsewhere with a password in its URL (no ACL user), in a Secret of yours
     "rapp-external-secret": Case(
         "rapp",
         "ranomaly",
         {
             "credentials": {"existingSecret": "rapp-credentials"},
-            "datalayer": {"redisUrl": "redis://redis.example.net:6380/2"},
+            "datalayer": {"redisUrl": "redis://redis.example.net:6380/2", "redisUsername": ""},
             "networkPolicy": {"redisPeers": [{"ipBlock": {"cidr": "198.51.100.7/32"}}]},
         },
     ),
@@ -926,6 +928,106 @@ def test_documentation_check_finds_gaps(table: Any) -> None:
     assert table.problems(unknown) == ["@param ghost.value: no such value"]
     stale = values_text.replace("Image pull policy", "How the image is pulled")
     assert any("stale" in problem for problem in table.problems(stale, readme))
+
+
+# --- Redis ACL users ------------------------------------------------------------------------------------------
+
+
+def _secret_data(secret: dict[str, Any]) -> dict[str, str]:
+    return {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+
+
+def _password_source(render_: Render, deployment: str) -> tuple[str, str] | None:
+    """(Secret, key) of the password file the app's pod mounts at REDIS_PASSWORD_DIR/password, or None."""
+    spec = render_.one("Deployment", deployment)["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    mounts = {m["name"]: m for m in container["volumeMounts"] if m["mountPath"] == REDIS_PASSWORD_DIR}
+    if not mounts:
+        return None
+    ((name, mount),) = mounts.items()
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in spec["volumes"] if v["name"] == name]
+    (item,) = volume["secret"]["items"]
+    assert item["path"] == "password"
+    return volume["secret"]["secretName"], item["key"]
+
+
+@pytest.mark.parametrize(
+    ("name", "app", "seeds"),
+    [("xapp-standalone-redis-monitoring", "xapp", True), ("rapp-standalone-redis-monitoring", "rapp", False)],
+)
+def test_own_redis_runs_the_generated_aclfile_and_each_app_signs_in_as_its_user(
+    rendered: dict[str, Render], name: str, app: str, seeds: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chart's Redis loads the aclfile from the release's Secret: the very text `ranomaly redis-acl` prints
+    for the Secret's passwords (one source, ranomaly_contracts.redis_acl), the default user off; the app reads
+    its user from the ConfigMap and its password from the Secret."""
+    render_ = rendered[name]
+    release = CASES[name].release
+    data = _secret_data(render_.one("Secret", f"{release}-redis"))
+    passwords = {"xapp": data["xapp-password"], "rapp": data["rapp-password"]}
+    assert all(len(password) == 32 for password in passwords.values()) and len(set(passwords.values())) == 2
+    assert data["aclfile"] == aclfile(users(passwords, xapp_seeds=seeds))  # the xApp case has a seed model
+    assert "user default reset off" in data["aclfile"] and passwords["xapp"] not in data["aclfile"]
+    redis_spec = render_.one("Deployment", f"{release}-redis")["spec"]["template"]["spec"]
+    (server,) = redis_spec["containers"]
+    args = server["args"]
+    assert args[args.index("--aclfile") + 1] == "/etc/redis/acl/users.acl"
+    (mount,) = [m for m in server["volumeMounts"] if m["mountPath"] == "/etc/redis/acl"]
+    (volume,) = [v for v in redis_spec["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == f"{release}-redis"
+    assert volume["secret"]["items"] == [{"key": "aclfile", "path": "users.acl"}]
+    assert _password_source(render_, release) == (f"{release}-redis", f"{app}-password")
+    model = XappSettings if app == "xapp" else RappSettings
+    settings = _env(monkeypatch, render_.one("ConfigMap", release)["data"], model)
+    assert settings.redis_username == (XAPP_USER if app == "xapp" else RAPP_USER)  # type: ignore[attr-defined]
+    assert settings.redis_password_file == Path(REDIS_PASSWORD_DIR) / "password"  # type: ignore[attr-defined]
+
+
+def test_the_rapp_signs_in_to_the_xapp_charts_redis(
+    rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default the rApp takes its user's password from the Secret the xApp chart's Redis (release
+    ranomaly-xapp, redis.enabled) holds its aclfile in."""
+    settings, _, _ = _rapp(rendered["rapp-standalone"], monkeypatch)
+    assert settings.redis_username == RAPP_USER
+    secret, key = _password_source(rendered["rapp-standalone"], "ranomaly-rapp") or ("", "")
+    assert key in _secret_data(rendered["xapp-standalone-redis-monitoring"].one("Secret", secret))
+
+
+@pytest.mark.parametrize("name", ["xapp-standalone", "xapp-ric", "rapp-ric", "rapp-external-secret"])
+def test_no_acl_user_where_the_chart_does_not_run_the_redis(rendered: dict[str, Render], name: str) -> None:
+    render_ = rendered[name]
+    config = render_.one("ConfigMap", CASES[name].release)["data"]
+    assert not any(key.endswith("_REDIS_USERNAME") or key.endswith("_REDIS_PASSWORD_FILE") for key in config)
+    assert _password_source(render_, CASES[name].release) is None
+
+
+def test_an_existing_secret_replaces_the_generated_one() -> None:
+    values = {"redis": {"enabled": True, "auth": {"existingSecret": "my-redis-acl"}}}
+    render_ = render(CHARTS / "xapp", Case("xapp", "ranomaly", values))
+    assert not [secret for secret in render_.of("Secret") if secret["metadata"]["name"] == "ranomaly-xapp-redis"]
+    (volume,) = [v for v in render_.one("Deployment", "ranomaly-xapp-redis")["spec"]["template"]["spec"]["volumes"]
+                 if v["name"] == "acl"]  # fmt: skip
+    assert volume["secret"]["secretName"] == "my-redis-acl"
+    assert _password_source(render_, "ranomaly-xapp") == ("my-redis-acl", "xapp-password")
+
+
+def test_an_xapp_on_the_rapp_charts_redis_names_its_user() -> None:
+    values = {"datalayer": {"backend": "redis", "redisUrl": "redis://ranomaly-rapp-redis:6379/0",
+                            "redisUsername": XAPP_USER, "redisPasswordSecret": "ranomaly-rapp-redis"}}  # fmt: skip
+    render_ = render(CHARTS / "xapp", Case("xapp", "ranomaly", values))
+    assert render_.one("ConfigMap")["data"]["RANOMALY_XAPP_REDIS_USERNAME"] == XAPP_USER
+    assert _password_source(render_, "ranomaly-xapp") == ("ranomaly-rapp-redis", "xapp-password")
+    notes = render(CHARTS / "rapp", Case("rapp", "ranomaly", {"redis": {"enabled": True}})).notes
+    assert f"--set datalayer.redisUsername={XAPP_USER} --set datalayer.redisPasswordSecret=ranomaly-rapp-redis" in notes
+
+
+@pytest.mark.parametrize("chart", ["xapp", "rapp"])
+def test_the_charts_acl_rules_are_generated_from_the_data_layer_contract(chart: str) -> None:
+    """charts/*/files/redis-acl.json is what ranomaly_contracts.redis_acl says: python scripts/chart_redis_acl.py."""
+    assert json.loads((CHARTS / chart / "files" / "redis-acl.json").read_text()) == chart_rules()
+
 
 # --- authentication -------------------------------------------------------------------------------------------
 

@@ -221,3 +221,33 @@ httpGet:
   {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* The Redis ACL users (docs/security.md): the Secret with the aclfile and the passwords, and the aclfile the
+chart writes into it (dict "Files" .Files "passwords" (dict "xapp" PW "rapp" PW) "seeds" BOOL), from
+files/redis-acl.json, which scripts/chart_redis_acl.py writes from ranomaly_contracts.redis_acl. */}}
+{{- define "ranomaly-rapp.redis.secretName" -}}
+{{- default (include "ranomaly-rapp.redis.fullname" .) .Values.redis.auth.existingSecret }}
+{{- end }}
+
+{{- define "ranomaly-rapp.redis.aclfile" -}}
+{{- $acl := .Files.Get "files/redis-acl.json" | fromJson }}
+{{- range $user := $acl.users }}
+{{- $line := ternary $user.seedLine $user.line (and $.seeds (hasKey $user "seedLine")) }}
+{{- printf "user %s %s\n" $user.name (replace "#PASSWORD_SHA256" (printf "#%s" (sha256sum (index $.passwords $user.app))) $line) }}
+{{- end }}
+{{- printf "user default %s\n" $acl.default }}
+{{- end }}
+
+{{/* The rApp's Redis credentials: its ACL user and the Secret key of its password, as YAML (empty: none). */}}
+{{- define "ranomaly-rapp.redisAuth" -}}
+{{- $mode := include "ranomaly-rapp.redisMode" . }}
+{{- if eq $mode "own" }}
+username: ranomaly-rapp
+secret: {{ include "ranomaly-rapp.redis.secretName" . }}
+key: rapp-password
+{{- else if and (eq $mode "external") .Values.datalayer.redisUsername .Values.datalayer.redisPasswordSecret }}
+username: {{ .Values.datalayer.redisUsername }}
+secret: {{ .Values.datalayer.redisPasswordSecret }}
+key: {{ .Values.datalayer.redisPasswordKey }}
+{{- end }}
+{{- end }}

@@ -180,3 +180,32 @@ httpGet:
   {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* The Redis ACL users (docs/security.md): the Secret with the aclfile and the passwords, and the aclfile the
+chart writes into it (dict "Files" .Files "passwords" (dict "xapp" PW "rapp" PW) "seeds" BOOL), from
+files/redis-acl.json, which scripts/chart_redis_acl.py writes from ranomaly_contracts.redis_acl. */}}
+{{- define "ranomaly-xapp.redis.secretName" -}}
+{{- default (include "ranomaly-xapp.redis.fullname" .) .Values.redis.auth.existingSecret }}
+{{- end }}
+
+{{- define "ranomaly-xapp.redis.aclfile" -}}
+{{- $acl := .Files.Get "files/redis-acl.json" | fromJson }}
+{{- range $user := $acl.users }}
+{{- $line := ternary $user.seedLine $user.line (and $.seeds (hasKey $user "seedLine")) }}
+{{- printf "user %s %s\n" $user.name (replace "#PASSWORD_SHA256" (printf "#%s" (sha256sum (index $.passwords $user.app))) $line) }}
+{{- end }}
+{{- printf "user default %s\n" $acl.default }}
+{{- end }}
+
+{{/* The xApp's Redis credentials: its ACL user and the Secret key of its password, as YAML (empty: none). */}}
+{{- define "ranomaly-xapp.redisAuth" -}}
+{{- if and .Values.redis.enabled (not .Values.ric.enabled) }}
+username: ranomaly-xapp
+secret: {{ include "ranomaly-xapp.redis.secretName" . }}
+key: xapp-password
+{{- else if and .Values.datalayer.redisUsername .Values.datalayer.redisPasswordSecret (eq (include "ranomaly-xapp.datalayer" .) "redis") }}
+username: {{ .Values.datalayer.redisUsername }}
+secret: {{ .Values.datalayer.redisPasswordSecret }}
+key: {{ .Values.datalayer.redisPasswordKey }}
+{{- end }}
+{{- end }}
