@@ -111,7 +111,8 @@ async def test_the_xapp_and_the_rapp_speak_tls_on_every_hop(
         xapp = XappService(settings)
         running = asyncio.create_task(xapp.run())
         try:
-            await xapp.scoring.wait()
+            await until(lambda: xapp.scoring.is_set() or running.done(), "the xApp scoring", 60)
+            assert not running.done(), f"the xApp stopped: {running.exception()!r}"
             engine = xapp.engine
             assert engine is not None
             await until(lambda: engine.scored_rows >= 6 * 3, "indications over E2 mutual TLS scored")
