@@ -4,6 +4,7 @@ refused outside its keys and commands; the default user can do nothing; every da
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -39,6 +40,7 @@ from xapp.datalayer.base import DataLayerUnavailable
 from xapp.datalayer.redis import RedisDataLayer
 from xapp.settings import XappSettings
 
+ROOT = Path(__file__).resolve().parent.parent
 PASSWORDS = {"xapp": "xapp-secret", "rapp": "rapp-secret"}
 SEEDER = "xapp-seeder"  # the xApp's rules with a seed model, under a user of its own
 KEYS = sdl_keys()
@@ -265,3 +267,36 @@ def test_settings_refuse_credentials_that_cannot_work(tmp_path: Path) -> None:
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(ValueError, match="is empty"):
         XappSettings(redis_password_file=tmp_path / "empty").redis_auth()
+
+
+def _commands_called(folder: str) -> dict[str, set[str]]:
+    """ACL command name -> modules, for every redis-py command method that the modules of a folder importing
+    redis call on a Redis client or pipeline (named _client, _redis, redis or pipe, as this code names them)."""
+    defined_in = {
+        name: getattr(getattr(aioredis.Redis, name), "__module__", None) or "" for name in dir(aioredis.Redis)
+    }
+    methods = {name for name, module in defined_in.items() if module.startswith("redis.commands")}
+    methods |= {"watch", "unwatch"}  # pipeline methods that send a command
+    aliases = {"incr": "incrby", "decr": "decrby"}  # redis-py sends these
+    called: dict[str, set[str]] = {}
+    for module in (ROOT / folder).rglob("*.py"):
+        text = module.read_text()
+        if not re.search(r"^(import|from) redis\b", text, flags=re.MULTILINE):
+            continue
+        for name in re.findall(r"\b(?:self\.)?(?:_client|_redis|redis|pipe)\.([a-z_]+)\(", text):
+            if name in methods:
+                called.setdefault(aliases.get(name, name.replace("_", "|")), set()).add(module.name)
+    return called
+
+
+@pytest.mark.parametrize(
+    ("folder", "apps"), [("xapp", ["xapp"]), ("rapp", ["rapp"]), ("ranomaly_contracts", ["xapp", "rapp"])]
+)
+def test_every_command_the_code_calls_is_granted(folder: str, apps: list[str]) -> None:
+    """A Redis command that an app's code starts to call fails here until its user is granted it (on the right
+    keys: the tests above run the code paths)."""
+    called = _commands_called(folder)
+    assert "xadd" in called or "hset" in called  # the scan sees the calls
+    for app in apps:
+        granted = set(re.findall(r"\+([a-z|]+)", rules(app, xapp_seeds=True)))
+        assert {command: sorted(where) for command, where in called.items() if command not in granted} == {}, app
