@@ -236,7 +236,7 @@ def test_multi_stage_slim_runtime_non_root(name: str) -> None:
     steps = instructions(ROOT / name)
     froms = [args for word, args in steps if word == "FROM"]
     assert len(froms) == 2 and " AS " in froms[0].upper()
-    assert re.fullmatch(r"python:3\.11-slim(-\w+)?@sha256:[0-9a-f]{64}", froms[1])
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?@sha256:[0-9a-f]{64}", froms[1])
     users = [args for word, args in final_stage(ROOT / name) if word == "USER"]
     assert users, "the runtime stage sets no USER"
     uid, _, gid = users[-1].partition(":")
