@@ -33,7 +33,8 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from e2sim.settings import SimSettings
-from ranomaly_contracts.redis_acl import RAPP_USER, XAPP_USER, aclfile, chart_rules, users
+from ranomaly.cli import main
+from ranomaly_contracts.redis_acl import RAPP_USER, XAPP_USER, chart_rules
 from rapp.settings import RappSettings
 from xapp.settings import XappSettings
 
@@ -957,7 +958,13 @@ def _password_source(render_: Render, deployment: str) -> tuple[str, str] | None
     [("xapp-standalone-redis-monitoring", "xapp", True), ("rapp-standalone-redis-monitoring", "rapp", False)],
 )
 def test_own_redis_runs_the_generated_aclfile_and_each_app_signs_in_as_its_user(
-    rendered: dict[str, Render], name: str, app: str, seeds: bool, monkeypatch: pytest.MonkeyPatch
+    rendered: dict[str, Render],
+    name: str,
+    app: str,
+    seeds: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The chart's Redis loads the aclfile from the release's Secret: the very text `ranomaly redis-acl` prints
     for the Secret's passwords (one source, ranomaly_contracts.redis_acl), the default user off; the app reads
@@ -967,7 +974,12 @@ def test_own_redis_runs_the_generated_aclfile_and_each_app_signs_in_as_its_user(
     data = _secret_data(render_.one("Secret", f"{release}-redis"))
     passwords = {"xapp": data["xapp-password"], "rapp": data["rapp-password"]}
     assert all(len(password) == 32 for password in passwords.values()) and len(set(passwords.values())) == 2
-    assert data["aclfile"] == aclfile(users(passwords, xapp_seeds=seeds))  # the xApp case has a seed model
+    argv = ["redis-acl", *(["--xapp-seeds"] if seeds else [])]  # the xApp case has a seed model
+    for each, password in passwords.items():
+        (tmp_path / each).write_text(password)
+        argv += [f"--{each}-password-file", str(tmp_path / each)]
+    assert main(argv) == 0
+    assert data["aclfile"] == capsys.readouterr().out
     assert "user default reset off" in data["aclfile"] and passwords["xapp"] not in data["aclfile"]
     redis_spec = render_.one("Deployment", f"{release}-redis")["spec"]["template"]["spec"]
     (server,) = redis_spec["containers"]
