@@ -132,6 +132,7 @@ class RappService:
         self.near_rt_available = False
         self._counted: dict[Counter, int] = {}  # what counters fed from running totals hold
         self.http_port: int | None = None
+        self.health_port: int | None = None  # with settings.health_port: where health and metrics listen
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
 
@@ -166,6 +167,18 @@ class RappService:
         app.include_router(reports_router(self.reporter, self.guard))
         app.include_router(console_api_router(self.console, guard_reader(self.guard), guard_writer(self.guard)))
         mount_console(app, self.console, self.sessions)
+        if self.settings.health_port is None:
+            self._health_routes(app)
+        return app
+
+    def health_app(self) -> FastAPI:
+        """/healthz, /readyz and /metrics alone, for their own port (open: no credential)."""
+        app = FastAPI(title="RANomaly rApp health", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
+        self._health_routes(app)
+        return app
+
+    def _health_routes(self, app: FastAPI) -> None:
+        """/healthz, /readyz and /metrics on `app`."""
 
         @app.get("/healthz", tags=["health"])
         async def healthz() -> JSONResponse:
@@ -189,8 +202,6 @@ class RappService:
             for state in ("queued", "running", "succeeded", "rejected", "failed"):
                 self.metrics.jobs.labels(state=state).set(counts.get(state, 0))
             return Response(generate_latest(self.metrics.registry), media_type="text/plain; version=0.0.4")
-
-        return app
 
     def _advance(self, counter: Counter, total: int) -> None:
         """Bring a counter fed from a running total up to it."""
@@ -232,15 +243,17 @@ class RappService:
         config = uvicorn.Config(self.app(), host=self.settings.http_host, port=self.settings.port,
                                 log_level="warning", lifespan="off", access_log=False, **self._ssl)  # fmt: skip
         server = uvicorn.Server(config)
-        http = asyncio.create_task(server.serve(), name="http")
+        servers = [(server, asyncio.create_task(server.serve(), name="http"))]
         try:
-            while not server.started:
-                if http.done():
-                    http.result()
-                await asyncio.sleep(0.01)
-            self.http_port = int(server.servers[0].sockets[0].getsockname()[1])
+            self.http_port = await _listening(*servers[0])
+            if self.settings.health_port is not None:
+                health = uvicorn.Server(uvicorn.Config(self.health_app(), host=self.settings.http_host,
+                                                       port=self.settings.health_port, log_level="warning",
+                                                       lifespan="off", access_log=False))  # fmt: skip
+                servers.append((health, asyncio.create_task(health.serve(), name="health")))
+                self.health_port = await _listening(*servers[1])
             self.started.set()
-            log.info("rapp_listening", port=self.http_port)
+            log.info("rapp_listening", port=self.http_port, health_port=self.health_port)
             workers = [
                 asyncio.create_task(self.collector.run(self._stop), name="collector"),
                 asyncio.create_task(self.jobs.run(), name="jobs"),
@@ -261,9 +274,10 @@ class RappService:
                 if self.notifier is not None:
                     await self.notifier.close()
         finally:
-            server.should_exit = True
-            with contextlib.suppress(Exception):
-                await http
+            for running, serving in servers:
+                running.should_exit = True
+                with contextlib.suppress(Exception):
+                    await serving
             await self.a1.close()
             await self.redis.aclose()
 
@@ -313,3 +327,12 @@ class RappService:
                     self.metrics.a1_sync_failures.labels(policytype_id=policytype_id).inc()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.settings.a1_sync_interval_s)
+
+
+async def _listening(server: uvicorn.Server, serving: asyncio.Task[None]) -> int:
+    """Wait until a server listens (a failed start raised); its port."""
+    while not server.started:
+        if serving.done():
+            serving.result()
+        await asyncio.sleep(0.01)
+    return int(server.servers[0].sockets[0].getsockname()[1])

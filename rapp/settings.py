@@ -33,6 +33,7 @@ class RappSettings(BaseSettings):
     auth_public_key_file: Path | None = None  # or one PEM public key
     auth_leeway_s: float = Field(30.0, ge=0)  # clock skew allowed on exp/nbf/iat
     auth_api_key_file: Path | None = None
+    health_port: int | None = Field(None, ge=0, le=65535)  # set: /healthz, /readyz, /metrics there alone (plain HTTP)
     # the rApp's own credential for the Near-RT A1-P endpoint: a client-credentials token when a1_token_url is
     # set, else the xApp's API key from a1_api_key_file (None: no credential sent)
     a1_api_key_file: Path | None = None

@@ -259,3 +259,29 @@ def test_auth_off_needs_saying_and_warns_at_every_start(tmp_path: Path) -> None:
     assert not (tmp_path / "api-key").exists(), "no key is made while auth is off"
     with pytest.raises(ValueError, match="need auth_issuer"):
         build_guard(XappSettings(auth_jwks_url="http://127.0.0.1:1/jwks").auth_settings(), "xapp")
+
+
+async def test_health_and_metrics_move_to_a_port_of_their_own_and_stay_open(redis_url: str, tmp_path: Path) -> None:
+    xapp = Running(XappService(XappSettings(e2_targets=[f"127.0.0.1:{free_port()}"], http_host="127.0.0.1", a1_port=0,
+                                            health_port=0), MemoryDataLayer()))  # fmt: skip
+    rapp = RappService(RappSettings(redis_url=redis_url, http_host="127.0.0.1", port=0, health_port=0,
+                                    a1_base_url=f"http://127.0.0.1:{free_port()}", a1_retries=0,
+                                    report_summaries=False), prefix=f"test-{uuid.uuid4().hex[:8]}")  # fmt: skip
+    task = asyncio.create_task(rapp.run())
+    try:
+        await xapp.service.started.wait()
+        await rapp.started.wait()
+        apps = [(xapp.service.http_port, xapp.service.http.health_port, "/A1-P/v2/policytypes"),
+                (rapp.http_port, rapp.health_port, "/a1-policy/v2/policies")]  # fmt: skip
+        async with httpx.AsyncClient(timeout=10) as client:
+            for main, health, guarded in apps:
+                assert health is not None and health != main
+                for path in ("/healthz", "/readyz", "/metrics"):
+                    assert (await client.get(f"http://127.0.0.1:{health}{path}")).status_code in (200, 503), path
+                    assert (await client.get(f"http://127.0.0.1:{main}{path}")).status_code == 404, path
+                assert (await client.get(f"http://127.0.0.1:{health}{guarded}")).status_code == 404
+                assert (await client.get(f"http://127.0.0.1:{main}{guarded}")).status_code == 401
+    finally:
+        rapp.stop()
+        await asyncio.wait_for(task, 20)
+        await xapp.stop()

@@ -27,7 +27,7 @@ from xapp.e2client import Backoff, Subscription, follow
 from xapp.enforcement import StorePolicies
 from xapp.engine import Engine, HotPathTuning
 from xapp.errors import ModelLoadError, XappError
-from xapp.http import http_app
+from xapp.http import health_app, http_app
 from xapp.httpthread import A1RmrOnThread, HttpThread, call_on_loop
 from xapp.intake import IntakeLimits
 from xapp.looplag import watch_loop_lag
@@ -106,7 +106,8 @@ class XappService:
         a1_store = PolicyStore(a1_data)  # the A1 handler's, on the HTTP thread
         self.a1 = A1Handler(a1_store, enforcement=self.store)
         self.http = HttpThread(
-            lambda: http_app(self), a1_store, a1_data, settings.http_host, settings.a1_port, settings.http_tls()
+            lambda: http_app(self), a1_store, a1_data, settings.http_host, settings.a1_port, settings.http_tls(),
+            None if settings.health_port is None else (lambda: health_app(self), settings.health_port),
         )  # fmt: skip
         self._health: tuple[float, dict[str, Any]] = (time.monotonic(), {})
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -144,7 +145,8 @@ class XappService:
         try:
             self.http_port = await self.http.listening()
             self.started.set()
-            log.info("http_listening", host=self.settings.http_host, port=self.http_port)
+            log.info("http_listening", host=self.settings.http_host, port=self.http_port,
+                     health_port=self.http.health_port)  # fmt: skip
             await self._load_policies()
             tasks.append(asyncio.create_task(self._follow_policies(), name="a1 changes"))
             if self.settings.transport == "rmr":

@@ -1,4 +1,5 @@
-"""The xApp's HTTP server: A1-P (O-RAN SC flavour) under /A1-P/v2, /healthz, /readyz and /metrics.
+"""The xApp's HTTP server: A1-P (O-RAN SC flavour) under /A1-P/v2, /healthz, /readyz and /metrics (on a port of
+their own, `health_app`, when `health_port` is set).
 
 It runs on its own thread (`xapp.httpthread`): health and the gauges are snapshots the scoring loop takes
 when asked (or its last one, when it does not answer within a bound); nothing here touches the engine.
@@ -30,6 +31,20 @@ def http_app(service: XappService) -> FastAPI:
         from xapp.ric.submgr import notification_router
 
         app.include_router(notification_router(service.on_subscription_notification))
+    if service.settings.health_port is None:
+        _health_routes(app, service)
+    return app
+
+
+def health_app(service: XappService) -> FastAPI:
+    """/healthz, /readyz and /metrics alone, for their own port (open: no credential)."""
+    app = FastAPI(title="RANomaly xApp health", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
+    _health_routes(app, service)
+    return app
+
+
+def _health_routes(app: FastAPI, service: XappService) -> None:
+    """/healthz, /readyz and /metrics on `app`."""
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
@@ -47,5 +62,3 @@ def http_app(service: XappService) -> FastAPI:
         """Prometheus metrics."""
         await service.current_health()  # the gauges are refreshed with it
         return Response(service.metrics.render(), media_type=_PROMETHEUS)
-
-    return app

@@ -100,8 +100,9 @@ class HttpThread:
     """Serves the application `build_app()` makes on host:port from a daemon thread.
 
     `store` is the A1 handler's store over `data` (this thread's data-layer handle): the thread loads it and
-    keeps it in step with the change stream. With `tls` it serves HTTPS (mutual TLS with a client CA).
-    start(), then `await listening()`; `stop()` and `await join()`.
+    keeps it in step with the change stream. With `tls` it serves HTTPS (mutual TLS with a client CA). With
+    `health` (an app and a port), that app is served too, on plain HTTP, once the main one listens (its port:
+    `health_port`). start(), then `await listening()`; `stop()` and `await join()`.
     """
 
     def __init__(
@@ -112,8 +113,11 @@ class HttpThread:
         host: str,
         port: int,
         tls: ServerTls | None = None,
+        health: tuple[Callable[[], FastAPI], int] | None = None,
     ) -> None:
         self._build_app = build_app
+        self._health = health
+        self.health_port: int | None = None
         self._ssl = uvicorn_ssl(tls)  # the files read now: a TLS mistake stops the start, naming the file
         self.store = store
         self._data = data
@@ -186,12 +190,34 @@ class HttpThread:
                     raise XappError(f"the HTTP server on port {self._port} did not start")
                 await asyncio.sleep(0.01)
             self.port = int(server.servers[0].sockets[0].getsockname()[1])
+            health = await self._serve_health()
             self._listening.set()
-            await serving
+            try:
+                await serving
+            finally:
+                if health is not None:
+                    health[0].should_exit = True
+                    await asyncio.gather(health[1], return_exceptions=True)
         finally:
             following.cancel()
             await asyncio.gather(following, return_exceptions=True)
             await self._data.release()
+
+    async def _serve_health(self) -> tuple[uvicorn.Server, asyncio.Task[None]] | None:
+        """Start the health app's server, if there is one, and wait until it listens."""
+        if self._health is None:
+            return None
+        build, port = self._health
+        server = uvicorn.Server(uvicorn.Config(build(), host=self._host, port=port, log_level="warning",
+                                               lifespan="off", access_log=False))  # fmt: skip
+        serving = asyncio.create_task(server.serve(), name="health")
+        while not server.started:
+            if serving.done():
+                serving.result()
+                raise XappError(f"the health server on port {port} did not start")
+            await asyncio.sleep(0.01)
+        self.health_port = int(server.servers[0].sockets[0].getsockname()[1])
+        return server, serving
 
     async def _follow(self) -> None:
         """Load this thread's store, then apply other writers' changes (other replicas) every tick."""

@@ -90,17 +90,18 @@ class XappSettings(BaseSettings):
     auth_public_key_file: Path | None = None  # or one PEM public key
     auth_leeway_s: float = Field(30.0, ge=0)  # clock skew allowed on exp/nbf/iat
     auth_api_key_file: Path | None = None
+    health_port: int | None = Field(None, ge=0, le=65535)  # set: /healthz, /readyz, /metrics there alone (plain HTTP)
     # --- end of authentication (auth_settings() below) ---
 
     # shared data layer
     datalayer: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    verdict_buffer: int = Field(4096, ge=1)
-    incident_buffer: int = Field(100_000, ge=1)
     # --- Redis ACL user (ranomaly_contracts.redis_acl, docs/security.md): the charts' is ranomaly-xapp ---
     redis_username: str | None = None  # None: the default user (or the URL's)
     redis_password_file: Path | None = None  # the user's password, read at start
     # --- end of Redis ACL user (redis_auth() below) ---
+    verdict_buffer: int = Field(4096, ge=1)
+    incident_buffer: int = Field(100_000, ge=1)
     kpm_buffer: int = Field(4096, ge=1)
     # bytes of memory per stream; each stream's entry limit is this over its measured mean entry size
     verdict_stream_bytes: int = Field(DEFAULT_VERDICT_STREAM_BYTES, ge=1)
