@@ -81,6 +81,7 @@ async def test_retrain_promote_push_and_the_xapp_scores_the_new_version_then_rol
             rolled = await wait_job(get, back.json()["id"], timeout_s=60)
             assert rolled["state"] == "succeeded", rolled["log"]
             assert engine.model.version == "t1"
+            assert await xapp.service.trust.newest() == (2, "t1"), "the rollback is a newer signed promotion"
     finally:
         rapp.stop()
         await asyncio.wait_for(rapp_task, 30)
