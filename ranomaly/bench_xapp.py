@@ -17,6 +17,7 @@ import asyncio
 import gc
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ import numpy as np
 import structlog
 
 from models.artifact import Artifact
+from models.signing import generate_key_pair, load_signing_key, sign_folder
 from models.trivial import parsed_trivial
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.measurements import value_bounds
@@ -230,6 +232,14 @@ def memory(folder: Path, low: int = 1_000, high: int = 10_000) -> dict[str, Any]
     return {"cells": [low, high], "rss_bytes": rss, "bytes_per_cell": per_cell, "target_bytes_per_cell": 4096}
 
 
+def signed_copy(model: Path, scratch: Path) -> tuple[Path, Path]:
+    """A copy of an artifact folder signed with a key pair made for this run: (the copy, its public key)."""
+    copy = Path(shutil.copytree(model, scratch / "model"))
+    private, public = generate_key_pair(scratch / "keys")
+    sign_folder(load_signing_key(private), copy)
+    return copy, public
+
+
 async def _end_to_end(model: Path, cells: int, period_ms: int, seconds: float, redis_url: str) -> dict[str, Any]:
     from ranomaly.redis_process import free_port
     from xapp.app import XappService
@@ -242,8 +252,11 @@ async def _end_to_end(model: Path, cells: int, period_ms: int, seconds: float, r
          "--port", str(port), "--pace", "realtime"],
     )  # fmt: skip
     layer = RedisDataLayer(redis_url, prefix=f"bench-{port}")
+    scratch = Path(tempfile.mkdtemp(prefix="ranomaly-bench-"))
+    seed, trusted = signed_copy(model, scratch)
     settings = XappSettings(e2_targets=[f"127.0.0.1:{port}"], http_host="127.0.0.1", a1_port=0, period_ms=period_ms,
-                            seed_model_dir=model, max_indications_per_message=64)  # fmt: skip
+                            seed_model_dir=seed, trusted_model_keys=[trusted],
+                            max_indications_per_message=64)  # fmt: skip
     service = XappService(settings, layer)
     task = asyncio.create_task(service.run())
     try:
@@ -271,6 +284,7 @@ async def _end_to_end(model: Path, cells: int, period_ms: int, seconds: float, r
         await task
         sim.terminate()
         sim.wait(10)
+        shutil.rmtree(scratch, ignore_errors=True)
     reader = RedisDataLayer(redis_url, prefix=f"bench-{port}")
     await reader.start()
     latencies = []

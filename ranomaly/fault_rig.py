@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.artifact import write_artifact
+from models.signing import SIGNATURE_FILE, ensure_key_pair, load_signing_key, sign_folder
 from models.trivial import trivial_artifact
 from ranomaly.redis_process import free_port
 from ranomaly_contracts.auth.apikey import read_api_key
@@ -38,18 +39,28 @@ from ranomaly_contracts.sdl import FIELD_DATA, decode_kpm, decode_verdicts, sdl_
 MEASUREMENTS = ("RRU.PrbUsedDl", "RRU.PrbUsedUl", "RRC.ConnMean", "MM.HoExeInterReq")
 START_S = 60.0  # for a process to answer
 STOP_S = 20.0  # for a process to stop after SIGTERM before its group is killed
+SIGNING_FOLDER = "model-signing"  # in the work folder: the rig's model signing key pair
 
 
 class RowFailed(Exception):
     """A row could not be run to its end (a part did not start, a wait ran out): the row does not hold."""
 
 
+def signing_keys(work: Path) -> tuple[Path, Path]:
+    """The rig's model signing key pair (private, public), made on first use in the work folder: its models and
+    rApps sign with it, its xApps trust it."""
+    return ensure_key_pair(work / SIGNING_FOLDER)
+
+
 def model_folder(root: Path, period_ms: int, version: str) -> Path:
-    """A trivial detector (xapp tests' model: cheap, scores jumps) for MEASUREMENTS at this period."""
+    """A trivial detector (xapp tests' model: cheap, scores jumps) for MEASUREMENTS at this period, signed with
+    the rig's key (promotion counter 0, as a seed) that the folder above `root` holds."""
     folder = root / f"{version}"
     if not (folder / "manifest.json").exists():
         fields, onnx = trivial_artifact(MEASUREMENTS, period_ms / 1000, version=version, warmup_periods=2)
         write_artifact(folder, onnx, fields)
+    if not (folder / SIGNATURE_FILE).exists():
+        sign_folder(load_signing_key(signing_keys(root.parent)[0]), folder)
     return folder
 
 
@@ -239,7 +250,8 @@ class Rig:
         args += ["--datalayer", "redis", "--redis-url", redis_url] if redis_url else ["--datalayer", "memory"]
         env = {f"RANOMALY_XAPP_{k.upper()}": str(v) for k, v in settings.items()}
         env = {"RANOMALY_XAPP_RECONNECT_MIN_S": "0.2", "RANOMALY_XAPP_RECONNECT_MAX_S": "1",
-               "RANOMALY_XAPP_MODEL_POLL_S": "0.5", "RANOMALY_XAPP_STATE_DIR": str(self.xapp_state), **env}  # fmt: skip
+               "RANOMALY_XAPP_MODEL_POLL_S": "0.5", "RANOMALY_XAPP_STATE_DIR": str(self.xapp_state),
+               "RANOMALY_XAPP_TRUSTED_MODEL_KEYS": str(signing_keys(self.folder.parent)[1]), **env}  # fmt: skip
         return App(self.child(f"xapp-{len(self.children)}", args, env), port, self.xapp_state / "api-key")
 
     def rapp(self, redis_url: str, a1_port: int, **settings: object) -> App:
@@ -249,7 +261,8 @@ class Rig:
                 "--a1-url", f"http://127.0.0.1:{a1_port}", "--history", str(self.folder / "history")]  # fmt: skip
         env = {"RANOMALY_RAPP_WORK_DIR": str(self.folder / "work"), "RANOMALY_RAPP_COLLECT_BLOCK_MS": "100",
                "RANOMALY_RAPP_REPORT_SUMMARIES": "false", "RANOMALY_RAPP_TRAIN_FORECASTER": "false",
-               "RANOMALY_RAPP_A1_API_KEY_FILE": str(self.xapp_state / "api-key")}  # fmt: skip
+               "RANOMALY_RAPP_A1_API_KEY_FILE": str(self.xapp_state / "api-key"),
+               "RANOMALY_RAPP_MODEL_SIGNING_KEY_FILE": str(signing_keys(self.folder.parent)[0])}  # fmt: skip
         env |= {f"RANOMALY_RAPP_{k.upper()}": str(v) for k, v in settings.items()}
         return App(self.child(f"rapp-{len(self.children)}", args, env), port, self.folder / "work" / "api-key")
 

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import numpy as np
 
-from models.artifact import MANIFEST_FILE, MODEL_FILE
+from models.artifact import MANIFEST_FILE, MODEL_FILE, artifact_bytes_digest
+from models.signing import load_signing_key, sign
 from ranomaly.bench_a1 import A1Load, a1_elsewhere
 from ranomaly.fault_rig import (
     MEASUREMENTS,
@@ -34,6 +35,7 @@ from ranomaly.fault_rig import (
     history_rows,
     indication,
     model_folder,
+    signing_keys,
     until,
 )
 from ranomaly.redis_process import RedisServer, free_port
@@ -499,7 +501,10 @@ async def model_late(ctx: Context, result: RowResult) -> None:
 
     layer = RedisDataLayer(redis.url)
     await layer.start()
-    await layer.publish_model(version, (folder / MANIFEST_FILE).read_bytes(), (folder / MODEL_FILE).read_bytes())
+    manifest, onnx = (folder / MANIFEST_FILE).read_bytes(), (folder / MODEL_FILE).read_bytes()
+    key = load_signing_key(signing_keys(ctx.folder.parent)[0])
+    signature = sign(key, version, manifest, artifact_bytes_digest(onnx), 1)  # promoted after the seed: counter 1
+    await layer.publish_model(version, manifest, onnx, signature=signature)
     await layer.close()
 
     async def swapped() -> bool:
