@@ -39,6 +39,7 @@ from prometheus_client import Counter as Counter_
 
 from e2sim.server import SimServer, StreamOptions
 from e2sim.world import DEFAULT_START, World, WorldConfig
+from models.signing import PRIVATE_KEY_FILE, ensure_key_pair, load_signing_key, sign_folder
 from ranomaly.redis_process import RedisServer, free_port
 from ranomaly_contracts.e2sim.v1 import ground_truth_pb2 as gt
 from ranomaly_contracts.e2sim.v1 import ground_truth_pb2_grpc as gt_grpc
@@ -61,6 +62,7 @@ POLL_S = 0.2
 TAIL_LINES = 15  # of a step's log, shown when the demo gives up on it
 STOP_S = 60.0  # for each part to stop before it is cancelled (killed, for a process)
 REDIS_START_S = 60.0
+SIGNING_FOLDER = "model-signing"  # under the demo's work folder: its model signing key pair, made on first use
 
 T = TypeVar("T")
 
@@ -145,6 +147,15 @@ def _block(lines: Sequence[str]) -> str:
 
 def _clock(ms: int) -> str:
     return time.strftime("%a %H:%M", time.gmtime(ms / 1000))
+
+
+def signed_seed(model: Path, work: Path, waits: Waits) -> Path:
+    """Sign the seed model with the demo's key pair (generated on first use in work/model-signing, which the
+    rApp signs its promotions with too); return the public key the xApp trusts."""
+    private, public = ensure_key_pair(work / SIGNING_FOLDER)
+    sign_folder(load_signing_key(private), model)
+    waits.say(f"models signed with {private} (the seed now, the rApp's promotions later); the xApp trusts {public}")
+    return public
 
 
 async def _trained_model(cells: int, seed: int, work: Path, waits: Waits) -> Path:
@@ -276,6 +287,7 @@ async def run_demo(
 
 async def _demo(cells: int, hours: float, seed: int, work: Path, model_summaries: bool, waits: Waits) -> int:
     model = await _trained_model(cells, seed, work, waits)
+    trusted_key = signed_seed(model, work, waits)
     periods = max(1, int(hours * 3_600_000) // PERIOD_MS)
     start = DEFAULT_START + timedelta(days=TRAIN_DAYS)
     first_ms = int(start.timestamp() * 1000)
@@ -293,7 +305,7 @@ async def _demo(cells: int, hours: float, seed: int, work: Path, model_summaries
         settings = XappSettings(
             e2_targets=[f"127.0.0.1:{port}"], http_host="127.0.0.1", a1_port=a1_port, seed_model_dir=model,
             period_ms=PERIOD_MS, reconnect_min_s=0.1, reconnect_max_s=0.5, model_poll_s=0.5,
-            state_dir=work / "xapp-state",
+            state_dir=work / "xapp-state", trusted_model_keys=[trusted_key],
         )  # fmt: skip
         service = XappService(settings, datalayer)  # its API key: generated once into state_dir, kept after
         xapp_key = settings.state_dir / "api-key"
@@ -356,6 +368,7 @@ def _rapp_settings(redis_url: str, a1_port: int, a1_key: Path, folder: Path, mod
         history_dir=folder / "history", work_dir=folder / "work", collect_block_ms=100, train_forecaster=False,
         report_summaries=model_summaries, report_model_cache=folder.parent / "report-model",
         enforce_timeout_s=timeout_s, promote_tolerance=DEMO_PROMOTE_TOLERANCE,
+        model_signing_key_file=folder.parent / SIGNING_FOLDER / PRIVATE_KEY_FILE,
     )  # fmt: skip
 
 
