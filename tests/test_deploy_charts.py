@@ -50,6 +50,8 @@ ISSUER = "https://sso.example.net/realms/ran"
 JWKS = f"{ISSUER}/protocol/openid-connect/certs"
 API_KEY_DIR = "/var/run/secrets/ranomaly/api-key"  # where an app's API key is mounted
 A1_KEY_DIR, A1_CLIENT_DIR = "/var/run/secrets/ranomaly/a1-api-key", "/var/run/secrets/ranomaly/a1-client"
+MODEL_KEYS_DIR = "/var/run/secrets/ranomaly/model-keys"  # the public keys the xApp trusts models signed with
+SIGNING_DIR = "/var/run/secrets/ranomaly/model-signing"  # the rApp's model signing key
 # Secrets that an operator creates beside a release (credentials.existingSecret), as the pod would find them.
 EXISTING_SECRETS = {
     "rapp-credentials": {"redis-url": "redis://:s3cret@redis.example.net:6380/2"},
@@ -177,6 +179,9 @@ CASES = {
         },
     ),
     "xapp-auth-off": Case("xapp", "ranomaly", {"auth": {"enabled": False}}),
+    # signed models: the rApp's private key and the public keys the xApp trusts, from objects of yours
+    "xapp-signed-models": Case("xapp", "ranomaly", {"modelTrust": {"publicKeys": {"configMap": "model-keys"}}}),
+    "rapp-signed-models": Case("rapp", "ranomaly", {"modelSigning": {"secret": "model-signing"}}),
     "e2sim-standalone": Case("e2sim", "ranomaly", {}),
     "e2sim-ric": Case("e2sim", "ricxapp", {"settings": {"cells": 600, "pace": "accelerated", "periods": 1440}}),
     "e2sim-minimal": Case(
@@ -463,6 +468,10 @@ def test_service_monitor_schema_rejects_mistakes(rendered: dict[str, Render]) ->
         ("rapp", "ranomaly", {"auth": {"issuer": ISSUER}}, "auth.issuer needs auth.jwksUrl"),
         ("rapp", "ranomaly", {"settings": {"a1_token_url": ISSUER}}, "settings.a1_token_url is set by the chart"),
         ("rapp", "ranomaly", {"a1Auth": {"tokenUrl": ISSUER}}, "a1Auth.tokenUrl needs a1Auth.clientSecretSecret"),
+        ("xapp", "ranomaly", {"settings": {"trusted_model_keys": ["/k"]}}, "settings.trusted_model_keys is set by"),
+        ("xapp", "ranomaly", {"settings": {"allow_unsigned_models": True}}, "use modelTrust.*"),
+        ("xapp", "ranomaly", {"modelTrust": {"publicKeys": {"secret": "a", "configMap": "b"}}}, "not both"),
+        ("rapp", "ranomaly", {"settings": {"model_signing_key_file": "/k"}}, "use modelSigning.*"),
     ],
 )
 def test_chart_refuses_values_that_cannot_work(
@@ -1122,3 +1131,37 @@ def test_auth_off_is_said_in_the_configmap(rendered: dict[str, Render], monkeypa
     settings = _env(monkeypatch, render_.one("ConfigMap", "ranomaly-xapp")["data"], XappSettings)
     assert isinstance(settings, XappSettings) and settings.auth == "off"
     assert not render_.of("Secret") and _secret_volume(render_, "ranomaly-xapp", API_KEY_DIR) is None
+
+
+# --- signed models --------------------------------------------------------------------------------------------
+
+
+def test_the_xapp_trusts_the_keys_it_is_given_and_the_rapp_signs_with_its_secret(
+    rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The public keys (a ConfigMap or Secret of yours) are mounted as the folder trusted_model_keys names; the
+    rApp's private key is mounted group-readable only where model_signing_key_file names it. By default the
+    xApp trusts nothing and the rApp makes its own key pair in its work folder."""
+    xapp = rendered["xapp-signed-models"]
+    settings = _env(monkeypatch, xapp.one("ConfigMap", "ranomaly-xapp")["data"], XappSettings)
+    assert isinstance(settings, XappSettings) and settings.allow_unsigned_models is False
+    assert settings.trusted_model_keys == [Path(MODEL_KEYS_DIR)]
+    spec = xapp.one("Deployment", "ranomaly-xapp")["spec"]["template"]["spec"]
+    (mount,) = [m for m in _container(xapp, "ranomaly-xapp")["volumeMounts"] if m["mountPath"] == MODEL_KEYS_DIR]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    assert mount["readOnly"] is True and volume["configMap"] == {"name": "model-keys", "defaultMode": 0o444}
+    rapp = rendered["rapp-signed-models"]
+    rapp_settings = _env(monkeypatch, rapp.one("ConfigMap", "ranomaly-rapp")["data"], RappSettings)
+    assert isinstance(rapp_settings, RappSettings)
+    assert rapp_settings.model_signing_key_file == Path(SIGNING_DIR) / "model-signing.key"
+    assert _secret_volume(rapp, "ranomaly-rapp", SIGNING_DIR) == {
+        "secretName": "model-signing", "defaultMode": 0o440,
+        "items": [{"key": "model-signing.key", "path": "model-signing.key"}],
+    }  # fmt: skip
+    xapp_data = rendered["xapp-standalone"].one("ConfigMap", "ranomaly-xapp")["data"]
+    rapp_data = rendered["rapp-standalone"].one("ConfigMap", "ranomaly-rapp")["data"]
+    assert _env(monkeypatch, xapp_data, XappSettings).trusted_model_keys == []  # type: ignore[attr-defined]
+    assert _env(monkeypatch, rapp_data, RappSettings).model_signing_key_file is None  # type: ignore[attr-defined]
+    unsigned = render(CHARTS / "xapp", Case("xapp", "ranomaly", {"modelTrust": {"allowUnsigned": True}}))
+    unsigned_settings = _env(monkeypatch, unsigned.one("ConfigMap", "ranomaly-xapp")["data"], XappSettings)
+    assert isinstance(unsigned_settings, XappSettings) and unsigned_settings.allow_unsigned_models is True

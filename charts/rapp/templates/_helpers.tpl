@@ -204,6 +204,9 @@ dict fields), whole numbers without exponent. */}}
 {{- fail (printf "settings.%s is set by the chart: use tls.*" $key) }}
 {{- end }}
 {{- end }}
+{{- if hasKey .Values.settings "model_signing_key_file" }}
+{{- fail "settings.model_signing_key_file is set by the chart: use modelSigning.*" }}
+{{- end }}
 {{- end }}
 
 {{/* A probe of the HTTP port (dict "path" PATH "tls" .Values.tls.http): GET over HTTP or HTTPS; with mutual TLS a

@@ -117,6 +117,29 @@ app.kubernetes.io/component: redis
 {{- fail "ric.enabled: settings.ric_cells must list the cells to subscribe to (CELL=MEID/PLMN/NCI)" }}
 {{- end }}
 {{- include "ranomaly-xapp.validateTls" . }}
+{{- range $key := list "trusted_model_keys" "allow_unsigned_models" }}
+{{- if hasKey $.Values.settings $key }}
+{{- fail (printf "settings.%s is set by the chart: use modelTrust.*" $key) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.modelTrust.publicKeys.secret .Values.modelTrust.publicKeys.configMap }}
+{{- fail "modelTrust.publicKeys: set secret or configMap, not both" }}
+{{- end }}
+{{- end }}
+
+{{/* The volume source of the trusted model keys (modelTrust.publicKeys), as YAML; empty: none. */}}
+{{- define "ranomaly-xapp.modelKeys" -}}
+{{- with .Values.modelTrust.publicKeys }}
+{{- if .secret }}
+secret:
+  secretName: {{ .secret }}
+  defaultMode: 0444
+{{- else if .configMap }}
+configMap:
+  name: {{ .configMap }}
+  defaultMode: 0444
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* The Secret mounted at tls.mountPath: tls.secretName, else the cert-manager Certificate's; empty: none. */}}
