@@ -216,6 +216,20 @@ async def test_model_registry_promotes_a_version_once(make_layer: MakeLayer) -> 
     assert await layer.get_model("v3") is None
 
 
+async def test_model_signatures_and_the_accepted_promotion_only_rises(make_layer: MakeLayer) -> None:
+    layer = make_layer()
+    await layer.publish_model("v1", b'{"version": "v1"}', b"onnx-1", signature=b'{"signed": 1}')
+    await layer.publish_model("v2", b'{"version": "v2"}', b"onnx-2")
+    assert (await layer.model_signature("v1"), await layer.model_signature("v2")) == (b'{"signed": 1}', None)
+    assert await layer.accepted_promotion("xapp-1") is None
+    await layer.accept_promotion("xapp-1", 5, "v2")
+    await layer.accept_promotion("xapp-1", 3, "v1")  # lower: kept at 5
+    await layer.accept_promotion("xapp-1", 5, "v1")  # equal: kept as it was
+    await layer.accept_promotion("xapp-2", 1, "v1")
+    assert await layer.accepted_promotion("xapp-1") == (5, "v2")
+    assert await layer.accepted_promotion("xapp-2") == (1, "v1")
+
+
 @pytest.mark.usefixtures("default_logging")
 async def test_full_buffers_drop_and_count_per_kind(make_layer: MakeLayer) -> None:
     layer = await started(make_layer(writable=False, verdict_buffer=10, incident_buffer=3, kpm_buffer=4), False)
