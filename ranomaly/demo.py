@@ -158,7 +158,7 @@ def signed_seed(model: Path, work: Path, waits: Waits) -> Path:
     return public
 
 
-async def _trained_model(cells: int, seed: int, work: Path, waits: Waits) -> Path:
+async def trained_model(cells: int, seed: int, work: Path, waits: Waits) -> Path:
     """The artifact folder of a detector trained on the TRAIN_DAYS before the demo window (cached in work)."""
     folder = work / f"seed{seed}-cells{cells}"
     model = folder / "model"
@@ -223,7 +223,7 @@ def _signal_group(group: int, signum: signal.Signals) -> None:
         os.killpg(group, signum)
 
 
-def _children() -> dict[int, int]:
+def children_now() -> dict[int, int]:
     """This process's live children (pid -> process group), read from /proc (none where there is no /proc)."""
     me, found = os.getpid(), {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -239,7 +239,7 @@ def _children() -> dict[int, int]:
 def stop_children_since(before: dict[int, int]) -> None:
     """Stop every child started since `before` was taken and still running (a training child an interrupted
     rApp job left, say), each with its group where it leads one: SIGTERM, SIGKILL after STOP_S."""
-    left = {pid: group for pid, group in _children().items() if pid not in before}
+    left = {pid: group for pid, group in children_now().items() if pid not in before}
     for signum in (signal.SIGTERM, signal.SIGKILL):
         for pid, group in left.items():
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -248,7 +248,7 @@ def stop_children_since(before: dict[int, int]) -> None:
                 else:
                     os.kill(pid, signum)
         deadline = time.monotonic() + STOP_S
-        while (left := {pid: g for pid, g in _children().items() if pid in left}) and time.monotonic() < deadline:
+        while (left := {pid: g for pid, g in children_now().items() if pid in left}) and time.monotonic() < deadline:
             time.sleep(0.05)
         if not left:
             return
@@ -273,7 +273,7 @@ async def run_demo(
     main = asyncio.current_task()
     assert main is not None
     loop.add_signal_handler(signal.SIGTERM, main.cancel)
-    before = _children()
+    before = children_now()
     waits = Waits(timeout_s)
     try:
         return await _demo(cells, hours, seed, work, model_summaries, waits)
@@ -286,7 +286,7 @@ async def run_demo(
 
 
 async def _demo(cells: int, hours: float, seed: int, work: Path, model_summaries: bool, waits: Waits) -> int:
-    model = await _trained_model(cells, seed, work, waits)
+    model = await trained_model(cells, seed, work, waits)
     trusted_key = signed_seed(model, work, waits)
     periods = max(1, int(hours * 3_600_000) // PERIOD_MS)
     start = DEFAULT_START + timedelta(days=TRAIN_DAYS)
@@ -309,12 +309,12 @@ async def _demo(cells: int, hours: float, seed: int, work: Path, model_summaries
         )  # fmt: skip
         service = XappService(settings, datalayer)  # its API key: generated once into state_dir, kept after
         xapp_key = settings.state_dir / "api-key"
-        rapp = RappService(_rapp_settings(redis.url, a1_port, xapp_key, work / "rapp-run", model_summaries,
+        rapp = RappService(rapp_settings(redis.url, a1_port, xapp_key, work / "rapp-run", model_summaries,
                                           waits.timeout_s))  # fmt: skip
         began = time.perf_counter()
         for name, part in (("the xApp", service), ("the rApp", rapp)):
             waits.watched[name] = asyncio.create_task(part.run(), name=name)
-            parts.push_async_callback(_stop, part.stop, waits.watched[name], waits)
+            parts.push_async_callback(stop_part, part.stop, waits.watched[name], waits)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             request = gt.ListAnomaliesRequest(start_ms=first_ms, end_ms=end_ms, reporting_period_ms=PERIOD_MS)
             truth = await waits.result(
@@ -341,7 +341,7 @@ async def _demo(cells: int, hours: float, seed: int, work: Path, model_summaries
     return code
 
 
-async def _stop(stop: Callable[[], None], task: asyncio.Task[Any], waits: Waits) -> None:
+async def stop_part(stop: Callable[[], None], task: asyncio.Task[Any], waits: Waits) -> None:
     """Ask a part to stop; cancel it if it has not within STOP_S; say so if it failed."""
     stop()
     try:
@@ -358,7 +358,7 @@ def _say_keys(waits: Waits, xapp_key: Path, xapp_port: int | None, rapp_key: Pat
     waits.say(f'rApp API:  curl -H "X-API-Key: $(cat {rapp_key})" http://127.0.0.1:{rapp_port}/a1-policy/v2/policies')
 
 
-def _rapp_settings(redis_url: str, a1_port: int, a1_key: Path, folder: Path, model_summaries: bool,
+def rapp_settings(redis_url: str, a1_port: int, a1_key: Path, folder: Path, model_summaries: bool,
                    timeout_s: float) -> RappSettings:  # fmt: skip
     """The demo's rApp: its credential on the xApp's A1-P is the xApp's API key file."""
     shutil.rmtree(folder, ignore_errors=True)  # the demo's Redis is new too: history starts empty
@@ -389,7 +389,7 @@ async def close_the_loop(
 
     def all_collected() -> bool:
         nonlocal collected
-        collected = _collected_periods(rapp)
+        collected = collected_periods(rapp)
         return collected >= periods
 
     await waits.until(f"the rApp to collect {periods} periods of KPM history", all_collected,
@@ -443,7 +443,7 @@ async def close_the_loop(
     return 0
 
 
-def _collected_periods(rapp: RappService) -> int:
+def collected_periods(rapp: RappService) -> int:
     try:
         return int(read_history(rapp.settings.history_dir)["timestamp"].nunique())
     except (FileNotFoundError, ValueError, KeyError):

@@ -65,7 +65,7 @@ ACCEPT_PROMOTION_SCRIPT = (
 HASH_RAPP_POLICIES = f"{PREFIX}:rapp:policies"  # field: policy id -> JSON record of an operator A1 policy
 HASH_RAPP_POLICY_TYPES = f"{PREFIX}:rapp:policy_types"  # field: type id -> JSON type document the rApp restores
 HASH_RAPP_JOBS = f"{PREFIX}:rapp:jobs"  # field: job id -> JSON job record (rapp.jobrecord)
-HASH_RAPP_INCIDENT_NOTES = f"{PREFIX}:rapp:incident_notes"  # field: incident id -> operators' notes (rapp.console.notes)
+HASH_RAPP_INCIDENT_NOTES = f"{PREFIX}:rapp:incident_notes"  # field: incident id -> operators' notes (JSON)
 STREAM_AUDIT = f"{PREFIX}:audit"  # both apps: one JSON entry per mutating request or refused credential
 AUDIT_MAX = 10_000  # audit entries kept (XADD MAXLEN ~: Redis trims whole nodes, so a few more may stay)
 # A Redis script that appends a version to LIST_MODELS_PROMOTED unless it is there (run in the artifact's MULTI).

@@ -122,8 +122,8 @@ class RappService:
         alerts = NotifierAlerts(settings.work_dir) if self.notifier is not None else None
         self.reporter = Reporter.from_settings(settings, alerts=alerts, forecasts=self._breaches_of)
         self.console = Console(settings, self.redis, keys, self.reporter, self.registry, self._near_rt)
-        self.sessions = Sessions(self.guard, settings.console_session_h * 3600,
-                                 settings.http_tls() is not None or settings.console_secure_cookie)
+        secure = settings.http_tls() is not None or settings.console_secure_cookie  # the session cookie's flag
+        self.sessions = Sessions(self.guard, settings.console_session_h * 3600, secure)
         window, retrain = timedelta(hours=settings.drift_window_h), self._retrain
         self.drift = DriftMonitor(
             settings.history_dir, window, settings.drift_threshold, settings.drift_cells_share, retrain

@@ -26,10 +26,10 @@ function drawPlots() {
     ];
     const layout = {
       title: { text: `${s.measurement}${s.unit ? ` (${s.unit})` : ""}`, font: { size: 14 } },
-      margin: { t: 30, r: 10, b: 40, l: 60 },
+      margin: { t: 30, r: 10, b: 70, l: 60 },
       shapes: [{ type: "rect", xref: "x", yref: "paper", x0: new Date(plot.opened_ms), x1: new Date(plot.last_ms),
         y0: 0, y1: 1, fillcolor: "rgba(214,69,69,0.12)", line: { width: 0 } }],
-      legend: { orientation: "h" },
+      legend: { orientation: "h", y: -0.3 },
     };
     window.Plotly.newPlot(div, traces, layout, { displayModeBar: false, responsive: true });
   });

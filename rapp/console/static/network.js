@@ -20,8 +20,10 @@ function age(seconds) {
   return hours >= 48 ? `${(hours / 24).toFixed(1)} days` : `${hours.toFixed(1)} h`;
 }
 
+const STATUSES = ["warming_up", "normal", "anomalous", "silenced"];
+
 function renderCounts(counts) {
-  const tiles = Object.entries(counts).map(([status, n]) =>
+  const tiles = STATUSES.map((status) => [status, counts[status] ?? 0]).map(([status, n]) =>
     el("div", { class: "tile", "data-status": status }, el("b", {}, String(n)), status.replace("_", " ")));
   document.getElementById("counts").replaceChildren(...tiles);
 }
