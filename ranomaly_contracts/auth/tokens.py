@@ -16,6 +16,7 @@ from ranomaly_contracts.auth.scopes import Principal
 # Asymmetric algorithms only: a shared-secret (HS*) token could be minted by anyone who verifies it.
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 JWKS_LIFESPAN_S = 300  # how long fetched keys are kept; an unknown `kid` fetches again sooner
+JWKS_TIMEOUT_S = 5  # a fetch that takes longer fails: the request is refused, naming why
 
 
 class InvalidToken(ValueError):
@@ -40,7 +41,9 @@ class TokenVerifier:
         if (settings.jwks_url is None) == (settings.public_key_file is None):
             raise ValueError("token verification needs exactly one of a JWKS URL and a public key file")
         self.settings = settings
-        self._jwks = None if settings.jwks_url is None else jwt.PyJWKClient(settings.jwks_url, lifespan=JWKS_LIFESPAN_S)
+        self._jwks = None
+        if settings.jwks_url is not None:
+            self._jwks = jwt.PyJWKClient(settings.jwks_url, lifespan=JWKS_LIFESPAN_S, timeout=JWKS_TIMEOUT_S)
         self._key: Any = None
         if settings.public_key_file is not None:
             self._key = load_pem_public_key(settings.public_key_file.read_bytes())
