@@ -33,6 +33,7 @@ from ranomaly_contracts.sdl import sdl_keys
 from rapp.app import RappService
 from rapp.registry import ModelRegistry
 from rapp.settings import RappSettings
+from rapp.signing import signing_key
 from tests.auth_helpers import app_key
 from tests.signed import record as session_record
 from tests.test_xapp_hardening_service import MODEL_POLICY, PERIOD_MS, Running, indication
@@ -95,6 +96,9 @@ def test_keygen_writes_a_private_key_only_its_owner_reads_and_sign_writes_a_reco
     manifest, onnx = stored(folder)
     promotion = verify((folder / SIGNATURE_FILE).read_bytes(), manifest, onnx, "local-1", load_trusted_keys([keys]))
     assert (promotion.version, promotion.counter) == ("local-1", 0)
+    generated = signing_key(None, tmp_path / "work")  # an rApp without a key file makes a pair on first start
+    assert stat.S_IMODE(os.stat(tmp_path / "work" / "model-signing" / "model-signing.key").st_mode) == 0o600
+    assert signing_key(None, tmp_path / "work").key_id == generated.key_id, "and keeps it"
 
 
 def forgeries(root: Path, key: SigningKey) -> dict[str, tuple[str, bytes, bytes, bytes | None]]:
@@ -122,7 +126,11 @@ def forgeries(root: Path, key: SigningKey) -> dict[str, tuple[str, bytes, bytes,
 
 
 async def test_forged_models_written_into_redis_are_refused_and_counted_while_the_model_keeps_scoring(
-    redis_url: str, registry: tuple[ModelRegistry, str], keys: tuple[SigningKey, Path], tmp_path: Path
+    redis_url: str,
+    registry: tuple[ModelRegistry, str],
+    keys: tuple[SigningKey, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     models, prefix = registry
     await models.publish(artifact(tmp_path, "t1"))  # promotion 1
@@ -147,6 +155,10 @@ async def test_forged_models_written_into_redis_are_refused_and_counted_while_th
             await keeps_scoring(xapp, period)
         counts = {reason: untrusted(xapp, reason) for reason in REASONS}
         assert counts == {"unsigned": 1, "bad_signature": 1, "untrusted_key": 1, "replayed": 0, "digest_mismatch": 2}
+        logged = capsys.readouterr()
+        refusals = [line for line in (logged.out + logged.err).splitlines() if "model_refused" in line]
+        for version, (reason, *_) in forged.items():  # one line each, with its reason
+            assert len([line for line in refusals if f"version={version}" in line and f"reason={reason}" in line]) == 1
         scrape = (await xapp.http("GET", "/metrics")).text
         assert 'ranomaly_xapp_model_untrusted_total{reason="digest_mismatch"} 2.0' in scrape
 
