@@ -11,12 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
+import jwt
 import pandas as pd
 import pytest
 import redis
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from ranomaly_contracts.auth.apikey import read_api_key
+from ranomaly_contracts.auth.scopes import READ
 from ranomaly_contracts.sdl import CellStatus, sdl_keys
 from rapp.console.session import COOKIE
 from tests.auth_helpers import key_header
@@ -147,4 +151,35 @@ def test_without_a_session_the_console_asks_to_sign_in_and_refuses_forged_change
     csrf = page.context.request.get(f"{base}/console").text().split('name="csrf-token" content="')[1].split('"')[0]
     assert page.request.post(path, data={}, headers={"x-csrf-token": csrf, "origin": evil[:-1]}).status == 403
     assert page.request.post(path, data={}, headers={"x-csrf-token": csrf}).status == 200
+    page.goto(f"{base}/console")
+    page.click(".who button")  # sign out
+    expect(page.locator("#sign-in")).to_be_visible()
+    assert page.request.get(f"{base}/console/api/network").status == 401
     page.close()
+
+
+def test_a_read_only_token_signs_in_and_sees_no_acting_controls(
+    browser: Browser, tmp_path: Path, redis_url: str
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = tmp_path / "issuer.pem"
+    pem.write_bytes(key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    now = int(time.time())
+    claims = {"iss": "https://issuer.test", "aud": "ranomaly-rapp", "sub": "viewer-7", "iat": now, "exp": now + 300,
+              "scope": READ}  # fmt: skip
+    token = jwt.encode(claims, key, algorithm="ES256")
+    with running_rapp(redis_url, tmp_path / "rapp", auth_issuer="https://issuer.test",
+                      auth_public_key_file=pem) as console:  # fmt: skip
+        page = browser.new_page()
+        page.goto(f"{console.base}/console/incidents/{OPEN_ID}")
+        page.fill("#name", "vera")
+        page.fill("#key", token)
+        page.click("#sign-in button")
+        expect(page.locator("#signed-in")).to_have_text("vera via viewer-7")
+        expect(page.locator("#plots")).to_have_attribute("data-drawn", "2")
+        assert page.locator(".actions").count() == 0 and page.locator("#acknowledge").count() == 0
+        csrf = page.locator('meta[name="csrf-token"]').get_attribute("content") or ""
+        refused = page.request.post(f"{console.base}/console/api/incidents/{OPEN_ID}/acknowledge", data={},
+                                    headers={"x-csrf-token": csrf})  # fmt: skip
+        assert refused.status == 403 and "read only" in refused.text()
+        page.close()
