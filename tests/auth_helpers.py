@@ -47,10 +47,8 @@ class Issuer:
     xApp's audience). `close()` stops it."""
 
     def __init__(self) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
         self.tokens_issued = self.jwks_fetched = 0
-        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.key.public_key()))
-        self.jwks = json.dumps({"keys": [jwk | {"kid": "k1", "use": "sig", "alg": "ES256"}]}).encode()
+        self.rotate("k1")
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -83,6 +81,12 @@ class Issuer:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
+    def rotate(self, kid: str) -> None:
+        """Sign with a new key pair from now on, named `kid`; the JWKS holds only the new public key."""
+        self.key, self.kid = ec.generate_private_key(ec.SECP256R1()), kid
+        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.key.public_key()))
+        self.jwks = json.dumps({"keys": [jwk | {"kid": kid, "use": "sig", "alg": "ES256"}]}).encode()
+
     def public_pem(self) -> bytes:
         """The public key as PEM (for `auth_public_key_file`)."""
         return self.key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
@@ -92,7 +96,7 @@ class Issuer:
         now = int(time.time())
         body = {"iss": ISSUER, "aud": audience, "sub": "operator-1", "iat": now, "exp": now + 300,
                 "scope": " ".join(scopes)} | claims  # fmt: skip
-        return jwt.encode(body, self.key, algorithm="ES256", headers={"kid": "k1"})
+        return jwt.encode(body, self.key, algorithm="ES256", headers={"kid": self.kid})
 
     def close(self) -> None:
         self._server.shutdown()

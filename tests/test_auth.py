@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
@@ -22,9 +23,10 @@ from structlog.testing import capture_logs
 
 from ranomaly.redis_process import free_port
 from ranomaly_contracts.auth.apikey import provision_api_key
-from ranomaly_contracts.auth.audit import MUTATING, decode_audit
+from ranomaly_contracts.auth.audit import MUTATING, RedisAuditStream, decode_audit
 from ranomaly_contracts.auth.scopes import ADMIN, POLICIES, READ
 from ranomaly_contracts.auth.setup import build_guard
+from ranomaly_contracts.auth.tokens import InvalidToken, TokenSettings, TokenVerifier
 from ranomaly_contracts.sdl import FIELD_DATA, sdl_keys
 from rapp.app import RappService
 from rapp.settings import RappSettings
@@ -285,3 +287,34 @@ async def test_health_and_metrics_move_to_a_port_of_their_own_and_stay_open(redi
         rapp.stop()
         await asyncio.wait_for(task, 20)
         await xapp.stop()
+
+
+async def test_a_rotated_issuer_key_is_fetched_and_shared_secret_tokens_are_refused() -> None:
+    issuer = Issuer()
+    try:
+        keys = f"{issuer.url}/jwks"
+        verifier = TokenVerifier(TokenSettings(ISSUER, "ranomaly-xapp", jwks_url=keys, refetch_cooldown_s=0))
+        assert (await verifier.verify(issuer.token("ranomaly-xapp", [READ]))).subject == "operator-1"
+        issuer.rotate("k2")
+        rotated = await verifier.verify(issuer.token("ranomaly-xapp", [POLICIES], sub="ops-2"))
+        assert (rotated.subject, rotated.scopes, issuer.jwks_fetched) == ("ops-2", {POLICIES}, 2), "kid k2: fetched"
+        now = int(time.time())
+        claims = {"iss": ISSUER, "aud": "ranomaly-xapp", "sub": "forger", "exp": now + 60, "scope": ADMIN}
+        forged = jwt.encode(claims, "a guessed shared secret of 32 bytes", algorithm="HS256", headers={"kid": "k2"})
+        with pytest.raises(InvalidToken, match="alg"):
+            await verifier.verify(forged)
+    finally:
+        issuer.close()
+
+
+async def test_the_audit_stream_stays_bounded(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    key = f"test-{uuid.uuid4().hex[:8]}:audit"
+    try:
+        stream = RedisAuditStream(client, key, maxlen=50)
+        for _ in range(600):
+            await stream.append_audit(b"{}")
+        assert 50 <= await client.xlen(key) < 600, "trimmed (MAXLEN ~ trims whole nodes: a few more may stay)"
+    finally:
+        await client.delete(key)
+        await client.aclose()

@@ -16,6 +16,7 @@ from ranomaly_contracts.auth.scopes import Principal
 # Asymmetric algorithms only: a shared-secret (HS*) token could be minted by anyone who verifies it.
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 JWKS_LIFESPAN_S = 300  # how long fetched keys are kept; an unknown `kid` fetches again sooner
+JWKS_COOLDOWN_S = 30.0  # ... but at most this often: tokens with made-up kids cannot make the issuer a target
 JWKS_TIMEOUT_S = 5  # a fetch that takes longer fails: the request is refused, naming why
 
 
@@ -32,6 +33,7 @@ class TokenSettings:
     jwks_url: str | None = None
     public_key_file: Path | None = None
     leeway_s: float = 30.0
+    refetch_cooldown_s: float = JWKS_COOLDOWN_S
 
 
 class TokenVerifier:
@@ -43,7 +45,8 @@ class TokenVerifier:
         self.settings = settings
         self._jwks = None
         if settings.jwks_url is not None:
-            self._jwks = jwt.PyJWKClient(settings.jwks_url, lifespan=JWKS_LIFESPAN_S, timeout=JWKS_TIMEOUT_S)
+            self._jwks = jwt.PyJWKClient(settings.jwks_url, lifespan=JWKS_LIFESPAN_S, timeout=JWKS_TIMEOUT_S,
+                                         cooldown_duration=settings.refetch_cooldown_s)  # fmt: skip
         self._key: Any = None
         if settings.public_key_file is not None:
             self._key = load_pem_public_key(settings.public_key_file.read_bytes())
