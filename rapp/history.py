@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import structlog
 
@@ -394,22 +395,26 @@ def _bound_ms(value: TimeBound | None, default: int) -> int:
     return int(stamp.as_unit("ns").value) // 1_000_000
 
 
-def _read_tables(store: Path, start_ms: int, end_ms: int) -> list[pa.Table]:
-    """The parts of the day partitions that overlap [start_ms, end_ms), in entry order."""
+def _read_tables(store: Path, start_ms: int, end_ms: int, cells: Sequence[str] | None = None) -> list[pa.Table]:
+    """The parts of the day partitions that overlap [start_ms, end_ms), in entry order; only the rows of `cells`
+    when given."""
     tables = []
     for part in _parts(store):
         if part.day_ms + DAY_MS <= start_ms or part.day_ms >= end_ms:
             continue
         try:
-            tables.append(pq.read_table(part.path))
+            rows = None if cells is None else pc.field("cell_id").isin(list(cells))
+            tables.append(pq.read_table(part.path, filters=rows))
         except FileNotFoundError:
             continue  # dropped by retention since it was listed
     return tables
 
 
-def _read_kpm(history_dir: str | Path, start: TimeBound | None, end: TimeBound | None) -> tuple[pd.DataFrame, set[int]]:
+def _read_kpm(
+    history_dir: str | Path, start: TimeBound | None, end: TimeBound | None, cells: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, set[int]]:
     start_ms, end_ms = _bound_ms(start, -(2**62)), _bound_ms(end, 2**62)
-    tables = _read_tables(Path(history_dir) / KPM, start_ms, end_ms)
+    tables = _read_tables(Path(history_dir) / KPM, start_ms, end_ms, cells)
     periods = {period for table in tables for period in json.loads(table.schema.metadata[PERIODS_KEY])}
     if not tables:
         empty = pd.DataFrame({"timestamp": pd.Series([], dtype="datetime64[ms, UTC]")})
@@ -421,12 +426,18 @@ def _read_kpm(history_dir: str | Path, start: TimeBound | None, end: TimeBound |
     return frame.sort_values(["timestamp", "cell_id"], kind="stable").reset_index(drop=True), periods
 
 
-def read_history(history_dir: str | Path, start: TimeBound | None = None, end: TimeBound | None = None) -> pd.DataFrame:
-    """KPM rows with timestamp in [start, end) in the dataset format, sorted by timestamp then cell.
+def read_history(
+    history_dir: str | Path,
+    start: TimeBound | None = None,
+    end: TimeBound | None = None,
+    cells: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """KPM rows with timestamp in [start, end) in the dataset format, sorted by timestamp then cell; only the
+    rows of `cells` when given (filtered as the files are read).
 
     Columns: timestamp (datetime64[ms, UTC]), node_id, cell_id, then the union of the measurements stored
     (float64, NaN where no value). A (cell, period) stored twice is read once."""
-    return _read_kpm(history_dir, start, end)[0]
+    return _read_kpm(history_dir, start, end, cells)[0]
 
 
 def history_dataset(

@@ -62,8 +62,7 @@ def incident_plot(
     start = incident.opened_ms - int(before_h * HOUR_MS)
     lookback = incident.opened_ms - int(band_days * DAY_MS)
     end = incident.last_ms + HOUR_MS
-    frame = read_history(history_dir, start=_utc(min(start, lookback)), end=_utc(end))
-    frame = frame[frame["cell_id"] == incident.cell_id]
+    frame = read_history(history_dir, start=_utc(min(start, lookback)), end=_utc(end), cells=[incident.cell_id])
     times = frame["timestamp"].astype("int64").to_numpy()
     normal = times < incident.opened_ms
     for other in others:
