@@ -113,13 +113,10 @@ class Sessions:
 
 
 def same_origin(request: Request) -> bool:
-    """Whether the browser's Origin (when it sends one) is the rApp's own."""
+    """Whether the browser's Origin (when it sends one) names the host the request was sent to. The scheme is
+    not compared: behind a TLS-terminating ingress the page is https while the rApp serves http."""
     origin = request.headers.get("origin")
-    if origin is None:
-        return True
-    own = urlsplit(str(request.base_url))
-    given = urlsplit(origin)
-    return (given.scheme, given.netloc) == (own.scheme, own.netloc)
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 async def form_fields(request: Request) -> dict[str, str]:
