@@ -255,7 +255,7 @@ async def _end_to_end(model: Path, cells: int, period_ms: int, seconds: float, r
     scratch = Path(tempfile.mkdtemp(prefix="ranomaly-bench-"))
     seed, trusted = signed_copy(model, scratch)
     settings = XappSettings(e2_targets=[f"127.0.0.1:{port}"], http_host="127.0.0.1", a1_port=0, period_ms=period_ms,
-                            seed_model_dir=seed, trusted_model_keys=[trusted],
+                            seed_model_dir=seed, trusted_model_keys=[trusted], state_dir=scratch / "xapp-state",
                             max_indications_per_message=64)  # fmt: skip
     service = XappService(settings, layer)
     task = asyncio.create_task(service.run())
