@@ -1165,3 +1165,32 @@ def test_the_xapp_trusts_the_keys_it_is_given_and_the_rapp_signs_with_its_secret
     unsigned = render(CHARTS / "xapp", Case("xapp", "ranomaly", {"modelTrust": {"allowUnsigned": True}}))
     unsigned_settings = _env(monkeypatch, unsigned.one("ConfigMap", "ranomaly-xapp")["data"], XappSettings)
     assert isinstance(unsigned_settings, XappSettings) and unsigned_settings.allow_unsigned_models is True
+
+
+@pytest.mark.parametrize(("chart", "model"), [("xapp", XappSettings), ("rapp", RappSettings)])
+def test_a_health_port_of_their_own_is_what_probes_scrapes_and_the_metrics_namespaces_reach(
+    chart: str, model: type[BaseSettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ports.health the metrics namespaces reach that port alone (plain HTTP, even with mutual TLS on the
+    API), and probes, the ServiceMonitor and the scrape annotations follow it."""
+    values = {"ports": {"health": 9090}, "metrics": {"serviceMonitor": {"enabled": True}},
+              "tls": {"secretName": "app-tls", "http": {"enabled": True, "mutual": True}}}  # fmt: skip
+    case = Case(chart, "ranomaly", values)
+    render_ = render(CHARTS / chart, case)
+    assert validation_errors(render_.docs, "1.32") == []
+    settings = _env(monkeypatch, render_.one("ConfigMap", case.release)["data"], model)
+    assert settings.health_port == 9090  # type: ignore[attr-defined]
+    container = _container(render_, case.release)
+    assert _port(container, "health") == 9090
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert container[probe]["httpGet"] == {"path": path, "port": "health"}
+    service = render_.one("Service", case.release)
+    assert {"name": "health", "port": 9090, "targetPort": "health", "protocol": "TCP"} in service["spec"]["ports"]
+    (endpoint,) = render_.one("ServiceMonitor")["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["scheme"]) == ("health", "http")
+    annotations = render_.one("Deployment", case.release)["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == "9090" and "prometheus.io/scheme" not in annotations
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ingress = render_.one("NetworkPolicy", case.release)["spec"]["ingress"]
+    rules = {rule["ports"][0]["port"]: rule["from"] for rule in ingress}
+    assert monitoring in rules["health"] and monitoring not in rules["http"]

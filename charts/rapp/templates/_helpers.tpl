@@ -214,11 +214,11 @@ TCP connection, since the kubelet presents no client certificate. */}}
 {{- define "ranomaly-rapp.httpProbe" -}}
 {{- if and .tls.enabled .tls.mutual }}
 tcpSocket:
-  port: http
+  port: {{ .port | default "http" }}
 {{- else }}
 httpGet:
   path: {{ .path }}
-  port: http
+  port: {{ .port | default "http" }}
   {{- if .tls.enabled }}
   scheme: HTTPS
   {{- end }}

@@ -84,3 +84,69 @@ auth.enabled is false: anyone who reaches port {{ $.Values.ports.http }} may cha
   Bearer tokens of {{ $.Values.auth.issuer }} (audience {{ $.Values.auth.audience }}) are accepted: -H "Authorization: Bearer $TOKEN"
 {{- end }}
 {{- end }}
+
+{{/* /healthz, /readyz and /metrics on a port of their own (ports.health > 0): plain HTTP, open, the only port
+the metrics namespaces reach. These name the port they are on, and what probes and scrapes use. */}}
+{{- define "ranomaly-xapp.healthSplit" -}}
+{{- if gt (int .Values.ports.health) 0 }}true{{ end }}
+{{- end }}
+
+{{- define "ranomaly-xapp.metricsPortName" -}}
+{{- ternary "health" "http" (eq (include "ranomaly-xapp.healthSplit" .) "true") }}
+{{- end }}
+
+{{- define "ranomaly-xapp.metricsPortNumber" -}}
+{{- ternary .Values.ports.health .Values.ports.http (eq (include "ranomaly-xapp.healthSplit" .) "true") | int }}
+{{- end }}
+
+{{/* TLS of the port probes and scrapes reach: none on the health port. */}}
+{{- define "ranomaly-xapp.metricsTls" -}}
+{{- if include "ranomaly-xapp.healthSplit" . }}
+enabled: false
+{{- else }}
+{{- toYaml .Values.tls.http }}
+{{- end }}
+{{- end }}
+
+{{/* The health port: RANOMALY_XAPP_HEALTH_PORT (ConfigMap), the container's and the Service's port entries. */}}
+{{- define "ranomaly-xapp.healthEnv" -}}
+{{- if include "ranomaly-xapp.healthSplit" . }}
+RANOMALY_XAPP_HEALTH_PORT: {{ .Values.ports.health | int | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "ranomaly-xapp.healthContainerPort" -}}
+{{- if include "ranomaly-xapp.healthSplit" . }}
+- name: health
+  containerPort: {{ .Values.ports.health }}
+  protocol: TCP
+{{- end }}
+{{- end }}
+
+{{- define "ranomaly-xapp.healthServicePort" -}}
+{{- if include "ranomaly-xapp.healthSplit" . }}
+- name: health
+  port: {{ .Values.ports.health }}
+  targetPort: health
+  protocol: TCP
+{{- end }}
+{{- end }}
+
+{{/* NetworkPolicy ingress rule of the health port: RANomaly pods of the namespace and the metrics namespaces. */}}
+{{- define "ranomaly-xapp.healthIngress" -}}
+{{- if include "ranomaly-xapp.healthSplit" . }}
+# Health and metrics alone: RANomaly pods of this namespace and Prometheus.
+- ports:
+    - port: health
+      protocol: TCP
+  from:
+    - podSelector:
+        matchLabels:
+          app.kubernetes.io/part-of: ranomaly
+    {{- range .Values.networkPolicy.metricsNamespaces }}
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ . | quote }}
+    {{- end }}
+{{- end }}
+{{- end }}

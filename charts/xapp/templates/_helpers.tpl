@@ -193,11 +193,11 @@ TCP connection, since the kubelet presents no client certificate. */}}
 {{- define "ranomaly-xapp.httpProbe" -}}
 {{- if and .tls.enabled .tls.mutual }}
 tcpSocket:
-  port: http
+  port: {{ .port | default "http" }}
 {{- else }}
 httpGet:
   path: {{ .path }}
-  port: http
+  port: {{ .port | default "http" }}
   {{- if .tls.enabled }}
   scheme: HTTPS
   {{- end }}
