@@ -88,10 +88,10 @@ class RappService:
         self._ssl = uvicorn_ssl(settings.http_tls())  # TLS files are read now (so are the clients' below)
         self.metrics = RappMetrics()
         keys = sdl_keys(prefix)
+        redis_tls, redis_auth = settings.redis_client_tls(), settings.redis_auth()
         self.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0,
                                              **redis_options(redis_tls),
                                              **(redis_auth.redis_options() if redis_auth else {}))  # fmt: skip
-        redis_tls, redis_auth = settings.redis_client_tls(), settings.redis_auth()
         self.a1 = A1Client(settings.a1_base_url, settings.a1_api_root, settings.a1_timeout_s, settings.a1_retries,
                            settings.a1_client_tls(), a1_credential(settings))  # fmt: skip
         self.guard = build_guard(settings.auth_settings(), "rapp")

@@ -49,6 +49,7 @@ def xapp_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RANOMALY_RAPP_A1_API_KEY_FILE", str(folder / "api-key"))
     return folder
 
+
 @pytest.fixture(scope="session")
 def small_world() -> World:
     """A 12-cell network, shared read-only by tests."""
