@@ -126,3 +126,15 @@ def test_the_threshold_holds_when_three_percent_of_training_periods_are_anomalou
     contaminated = _fit(replace(data, values=values))
     clean, dirty = _threshold(fitted), _threshold(contaminated)
     assert dirty == pytest.approx(clean, rel=0.15), (clean, dirty)
+
+
+def test_a_measurement_empty_in_almost_every_training_record_still_trains_finite_thresholds(data: KpmArrays) -> None:
+    values = data.values.copy()
+    values[FAST.warmup_periods :, :, RATIO] = np.nan  # a ratio empty all night, trained at night: no record
+    # complete in every measurement after the cells' warm-up
+    detector = _fit(replace(data, values=values))
+    assert [note["measurement"] for note in detector.notes] == ["ratio", "flat"]
+    assert detector.thresholds is not None and np.isfinite(detector.thresholds.score)
+    assert np.isfinite(list(detector.thresholds.deviation.values())).all()
+    scores = detector.score(data)[TRAIN_DAYS * DAY :]
+    assert np.isfinite(scores).all() and (scores >= _threshold(detector)).mean() < 0.05

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -189,7 +190,9 @@ def _transforms(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     # quantised measurement is known to half its step at best: a change of one step is no anomaly.
     floor = np.where(codes == 2, 1.0, np.maximum(np.maximum(0.01 * spread, 0.5 * _step(transformed)), 1e-3))
     floor = floor.astype(np.float32)
-    noise = np.nanmedian(np.nanvar(np.diff(transformed, axis=0), axis=0), axis=0) / 2.0
+    with warnings.catch_warnings():  # a cell without two values of a measurement in a row has no noise: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        noise = np.nanmedian(np.nanvar(np.diff(transformed, axis=0), axis=0), axis=0) / 2.0
     prior = np.maximum(np.nan_to_num(noise, nan=1.0), floor**2).astype(np.float32)
     return codes, floor, prior
 
@@ -363,13 +366,27 @@ def _fit_missing(step: DetectorStep, data: tuple[torch.Tensor, ...], config: Det
 
 
 def _precision(step: DetectorStep, data: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """Robust precision matrix of the standardised errors: rows with an extreme error are left out."""
+    """Robust precision matrix of the standardised errors: rows with an extreme error are left out.
+    Relations are learnt among the measurements present in most records, from the records complete in
+    them; a mostly empty measurement relates to none (its own spread only), or its rare complete records
+    would be all there is to learn from (none at all: a measurement that is empty at night, trained at
+    night)."""
     features, residuals, masks, _ = data
     with torch.no_grad():
         mean, log_spread = step.net(features)
-        u = ((residuals - mean) / torch.exp(log_spread)).numpy()
-    complete = (masks.numpy() > 0).all(axis=1) & (np.abs(u) < 5).all(axis=1)
-    covariance = np.cov(u[complete], rowvar=False) + SHRINKAGE * np.eye(u.shape[1])
+        u = ((residuals - mean) / torch.exp(log_spread)).numpy().astype(np.float64)
+    present = masks.numpy() > 0
+    calm = np.abs(np.where(present, u, 0.0)) < 5
+    k = u.shape[1]
+    related = present.mean(axis=0) >= 1.0 - MOSTLY_EMPTY
+    covariance = np.eye(k)
+    for i in np.flatnonzero(~related):  # its own spread, from the records that have it
+        own = u[present[:, i] & calm[:, i], i]
+        covariance[i, i] = float(np.mean(own**2)) if own.size > 1 else 1.0
+    complete = present[:, related].all(axis=1) & calm.all(axis=1)
+    if complete.sum() > related.sum():
+        covariance[np.ix_(related, related)] = np.atleast_2d(np.cov(u[complete][:, related], rowvar=False))
+    covariance += SHRINKAGE * np.eye(k)
     return torch.from_numpy(np.linalg.inv(covariance).astype(np.float32))
 
 
@@ -389,9 +406,11 @@ def _calibrate(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int) -
         if name == "stuck":
             level = np.full(values.shape[1], STUCK_LEVEL)
         else:  # mostly the bulk, extrapolated: unlabelled anomalies (a few percent) inflate high quantiles
-            level = np.maximum(
-                TAIL_RATIO * np.nanquantile(values, 0.9, axis=0), Q99_RATIO * np.nanquantile(values, 0.99, axis=0)
-            )
+            with warnings.catch_warnings():  # a measurement without one calibration value: NaN, the default
+                warnings.simplefilter("ignore", RuntimeWarning)
+                level = np.maximum(
+                    TAIL_RATIO * np.nanquantile(values, 0.9, axis=0), Q99_RATIO * np.nanquantile(values, 0.99, axis=0)
+                )
         level = np.maximum(np.nan_to_num(level, nan=1.0), MIN_LEVEL[name])
         getattr(step, f"q_{name}").copy_(torch.from_numpy(level.astype(np.float32)))
 
