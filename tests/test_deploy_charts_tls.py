@@ -167,6 +167,7 @@ def test_xapp_with_every_hop_on_tls_from_a_certificate(
     assert settings.e2_client_tls() == _client("e2_tls")
     assert settings.redis_url == "rediss://ranomaly-xapp-redis:6379/0"
     assert settings.redis_client_tls() == _client("redis_tls")
+    assert settings.auth == "on" and settings.redis_username == "ranomaly-xapp", "TLS beside auth and ACL users"
     assert _probes(container) == [{"tcpSocket": {"port": "http"}}] * 2  # the kubelet has no client certificate
     annotations = render_.one("Deployment", "ranomaly-xapp")["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scheme"] == "https"
@@ -201,6 +202,7 @@ def test_rapp_with_every_hop_on_tls(rendered: dict[str, charts.Render], monkeypa
     assert settings.a1_client_tls() == _client("a1_tls")
     assert settings.redis_url == "rediss://ranomaly-rapp-redis:6379/0"
     assert settings.redis_client_tls() == _client("redis_tls")
+    assert settings.auth == "on" and settings.redis_username == "ranomaly-rapp", "TLS beside auth and ACL users"
     assert _probes(container) == [{"tcpSocket": {"port": "http"}}] * 2
     _redis_serves_tls(render_, "ranomaly-rapp-redis", secret)
 
