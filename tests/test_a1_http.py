@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -35,6 +36,8 @@ class A1Server:
     client: httpx.AsyncClient
     store: PolicyStore
     datalayer: FakePolicyDataLayer
+    handler: A1Handler
+    origin: str  # http://127.0.0.1:<port>, for /data-delivery (outside /A1-P/v2)
 
 
 @pytest.fixture
@@ -42,7 +45,8 @@ async def a1() -> AsyncIterator[A1Server]:
     datalayer = FakePolicyDataLayer()
     store = PolicyStore(datalayer)
     app = FastAPI()
-    app.include_router(a1_router(A1Handler(store), Guard(None, ApiKey(KEY))))
+    handler = A1Handler(store)
+    app.include_router(a1_router(handler, Guard(None, ApiKey(KEY))))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(5):
@@ -53,7 +57,7 @@ async def a1() -> AsyncIterator[A1Server]:
     try:
         base = f"http://127.0.0.1:{port}/A1-P/v2"
         async with httpx.AsyncClient(base_url=base, timeout=5, headers={API_KEY_HEADER: KEY}) as client:
-            yield A1Server(client, store, datalayer)
+            yield A1Server(client, store, datalayer, handler, f"http://127.0.0.1:{port}")
     finally:
         server.should_exit = True
         await task
@@ -126,22 +130,75 @@ async def test_bad_instance_bodies_are_400_naming_the_problem(a1: A1Server) -> N
     assert (await a1.client.get(INSTANCE)).status_code == 404
 
 
-async def test_illegal_type_ids_are_400_naming_the_parameter(a1: A1Server) -> None:
-    for type_id in ["abc", "0", "2147483648", "-5", "1.5", "99999999999", "%20"]:
+async def test_illegal_type_ids_name_no_type_404_and_are_400_on_create(a1: A1Server) -> None:
+    for type_id in ["abc", "0", "2147483648", "-5", "1.5", "99999999999", "%20", "null,null"]:
         for response in (
             await a1.client.get(f"/policytypes/{type_id}"),
             await a1.client.get(f"/policytypes/{type_id}/policies"),
             await a1.client.put(f"/policytypes/{type_id}/policies/x", json={"enabled": True}),
-            await a1.client.put(f"/policytypes/{type_id}", json=GENERIC),
+            await a1.client.get(f"/policytypes/{type_id}/policies/x"),
             await a1.client.get(f"/policytypes/{type_id}/policies/x/status"),
             await a1.client.delete(f"/policytypes/{type_id}/policies/x"),
             await a1.client.delete(f"/policytypes/{type_id}"),
         ):
-            assert response.status_code == 400, (type_id, response.request.method, response.request.url)
-            assert response.json()["detail"].startswith("policy_type_id: must be an integer from 1 to 2147483647")
+            assert response.status_code == 404, (type_id, response.request.method, response.request.url)
+            assert response.json()["detail"].startswith("policy type "), response.json()
+            assert "type ids are integers from 1 to 2147483647" in response.json()["detail"]
+        response = await a1.client.put(f"/policytypes/{type_id}", json=GENERIC)
+        assert response.status_code == 400, type_id
+        assert response.json()["detail"].startswith("policy_type_id: must be an integer from 1 to 2147483647")
     response = await a1.client.put(f"/policytypes/{POLICY_TYPE_ID}/policies/{'x' * 300}", json={"enabled": True})
     assert response.status_code == 400
-    assert response.json()["detail"].startswith("policy_instance_id: must be a printable string of 1 to 256")
+    assert response.json()["detail"].startswith("policy_instance_id: must be a string of 1 to 256")
+    assert (await a1.client.get(f"/policytypes/{POLICY_TYPE_ID}/policies/{'x' * 300}")).status_code == 404
+
+
+async def test_instance_ids_may_hold_any_character(a1: A1Server) -> None:
+    for instance_id in ["\x04", "ø\x14\x05", "\U000d4cab", "a b?c#d", "\u200b", "%", "null,null"]:
+        path = f"/policytypes/{POLICY_TYPE_ID}/policies/{quote(instance_id, safe='')}"
+        assert (await a1.client.put(path, json={"enabled": False})).status_code == 202, repr(instance_id)
+        assert (await a1.client.get(path)).json() == {"enabled": False}, repr(instance_id)
+        assert (await a1.client.get(path + "/status")).status_code == 200, repr(instance_id)
+        assert instance_id in (await a1.client.get(f"/policytypes/{POLICY_TYPE_ID}/policies")).json()
+        assert (await a1.client.delete(path)).status_code == 202, repr(instance_id)
+        assert (await a1.client.get(path)).status_code == 404, repr(instance_id)
+    # a '/' splits the path before routing, as in the mediator's routes: no instance route matches (404)
+    response = await a1.client.put(f"/policytypes/{POLICY_TYPE_ID}/policies/a%2Fb", json={"enabled": False})
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [
+        ("/policytypes/1", "GET, HEAD, PUT, DELETE, OPTIONS"),
+        (INSTANCE, "GET, HEAD, PUT, DELETE, OPTIONS"),
+        (INSTANCE + "/status", "GET, HEAD, OPTIONS"),
+        ("/policytypes", "GET, HEAD, OPTIONS"),
+        ("/healthcheck", "GET, HEAD, OPTIONS"),
+        ("{origin}/data-delivery", "POST, OPTIONS"),
+    ],
+)
+async def test_unserved_methods_are_405_with_every_served_method_in_allow(a1: A1Server, path: str, allow: str) -> None:
+    url = path.format(origin=a1.origin)
+    served = {m.strip() for m in allow.split(",")}
+    for method in ("TRACE", "PATCH", "POST", "PUT", "DELETE", "CONNECT"):
+        if method in served:
+            continue
+        response = await a1.client.request(method, url)
+        assert (response.status_code, response.headers.get("allow")) == (405, allow), (method, path)
+    response = await a1.client.options(url)
+    assert (response.status_code, response.headers["allow"]) == (204, allow)
+
+
+async def test_data_delivery_is_accepted_and_counted(a1: A1Server) -> None:
+    url = f"{a1.origin}/data-delivery"
+    assert (await a1.client.post(url, json={"job": "j1", "payload": [1, 2]})).status_code == 200
+    assert (await a1.client.post(url)).status_code == 200
+    response = await a1.client.post(url, json=[1])
+    assert response.status_code == 400 and "must be a JSON object" in response.json()["detail"]
+    assert a1.handler.data_deliveries == 2
+    assert (await a1.client.post(url, json={}, headers={API_KEY_HEADER: "wrong"})).status_code == 401
+    assert a1.handler.data_deliveries == 2
 
 
 async def test_unknown_types_and_instances_are_404(a1: A1Server) -> None:

@@ -35,6 +35,7 @@ from xapp.metrics import XappMetrics
 from xapp.modelswap import ModelLoader, fingerprint
 from xapp.policy.follow import PROBLEMS, PolicyFollower
 from xapp.policy.handler import A1Handler
+from xapp.policy.known import KnownNames
 from xapp.policy.store import PolicyStore
 from xapp.runtime import ModelRuntime
 from xapp.settings import XappSettings
@@ -104,7 +105,9 @@ class XappService:
         self.guard = build_guard(settings.auth_settings(), "xapp")
         a1_data = self.a1_data = self.datalayer.policy_data()  # the HTTP thread's handle; A1 audit goes there too
         a1_store = PolicyStore(a1_data)  # the A1 handler's, on the HTTP thread
-        self.a1 = A1Handler(a1_store, enforcement=self.store)
+        self.known = KnownNames()  # what A1 statuses warn of when a policy names more (xapp.policy.known)
+        self._known_key: tuple[object, ...] = ()
+        self.a1 = A1Handler(a1_store, enforcement=self.store, known=lambda: self.known)
         self.http = HttpThread(
             lambda: http_app(self), a1_store, a1_data, settings.http_host, settings.a1_port, settings.http_tls(),
             None if settings.health_port is None else (lambda: health_app(self), settings.health_port),
@@ -205,10 +208,23 @@ class XappService:
 
     def _publish_health(self) -> None:
         try:
+            self._publish_known()
             self.refresh_gauges()
             self._health = (time.monotonic(), self.health())
         except Exception:  # a bug here must not stop scoring; the stale snapshot shows it
             log.exception("health_snapshot_failed")
+
+    def _publish_known(self) -> None:
+        """Publish the cells, nodes and measurements known now, when the cell table or the model changed."""
+        engine = self.engine
+        if engine is None:
+            return
+        table = engine.table
+        key = (len(table), table.generation, engine.model.version)
+        if key != self._known_key:
+            self._known_key = key
+            self.known = KnownNames(frozenset(table.slot_of), frozenset(n for n, s in table.by_node.items() if s),
+                                    frozenset(engine.model.measurements))  # fmt: skip
 
     async def current_health(self) -> dict[str, Any]:
         """What /healthz and /readyz answer (called on the HTTP thread): a snapshot the scoring loop takes now,

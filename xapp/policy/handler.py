@@ -2,8 +2,14 @@
 
 HTTP (`xapp.policy.http`) and RMR (`xapp.policy.rmr`) both call this handler; status codes follow the
 mediator's swagger: 200 reads, 201 type created, 204 type deleted, 202 instance created, replaced or
-deleted, 400 bad body or id, existing type or type with instances, 404 unknown type or instance, 503 data
-layer unavailable. Ids arrive as the transport received them and are checked here.
+deleted, 400 bad body, illegal id on create, existing type or type with instances, 404 unknown type or
+instance, 503 data layer unavailable. Ids arrive as the transport received them and are checked here: a
+type id that is not an integer from 1 to 2147483647 names no type, so reads, deletes and instance writes
+answer 404 for it (the mediator's route miss), and creating a type with it 400 (the spec's "illegal ID").
+An instance id is any string of 1 to 256 characters (the spec: "can be any string").
+
+An instance's status also names, under `warnings`, the cells, nodes and measurements a type-20100 instance
+names that this xApp does not know now (`xapp.policy.known`): the policy is accepted, since they may come later.
 
 An instance's status is the enforcement that a second store, the engine's view, holds for the same version
 of the instance (the same `order`); until the engine's view has that version, it is NOT_ENFORCED.
@@ -20,6 +26,7 @@ from typing import Any
 import structlog
 
 from xapp.datalayer.base import DataLayerUnavailable
+from xapp.policy.known import KnownNames, policy_warnings
 from xapp.policy.store import (
     ENFORCED,
     NOT_ENFORCED,
@@ -81,25 +88,51 @@ def _require_object(body: object, what: str) -> None:
         raise InvalidPolicy(f"{what}: must be a JSON object, got {type(body).__name__}")
 
 
+def lookup_type_id(value: object) -> int:
+    """A policy type id to look up: UnknownPolicyType when it is not one (no type can have it)."""
+    try:
+        return parse_type_id(value)
+    except InvalidPolicy:
+        what = f"policy type {value!r} not found: type ids are integers from 1 to {MAX_TYPE_ID}"
+        raise UnknownPolicyType(what) from None
+
+
 def check_instance_id(value: object) -> str:
-    """A policy instance id: a printable string of 1 to 256 characters; InvalidPolicy naming it otherwise."""
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_INSTANCE_ID_LENGTH or not value.isprintable():
+    """A policy instance id to create: any string of 1 to 256 characters that UTF-8 can carry (control and
+    unassigned characters included, as the spec allows); InvalidPolicy naming it otherwise."""
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_INSTANCE_ID_LENGTH or not _utf8(value):
         raise InvalidPolicy(
-            f"policy_instance_id: must be a printable string of 1 to {MAX_INSTANCE_ID_LENGTH} characters, got {value!r}"
+            f"policy_instance_id: must be a string of 1 to {MAX_INSTANCE_ID_LENGTH} characters, got {value!r}"
         )
     return value
 
 
-def _ids(type_id: object, instance_id: object) -> tuple[int, str]:
-    return parse_type_id(type_id), check_instance_id(instance_id)
+def _utf8(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate, which only a JSON escape can make
+        return False
+    return True
+
+
+def _lookup(type_id: object, instance_id: object) -> tuple[int, str]:
+    """Ids of an existing instance: any text names one, or none (404)."""
+    return lookup_type_id(type_id), str(instance_id)
 
 
 class A1Handler:
     """The A1-P operations (list, get, create and delete of types and instances, status, healthcheck)."""
 
-    def __init__(self, store: PolicyStore, enforcement: PolicyStore | None = None) -> None:
+    def __init__(
+        self,
+        store: PolicyStore,
+        enforcement: PolicyStore | None = None,
+        known: Callable[[], KnownNames] | None = None,
+    ) -> None:
         self._store = store
         self._enforcement = store if enforcement is None else enforcement
+        self._known = known  # what the xApp knows now (read on this thread); None: no warnings in statuses
+        self.data_deliveries = 0  # POST /data-delivery bodies accepted (counted, not used: no EI job consumes them)
 
     async def healthcheck(self) -> A1Result:
         """200 when the policies are loaded and the data layer answers, else 503."""
@@ -122,7 +155,8 @@ class A1Handler:
         return await self._run("delete_type", self._delete_type, type_id)
 
     async def list_instances(self, type_id: object) -> A1Result:
-        """200 with the instance ids of a type, 404 if the type is unknown."""
+        """200 with the instance ids of a type, 404 if the type is unknown (the mediator's answer; the spec lists
+        only 200 and 503, docs/conformance.md)."""
         return await self._run("list_instances", self._list_instances, type_id)
 
     async def get_instance(self, type_id: object, instance_id: object) -> A1Result:
@@ -138,8 +172,19 @@ class A1Handler:
         return await self._run("delete_instance", self._delete_instance, type_id, instance_id)
 
     async def get_status(self, type_id: object, instance_id: object) -> A1Result:
-        """200 with `enforceStatus` (and `enforceReason` when not enforced), 404 if unknown."""
+        """200 with `enforceStatus` (and `enforceReason` when not enforced, `warnings` when it names what the
+        xApp does not know), 404 if unknown."""
         return await self._run("get_status", self._get_status, type_id, instance_id)
+
+    async def data_delivery(self, body: object) -> A1Result:
+        """200 once counted: an enrichment data delivery (a JSON object, or none), which this xApp runs no job
+        for; 400 when the body is not an object."""
+        if body is not None and not isinstance(body, dict):
+            return A1Result(400, {"detail": f"body: must be a JSON object, got {type(body).__name__}"})
+        self.data_deliveries += 1
+        job = body.get("job") if isinstance(body, dict) else None
+        log.info("a1_data_delivered", job=job if isinstance(job, str) else None, count=self.data_deliveries)
+        return A1Result(200)
 
     async def _healthcheck(self) -> A1Result:
         await self._store.check()
@@ -149,7 +194,7 @@ class A1Handler:
         return A1Result(200, self._store.type_ids())
 
     async def _get_type(self, type_id: object) -> A1Result:
-        return A1Result(200, self._store.policy_type(parse_type_id(type_id)).document)
+        return A1Result(200, self._store.policy_type(lookup_type_id(type_id)).document)
 
     async def _create_type(self, type_id: object, document: object) -> A1Result:
         valid_id = parse_type_id(type_id)
@@ -158,33 +203,39 @@ class A1Handler:
         return A1Result(201)
 
     async def _delete_type(self, type_id: object) -> A1Result:
-        await self._store.delete_type(parse_type_id(type_id))
+        await self._store.delete_type(lookup_type_id(type_id))
         return A1Result(204)
 
     async def _list_instances(self, type_id: object) -> A1Result:
-        return A1Result(200, sorted(self._store.instances(parse_type_id(type_id))))
+        return A1Result(200, sorted(self._store.instances(lookup_type_id(type_id))))
 
     async def _get_instance(self, type_id: object, instance_id: object) -> A1Result:
-        return A1Result(200, self._store.instance(*_ids(type_id, instance_id)).body)
+        return A1Result(200, self._store.instance(*_lookup(type_id, instance_id)).body)
 
     async def _put_instance(self, type_id: object, instance_id: object, body: object) -> A1Result:
-        ids = _ids(type_id, instance_id)
+        valid_type = lookup_type_id(type_id)
+        self._store.policy_type(valid_type)  # an unknown type is a 404 before the id or body are looked at
+        valid_id = check_instance_id(instance_id)
         _require_object(body, "body")
-        await self._store.put_instance(*ids, body)
+        await self._store.put_instance(valid_type, valid_id, body)
         return A1Result(202)
 
     async def _delete_instance(self, type_id: object, instance_id: object) -> A1Result:
-        await self._store.delete_instance(*_ids(type_id, instance_id))
+        await self._store.delete_instance(*_lookup(type_id, instance_id))
         return A1Result(202)
 
     async def _get_status(self, type_id: object, instance_id: object) -> A1Result:
-        record = self._store.instance(*_ids(type_id, instance_id))
+        record = self._store.instance(*_lookup(type_id, instance_id))
         seen = self._enforcement.find(record.type_id, record.instance_id)
+        status: dict[str, Any]
         if seen is None or seen.order != record.order:
-            return A1Result(200, {"enforceStatus": NOT_ENFORCED, "enforceReason": PENDING_REASON})
-        if seen.enforced:
-            return A1Result(200, {"enforceStatus": ENFORCED})
-        return A1Result(200, {"enforceStatus": NOT_ENFORCED, "enforceReason": seen.reason})
+            status = {"enforceStatus": NOT_ENFORCED, "enforceReason": PENDING_REASON}
+        elif seen.enforced:
+            status = {"enforceStatus": ENFORCED}
+        else:
+            status = {"enforceStatus": NOT_ENFORCED, "enforceReason": seen.reason}
+        warnings = [] if self._known is None else policy_warnings(record, self._known())
+        return A1Result(200, {**status, "warnings": warnings} if warnings else status)
 
     async def _run(self, operation: str, action: Callable[..., Awaitable[A1Result]], *args: object) -> A1Result:
         """Load the store if it is not yet, run the action, and turn refusals into status codes."""

@@ -1,22 +1,34 @@
-"""A1-P over HTTP: the O-RAN SC A1 mediator's paths under /A1-P/v2, served by a FastAPI router.
+"""A1-P over HTTP: the O-RAN SC A1 mediator's paths under /A1-P/v2 and its `POST /data-delivery`, served by a
+FastAPI router.
 
-Path ids are taken as text and checked by the handler, so a bad `policy_type_id` is a 400 that names it
-(not FastAPI's 422). Bodies are read as JSON text; errors are JSON `{"detail": "..."}`. The query
-parameter `notificationDestination` is accepted and ignored. Reads need the READ scope and writes POLICIES
-(`ranomaly_contracts.auth`); the healthcheck is open, as /healthz is.
+Path ids are taken as text and checked by the handler (not FastAPI's 422): a type id that is not one names no
+type (404), an illegal one on create is a 400 that names it. Bodies are read as JSON text; errors are JSON
+`{"detail": "..."}`. The query parameter `notificationDestination` is accepted and ignored. A method a path
+does not serve is a 405 whose `Allow` lists those it does (`ranomaly_contracts.methods`). Reads need the READ
+scope and writes POLICIES (`ranomaly_contracts.auth`: 401 without a valid credential, 403 without the scope,
+both declared in the OpenAPI); the healthcheck is open, as /healthz is. docs/conformance.md lists where the
+answers differ from the mediator's swagger, and why.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from ranomaly_contracts.auth.guard import Guard
 from ranomaly_contracts.auth.scopes import POLICIES, READ
+from ranomaly_contracts.methods import answer_unserved_methods
 from xapp.policy.handler import A1Handler, A1Result, parse_json
 from xapp.policy.store import InvalidPolicy
 
 PREFIX = "/A1-P/v2"
+DATA_DELIVERY = "/data-delivery"
+_AUTH_ANSWERS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no valid credential (an API key or a bearer token)"},
+    403: {"description": "the credential lacks the scope this operation needs"},
+}
 _TYPE = "/policytypes/{policy_type_id}"
 _INSTANCE = _TYPE + "/policies/{policy_instance_id}"
 
@@ -27,11 +39,11 @@ def _response(result: A1Result) -> Response:
     return JSONResponse(result.body, status_code=result.status)
 
 
-async def _body(request: Request) -> object | A1Result:
-    """The request's JSON body, or a 400 result naming what is wrong with it."""
+async def _body(request: Request, required: bool = True) -> object | A1Result:
+    """The request's JSON body (None when absent and not required), or a 400 result naming what is wrong."""
     raw = await request.body()
     if not raw.strip():
-        return A1Result(400, {"detail": "body: missing; a JSON object is required"})
+        return A1Result(400, {"detail": "body: missing; a JSON object is required"}) if required else None
     try:
         return parse_json(raw, "body")
     except InvalidPolicy as exc:
@@ -40,54 +52,62 @@ async def _body(request: Request) -> object | A1Result:
 
 def a1_router(handler: A1Handler, guard: Guard, prefix: str = PREFIX) -> APIRouter:
     """A router serving A1-P (the mediator's swagger, O-RAN SC 2.1.0) through `handler`, under /A1-P/v2
-    (the A1 simulator serves the same API under /a1-p)."""
-    router = APIRouter(prefix=prefix, tags=["A1-P"])
+    (the A1 simulator serves the same API under /a1-p), and /data-delivery."""
+    router = APIRouter(tags=["A1-P"])
+    type_path, instance_path = prefix + _TYPE, prefix + _INSTANCE
     read, write = [guard.require(READ)], [guard.require(POLICIES)]
 
-    @router.get("/healthcheck")
+    @router.post(DATA_DELIVERY, dependencies=write, responses=_AUTH_ANSWERS, tags=["A1 EI Data Delivery"])
+    async def data_delivery(request: Request) -> Response:
+        body = await _body(request, required=False)
+        if isinstance(body, A1Result):
+            return _response(body)
+        return _response(await handler.data_delivery(body))
+
+    @router.get(prefix + "/healthcheck")
     async def healthcheck() -> Response:
         return _response(await handler.healthcheck())
 
-    @router.get("/policytypes", dependencies=read)
+    @router.get(prefix + "/policytypes", dependencies=read, responses=_AUTH_ANSWERS)
     async def list_types() -> Response:
         return _response(await handler.list_types())
 
-    @router.get(_TYPE, dependencies=read)
+    @router.get(type_path, dependencies=read, responses=_AUTH_ANSWERS)
     async def get_type(policy_type_id: str) -> Response:
         return _response(await handler.get_type(policy_type_id))
 
-    @router.put(_TYPE, dependencies=write)
+    @router.put(type_path, dependencies=write, responses=_AUTH_ANSWERS)
     async def create_type(policy_type_id: str, request: Request) -> Response:
         body = await _body(request)
         if isinstance(body, A1Result):
             return _response(body)
         return _response(await handler.create_type(policy_type_id, body))
 
-    @router.delete(_TYPE, dependencies=write)
+    @router.delete(type_path, dependencies=write, responses=_AUTH_ANSWERS)
     async def delete_type(policy_type_id: str) -> Response:
         return _response(await handler.delete_type(policy_type_id))
 
-    @router.get(_TYPE + "/policies", dependencies=read)
+    @router.get(type_path + "/policies", dependencies=read, responses=_AUTH_ANSWERS)
     async def list_instances(policy_type_id: str) -> Response:
         return _response(await handler.list_instances(policy_type_id))
 
-    @router.get(_INSTANCE, dependencies=read)
+    @router.get(instance_path, dependencies=read, responses=_AUTH_ANSWERS)
     async def get_instance(policy_type_id: str, policy_instance_id: str) -> Response:
         return _response(await handler.get_instance(policy_type_id, policy_instance_id))
 
-    @router.put(_INSTANCE, dependencies=write)
+    @router.put(instance_path, dependencies=write, responses=_AUTH_ANSWERS)
     async def put_instance(policy_type_id: str, policy_instance_id: str, request: Request) -> Response:
         body = await _body(request)
         if isinstance(body, A1Result):
             return _response(body)
         return _response(await handler.put_instance(policy_type_id, policy_instance_id, body))
 
-    @router.delete(_INSTANCE, dependencies=write)
+    @router.delete(instance_path, dependencies=write, responses=_AUTH_ANSWERS)
     async def delete_instance(policy_type_id: str, policy_instance_id: str) -> Response:
         return _response(await handler.delete_instance(policy_type_id, policy_instance_id))
 
-    @router.get(_INSTANCE + "/status", dependencies=read)
+    @router.get(instance_path + "/status", dependencies=read, responses=_AUTH_ANSWERS)
     async def get_status(policy_type_id: str, policy_instance_id: str) -> Response:
         return _response(await handler.get_status(policy_type_id, policy_instance_id))
 
-    return router
+    return answer_unserved_methods(router)
