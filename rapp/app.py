@@ -121,7 +121,8 @@ class RappService:
                                          on_breaches)  # fmt: skip
         alerts = NotifierAlerts(settings.work_dir) if self.notifier is not None else None
         self.reporter = Reporter.from_settings(settings, alerts=alerts, forecasts=self._breaches_of)
-        self.console = Console(settings, self.redis, keys, self.reporter, self.registry, self._near_rt)
+        self.console = Console(settings, self.redis, keys, self.reporter, self.registry, self._near_rt,
+                               self.policies)  # fmt: skip
         secure = settings.http_tls() is not None or settings.console_secure_cookie  # the session cookie's flag
         self.sessions = Sessions(self.guard, settings.console_session_h * 3600, secure)
         window, retrain = timedelta(hours=settings.drift_window_h), self._retrain
@@ -259,6 +260,7 @@ class RappService:
                 asyncio.create_task(self.jobs.run(), name="jobs"),
                 asyncio.create_task(self._schedule(), name="schedule"),
                 asyncio.create_task(self.forecasts.run(self._stop), name="forecasts"),
+                asyncio.create_task(self.console.silences.run(self._stop), name="silences"),
                 *self._drift_watch(),
             ]
             if self.notifier is not None:

@@ -148,6 +148,9 @@ class RappSettings(BaseSettings):
     console_xapp_url: str | None = None  # the xApp's HTTP base (its /healthz shown); None: the A1 view alone
     console_session_h: float = Field(8.0, gt=0)  # a sign-in lasts this long (sessions live in the rApp's memory)
     console_secure_cookie: bool = False  # the session cookie Secure without the rApp's own TLS (a TLS ingress)
+    # --- console, second increment (maintenance silences, policies page) ---
+    console_silence_check_s: float = Field(5.0, gt=0)  # how often expired maintenance silences are deleted
+    # --- end of the console's second increment ---
 
     @model_validator(mode="after")
     def _tls_files(self) -> RappSettings:

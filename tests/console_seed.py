@@ -1,6 +1,7 @@
 """A seeded network for the console's tests: eight hours of KPM history of five cells on two nodes at 60 s,
 two incidents recorded as the collector records them, every cell's latest state as the xApp writes it, and the
-scoring model's manifest in the registry; an rApp serving it, run on a thread of its own."""
+scoring model's manifest in the registry; an rApp serving it, run on a thread of its own; and a real Near-RT
+side for it (e2sim streaming in real time to an xApp on the same data layer), on another thread."""
 
 from __future__ import annotations
 
@@ -17,12 +18,18 @@ from typing import NamedTuple
 import numpy as np
 import redis
 
+from e2sim.server import SimServer, StreamOptions
+from e2sim.world import World, WorldConfig
 from models.trivial import trivial_artifact
 from ranomaly.redis_process import free_port
 from ranomaly_contracts.sdl import Attribution, CellState, CellStatus, IncidentEvent, encode_cell_state, sdl_keys
 from rapp.app import RappService
 from rapp.history import HistoryStore, KpmRows
 from rapp.settings import RappSettings
+from tests.test_xapp_service import model_folder
+from xapp.app import XappService
+from xapp.datalayer.redis import RedisDataLayer
+from xapp.settings import XappSettings
 
 T0 = 1_767_571_200_000  # 2026-01-05 00:00 UTC
 P = 60_000
@@ -103,18 +110,74 @@ class Running(NamedTuple):
     api_key: Path
 
 
+class NearRt(NamedTuple):
+    """A running xApp fed by e2sim: its A1-P base URL, its nodes and cells, and how to reach it."""
+
+    a1_url: str
+    nodes: dict[str, list[str]]  # node -> its cells
+    xapp: XappService
+    loop: asyncio.AbstractEventLoop
+
+
+NEAR_RT_PERIOD_MS = 100  # e2sim's periods in real time: the xApp scores ten periods a second
+
+
 @contextmanager
-def running_rapp(redis_url: str, folder: Path, **settings: object) -> Iterator[Running]:
-    """An rApp over a freshly seeded history and data layer, on a thread with its own event loop."""
-    prefix = f"t{uuid.uuid4().hex[:12]}"
+def running_near_rt(redis_url: str, prefix: str, folder: Path, cells: int = 6) -> Iterator[NearRt]:
+    """e2sim (real time) and an xApp scoring its stream into the data layer under `prefix` (the trivial model,
+    signed with the tests' key), on a thread with its own event loop."""
+    world = World(WorldConfig(seed=5, n_cells=cells))
+    model = model_folder(folder, "near-rt-1", NEAR_RT_PERIOD_MS)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="near-rt", daemon=True)
+    thread.start()
+
+    async def start() -> tuple[SimServer, XappService, asyncio.Task[None]]:
+        sim = SimServer(world, StreamOptions(realtime=True))  # gRPC's server belongs to the loop it is made on
+        bound = await sim.start("127.0.0.1", 0)
+        settings = XappSettings(e2_targets=[f"127.0.0.1:{bound}"], http_host="127.0.0.1", a1_port=0,
+                                period_ms=NEAR_RT_PERIOD_MS, seed_model_dir=model, model_poll_s=0.2,
+                                reconnect_min_s=0.05, reconnect_max_s=0.2)  # fmt: skip
+        service = XappService(settings, RedisDataLayer(redis_url, prefix=prefix))
+        task = asyncio.create_task(service.run())
+        await service.started.wait()
+        return sim, service, task
+
+    sim, service, task = asyncio.run_coroutine_threadsafe(start(), loop).result(120)
+    nodes: dict[str, list[str]] = {}
+    for cell, node in zip(world.cell_ids, world.topology.cell_node, strict=True):
+        nodes.setdefault(world.node_ids[int(node)], []).append(cell)
+    try:
+        yield NearRt(f"http://127.0.0.1:{service.http_port}", nodes, service, loop)
+    finally:
+
+        async def stop() -> None:
+            service.stop()
+            await asyncio.wait_for(task, 60)
+            await sim.stop(0)
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(90)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()
+
+
+@contextmanager
+def running_rapp(redis_url: str, folder: Path, prefix: str | None = None, **settings: object) -> Iterator[Running]:
+    """An rApp over a freshly seeded history and data layer (under `prefix`, else a new one), on a thread with
+    its own event loop; `settings` override the defaults."""
+    prefix = prefix or f"t{uuid.uuid4().hex[:12]}"
     seed_history(folder / "history")
     client = redis.Redis.from_url(redis_url)
     seed_data_layer(client, prefix)
     client.close()
-    config = RappSettings(redis_url=redis_url, http_host="127.0.0.1", port=0, history_dir=folder / "history",
-                          work_dir=folder / "work", a1_base_url=f"http://127.0.0.1:{free_port()}", a1_retries=0,
-                          collect_block_ms=50, train_forecaster=False, report_summaries=False,
-                          console_plot_before_h=PLOT_BEFORE_H, **settings)  # type: ignore[arg-type]  # fmt: skip
+    fields: dict[str, object] = {
+        "redis_url": redis_url, "http_host": "127.0.0.1", "port": 0, "history_dir": folder / "history",
+        "work_dir": folder / "work", "a1_base_url": f"http://127.0.0.1:{free_port()}", "a1_retries": 0,
+        "collect_block_ms": 50, "train_forecaster": False, "report_summaries": False,
+        "console_plot_before_h": PLOT_BEFORE_H,
+    }  # fmt: skip
+    config = RappSettings(**(fields | settings))  # type: ignore[arg-type]
     service = RappService(config, prefix=prefix)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(service.run(),), name="rapp", daemon=True)

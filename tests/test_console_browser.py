@@ -5,12 +5,15 @@ never asserted."""
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
+import httpx
 import jwt
 import pandas as pd
 import pytest
@@ -23,8 +26,17 @@ from ranomaly_contracts.auth.apikey import read_api_key
 from ranomaly_contracts.auth.scopes import READ
 from ranomaly_contracts.sdl import CellStatus, sdl_keys
 from rapp.console.session import COOKIE
-from tests.auth_helpers import key_header
-from tests.console_seed import OPEN_CELL, OPEN_ID, PLOT_POINTS, Running, cell_state, running_rapp
+from tests.auth_helpers import app_key, key_header
+from tests.console_seed import (
+    OPEN_CELL,
+    OPEN_ID,
+    PLOT_POINTS,
+    NearRt,
+    Running,
+    cell_state,
+    running_near_rt,
+    running_rapp,
+)
 
 CHROMIUM = shutil.which("chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -183,3 +195,101 @@ def test_a_read_only_token_signs_in_and_sees_no_acting_controls(
                                     headers={"x-csrf-token": csrf})  # fmt: skip
         assert refused.status == 403 and "read only" in refused.text()
         page.close()
+
+
+@pytest.fixture
+def live(redis_url: str, tmp_path: Path) -> Iterator[tuple[Running, NearRt]]:
+    """An rApp whose Near-RT side is a real xApp scoring e2sim's stream into the same data layer."""
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    with running_near_rt(redis_url, prefix, tmp_path / "near-rt") as near_rt:
+        with running_rapp(redis_url, tmp_path / "rapp", prefix=prefix, a1_base_url=near_rt.a1_url,
+                          a1_sync_interval_s=0.5, console_refresh_s=0.5, console_silence_check_s=0.2,
+                          console_xapp_url=near_rt.a1_url) as console:  # fmt: skip
+            yield console, near_rt
+
+
+def xapp_policy(near_rt: NearRt, policy_id: str) -> httpx.Response:
+    """The xApp's own copy of a type-20100 instance (its A1-P endpoint, with its generated key)."""
+    headers = app_key(near_rt.xapp.settings)
+    return httpx.get(f"{near_rt.a1_url}/A1-P/v2/policytypes/20100/policies/{policy_id}", headers=headers, timeout=10)
+
+
+def test_a_maintenance_silence_silences_a_node_on_the_xapp_and_expires(
+    browser: Browser, live: tuple[Running, NearRt]
+) -> None:
+    console, near_rt = live
+    node, cells = next(iter(near_rt.nodes.items()))
+    page = browser.new_page()
+    page.goto(f"{console.base}/console")
+    sign_in(page, console, "carol")
+    for cell in cells:  # the xApp's verdicts reach the page: scored, not silenced
+        expect(page.locator(f'[data-cell="{cell}"]')).to_have_class(re.compile(r"cell (normal|warming_up)"),
+                                                                      timeout=120_000)  # fmt: skip
+
+    page.select_option("#silence-scope", "node")
+    page.fill("#silence-target", node)
+    page.fill("#silence-minutes", "30")
+    page.click("#silence-form button")
+    row = page.locator(f'#silences tr[data-silence="silence.node.{node}"]')
+    expect(row).to_contain_text("carol via api-key")
+    held = xapp_policy(near_rt, f"silence.node.{node}")
+    assert held.status_code == 200 and held.json() == {"enabled": False, "scope": {"nodes": [node]}}
+    for cell in cells:  # the xApp scores the node's cells as silenced, the others as before
+        expect(page.locator(f'[data-cell="{cell}"]')).to_have_class("cell silenced", timeout=120_000)
+    expect(page.locator(f'[data-node="{node}"] .silenced-until')).to_contain_text("silenced until")
+    other = next(c for n, cs in near_rt.nodes.items() if n != node for c in cs)
+    expect(page.locator(f'[data-cell="{other}"]')).not_to_have_class("cell silenced")
+
+    # silenced again for a moment: the new expiry replaces the old, and the rApp deletes the policy at it
+    page.fill("#silence-target", node)
+    page.fill("#silence-minutes", "0.02")
+    page.click("#silence-form button")
+    expect(row).to_have_count(0, timeout=120_000)
+    assert xapp_policy(near_rt, f"silence.node.{node}").status_code == 404
+    for cell in cells:
+        expect(page.locator(f'[data-cell="{cell}"]')).to_have_class(re.compile(r"cell (normal|warming_up|anomalous)"),
+                                                                      timeout=120_000)  # fmt: skip
+    page.close()
+
+
+def test_a_policy_made_in_the_form_reaches_the_xapp_and_a_wrong_value_is_shown_by_its_field(
+    browser: Browser, live: tuple[Running, NearRt]
+) -> None:
+    console, near_rt = live
+    node = next(iter(near_rt.nodes))
+    page = browser.new_page()
+    page.goto(f"{console.base}/console/policies")
+    sign_in(page, console, "dave")
+    page.click("#new-policy")
+    expect(page.locator("#policy-form")).to_have_attribute("data-ready", "20100")
+    page.fill("#policy-id", "night-watch")
+    page.check("#field-enabled")
+    page.fill("#field-scope-nodes", node)
+    page.select_option("#field-threshold-mode", "sigma")
+    page.fill("#field-threshold-value", "-1")
+    page.click("#save")
+    expect(page.locator('.field-error[data-error-for="threshold.value"]')).to_contain_text("minimum of 0")
+    expect(page.locator('.field-error[data-error-for="scope.nodes"]')).to_have_text("")
+    assert xapp_policy(near_rt, "night-watch").status_code == 404, "a refused policy never reaches the xApp"
+
+    page.fill("#field-threshold-value", "4")
+    began = time.perf_counter()
+    page.click("#save")
+    row = page.locator('#policies tr[data-policy="night-watch"]')
+    expect(row).to_contain_text(f"node {node}")
+    print(f"console page load: policies after a save {1000 * (time.perf_counter() - began):.0f} ms")  # noqa: T201
+    expected = {"enabled": True, "scope": {"nodes": [node]}, "threshold": {"mode": "sigma", "value": 4}}
+    assert xapp_policy(near_rt, "night-watch").json() == expected
+    expect(row.locator(".near-rt-status")).to_have_text("ENFORCED", timeout=120_000)  # the xApp applies it
+
+    row.locator(".edit").click()
+    expect(page.locator("#field-threshold-value")).to_have_value("4")
+    page.fill("#field-debounce-open_after", "3")
+    page.click("#save")
+    expect(row).to_be_visible()
+    assert xapp_policy(near_rt, "night-watch").json() == {**expected, "debounce": {"open_after": 3}}
+
+    row.locator(".delete").click()
+    expect(row).to_have_count(0)
+    assert xapp_policy(near_rt, "night-watch").status_code == 404
+    page.close()

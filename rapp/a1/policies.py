@@ -9,8 +9,10 @@ so one failing type does not hold up the others, and `sync_failures` names each 
 
 A record (JSON in HASH_RAPP_POLICIES, field = policy id) is the Non-RT RIC policy management's
 `policy_info` (ric_id, policy_id, policytype_id, service_id, policy_data, transient,
-status_notification_uri) plus `last_modified` (ISO 8601 UTC). A policy is stored only once the Near-RT side
-accepted it. Transient policies are not pushed again after the Near-RT side lost them: they are dropped.
+status_notification_uri) plus `last_modified` (ISO 8601 UTC) and, for a policy put with an expiry (the
+console's maintenance silences), `expires_ms` (ms since the epoch): the rApp deletes it then (`expired()`).
+A policy is stored only once the Near-RT side accepted it. Transient policies are not pushed again after
+the Near-RT side lost them: they are dropped.
 """
 
 from __future__ import annotations
@@ -153,12 +155,17 @@ class PolicyRegistry:
                 log.warning("a1_policy_type_not_kept", policytype_id=type_id, problem=str(exc))
         return document
 
-    async def put(self, info: PolicyInfo) -> bool:
-        """Validate, push and store a policy; True if it is new."""
-        async with self._changing:
-            return await self._put(info)
+    def expired(self, now_ms: int) -> list[str]:
+        """Ids of the stored policies whose expiry has passed."""
+        return sorted(pid for pid, r in self._records.items() if r.get("expires_ms") is not None
+                      and r["expires_ms"] <= now_ms)  # fmt: skip
 
-    async def _put(self, info: PolicyInfo) -> bool:
+    async def put(self, info: PolicyInfo, expires_ms: int | None = None) -> bool:
+        """Validate, push and store a policy (with an expiry: deleted by the rApp then); True if it is new."""
+        async with self._changing:
+            return await self._put(info, expires_ms)
+
+    async def _put(self, info: PolicyInfo, expires_ms: int | None = None) -> bool:
         if info.ric_id != self.ric_id:
             raise PolicyError(404, f"ric_id {info.ric_id!r}: unknown Near-RT RIC; this rApp manages {self.ric_id!r}")
         if info.policy_id == MODEL_INSTANCE_ID:
@@ -173,6 +180,8 @@ class PolicyRegistry:
             raise PolicyError(400, "; ".join(problems))
         await self._call(self.client.put(_type_number(info.policytype_id), info.policy_id, info.policy_data))
         record = {**info.model_dump(), "last_modified": _now()}
+        if expires_ms is not None:
+            record["expires_ms"] = expires_ms
         await self._store(info.policy_id, record)
         log.info("a1_policy_put", policy_id=info.policy_id, policytype_id=info.policytype_id, created=old is None)
         return old is None

@@ -112,7 +112,7 @@ def pms_router(registry: PolicyRegistry, guard: Guard) -> APIRouter:
 
         async def work() -> Response:
             record = registry.get(policy_id)
-            return JSONResponse({k: v for k, v in record.items() if k != "last_modified"})
+            return JSONResponse({k: v for k, v in record.items() if k not in ("last_modified", "expires_ms")})
 
         return await guarded(work())
 

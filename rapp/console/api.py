@@ -1,5 +1,5 @@
 """The console's JSON routes under /api/v1: the network view, incidents (list with filters, one, its plot data),
-operators' acknowledgements, notes and verdicts, and the verdicts as labels.csv."""
+operators' acknowledgements, notes and verdicts, the verdicts as labels.csv, and maintenance silences."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from pydantic import BaseModel, Field
 
 from ranomaly_contracts.auth.guard import Guard
 from ranomaly_contracts.auth.scopes import POLICIES, READ, Principal
+from rapp.a1.policies import PolicyError
 from rapp.api.policies import problem
 from rapp.console.incidents import SORTS, Filters, Incident
 from rapp.console.labels import labels_csv
 from rapp.console.notes import NOTE_MAX, IncidentNotes, NoteError, notes_json
 from rapp.console.service import Console
+from rapp.console.silences import SilenceBody
 
 PREFIX = "/api/v1"
 CSV = "text/csv; charset=utf-8"
@@ -88,7 +90,30 @@ def console_api_router(console: Console, read: Any, write: Any, prefix: str = PR
     async def network() -> Response:
         """Every cell's state by node, open incidents by kind, incidents opened per hour, the model scoring and
         its age, the Near-RT side's health."""
-        return JSONResponse(await console.network.build())
+        return JSONResponse(await console.network_view())
+
+    @router.get("/silences")
+    async def silences() -> Response:
+        """The maintenance silences in place, soonest to expire first."""
+        return JSONResponse({"silences": console.silences.all()})
+
+    @router.post("/silences")
+    async def silence(body: SilenceBody, actor: str = write) -> Response:
+        """Silence a node or a cell for `minutes`: an A1 policy (enabled false) the rApp deletes when it expires;
+        silencing it again sets a new expiry."""
+        try:
+            return JSONResponse(await console.silences.silence(body, actor), status_code=201)
+        except PolicyError as exc:
+            return problem(exc.status, exc.detail)
+
+    @router.delete("/silences/{policy_id}")
+    async def lift(policy_id: str, actor: str = write) -> Response:
+        """End a silence now."""
+        try:
+            await console.silences.lift(policy_id)
+        except PolicyError as exc:
+            return problem(exc.status, exc.detail)
+        return JSONResponse({"lifted": policy_id, "by": actor})
 
     @router.get("/incidents")
     async def incidents(

@@ -17,12 +17,15 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ranomaly_contracts.kinds import LABEL_KINDS
 from ranomaly_contracts.redact import redact_all
+from rapp.a1.policies import PolicyError
 from rapp.api.policies import problem
 from rapp.console.api import console_api_router, filters_of
 from rapp.console.network import STATUSES
 from rapp.console.notes import NOTE_MAX, VERDICTS
+from rapp.console.policies import console_policies_router
 from rapp.console.service import Console
 from rapp.console.session import COOKIE, Session, Sessions, form_fields, reader, same_origin, writer
+from rapp.jobs import POLICY_TYPE_ID
 from rapp.reports import ReportNotFound
 
 PREFIX = "/console"
@@ -57,6 +60,8 @@ def mount_console(app: FastAPI, console: Console, sessions: Sessions) -> None:
     app.include_router(console_router(console, sessions))
     api = console_api_router(console, reader(sessions), writer(sessions), prefix=API)
     app.include_router(api, include_in_schema=False)
+    policies = console_policies_router(console.policies, reader(sessions), writer(sessions), prefix=API)
+    app.include_router(policies, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="console_static")
 
 
@@ -112,7 +117,7 @@ def console_router(console: Console, sessions: Sessions) -> APIRouter:
         if session is None:
             return sign_in_first(request)
         return page(request, "network.html", session, {
-            "page": "network", "network": await console.network.build(), "statuses": STATUSES,
+            "page": "network", "network": await console.network_view(), "statuses": STATUSES,
             "refresh_ms": int(console.settings.console_refresh_s * 1000)})  # fmt: skip
 
     @router.get("/incidents", response_class=HTMLResponse, name="incidents_page")
@@ -142,6 +147,33 @@ def console_router(console: Console, sessions: Sessions) -> APIRouter:
         return page(request, "incidents.html", session, {
             "page": "incidents", "incidents": shown, "filters": current, "choices": choices, "columns": COLUMNS,
             "sort_links": links})  # fmt: skip
+
+    @router.get("/policies", response_class=HTMLResponse, name="policies_page")
+    async def policies_page(request: Request) -> Response:
+        session = sessions.current(request)
+        if session is None:
+            return sign_in_first(request)
+        return page(request, "policies.html", session, {
+            "page": "policies", "refresh_ms": int(console.settings.console_refresh_s * 1000)})  # fmt: skip
+
+    @router.get("/policies/edit", response_class=HTMLResponse, name="policy_page")
+    async def policy_page(request: Request, id: str = "", type: str = str(POLICY_TYPE_ID)) -> Response:
+        """The form of a new policy (no id) or of a stored one (its type and data filled in)."""
+        session = sessions.current(request)
+        if session is None:
+            return sign_in_first(request)
+        registry, record = console.policies, None
+        try:
+            record = registry.get(id) if id else None
+            types = await registry.type_ids()
+        except PolicyError as exc:  # a stored policy's type is its own: only a new one needs the list
+            if record is None and id:
+                return PlainTextResponse(exc.detail, status_code=exc.status)
+            types = []
+        chosen = record["policytype_id"] if record else type
+        listed = sorted({*types, chosen}, key=lambda t: (len(t), t))
+        return page(request, "policy.html", session, {"page": "policies", "record": record, "policytype_id": chosen,
+                                                      "types": listed})  # fmt: skip
 
     @router.get("/api/reports/{incident_id:path}", dependencies=[reader(sessions)])
     async def incident_report(incident_id: str) -> Response:

@@ -10,10 +10,12 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ranomaly_contracts.sdl import SdlKeys
+from rapp.a1.policies import PolicyRegistry
 from rapp.console.incidents import Filters, Incident, IncidentIndex, with_notes
 from rapp.console.network import NetworkView
 from rapp.console.notes import NoteStore
 from rapp.console.plot import incident_plot
+from rapp.console.silences import Silences
 from rapp.registry import ModelRegistry
 from rapp.reports import Reporter
 from rapp.settings import RappSettings
@@ -30,6 +32,7 @@ class Console:
         reporter: Reporter,
         registry: ModelRegistry,
         near_rt: Callable[[], dict[str, Any]],
+        policies: PolicyRegistry,
     ) -> None:
         self.settings = settings
         self.reporter = reporter
@@ -37,6 +40,12 @@ class Console:
         self.notes = NoteStore(redis, keys.rapp_incident_notes)
         self.network = NetworkView(redis, keys.cells, self.index, registry, near_rt, settings.console_alarm_hours,
                                    settings.console_xapp_url)  # fmt: skip
+        self.policies = policies
+        self.silences = Silences(policies, settings.console_silence_check_s)
+
+    async def network_view(self) -> dict[str, Any]:
+        """The network view with the maintenance silences in place."""
+        return {**await self.network.build(), "silences": self.silences.all()}
 
     async def incidents(self, filters: Filters | None = None) -> list[Incident]:
         """The recorded incidents with the operators' notes, filtered and sorted."""

@@ -1,18 +1,12 @@
 // The network view: renders the network JSON (embedded at load, then polled) with DOM calls only (no HTML
-// strings, so every name stays text).
+// strings, so every name stays text; `el`, `utc` and `send` come from common.js), and puts or lifts
+// maintenance silences.
 "use strict";
 
 const source = document.getElementById("network-data");
 const incidentUrl = source.dataset.incidentUrl;
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
-  for (const child of children) node.append(child);
-  return node;
-}
-
-const utc = (ms) => new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+const silencesUrl = source.dataset.silencesUrl;
 
 function age(seconds) {
   if (seconds === null) return "unknown";
@@ -54,11 +48,28 @@ function renderHealth(model, nearRt) {
     ...items.flatMap(([term, text]) => [el("dt", {}, term), el("dd", {}, text)]));
 }
 
-function renderNodes(nodes) {
+function renderSilences(silences) {
+  const canAct = document.getElementById("silence-form") !== null;
+  const rows = silences.map((s) => el("tr", { "data-silence": s.policy_id },
+    el("td", {}, s.scope), el("td", {}, s.target), el("td", {}, utc(s.expires_ms)), el("td", {}, s.by),
+    el("td", {}, ...(canAct ? [el("button", { type: "button", class: "lift", "data-id": s.policy_id }, "Lift")] : []))));
+  document.querySelector("#silences tbody").replaceChildren(...rows);
+  document.getElementById("no-silences").hidden = silences.length > 0;
+  for (const button of document.querySelectorAll("#silences .lift")) {
+    button.addEventListener("click", () => change("DELETE", `${silencesUrl}/${encodeURIComponent(button.dataset.id)}`));
+  }
+}
+
+function silencedUntil(silences, scope, target) {
+  const found = silences.find((s) => s.scope === scope && s.target === target);
+  return found ? ` (silenced until ${utc(found.expires_ms)})` : "";
+}
+
+function renderNodes(nodes, silences) {
   const sections = nodes.map((node) => el("div", { class: "node", "data-node": node.node_id },
-    el("h3", {}, node.node_id),
+    el("h3", {}, node.node_id, el("small", { class: "silenced-until" }, silencedUntil(silences, "node", node.node_id))),
     ...node.cells.map((cell) => {
-      const title = `${cell.cell_id}: ${cell.status.replace("_", " ")}`;
+      const title = `${cell.cell_id}: ${cell.status.replace("_", " ")}${silencedUntil(silences, "cell", cell.cell_id)}`;
       const attrs = { class: `cell ${cell.status}`, title, "data-cell": cell.cell_id };
       if (!cell.incident_id) return el("span", attrs);
       return el("a", { ...attrs, href: `${incidentUrl}/${encodeURIComponent(cell.incident_id)}` });
@@ -78,18 +89,38 @@ function render(view) {
   renderCounts(view.counts);
   renderOpen(view.open_incidents);
   renderHealth(view.model, view.near_rt);
-  renderNodes(view.cells);
+  renderNodes(view.cells, view.silences);
+  renderSilences(view.silences);
   renderRate(view.alarm_rate);
   document.body.dataset.renderedAt = String(Date.now());
 }
 
 async function poll() {
   try {
-    const answer = await fetch(source.dataset.url, { headers: { accept: "application/json" } });
-    if (answer.ok) render(await answer.json());
+    await refresh();
   } finally {
     setTimeout(poll, Number(source.dataset.refreshMs));
   }
+}
+
+async function refresh() {
+  const answer = await fetch(source.dataset.url, { headers: { accept: "application/json" } });
+  if (answer.ok) render(await answer.json());
+}
+
+async function change(method, url, body) {
+  const [ok, answer] = await send(method, url, body);
+  document.getElementById("silence-error").textContent = ok ? "" : answer?.detail ?? "refused";
+  if (ok) await refresh();
+}
+
+const form = document.getElementById("silence-form");
+if (form) {  // absent for a session that may read only
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    change("POST", silencesUrl, { scope: form.elements.scope.value, target: form.elements.target.value.trim(),
+                                  minutes: Number(form.elements.minutes.value) });
+  });
 }
 
 render(JSON.parse(source.textContent));
