@@ -59,6 +59,10 @@ XAPP_GRANTS = (
     # the newest signed promotion this xApp accepted (models.signing: a replayed older one is refused)
     Grant(("models_accepted",), "RW", ("hmget", "eval", "hget", "hset")),
     Grant(("audit",), "W", ("xadd",)),
+    # sharded replicas (docs/scaling.md): heartbeats, node checkpoints, the network summary
+    Grant(("xapp_replicas",), "RW", ("hset", "hdel", "hgetall")),
+    Grant(("xapp_checkpoints",), "RW", ("hset", "hmget")),
+    Grant(("network_summary",), "W", ("xadd",)),
 )
 # With a seed model (RANOMALY_XAPP_SEED_MODEL_DIR) the xApp publishes and promotes it when the registry lacks it.
 XAPP_SEED_GRANTS = (

@@ -67,6 +67,11 @@ HASH_RAPP_POLICY_TYPES = f"{PREFIX}:rapp:policy_types"  # field: type id -> JSON
 HASH_RAPP_JOBS = f"{PREFIX}:rapp:jobs"  # field: job id -> JSON job record (rapp.jobrecord)
 HASH_RAPP_INCIDENT_NOTES = f"{PREFIX}:rapp:incident_notes"  # field: incident id -> operators' notes (JSON)
 STREAM_AUDIT = f"{PREFIX}:audit"  # both apps: one JSON entry per mutating request or refused credential
+# sharded xApp replicas (docs/scaling.md): each replica's heartbeat, each node's checkpoint, the network summary
+HASH_XAPP_REPLICAS = f"{PREFIX}:xapp:replicas"  # field: replica ordinal -> JSON heartbeat (xapp.shard.heartbeat)
+HASH_XAPP_CHECKPOINTS = f"{PREFIX}:xapp:checkpoints"  # field: node id -> checkpoint record (xapp.shard.checkpoint)
+STREAM_NETWORK_SUMMARY = f"{PREFIX}:network:summary"  # one JSON entry per replica and period (xapp.shard.summary)
+NETWORK_SUMMARY_MAX = 10_000  # entries kept (XADD MAXLEN ~)
 AUDIT_MAX = 10_000  # audit entries kept (XADD MAXLEN ~: Redis trims whole nodes, so a few more may stay)
 # A Redis script that appends a version to LIST_MODELS_PROMOTED unless it is there (run in the artifact's MULTI).
 PROMOTE_ONCE_SCRIPT = "if not redis.call('LPOS', KEYS[1], ARGV[1]) then redis.call('RPUSH', KEYS[1], ARGV[1]) end"
@@ -171,6 +176,9 @@ class SdlKeys:
     rapp_jobs: str
     rapp_incident_notes: str
     audit: str
+    xapp_replicas: str
+    xapp_checkpoints: str
+    network_summary: str
 
 
 def sdl_keys(prefix: str = PREFIX) -> SdlKeys:
@@ -198,6 +206,9 @@ def sdl_keys(prefix: str = PREFIX) -> SdlKeys:
         rapp_jobs=key(HASH_RAPP_JOBS),
         rapp_incident_notes=key(HASH_RAPP_INCIDENT_NOTES),
         audit=key(STREAM_AUDIT),
+        xapp_replicas=key(HASH_XAPP_REPLICAS),
+        xapp_checkpoints=key(HASH_XAPP_CHECKPOINTS),
+        network_summary=key(STREAM_NETWORK_SUMMARY),
     )
 
 

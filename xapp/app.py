@@ -23,7 +23,7 @@ from models.signing import REASONS
 from ranomaly_contracts.auth.setup import build_guard
 from ranomaly_contracts.ratelog import RateLimitedLog
 from xapp.datalayer.base import DataLayer, DataLayerHealth, DataLayerUnavailable
-from xapp.e2client import Backoff, Subscription, follow
+from xapp.e2client import Backoff, Shard, Subscription, follow
 from xapp.enforcement import StorePolicies
 from xapp.engine import Engine, HotPathTuning
 from xapp.errors import ModelLoadError, XappError
@@ -39,6 +39,7 @@ from xapp.policy.known import KnownNames
 from xapp.policy.store import PolicyStore
 from xapp.runtime import ModelRuntime
 from xapp.settings import XappSettings
+from xapp.shard.replica import Replica
 from xapp.trust import ModelTrust, ModelUntrusted, trusted_keys
 
 if TYPE_CHECKING:
@@ -107,7 +108,11 @@ class XappService:
         a1_store = PolicyStore(a1_data)  # the A1 handler's, on the HTTP thread
         self.known = KnownNames()  # what A1 statuses warn of when a policy names more (xapp.policy.known)
         self._known_key: tuple[object, ...] = ()
-        self.a1 = A1Handler(a1_store, enforcement=self.store, known=lambda: self.known)
+        self.replica = Replica(self.datalayer.replica_data(), self.store, settings.replica_index,
+                               settings.replica_count, settings.checkpoint_interval_s, settings.heartbeat_s,
+                               settings.replica_dead_s)  # fmt: skip
+        self.a1 = A1Handler(a1_store, enforcement=self.store, known=lambda: self.known,
+                            peers=self.replica.peers.lagging)  # fmt: skip
         self.http = HttpThread(
             lambda: http_app(self), a1_store, a1_data, settings.http_host, settings.a1_port, settings.http_tls(),
             None if settings.health_port is None else (lambda: health_app(self), settings.health_port),
@@ -157,7 +162,12 @@ class XappService:
             engine = await self._first_engine()
             if engine is None:
                 return
-            tasks += self._follow_all(engine) if self.ric is None else self._subscribe_all(self.ric, engine)
+            await self.replica.join()  # the others' heartbeats read before any node is taken
+            if self.ric is None:
+                tasks += self._follow_all(engine)
+            else:
+                tasks += await self._subscribe_all(self.ric, engine)
+            tasks.append(asyncio.create_task(self.replica.run(engine, self._stop), name="replica"))
             tasks.append(asyncio.create_task(self._duties(engine), name="duties"))
             tasks.append(asyncio.create_task(self._watch_models(engine), name="model checks"))
             self.scoring.set()
@@ -176,6 +186,7 @@ class XappService:
                 await self.ric.close()
             if self.engine is not None:
                 self.engine.flush()
+            await self.replica.leave(self.engine)
             self.http.stop()
             await self.http.join()
             await self.datalayer.close()
@@ -380,9 +391,15 @@ class XappService:
             max_indications_per_message=settings.max_indications_per_message, raw_e2sm_kpm=settings.raw_e2sm_kpm,
         )  # fmt: skip
         backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
+
+        async def select(listed: list[str]) -> list[str]:
+            return await self.replica.share(engine, listed)
+
         return [
             asyncio.create_task(
-                follow(target, subscription, engine, backoff, self._stop, self._e2_credentials), name=f"e2 {target}"
+                follow(target, subscription, engine, backoff, self._stop, self._e2_credentials,
+                       Shard(select, self.replica.subscription_event())),
+                name=f"e2 {target}",
             )
             for target in settings.e2_targets
         ]
@@ -401,8 +418,9 @@ class XappService:
         adapter.start()
         return adapter
 
-    def _subscribe_all(self, ric: RicAdapter, engine: Engine) -> list[asyncio.Task[Any]]:
-        """Score what the RIC delivers; keep one E2SM-KPM subscription per configured cell."""
+    async def _subscribe_all(self, ric: RicAdapter, engine: Engine) -> list[asyncio.Task[Any]]:
+        """Score what the RIC delivers; keep one E2SM-KPM subscription per configured cell of this replica's
+        share of the E2 nodes (MEIDs), their checkpoints restored first."""
         from xapp.ric.cells import parse_ric_cells
         from xapp.ric.submgr import ClientEndpoint, SubmgrClient
         from xapp.ric.subscriptions import kpm_keeper
@@ -410,6 +428,8 @@ class XappService:
         settings = self.settings
         assert self.http_port is not None
         cells = parse_ric_cells(settings.ric_cells)
+        mine = set(await self.replica.share(engine, sorted({cell.meid for cell in cells})))
+        cells = [cell for cell in cells if cell.meid in mine]
         intake = ric.attach(engine, cells, settings.kpm_version)
         advertised = ClientEndpoint(settings.advertise_host, self.http_port, settings.rmr_port)
         client = SubmgrClient(settings.submgr_url, advertised)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -46,6 +47,14 @@ class Subscription:
 
 
 @dataclass(frozen=True)
+class Shard:
+    """Sharded replicas (xapp.shard.replica): which of an endpoint's nodes to subscribe to, and when to reopen."""
+
+    select: Callable[[list[str]], Awaitable[list[str]]]  # listed nodes -> ours (taken, their state restored)
+    reshard: asyncio.Event  # set: reopen the subscription after the message in hand (the share changed)
+
+
+@dataclass(frozen=True)
 class Backoff:
     """Waits between reconnection attempts: doubling from `first_s` up to `max_s`."""
 
@@ -60,8 +69,14 @@ async def follow(
     backoff: Backoff,
     stop: asyncio.Event,
     credentials: grpc.ChannelCredentials | None = None,
+    shard: Shard | None = None,
 ) -> None:
     """Keep a subscription to `target` open until stop is set (over TLS with `credentials`, else plain).
+
+    With `shard` (sharded replicas), each (re)subscription first lists the endpoint's nodes and subscribes only
+    to those `shard.select` returns (of the subscription's own nodes, if it names some; none: nothing is asked
+    for until `shard.reshard` is set); when `shard.reshard` is set, the stream closes after the message in
+    hand (between two periods' messages, so none is in flight) and reopens with the new share.
 
     A refused subscription (INVALID_ARGUMENT) raises StreamError: the configuration is wrong and retrying
     will not fix it. Any other loss (endpoint down, stream ended or broken) is retried with backoff; the
@@ -80,19 +95,33 @@ async def follow(
         resume = engine.resume_points(nodes)
         try:
             async with _channel(target, credentials) as channel:
-                call = pb_grpc.E2NodeStub(channel).Subscribe(subscription.request(resume))
-                async for message in _until(call, stop):  # plain iteration: a task per read would cost more
-                    if message.HasField("batch"):
-                        batch = raw.merged(message.batch) if message.batch.raw else message.batch
-                        engine.on_batch(batch, time.perf_counter_ns())
-                        if not delivered:
-                            delivered, delay, losses = True, backoff.first_s, 0
-                    elif message.HasField("accepted"):
-                        engine.on_accepted(message.accepted)
-                        connected = True
-                        metrics.e2_connected.inc()
-                        nodes = [node.node_id for node in message.accepted.nodes]
-                        log.info("e2_subscribed", target=target, nodes=len(nodes), resumed=len(resume))
+                stub = pb_grpc.E2NodeStub(channel)
+                if shard is not None:
+                    shard.reshard.clear()
+                wanted = subscription if shard is None else await _shared(stub, subscription, shard.select)
+                if wanted is None:
+                    log.info("e2_no_nodes_of_this_replica", target=target)
+                    assert shard is not None
+                    await _either(shard.reshard, stop, backoff.max_s)
+                    delivered, delay = True, backoff.first_s  # nothing was lost: reopen at once
+                else:
+                    call = stub.Subscribe(wanted.request(resume))
+                    async for message in _until(call, stop):  # plain iteration: a task per read would cost more
+                        if message.HasField("batch"):
+                            batch = raw.merged(message.batch) if message.batch.raw else message.batch
+                            engine.on_batch(batch, time.perf_counter_ns())
+                            if not delivered:
+                                delivered, delay, losses = True, backoff.first_s, 0
+                        elif message.HasField("accepted"):
+                            engine.on_accepted(message.accepted)
+                            connected = True
+                            metrics.e2_connected.inc()
+                            nodes = [node.node_id for node in message.accepted.nodes]
+                            log.info("e2_subscribed", target=target, nodes=len(nodes), resumed=len(resume))
+                        if shard is not None and shard.reshard.is_set():
+                            call.cancel()
+                            delivered, delay = True, backoff.first_s
+                            break
             if not stop.is_set():
                 losses += not delivered  # a stream that ends with nothing (a source that ended) backs off
                 quiet = log.debug if losses & (losses - 1) else log.warning
@@ -113,6 +142,24 @@ async def follow(
         except TimeoutError:
             pass
         delay = min(delay * 2, backoff.max_s)
+
+
+async def _shared(
+    stub: pb_grpc.E2NodeStub, subscription: Subscription, select: Callable[[list[str]], Awaitable[list[str]]]
+) -> Subscription | None:
+    """The subscription narrowed to this replica's share of the endpoint's nodes; None if it has none there."""
+    listed = await stub.ListNodes(pb.ListNodesRequest())
+    named = set(subscription.node_ids)
+    mine = await select([node.node_id for node in listed.nodes if not named or node.node_id in named])
+    return dataclasses.replace(subscription, node_ids=mine) if mine else None
+
+
+async def _either(event: asyncio.Event, stop: asyncio.Event, timeout_s: float) -> None:
+    """Wait until event or stop is set, at most timeout_s."""
+    waits = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())]
+    await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    for wait in waits:
+        wait.cancel()
 
 
 def _channel(target: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:

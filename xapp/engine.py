@@ -297,6 +297,20 @@ class Engine:
             self.metrics.incident_events.labels("close").inc()
             self.metrics.open_incidents.set(self.incidents.open_count)
 
+    def forget_node(self, node_id: str) -> int:
+        """The node moved to another replica (its stream is closed): score what waits, close its cells' open
+        incidents and forget them and the node's clock; how many cells were forgotten."""
+        self.flush()
+        slots = self.table.node_slots(node_id).tolist()
+        for slot in slots:
+            self._release(slot, int(self.table.expected_ms[slot]))
+            self.table.release(slot)
+        self.intake.clocks.pop(node_id, None)
+        self.intake.cell_filter.nodes.discard(node_id)
+        self._accepted_ms.pop(node_id, None)
+        self.metrics.cells.set(len(self.table))
+        return len(slots)
+
     # --- policies and models ----------------------------------------------------------------------------
 
     def refresh_policies(self) -> None:

@@ -122,6 +122,14 @@ class XappSettings(BaseSettings):
     trusted_model_keys: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     allow_unsigned_models: bool = False  # unsigned models load too (a warning at every start); signed are checked
 
+    # --- sharded replicas (xapp/shard, docs/scaling.md): the E2 nodes split by rendezvous hashing over ordinals ---
+    replica_index: int = Field(0, ge=0)  # this replica's ordinal; a StatefulSet pod name (name-N) gives N
+    replica_count: int = Field(1, ge=1)  # replicas sharing the nodes (raised by a live replica with a higher one)
+    checkpoint_interval_s: float = Field(30.0, gt=0)  # each node's cells' model state written at most this far apart
+    heartbeat_s: float = Field(1.0, gt=0)  # how often this replica reports what it enforces, and reads the others'
+    replica_dead_s: float = Field(10.0, gt=0)  # a heartbeat older than this: that replica does not hold ENFORCED back
+    # --- end of sharded replicas ---
+
     log_error_interval_s: float = Field(5.0, gt=0)  # at most one log line per kind of bad input in this interval
 
     # TLS (ranomaly_contracts.tls): PEM files, every hop plain unless set. The HTTP server (A1-P, health,
@@ -148,6 +156,14 @@ class XappSettings(BaseSettings):
     _csv = field_validator(
         "e2_targets", "nodes", "cells", "measurements", "ric_cells", "trusted_model_keys", mode="before"
     )(_split)
+
+    @field_validator("replica_index", mode="before")
+    @classmethod
+    def _pod_ordinal(cls, value: object) -> object:
+        """A StatefulSet pod name (`ranomaly-xapp-2`) gives its ordinal."""
+        if isinstance(value, str) and not value.isdigit() and "-" in value:
+            return value.rsplit("-", 1)[1]
+        return value
 
     @model_validator(mode="after")
     def _tls_files(self) -> XappSettings:

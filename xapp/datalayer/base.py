@@ -17,6 +17,7 @@ from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.sdl import CellState, IncidentEvent, VerdictBatch
 from xapp.datalayer.bounds import StreamStats
 from xapp.datalayer.policies import PolicyData
+from xapp.datalayer.replicas import ReplicaData
 
 
 class DataLayerUnavailable(RuntimeError):
@@ -75,6 +76,9 @@ class DataLayer(PolicyData, Protocol):
 
     def policy_data(self) -> PolicyData:
         """The A1 policies for another thread's event loop (its own connection where the backend needs one)."""
+
+    def replica_data(self) -> ReplicaData:
+        """Heartbeats, node checkpoints and the network summary of sharded replicas (docs/scaling.md)."""
 
     # model registry: raises DataLayerUnavailable
     async def promoted_models(self) -> list[str]:

@@ -46,6 +46,7 @@ from xapp.datalayer.buffer import (
     parse_entry_id,
 )
 from xapp.datalayer.policies import MemoryPolicies
+from xapp.datalayer.replicas import MemoryReplicaData
 
 T = TypeVar("T")
 
@@ -120,6 +121,7 @@ class MemoryDataLayer(MemoryPolicies, BufferedWrites):
         self._promoted: list[str] = []
         self._signatures: dict[str, bytes] = {}
         self._accepted: dict[str, tuple[int, str]] = {}
+        self._replicas = MemoryReplicaData()
 
     async def start(self) -> None:
         """Start the background writer."""
@@ -204,6 +206,10 @@ class MemoryDataLayer(MemoryPolicies, BufferedWrites):
     def policy_data(self) -> MemoryPolicies:
         """The policies for another thread: this data layer (MemoryPolicies is thread-safe)."""
         return self
+
+    def replica_data(self) -> MemoryReplicaData:
+        """Heartbeats, node checkpoints and the network summary, in this process."""
+        return self._replicas
 
     async def promoted_models(self) -> list[str]:
         """Promoted model versions, oldest first."""

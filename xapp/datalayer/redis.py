@@ -80,6 +80,7 @@ from xapp.datalayer.buffer import (
     parse_entry_id,
 )
 from xapp.datalayer.redis_policies import RedisPolicies
+from xapp.datalayer.redis_replicas import RedisReplicaData
 
 log = structlog.get_logger(__name__)
 
@@ -333,6 +334,10 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
     def policy_data(self) -> RedisPolicies:
         """The policies over a connection of their own, for another thread's event loop (release() closes it)."""
         return RedisPolicies(self._connect(), self._keys, self._url, owns_client=True)
+
+    def replica_data(self) -> RedisReplicaData:
+        """Heartbeats, node checkpoints and the network summary, on this data layer's connection."""
+        return RedisReplicaData(self._client, self._keys, self._url)
 
     async def promoted_models(self) -> list[str]:
         """Promoted model versions, oldest first."""

@@ -128,9 +128,11 @@ class A1Handler:
         store: PolicyStore,
         enforcement: PolicyStore | None = None,
         known: Callable[[], KnownNames] | None = None,
+        peers: Callable[[int, str, tuple[int, int]], list[int]] | None = None,
     ) -> None:
         self._store = store
         self._enforcement = store if enforcement is None else enforcement
+        self._peers = peers  # sharded replicas: the other live ones not enforcing an instance version yet
         self._known = known  # what the xApp knows now (read on this thread); None: no warnings in statuses
         self.data_deliveries = 0  # POST /data-delivery bodies accepted (counted, not used: no EI job consumes them)
 
@@ -230,6 +232,8 @@ class A1Handler:
         status: dict[str, Any]
         if seen is None or seen.order != record.order:
             status = {"enforceStatus": NOT_ENFORCED, "enforceReason": PENDING_REASON}
+        elif seen.enforced and self._peers is not None and self._peers(seen.type_id, seen.instance_id, seen.order):
+            status = {"enforceStatus": NOT_ENFORCED, "enforceReason": PENDING_REASON}  # another replica lags
         elif seen.enforced:
             status = {"enforceStatus": ENFORCED}
         else:

@@ -1,0 +1,120 @@
+"""Sharded replicas, piece by piece: the rendezvous assignment, node checkpoints and the replicas' heartbeats."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from ranomaly_contracts.sdl import CellStatus, VerdictBatch
+from tests.xapp_helpers import PERIOD_MS, T0, accepted, batch, engine_on, indication, trivial_runtime
+from xapp.datalayer.memory import MemoryDataLayer
+from xapp.engine import Engine
+from xapp.shard.assign import owner, share
+from xapp.shard.checkpoint import NodeCheckpoint, capture, restore
+from xapp.shard.heartbeat import Heartbeat, Peers
+
+NODES = [f"gnb-{i:04d}" for i in range(3000)]
+
+
+def test_every_node_has_one_owner_and_the_shares_are_balanced() -> None:
+    shares = [share(NODES, index, 3) for index in range(3)]
+    assert sorted(node for part in shares for node in part) == sorted(NODES)
+    for part in shares:
+        assert 0.29 < len(part) / len(NODES) < 0.38, [len(p) for p in shares]
+    assert share(NODES, 0, 1) == NODES
+
+
+def test_the_assignment_is_the_same_whatever_order_or_process() -> None:
+    shuffled = random.Random(3).sample(NODES, len(NODES))
+    assert {n: owner(n, 5) for n in shuffled} == {n: owner(n, 5) for n in NODES}
+    assert owner("gnb-000", 3) == 0 and owner("gnb-008", 3) == 2, "a documented fixed point (docs/scaling.md)"
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 7])
+def test_a_replica_added_takes_only_its_own_share_and_removing_it_moves_them_back(count: int) -> None:
+    before = {n: owner(n, count) for n in NODES}
+    after = {n: owner(n, count + 1) for n in NODES}
+    moved = [n for n in NODES if before[n] != after[n]]
+    assert all(after[n] == count for n in moved), "every moved node goes to the new replica, none between old ones"
+    assert abs(len(moved) / len(NODES) - 1 / (count + 1)) < 0.04, "about 1/(N+1) of the nodes move"
+    assert [n for n in NODES if after[n] == count] == moved
+
+
+CALM = (10.0, 20.0, 30.0)
+
+
+async def _fed(layer: MemoryDataLayer, periods: range, version: str = "trivial-1") -> Engine:
+    engine = await engine_on(layer, trivial_runtime(version))
+    engine.on_accepted(accepted({"n1": ["c1", "c2"], "n2": ["c3"]}))
+    for p in periods:
+        engine.on_batch(batch(indication("n1", p, {"c1": CALM, "c2": CALM}), indication("n2", p, {"c3": CALM})))
+    engine.flush()
+    return engine
+
+
+async def _statuses(layer: MemoryDataLayer) -> list[tuple[str, int, int]]:
+    await layer.flush()
+    out = []
+    for _, vb in await layer.read_verdicts():
+        assert isinstance(vb, VerdictBatch)
+        for i, cell in enumerate(vb.cell_ids):
+            out.append((cell, (int(vb.period_start_ms[i]) - T0) // PERIOD_MS, int(vb.statuses[i])))
+    return out
+
+
+async def test_a_restored_node_scores_without_warm_up_and_continues_its_periods() -> None:
+    first = MemoryDataLayer()
+    await first.start()
+    engine = await _fed(first, range(3))  # warm-up is 2 periods: warm from period 2 on
+    records = capture(engine, ["n1", "n2"])
+    checkpoint = NodeCheckpoint.decode(records["n1"])
+    assert checkpoint.cell_ids == ["c1", "c2"] and checkpoint.seen.tolist() == [3, 3]
+    assert checkpoint.expected_ms.tolist() == [T0 + 3 * PERIOD_MS] * 2
+
+    second = MemoryDataLayer()
+    await second.start()
+    resumed = await engine_on(second)
+    resumed.on_accepted(accepted({"n1": ["c1", "c2"], "n2": ["c3"]}))
+    assert restore(resumed, checkpoint) is None  # n1 only: n2 starts afresh
+    restored, original = resumed.table.slot_of["c1"], engine.table.slot_of["c1"]
+    np.testing.assert_array_equal(resumed.model.state[restored], engine.model.state[original])
+    for p in (3, 4):
+        resumed.on_batch(batch(indication("n1", p, {"c1": CALM, "c2": CALM}), indication("n2", p, {"c3": CALM})))
+    resumed.flush()
+    got = await _statuses(second)
+    assert sorted((c, p) for c, p, _ in got) == [(c, p) for c in ("c1", "c2", "c3") for p in (3, 4)]
+    assert {s for c, _, s in got if c != "c3"} == {CellStatus.NORMAL}, "the restored cells need no warm-up"
+    assert [s for c, _, s in got if c == "c3"] == [CellStatus.WARMING_UP] * 2, "a node without checkpoint warms up"
+
+
+async def test_a_checkpoint_of_another_model_version_is_not_restored() -> None:
+    layer = MemoryDataLayer()
+    await layer.start()
+    engine = await _fed(layer, range(3), version="trivial-old")
+    checkpoint = NodeCheckpoint.decode(capture(engine, ["n1"])["n1"])
+    other = await engine_on(layer)
+    problem = restore(other, checkpoint)
+    assert problem is not None and "trivial-old" in problem
+    assert len(other.table) == 0
+    with pytest.raises(ValueError, match="not a checkpoint"):
+        NodeCheckpoint.decode(b'{"v": 1}')
+
+
+def test_only_live_replicas_that_lag_hold_a_policy_back() -> None:
+    peers = Peers(ordinal=0, dead_s=5.0)
+    now = 1_000_000
+    beats = {
+        0: Heartbeat(0, 3, now, ["a"], {}).encode(),  # this replica: never its own peer
+        1: Heartbeat(1, 3, now - 1000, ["b"], {"20100/p": (5, 1)}).encode(),
+        2: Heartbeat(2, 4, now - 2000, ["c"], {"20100/p": (4, 9)}).encode(),  # an older version of p
+        3: Heartbeat(3, 4, now - 6000, ["d"], {}).encode(),  # dead: its heartbeat is too old
+        4: b"not json",
+    }
+    assert peers.update(beats, now) == [4]
+    assert peers.lagging(20100, "p", (5, 1)) == [2]
+    assert peers.lagging(20100, "q", (1, 1)) == [1, 2]
+    assert peers.replica_count() == 4
+    assert peers.holders() == {"b": 1, "c": 2}
+    assert Heartbeat.decode(beats[1]).enforced == {"20100/p": (5, 1)}, "a record reads back as written"

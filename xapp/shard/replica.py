@@ -1,0 +1,181 @@
+"""This replica among N (docs/scaling.md): its share of the E2 nodes, their hand-over, checkpoints, heartbeat.
+
+The replica count is the largest of this replica's setting, its ordinal + 1, and the count any live replica
+assumes (so a replica added with a higher ordinal raises every replica's count at their next heartbeat).
+`share()` gives the nodes this replica subscribes to when a subscription (re)opens: of the nodes it owns by
+rendezvous hashing (`xapp.shard.assign`), those no other live replica holds; it first releases the nodes it
+held and no longer owns (their streams are closed by then: their last batch scored, their checkpoints
+written, their cells forgotten) and restores the checkpoints of the nodes it takes, so a restarted replica, or
+a node moved here, resumes without warm-up. `run()` writes the heartbeat (with the nodes held) every
+`heartbeat_s`, reads the others', and asks the subscriptions to reopen when the share changed or a node it
+waits for was released; checkpoints of every node with cells are written every `checkpoint_interval_s`.
+`leave()` writes a last checkpoint after the final batch and removes the heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import structlog
+
+from xapp.datalayer.base import DataLayerUnavailable
+from xapp.datalayer.replicas import ReplicaData
+from xapp.engine import Engine
+from xapp.policy.store import PolicyStore
+from xapp.shard.assign import share
+from xapp.shard.checkpoint import NodeCheckpoint, capture, restore
+from xapp.shard.heartbeat import Heartbeat, Peers, enforced_orders, wall_ms
+
+log = structlog.get_logger(__name__)
+
+
+class Replica:
+    """One replica's part in the sharded xApp (used on the scoring loop; `peers.lagging` from the HTTP thread)."""
+
+    def __init__(
+        self,
+        data: ReplicaData,
+        store: PolicyStore,
+        replica_index: int,
+        replica_count: int,
+        checkpoint_interval_s: float,
+        heartbeat_s: float,
+        dead_s: float,
+    ) -> None:
+        self.data = data
+        self.store = store  # the engine's view: what it marks enforced
+        self.index = replica_index
+        self.configured = max(replica_count, replica_index + 1)
+        self.count = self.configured
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self.heartbeat_s = heartbeat_s
+        self.peers = Peers(replica_index, dead_s)
+        self.held: set[str] = set()  # nodes subscribed to (or about to be)
+        self.waiting: set[str] = set()  # nodes this replica owns that another live replica still holds
+        self.listed: set[str] = set()  # every node the endpoints listed at the last subscriptions
+        self.restored_cells = 0
+        self.reshard: list[asyncio.Event] = []  # one per subscription: set when it should reopen
+        self._checkpointed_at = 0.0
+
+    def subscription_event(self) -> asyncio.Event:
+        """An event set when a subscription should reopen (the share changed)."""
+        event = asyncio.Event()
+        self.reshard.append(event)
+        return event
+
+    async def share(self, engine: Engine, listed: Sequence[str]) -> list[str]:
+        """Of the nodes an endpoint lists (its streams closed): release those not ours any more, take ours that
+        no live replica holds; the nodes to subscribe to."""
+        self.listed.update(listed)
+        mine = share(listed, self.index, self.count)
+        gone = [node for node in listed if node in self.held and node not in mine]
+        if gone:
+            await self._release(engine, gone)
+        holders = self.peers.holders()
+        free = [node for node in mine if node not in holders]
+        self.waiting.difference_update(listed)
+        self.waiting.update(node for node in mine if node in holders)
+        await self._take(engine, [node for node in free if node not in self.held])
+        return free
+
+    async def _release(self, engine: Engine, nodes: list[str]) -> None:
+        """Checkpoint the nodes (their stream is closed, their last batch scored), forget their cells, and say so."""
+        engine.flush()
+        records = capture(engine, nodes)
+        try:
+            await self.data.put_checkpoints(records)
+        except DataLayerUnavailable as exc:
+            log.warning("release_checkpoint_failed", nodes=nodes, problem=str(exc), then="the new owner warms up")
+        for node in nodes:
+            engine.forget_node(node)
+        self.held.difference_update(nodes)
+        log.info("nodes_released", nodes=nodes, replica_count=self.count)
+        await self._beat_quietly()
+
+    async def _take(self, engine: Engine, nodes: list[str]) -> None:
+        """Restore the nodes' checkpoints and hold them (a data layer that does not answer: they warm up)."""
+        if not nodes:
+            return
+        self.held.update(nodes)
+        try:
+            records = await self.data.checkpoints(nodes)
+        except DataLayerUnavailable as exc:
+            log.warning("checkpoints_unavailable", nodes=len(nodes), problem=str(exc), then="cells warm up")
+            return
+        for node, record in records.items():
+            try:
+                checkpoint = NodeCheckpoint.decode(record)
+            except ValueError as exc:
+                log.error("checkpoint_unreadable", node=node, problem=str(exc))
+                continue
+            problem = restore(engine, checkpoint)
+            if problem is None:
+                self.restored_cells += len(checkpoint.cell_ids)
+            log.info("checkpoint_restored" if problem is None else "checkpoint_skipped", node=node,
+                     cells=len(checkpoint.cell_ids), problem=problem)  # fmt: skip
+        log.info("nodes_taken", nodes=nodes, replica_count=self.count)
+        await self._beat_quietly()
+
+    async def checkpoint(self, engine: Engine) -> int:
+        """Score what waits, then write every node's checkpoint; how many nodes were written."""
+        engine.flush()
+        records = capture(engine, list(engine.table.by_node))
+        await self.data.put_checkpoints(records)
+        self._checkpointed_at = time.monotonic()
+        return len(records)
+
+    async def beat(self) -> None:
+        """Write this replica's heartbeat, read the others'; reopen the subscriptions when the share changed."""
+        beat = Heartbeat(self.index, self.count, wall_ms(), sorted(self.held), enforced_orders(self.store))
+        await self.data.put_heartbeat(self.index, beat.encode())
+        unreadable = self.peers.update(await self.data.heartbeats(), wall_ms())
+        if unreadable:
+            log.error("heartbeats_unreadable", ordinals=unreadable)
+        count = max(self.configured, self.peers.replica_count())
+        holders = self.peers.holders()
+        released = any(node not in holders for node in self.waiting)
+        if count != self.count or released:
+            if count != self.count:
+                log.info("replica_count_changed", previous=self.count, replica_count=count)
+            self.count = count
+            self.waiting.clear()
+            for event in self.reshard:
+                event.set()
+
+    async def join(self) -> None:
+        """Read the other replicas' heartbeats (and write this one's) before the first subscriptions."""
+        await self._beat_quietly()
+
+    async def _beat_quietly(self) -> None:
+        try:
+            await self.beat()
+        except DataLayerUnavailable as exc:
+            log.warning("replica_data_unavailable", problem=str(exc))
+
+    async def run(self, engine: Engine, stop: asyncio.Event) -> None:
+        """Heartbeat every heartbeat_s and checkpoints every checkpoint_interval_s until stop is set."""
+        self._checkpointed_at = time.monotonic()
+        while not stop.is_set():
+            try:
+                await self.beat()
+                if time.monotonic() - self._checkpointed_at >= self.checkpoint_interval_s:
+                    nodes = await self.checkpoint(engine)
+                    log.debug("checkpoints_written", nodes=nodes)
+            except DataLayerUnavailable as exc:
+                log.warning("replica_data_unavailable", problem=str(exc))
+            try:
+                await asyncio.wait_for(stop.wait(), self.heartbeat_s)
+            except TimeoutError:
+                pass
+
+    async def leave(self, engine: Engine | None) -> None:
+        """On stopping: a last checkpoint (after the final batch) and the heartbeat removed."""
+        try:
+            if engine is not None:
+                nodes = await self.checkpoint(engine)
+                log.info("checkpoints_written", nodes=nodes, final=True)
+            await self.data.remove_heartbeat(self.index)
+        except DataLayerUnavailable as exc:
+            log.warning("replica_leave_failed", problem=str(exc))
