@@ -467,7 +467,7 @@ async def _live_view(
 
     while True:
         await asyncio.sleep(POLL_S)
-        done = engine.intake.watermark_ms >= end_ms and engine.batch.n == 0
+        done = engine.intake.watermark_ms >= end_ms and engine.pending_rows == 0
         if done:
             await datalayer.flush()
         for entry_id, event in await datalayer.read_incidents(last_id):

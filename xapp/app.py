@@ -186,6 +186,7 @@ class XappService:
                 await self.ric.close()
             if self.engine is not None:
                 self.engine.flush()
+                self.engine.close()
             await self.replica.leave(self.engine)
             self.http.stop()
             await self.http.join()
@@ -317,6 +318,7 @@ class XappService:
             period_ms=settings.period_ms, batch_window_ms=settings.batch_window_ms,
             batch_max_cells=settings.batch_max_cells, max_lateness_periods=settings.max_lateness_periods,
             release_after_periods=settings.release_after_periods, forward_kpm=settings.forward_kpm, limits=limits,
+            overlap_scoring=settings.overlap_scoring,
         )  # fmt: skip
 
     async def _seed(self, loader: ModelLoader) -> bool:

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from xapp.cells import extend_rows
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The rows of one scoring call, taken out of the batch (which fills again meanwhile)."""
+
+    slots: np.ndarray
+    x: np.ndarray
+    mask: np.ndarray
+    period_ms: np.ndarray
+    gap: np.ndarray
+    masked: list[tuple[int, np.ndarray]]
+    received_ns: list[int]
+
+    def __len__(self) -> int:
+        return len(self.slots)
 
 
 class RowBatch:
@@ -79,9 +97,12 @@ class RowBatch:
             self.first_ns = now_ns
         self.n = at + 1
 
-    def clear(self) -> None:
-        """Forget the rows (after scoring them)."""
-        self._member[self.slots[: self.n]] = False
-        self.received_ns.clear()
-        self.masked.clear()
+    def take(self) -> Rows:
+        """The waiting rows (copies), the batch emptied."""
+        n = self.n
+        rows = Rows(self.slots[:n].copy(), self.x[:n].copy(), self.mask[:n].copy(), self.period_ms[:n].copy(),
+                    self.gap[:n].copy(), self.masked, self.received_ns)  # fmt: skip
+        self._member[rows.slots] = False
+        self.received_ns, self.masked = [], []
         self.n = 0
+        return rows

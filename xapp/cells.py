@@ -8,6 +8,7 @@ that owns it (the node's slots are kept together, for the per-node clock).
 
 from __future__ import annotations
 
+from array import array
 from typing import Protocol
 
 import numpy as np
@@ -28,8 +29,7 @@ class CellTable:
         self.early: dict[int, dict[int, np.ndarray]] = {}  # slot -> period start -> values, arrived ahead
         self.generation = 0  # grows when a slot is released: slot lists cached elsewhere are stale then
         self.fresh: list[int] = []  # slots added since the owner last looked (policies to assign)
-        self.by_node: dict[str, set[int]] = {}  # node -> slots of its cells
-        self._node_arrays: dict[str, np.ndarray] = {}  # node -> its slots as an array, built when asked
+        self.by_node: dict[str, array[int]] = {}  # node -> slots of its cells (8 bytes a cell)
         self._free: list[int] = []
         self._listeners: list[SlotArrays] = []
 
@@ -64,16 +64,14 @@ class CellTable:
         for listener in self._listeners:
             listener.reset(slot)
         self.fresh.append(slot)
-        self.by_node.setdefault(node_id, set()).add(slot)
-        self._node_arrays.pop(node_id, None)
+        self.by_node.setdefault(node_id, array("q")).append(slot)
         return slot
 
     def release(self, slot: int) -> None:
         """Forget a cell; its slot is reused later."""
         del self.slot_of[self.cell_ids[slot]]
         node = self.node_ids[slot]
-        self.by_node[node].discard(slot)
-        self._node_arrays.pop(node, None)
+        self.by_node[node].remove(slot)
         self.early.pop(slot, None)
         self.active[slot] = False
         self.expected_ms[slot] = NO_PERIOD
@@ -85,12 +83,9 @@ class CellTable:
         return len(self.by_node.get(node_id, ()))
 
     def node_slots(self, node_id: str) -> np.ndarray:
-        """Slots of the node's cells (cached until one is added or released)."""
-        slots = self._node_arrays.get(node_id)
-        if slots is None:
-            slots = np.fromiter(self.by_node.get(node_id, ()), dtype=np.int64)
-            self._node_arrays[node_id] = slots
-        return slots
+        """Slots of the node's cells (a copy: the table may change while it is used)."""
+        slots = self.by_node.get(node_id)
+        return np.array(slots, dtype=np.int64) if slots else np.zeros(0, dtype=np.int64)
 
     def active_slots(self) -> np.ndarray:
         """Slots in use."""

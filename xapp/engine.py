@@ -1,9 +1,11 @@
 """The hot path: indications in, verdicts and incident events out, one ONNX Runtime call per batch.
 
 decode -> Intake (slots, lateness, gaps) -> RowBatch -> ModelRuntime (state per slot) -> PolicyArrays
-(verdicts) -> IncidentTracker -> data layer writes. Everything runs on the event loop's thread, between
-awaits, so a model swap or a policy change always falls between two batches: no indication is dropped
-or scored twice because of them.
+(verdicts) -> IncidentTracker -> data layer writes. Everything but the ONNX Runtime call runs on the event
+loop's thread, between awaits, so a model swap or a policy change always falls between two batches: no
+indication is dropped or scored twice because of them. The call runs on a scoring thread of its own while
+the next batch fills (double buffering, `overlap_scoring`): one batch at most is in flight, and it is
+published before the next one's state is gathered, so each cell's periods are scored strictly in order.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 import numpy as np
 import structlog
@@ -22,7 +25,7 @@ from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.indications import DecodedIndication, IndicationError, decode_indication
 from ranomaly_contracts.ratelog import RateLimitedLog
 from ranomaly_contracts.sdl import VerdictBatch
-from xapp.batch import RowBatch
+from xapp.batch import RowBatch, Rows
 from xapp.cells import CellTable
 from xapp.datalayer.base import DataLayer
 from xapp.errors import StreamError
@@ -30,12 +33,31 @@ from xapp.incidents import IncidentTracker
 from xapp.intake import Intake, IntakeLimits, Taken
 from xapp.metrics import XappMetrics
 from xapp.policy.resolve import ResolvedPolicies
-from xapp.runtime import ModelRuntime
+from xapp.runtime import Feeds, ModelRuntime, Outputs
 from xapp.verdicts import PolicyArrays
 
 log = structlog.get_logger(__name__)
 
 _STATUS_NAMES = ("warming_up", "normal", "anomalous", "silenced")
+
+_Scored: TypeAlias = tuple[Outputs, np.ndarray | None]  # the active model's outputs, the shadow's state after
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A batch handed to the scorer: its rows, the runtimes scoring it, and their outputs (or their future)."""
+
+    rows: Rows
+    model: ModelRuntime
+    shadow: ModelRuntime | None
+    watermark_ms: int  # the network's time when it was handed over (a due swap follows it)
+    outputs: Future[_Scored] | _Scored
+
+
+def _run(model: ModelRuntime, feeds: Feeds, shadow: ModelRuntime | None, shadow_feeds: Feeds | None) -> _Scored:
+    """One batch through the active model and the shadow, if one runs beside it."""
+    shadow_state = None if shadow is None or shadow_feeds is None else shadow.run(shadow_feeds)[2]
+    return model.run(feeds), shadow_state
 
 
 class PolicySource(Protocol):
@@ -62,6 +84,7 @@ class HotPathTuning:
     max_lateness_periods: int = 2
     release_after_periods: int = 60
     forward_kpm: bool = True
+    overlap_scoring: bool = True  # score on a thread of its own while the next batch fills (False: in turn)
     limits: IntakeLimits = field(default_factory=IntakeLimits)
 
 
@@ -98,7 +121,7 @@ class Engine:
             tuning.period_ms,
             tuning.max_lateness_periods,
             tuning.release_after_periods,
-            self.flush,
+            self._dispatch,
             self._release,
             metrics,
             errors,
@@ -109,6 +132,8 @@ class Engine:
         self._next_sequence: dict[str, int] = {}
         self._accepted_ms: dict[str, int] = {}  # per node, the latest collection start it had rows accepted for
         self._policy_revision = -1
+        self._scorer = ThreadPoolExecutor(1, "scoring") if tuning.overlap_scoring else None
+        self._in_flight: _InFlight | None = None  # the batch being scored: at most one
         self._timer: asyncio.TimerHandle | None = None
         self._forward: list[pb.Indication] = []  # accepted rows, forwarded with the next batch's writes
         self.scored_rows = 0
@@ -198,14 +223,14 @@ class Engine:
         waited_ms = (time.perf_counter_ns() - batch.first_ns) / 1e6
         window = self.tuning.batch_window_ms
         if waited_ms >= window or batch.room() == 0:
-            self.flush()
+            self._dispatch()
         elif self._timer is None:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later((window - waited_ms) / 1000, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
-        self.flush()
+        self._dispatch()
 
     def tick(self) -> None:
         """Periodic duties off the per-message path: policy changes, and gaps of nodes that fell silent."""
@@ -223,7 +248,28 @@ class Engine:
     # --- scoring -----------------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Score the waiting rows in one call and write verdicts and incident events."""
+        """Score every waiting row and publish its verdicts and incident events before returning."""
+        self._dispatch()
+        self._settle()
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows accepted and not yet published: waiting in the batch or being scored."""
+        return self.batch.n + (len(self._in_flight.rows) if self._in_flight is not None else 0)
+
+    def close(self) -> None:
+        """Publish what is being scored and stop the scoring thread (the engine scores no more)."""
+        self._settle()
+        if self._scorer is not None:
+            self._scorer.shutdown()
+
+    def _dispatch(self) -> None:
+        """Hand the waiting rows to the scorer, after publishing the batch in flight (at most one is).
+
+        With overlap_scoring the ONNX Runtime call runs on the scoring thread and this returns at once: the
+        next batch fills while this one is scored, and its verdicts are published when the call returns.
+        Every per-slot array is read and written on this thread only, between two batches in flight.
+        """
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -231,37 +277,69 @@ class Engine:
             self.datalayer.forward_kpm(self.measurements, self._forward)
             self._forward = []
         self.intake.counts.publish(self.metrics)
-        batch = self.batch
-        n = batch.n
-        if n == 0:
+        if self.batch.n == 0:
             return
+        self._settle()  # its verdicts, a swap it made due, before this batch's state is gathered
         if self.policies.revision != self._policy_revision:
             self._apply_policies()  # a change takes effect at the next batch, whatever the period
         elif self.table.fresh:
             self._assign_policies(np.array(self.table.fresh, dtype=np.int64))
         self.table.fresh.clear()
-        slots = batch.slots[:n]
-        period_ms = batch.period_ms[:n]
-        x, mask = batch.x[:n], batch.mask[:n]
-        model = self.model
-        score, deviation, warm = model.score(slots, x, mask, period_ms)
-        if self.shadow is not None:
-            self.shadow.score(slots, x, mask, period_ms)
+        rows = self.batch.take()
+        model, shadow = self.model, self.shadow
+        feeds = model.prepare(rows.slots, rows.x, rows.mask, rows.period_ms)
+        shadow_feeds = None if shadow is None else shadow.prepare(rows.slots, rows.x, rows.mask, rows.period_ms)
+        watermark = self.intake.watermark_ms
+        if self._scorer is None:
+            self._publish(_InFlight(rows, model, shadow, watermark, _run(model, feeds, shadow, shadow_feeds)))
+            return
+        future = self._scorer.submit(_run, model, feeds, shadow, shadow_feeds)
+        self._in_flight = _InFlight(rows, model, shadow, watermark, future)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop to tell: publish now
+            self._settle()
+            return
+        future.add_done_callback(lambda done: loop.call_soon_threadsafe(self._on_scored, done))
+
+    def _on_scored(self, future: Future[_Scored]) -> None:
+        """The scoring thread returned: publish, unless a flush on this thread already did."""
+        if self._in_flight is not None and self._in_flight.outputs is future:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Wait for the batch in flight, if any, and publish it."""
+        flight = self._in_flight
+        if flight is None:
+            return
+        self._in_flight = None
+        assert isinstance(flight.outputs, Future)
+        self._publish(_InFlight(flight.rows, flight.model, flight.shadow, flight.watermark_ms, flight.outputs.result()))
+
+    def _publish(self, flight: _InFlight) -> None:
+        """A scored batch: advance the state, decide verdicts and incidents, write them, count."""
+        assert not isinstance(flight.outputs, Future)
+        (score, deviation, state_out), shadow_state = flight.outputs
+        rows, model = flight.rows, flight.model
+        slots, period_ms = rows.slots, rows.period_ms
+        warm = model.commit(slots, state_out)
+        if flight.shadow is not None and shadow_state is not None:
+            flight.shadow.commit(slots, shadow_state)
         status, ratio = self.policy_arrays.decide(slots, score, deviation, warm)
         table = self.table
         cells = (table.cell_ids, table.node_ids)
         slot_list = slots.tolist()
+        open_after, close_after = self.policy_arrays.debounce(slots)
         events = self.incidents.update(
-            slots, status, score, ratio, period_ms,
-            self.policy_arrays.open_after, self.policy_arrays.close_after, cells, model.version,
-        )  # fmt: skip
+            slots, status, score, ratio, period_ms, open_after, close_after, cells, model.version
+        )
         self.datalayer.write_verdicts(
             VerdictBatch(
                 model_version=model.version,
                 measurements=model.measurements,
                 cell_ids=[table.cell_ids[s] for s in slot_list],
                 node_ids=[table.node_ids[s] for s in slot_list],
-                period_start_ms=period_ms.copy(),
+                period_start_ms=period_ms,
                 scores=score,
                 statuses=status,
                 deviations=deviation,
@@ -270,12 +348,11 @@ class Engine:
         for event in events:
             self.datalayer.write_incident(event)
             self.metrics.incident_events.labels(event.event).inc()
-        self.intake.ranges.observe(slots, batch.gap[:n], batch.masked, table)
+        self.intake.ranges.observe(slots, rows.gap, rows.masked, table)
         done_ns = time.perf_counter_ns()
-        for received in batch.received_ns:
+        for received in rows.received_ns:
             self.metrics.latency.observe((done_ns - received) / 1e9)
-        batch.clear()
-        self.scored_rows += n
+        self.scored_rows += len(rows)
         self.last_scored_ns = done_ns
         self.metrics.scoring_calls.inc()
         counts = np.bincount(status, minlength=4)
@@ -284,7 +361,7 @@ class Engine:
                 self.metrics.scored_rows.labels(name).inc(count)
         if events:
             self.metrics.open_incidents.set(self.incidents.open_count)
-        if self.shadow is not None and self.intake.watermark_ms >= self._shadow_ready_ms:
+        if self.shadow is not None and flight.watermark_ms >= self._shadow_ready_ms:
             self._swap()
 
     def _release(self, slot: int, period_ms: int) -> None:

@@ -73,7 +73,8 @@ class IncidentTracker:
         cells: tuple[list[str], list[str]],
         model_version: str,
     ) -> list[IncidentEvent]:
-        """Advance the counters with one scored batch; return the events it causes (few, usually none)."""
+        """Advance the counters with one scored batch (open_after, close_after: each row's debounce); return
+        the events it causes (few, usually none)."""
         anomalous = status == ANOMALOUS
         normal = status == NORMAL
         run = self.anomalous_run
@@ -90,8 +91,8 @@ class IncidentTracker:
         self.normal_run[n_slots] += 1
         is_open = self.open[slots]
         events: list[IncidentEvent] = []
-        opening = anomalous & ~is_open & (run[slots] >= open_after[slots])
-        closing = normal & is_open & (self.normal_run[slots] >= close_after[slots])
+        opening = anomalous & ~is_open & (run[slots] >= open_after)
+        closing = normal & is_open & (self.normal_run[slots] >= close_after)
         silenced = (status == SILENCED) & is_open
         growing = anomalous & is_open & (score > self.published_peak[slots] * UPDATE_GROWTH)
         for i in np.flatnonzero(opening | closing | silenced | growing).tolist():

@@ -35,7 +35,8 @@ class RangeCheck:
         largest = np.finfo(np.float32).max  # bounds of `within`: infinite values fail them too
         self._within_low, self._within_high = np.maximum(self.low, -largest), np.minimum(self.high, largest)
         self.incident_periods = incident_periods
-        self.run = np.zeros((0, len(self.measurements)), dtype=np.int32)  # reported periods out of range in a row
+        # reported periods out of range in a row, up to incident_periods + 1 (one byte a value at the default)
+        self.run = np.zeros((0, len(self.measurements)), dtype=np.min_scalar_type(incident_periods + 1))
         self.flagged = np.zeros(0, dtype=bool)  # slots with a run going
         self.flagged_count = 0
         self.incidents: dict[tuple[int, int], str] = {}  # (slot, measurement index) -> cell id, open now
@@ -98,7 +99,7 @@ class RangeCheck:
         if self.incidents:
             for i, k in zip(*np.nonzero((run > 0) & ~outside), strict=True):
                 self._close(int(slots[i]), int(k))
-        run = (run + 1) * outside
+        run = np.where(outside, np.minimum(run, self.incident_periods) + 1, 0).astype(self.run.dtype)
         self.run[slots] = run
         flagged = run.any(axis=1)
         self.flagged_count += int(flagged.sum()) - int(self.flagged[slots].sum())

@@ -7,6 +7,7 @@ state size and warm-up, and the inputs x, mask, time, state -> outputs score, de
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import numpy as np
 import onnxruntime as ort
@@ -14,6 +15,9 @@ import onnxruntime as ort
 from models.artifact import Artifact, ArtifactError, load_session, time_features
 from xapp.cells import extend_rows
 from xapp.errors import ModelLoadError
+
+Feeds: TypeAlias = dict[str, np.ndarray]
+Outputs: TypeAlias = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class ModelRuntime:
@@ -63,24 +67,29 @@ class ModelRuntime:
         self.state[slot] = 0.0
         self.seen[slot] = 0
 
-    def score(
-        self, slots: np.ndarray, x: np.ndarray, mask: np.ndarray, period_ms: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Score one period of each given slot (each slot at most once); advance their state.
+    def prepare(self, slots: np.ndarray, x: np.ndarray, mask: np.ndarray, period_ms: np.ndarray) -> Feeds:
+        """The inputs of one scoring call for these slots (each at most once), their state gathered now.
 
         x and mask are [n, K_subscribed] float32 in subscription order (x 0 where no value).
-        Returns score [n], deviation [n, K_model] and warm [n] (the cell had seen warmup periods before).
         """
         if not self._identity:
             x, mask = x[:, self._columns], mask[:, self._columns]
-        feeds = {
+        return {
             "x": x,
             "mask": mask,
             "time": time_features(self._time_names, period_ms, self._utc_offset_h),
             "state": self.state[slots],
         }
+
+    def run(self, feeds: Feeds) -> Outputs:
+        """Run the session (safe off the event loop's thread: it touches no per-slot array, and releases the
+        GIL): score [n], deviation [n, K_model] and the state after this period [n, S]."""
         score, deviation, state_out = self._session.run(None, feeds)
+        return score, deviation, state_out
+
+    def commit(self, slots: np.ndarray, state_out: np.ndarray) -> np.ndarray:
+        """Advance the slots' state with a run's output; warm [n]: the cell had seen warmup periods before."""
         self.state[slots] = state_out
         warm = self.seen[slots] >= self.warmup
         self.seen[slots] += 1
-        return score, deviation, warm
+        return warm
