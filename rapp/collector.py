@@ -36,14 +36,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import cast
 
-import redis.asyncio as aioredis
 import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from ranomaly_contracts.ratelog import RateLimitedLog
 from ranomaly_contracts.redis_auth import RedisAuth
+from ranomaly_contracts.redis_client import REDIS_ERRORS, by_slot, redis_client
 from ranomaly_contracts.sdl import (
     FIELD_DATA,
     PREFIX,
@@ -54,7 +54,7 @@ from ranomaly_contracts.sdl import (
     decode_kpm,
     sdl_keys,
 )
-from ranomaly_contracts.tls import ClientTls, redis_options
+from ranomaly_contracts.tls import ClientTls
 from rapp.history import INCIDENTS, KPM, HistoryStore, KpmRows, kpm_rows
 from rapp.settings import RappSettings
 
@@ -120,7 +120,7 @@ class Collector:
     `prefix` replaces the key prefix of `ranomaly_contracts.sdl` (tests). `batch` entries are read per
     stream and cycle; a read of new entries waits up to `block_ms` (0: it does not wait, and `run` pauses
     `retry_initial_s` after a cycle that found nothing). `tls` verifies a rediss:// server and presents a
-    client certificate; `auth` is the ACL user."""
+    client certificate; `auth` is the ACL user; `cluster`: `redis_url` names a seed node of a Redis Cluster."""
 
     def __init__(
         self,
@@ -141,6 +141,7 @@ class Collector:
         on_incidents: Callable[[Sequence[IncidentEvent]], None] | None = None,
         tls: ClientTls | None = None,
         auth: RedisAuth | None = None,
+        cluster: bool = False,
     ) -> None:
         self.keys = sdl_keys(prefix)
         self.store = HistoryStore(Path(history_dir))
@@ -152,13 +153,14 @@ class Collector:
         self._retention_interval_s = retention_interval_s
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
-        self._client = aioredis.Redis.from_url(
+        self._client = redis_client(
             redis_url,
+            cluster=cluster,
+            tls=tls,
+            auth=auth,
             socket_connect_timeout=connect_timeout_s,
             socket_timeout=timeout_s + block_ms / 1000,  # a blocking read waits block_ms before it answers
             retry=Retry(NoBackoff(), 0),  # run() retries, with its own backoff
-            **redis_options(tls),
-            **(auth.redis_options() if auth else {}),
         )
         self._streams = {self.keys.kpm: KPM, self.keys.incidents: INCIDENTS}
         self._pending = dict.fromkeys(self._streams, True)  # whether to read this consumer's pending entries
@@ -186,6 +188,7 @@ class Collector:
             on_incidents=on_incidents,
             tls=settings.redis_client_tls(),
             auth=settings.redis_auth(),
+            cluster=settings.redis_cluster,
         )
 
     async def close(self) -> None:
@@ -202,7 +205,7 @@ class Collector:
                 if time.monotonic() >= retention_due:
                     await self.apply_retention()
                     retention_due = time.monotonic() + self._retention_interval_s
-            except RedisError as error:
+            except REDIS_ERRORS as error:
                 self.stats.redis_errors += 1
                 self.stats.connected = False
                 log.warning("collector_redis_error", error=str(error), retry_in_s=delay)
@@ -276,19 +279,37 @@ class Collector:
         self._groups_ready = True
 
     async def _read(self, pending: list[str]) -> dict[str, list[Entry]]:
-        """This consumer's pending entries of the given streams, else new entries of both."""
+        """This consumer's pending entries of the given streams, else new entries of every stream.
+
+        One XREADGROUP per hash slot on a cluster (`by_slot`), the slots' reads at once; with more than one slot
+        a read first takes what is there and waits (block_ms) only when every stream was empty, so that an idle
+        stream does not hold back a busy one."""
         if pending:
-            streams, block = dict.fromkeys(pending, "0"), None  # pending reads never block
+            ids, block = dict.fromkeys(pending, "0"), None  # pending reads never block
         else:
-            streams, block = dict.fromkeys(self._streams, ">"), self._block_ms or None
-        reply = await self._client.xreadgroup(
-            RAPP_CONSUMER_GROUP,
-            self._consumer,
-            streams,  # type: ignore[arg-type]  # str ids are what redis-py sends
-            count=self._batch,
-            block=block,
+            ids, block = dict.fromkeys(self._streams, ">"), self._block_ms or None
+        groups = by_slot(self._client, list(ids))
+        read = await self._read_groups(groups, ids, block if len(groups) == 1 else None)
+        if block is not None and len(groups) > 1 and not any(read.values()):
+            read = await self._read_groups(groups, ids, block)
+        return read
+
+    async def _read_groups(
+        self, groups: list[list[str]], ids: dict[str, str], block: int | None
+    ) -> dict[str, list[Entry]]:
+        replies = await asyncio.gather(
+            *(
+                self._client.xreadgroup(
+                    RAPP_CONSUMER_GROUP,
+                    self._consumer,
+                    {stream: ids[stream] for stream in group},
+                    count=self._batch,
+                    block=block,
+                )
+                for group in groups
+            )
         )
-        streams_read = cast(_Reply, reply or [])  # RESP2: [stream, [(id, fields or None), ...]] per stream
+        streams_read = [stream for reply in replies for stream in cast(_Reply, reply or [])]  # RESP2 replies
         return {
             as_text(name): [(as_text(entry_id), values or {}) for entry_id, values in entries]
             for name, entries in streams_read

@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
 import structlog
 
 from ranomaly_contracts.redact import redact_paths
+from ranomaly_contracts.redis_client import AsyncRedis
 from ranomaly_contracts.sdl import as_text
 
 log = structlog.get_logger(__name__)
@@ -94,7 +94,7 @@ class Job:
 class JobStore:
     """Job records in one Redis hash."""
 
-    def __init__(self, redis: aioredis.Redis, key: str) -> None:
+    def __init__(self, redis: AsyncRedis, key: str) -> None:
         self._redis = redis
         self._key = key
 

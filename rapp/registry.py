@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import redis.asyncio as aioredis
 import structlog
 
 from models.artifact import MANIFEST_FILE, Artifact, parse_artifact, read_artifact
 from models.signing import SigningKey, sign
+from ranomaly_contracts.redis_client import AsyncRedis
 from ranomaly_contracts.sdl import PROMOTE_ONCE_SCRIPT, SdlKeys, as_text
 
 log = structlog.get_logger(__name__)
@@ -24,7 +24,7 @@ log = structlog.get_logger(__name__)
 class ModelRegistry:
     """Artifacts under their version in Redis."""
 
-    def __init__(self, redis: aioredis.Redis, keys: SdlKeys, signer: SigningKey) -> None:
+    def __init__(self, redis: AsyncRedis, keys: SdlKeys, signer: SigningKey) -> None:
         self._redis = redis
         self._keys = keys
         self._signer = signer

@@ -11,7 +11,7 @@ import pytest
 
 from e2sim.server import SimServer, StreamOptions
 from e2sim.world import World, WorldConfig
-from ranomaly.redis_process import RedisServer
+from ranomaly.redis_process import RedisCluster, RedisServer
 from tests.signed import trust_test_key
 from tests.tlscerts import TlsCerts, make_certs
 
@@ -31,6 +31,21 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Seed URL of a real Redis Cluster: REDIS_CLUSTER_URL when set, else three private masters for the session."""
+    given = os.environ.get("REDIS_CLUSTER_URL")
+    if given:
+        yield given
+        return
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster.url
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,19 +1,21 @@
-"""One contract, two backends: the in-memory data layer and the Redis one (a real redis-server) behave alike."""
+"""One contract, three backends: the in-memory data layer and the Redis one, on a real redis-server and on a real
+three-master Redis Cluster, behave alike."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
-import redis.asyncio as aioredis
 import structlog
 from structlog.testing import capture_logs
 
 from ranomaly.redis_process import free_port
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from ranomaly_contracts.redis_client import redis_client
 from ranomaly_contracts.sdl import (
     RAPP_CONSUMER_GROUP,
     CellStatus,
@@ -31,8 +33,26 @@ Layer = MemoryDataLayer | RedisDataLayer
 MakeLayer = Callable[..., Layer]
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def make_layer(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[MakeLayer]:
+@dataclass(frozen=True)
+class Backend:
+    """Where the parametrized data layer keeps its data: memory (url None), one Redis, or a Redis Cluster."""
+
+    url: str | None = None
+    cluster: bool = False
+
+
+@pytest.fixture(params=["memory", "redis", "cluster"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """The backend (the cluster started only for the tests that run on it)."""
+    if request.param == "memory":
+        return Backend()
+    if request.param == "redis":
+        return Backend(request.getfixturevalue("redis_url"))
+    return Backend(request.getfixturevalue("redis_cluster_url"), cluster=True)
+
+
+@pytest.fixture
+async def make_layer(backend: Backend) -> AsyncIterator[MakeLayer]:
     """Makes a data layer of the parametrized backend (each Redis one under its own key prefix).
 
     writable=False gives one whose writer cannot write: a memory layer not started, a Redis layer pointed
@@ -42,13 +62,12 @@ async def make_layer(request: pytest.FixtureRequest, redis_url: str) -> AsyncIte
 
     def make(writable: bool = True, **bounds: int) -> Layer:
         layer: Layer
-        if request.param == "memory":
+        if backend.url is None:
             layer = MemoryDataLayer(**bounds)
         else:
-            url = redis_url if writable else f"redis://127.0.0.1:{free_port()}/0"
-            layer = RedisDataLayer(
-                url, prefix=f"t-{uuid.uuid4().hex[:12]}", retry_max_s=0.05, close_timeout_s=0.2, **bounds
-            )
+            url = backend.url if writable else f"redis://127.0.0.1:{free_port()}/0"
+            layer = RedisDataLayer(url, prefix=f"t-{uuid.uuid4().hex[:12]}", retry_max_s=0.05, close_timeout_s=0.2,
+                                   cluster=backend.cluster, **bounds)  # fmt: skip
         made.append(layer)
         return layer
 
@@ -72,20 +91,22 @@ async def started(layer: Layer, writable: bool = True) -> Layer:
     return layer
 
 
-async def create_group(layer: Layer, redis_url: str) -> None:
+async def create_group(layer: Layer, backend: Backend) -> None:
     if isinstance(layer, MemoryDataLayer):
         layer.create_kpm_group()
         return
-    client = aioredis.Redis.from_url(redis_url)
+    assert backend.url is not None
+    client = redis_client(backend.url, cluster=backend.cluster)
     await client.xgroup_create(layer.keys.kpm, RAPP_CONSUMER_GROUP, id="0", mkstream=True)
     await client.aclose()
 
 
-async def consume(layer: Layer, redis_url: str, count: int) -> int:
+async def consume(layer: Layer, backend: Backend, count: int) -> int:
     """Deliver count entries to the rApp's group (XREADGROUP ... >); the number delivered."""
     if isinstance(layer, MemoryDataLayer):
         return len(layer.consume_kpm(count=count))
-    client: Any = aioredis.Redis.from_url(redis_url)  # raw replies: [[stream, [(id, fields), ...]]]
+    assert backend.url is not None
+    client: Any = redis_client(backend.url, cluster=backend.cluster)  # raw replies: [[stream, [(id, fields), ...]]]
     read = await client.xreadgroup(RAPP_CONSUMER_GROUP, "reader", {layer.keys.kpm: ">"}, count=count)
     await client.aclose()
     return sum(len(entries) for _, entries in read)
@@ -304,20 +325,20 @@ async def test_trimmed_kpm_entries_all_count_as_unread_without_the_group(make_la
 
 
 async def test_trimmed_kpm_entries_count_only_what_the_group_had_not_read(
-    make_layer: MakeLayer, redis_url: str
+    make_layer: MakeLayer, backend: Backend
 ) -> None:
     layer = await started(make_layer(kpm_stream_bytes=budget(3.5, encode_kpm(MEASUREMENTS, [indication(0, 1)]))))
     for sequence in range(3):
         layer.forward_kpm(MEASUREMENTS, [indication(0, sequence)])
         assert await layer.flush(5)
-    await create_group(layer, redis_url)
-    assert await consume(layer, redis_url, 2) == 2  # entries 0 and 1 delivered, 2 not
+    await create_group(layer, backend)
+    assert await consume(layer, backend, 2) == 2  # entries 0 and 1 delivered, 2 not
     for sequence in range(3, 8):
         layer.forward_kpm(MEASUREMENTS, [indication(0, sequence)])
         assert await layer.flush(5)
     # 8 written, 3 kept: 0..4 trimmed, of which 0 and 1 had been delivered
     assert layer.health().trimmed_unread == 3
-    assert await consume(layer, redis_url, 10) == 3
+    assert await consume(layer, backend, 10) == 3
 
 
 async def test_close_writes_what_is_buffered(make_layer: MakeLayer) -> None:

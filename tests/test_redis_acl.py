@@ -281,7 +281,7 @@ def _commands_called(folder: str) -> dict[str, set[str]]:
     called: dict[str, set[str]] = {}
     for module in (ROOT / folder).rglob("*.py"):
         text = module.read_text()
-        if not re.search(r"^(import|from) redis\b", text, flags=re.MULTILINE):
+        if not re.search(r"^(import|from) (redis\b|ranomaly_contracts\.redis_client\b)", text, flags=re.MULTILINE):
             continue
         for name in re.findall(r"\b(?:self\.)?(?:_client|_redis|redis|pipe)\.([a-z_]+)\(", text):
             if name in methods:

@@ -68,7 +68,8 @@ def make_datalayer(settings: XappSettings) -> DataLayer:
         from xapp.datalayer.redis import RedisDataLayer
 
         return RedisDataLayer(settings.redis_url, stream_sample_s=settings.stream_sample_s,
-                              tls=settings.redis_client_tls(), auth=settings.redis_auth(), **bounds)  # fmt: skip
+                              tls=settings.redis_client_tls(), auth=settings.redis_auth(),
+                              cluster=settings.redis_cluster, **bounds)  # fmt: skip
     from xapp.datalayer.memory import MemoryDataLayer
 
     return MemoryDataLayer(**bounds)

@@ -99,6 +99,9 @@ class XappSettings(BaseSettings):
     # shared data layer
     datalayer: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # --- Redis Cluster (ranomaly_contracts.redis_client, docs/scaling.md) ---
+    redis_cluster: bool = False  # redis_url names a seed node of a Redis/Valkey Cluster (redis-py's RedisCluster)
+    # --- end of Redis Cluster ---
     # --- Redis ACL user (ranomaly_contracts.redis_acl, docs/security.md): the charts' is ranomaly-xapp ---
     redis_username: str | None = None  # None: the default user (or the URL's)
     redis_password_file: Path | None = None  # the user's password, read at start

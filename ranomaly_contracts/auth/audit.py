@@ -11,10 +11,10 @@ from collections.abc import MutableMapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
 import structlog
 
 from ranomaly_contracts.auth.scopes import Principal
+from ranomaly_contracts.redis_client import AsyncRedis
 from ranomaly_contracts.sdl import AUDIT_MAX, FIELD_DATA
 
 log = structlog.get_logger(__name__)
@@ -61,7 +61,7 @@ class AuditSink(Protocol):
 class RedisAuditStream:
     """Records appended to a Redis stream, trimmed to about `maxlen` entries."""
 
-    def __init__(self, client: aioredis.Redis, key: str, maxlen: int = AUDIT_MAX) -> None:
+    def __init__(self, client: AsyncRedis, key: str, maxlen: int = AUDIT_MAX) -> None:
         self._client, self._key, self._maxlen = client, key, maxlen
 
     async def append_audit(self, entry: bytes) -> None:

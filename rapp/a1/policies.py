@@ -23,12 +23,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import redis.asyncio as aioredis
 import structlog
 from jsonschema import Draft7Validator  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
+from ranomaly_contracts.redis_client import AsyncRedis
 from ranomaly_contracts.sdl import as_text
 from rapp.a1.client import A1Client, A1Error
 
@@ -79,7 +79,7 @@ def schema_errors(schema: dict[str, Any], data: Any) -> list[str]:
 class PolicyRegistry:
     """Policies of one Near-RT RIC, kept in Redis and mirrored to the RIC over A1-P."""
 
-    def __init__(self, client: A1Client, redis: aioredis.Redis, key: str, ric_id: str, types_key: str | None = None,
+    def __init__(self, client: A1Client, redis: AsyncRedis, key: str, ric_id: str, types_key: str | None = None,
                  own_types: tuple[int, ...] = (), own_instances: OwnInstances | None = None) -> None:  # fmt: skip
         self.client = client
         self.ric_id = ric_id
@@ -123,16 +123,6 @@ class PolicyRegistry:
             and (ric_id is None or record["ric_id"] == ric_id)
             and (service_id is None or record["service_id"] == service_id)
         )
-
-    def kept_type_ids(self) -> list[str]:
-        """Types whose documents the rApp holds (read from the Near-RT side), and those of stored policies."""
-        held = set(self._types) | {_type_number(r["policytype_id"]) for r in self._records.values()}
-        return [str(t) for t in sorted(held)]
-
-    def type_name(self, policytype_id: str) -> str | None:
-        """A kept type document's `name` (None: no document kept)."""
-        document = self._types.get(int(policytype_id)) if policytype_id.isdigit() else None
-        return None if document is None else str(document.get("name", ""))
 
     def get(self, policy_id: str) -> dict[str, Any]:
         """A stored policy's record."""

@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-import redis.asyncio as aioredis
 import structlog
 
+from ranomaly_contracts.redis_client import AsyncRedis
 from ranomaly_contracts.sdl import CellState, CellStatus, decode_cell_state
 from rapp.console.incidents import Incident, IncidentIndex
 from rapp.registry import ModelRegistry
@@ -34,7 +34,7 @@ class NetworkView:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: AsyncRedis,
         cells_key: str,
         index: IncidentIndex,
         registry: ModelRegistry,

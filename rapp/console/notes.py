@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 from redis.exceptions import WatchError
 
 from ranomaly_contracts.kinds import LABEL_KINDS
+from ranomaly_contracts.redis_client import AsyncRedis
 from ranomaly_contracts.sdl import as_text
 
 VERDICTS = ("false_alarm", "confirmed")
@@ -77,7 +77,7 @@ def check_verdict(verdict: str, cause: str | None) -> str | None:
 class NoteStore:
     """The hash of incident notes."""
 
-    def __init__(self, redis: aioredis.Redis, key: str) -> None:
+    def __init__(self, redis: AsyncRedis, key: str) -> None:
         self._redis = redis
         self._key = key
 

@@ -7,8 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-import redis.asyncio as aioredis
-
+from ranomaly_contracts.redis_client import AsyncRedis
 from ranomaly_contracts.sdl import SdlKeys
 from rapp.a1.policies import PolicyRegistry
 from rapp.console.incidents import Filters, Incident, IncidentIndex, with_notes
@@ -27,7 +26,7 @@ class Console:
     def __init__(
         self,
         settings: RappSettings,
-        redis: aioredis.Redis,
+        redis: AsyncRedis,
         keys: SdlKeys,
         reporter: Reporter,
         registry: ModelRegistry,

@@ -28,15 +28,12 @@ from collections import deque
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import redis.asyncio as aioredis
 import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ranomaly_contracts.redis_auth import RedisAuth
+from ranomaly_contracts.redis_client import REDIS_ERRORS, REDIS_TRANSIENT, redis_client
 from ranomaly_contracts.sdl import (
     ACCEPT_PROMOTION_SCRIPT,
     FIELD_DATA,
@@ -59,7 +56,7 @@ from ranomaly_contracts.sdl import (
     encode_verdicts,
     sdl_keys,
 )
-from ranomaly_contracts.tls import ClientTls, redis_options
+from ranomaly_contracts.tls import ClientTls
 from xapp.datalayer.base import DataLayerHealth
 from xapp.datalayer.bounds import (
     DEFAULT_INCIDENT_STREAM_BYTES,
@@ -106,7 +103,8 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
     `*_stream_bytes` in bytes of Redis memory per stream; the defaults and what they assume are in
     `xapp.datalayer.buffer` and `xapp.datalayer.bounds`.
     `prefix` replaces the key prefix of `ranomaly_contracts.sdl` (a separate namespace, for example in
-    tests); `tls` verifies a rediss:// server and presents a client certificate; `auth` is the ACL user.
+    tests); `tls` verifies a rediss:// server and presents a client certificate; `auth` is the ACL user;
+    `cluster`: `url` names a seed node of a Redis Cluster (`ranomaly_contracts.redis_client`).
     Timeouts bound every Redis call; the writer's backoff doubles from retry_initial_s up to retry_max_s;
     close() waits up to close_timeout_s for the buffers to be written.
 
@@ -135,6 +133,7 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
         cell_state_interval_s: float = 1.0,
         tls: ClientTls | None = None,
         auth: RedisAuth | None = None,
+        cluster: bool = False,
     ) -> None:
         self._url = redact_url(url)
         self._keys = sdl_keys(prefix)
@@ -147,13 +146,14 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
         self._sampled_at = -stream_sample_s  # the first write samples
         self._close_timeout_s = close_timeout_s
         self._connect = functools.partial(
-            aioredis.Redis.from_url,
+            redis_client,
             url,
+            cluster=cluster,
+            tls=tls,
+            auth=auth,
             socket_connect_timeout=connect_timeout_s,
             socket_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),  # the writer retries, with its own backoff; other calls fail fast
-            **redis_options(tls),
-            **(auth.redis_options() if auth else {}),
         )
         self._client = self._connect()
         RedisPolicies.__init__(self, self._client, self._keys, self._url)
@@ -164,7 +164,7 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
             self._buffer,
             self._write,
             self._ping,
-            retryable=(RedisConnectionError, RedisTimeoutError, OSError),
+            retryable=REDIS_TRANSIENT,
             retry_initial_s=retry_initial_s,
             retry_max_s=retry_max_s,
         )
@@ -186,7 +186,7 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
             return
         try:
             await self._client.ping()
-        except (RedisError, OSError) as error:
+        except REDIS_ERRORS as error:
             self._writer.connected = False
             log.warning("sdl_redis_unavailable_at_start", url=self._url, error=str(error))
         self._writer.start()
@@ -277,7 +277,7 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
             return True
         try:
             await self._client.hset(self._keys.cells, mapping=self._cell_fields())  # type: ignore[arg-type]
-        except (RedisError, OSError) as error:
+        except REDIS_ERRORS as error:
             log.warning("sdl_cell_states_not_written", cells=len(self._cell_rows), error=str(error))
             return False
         self._cell_rows.clear()

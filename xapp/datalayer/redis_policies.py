@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
+from ranomaly_contracts.redis_client import REDIS_ERRORS, AsyncRedis
 from ranomaly_contracts.sdl import (
     AUDIT_MAX,
     FIELD_DATA,
@@ -43,7 +41,7 @@ class RedisPolicies:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: AsyncRedis,
         keys: SdlKeys,
         url: str,
         *,
@@ -62,7 +60,7 @@ class RedisPolicies:
     async def _call(self, what: str, operation: Awaitable[T]) -> T:
         try:
             return await operation
-        except (RedisError, OSError) as error:
+        except REDIS_ERRORS as error:
             self._errors += 1
             raise DataLayerUnavailable(f"Redis at {self._url}: {what} failed: {error}") from error
 
