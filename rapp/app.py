@@ -24,10 +24,14 @@ from ranomaly_contracts.redis_client import redis_client
 from ranomaly_contracts.sdl import PREFIX, sdl_keys
 from ranomaly_contracts.tls import uvicorn_ssl
 from rapp.a1.client import A1Client
+from rapp.a1.configuration import Configuration
 from rapp.a1.credentials import a1_credential
 from rapp.a1.policies import PolicyError, PolicyRegistry
+from rapp.a1.services import ServiceRegistry, ServiceSupervision
 from rapp.api.forecasts import forecasts_router
 from rapp.api.jobs import jobs_router
+from rapp.api.openapi import allow_every_method, install
+from rapp.api.pms import Pms, pms_more_router
 from rapp.api.policies import pms_router, problem
 from rapp.api.remediation import remediation_router
 from rapp.api.reports import reports_router
@@ -98,6 +102,12 @@ class RappService:
         self.policies = PolicyRegistry(self.a1, self.redis, keys.rapp_policies, settings.ric_id,
                                        types_key=keys.rapp_policy_types, own_types=(POLICY_TYPE_ID,),
                                        own_instances=lambda: self.jobs.own_instances())  # fmt: skip
+        self.services = ServiceRegistry(self.redis, keys.rapp_services)
+        self.supervision = ServiceSupervision(self.services, self.policies, settings.service_check_interval_s,
+                                              settings.service_expiry_batch)  # fmt: skip
+        configuration = Configuration(settings.work_dir, settings.ric_id, settings.a1_base_url,
+                                      settings.managed_element_ids)  # fmt: skip
+        self.pms = Pms(self.policies, self.services, configuration, self._ric_state)
         self.notifier: Notifier | None = None  # NOC notifications, when a webhook is set
         if settings.noc_webhook_url is not None:
             scheme = "http" if settings.tls_cert_file is None else "https"
@@ -159,8 +169,12 @@ class RappService:
             answer.headers.update(exc.headers or {})
             return answer
 
+        install(app)
+        allow_every_method(app)
         app.add_middleware(AuditMiddleware, app_name="rapp", sink=self.audit)
-        app.include_router(pms_router(self.policies, self.guard))
+        app.include_router(pms_router(self.policies, self.guard, self.services))
+        for router in pms_more_router(self.pms, self.guard):
+            app.include_router(router)
         app.include_router(jobs_router(self.jobs, self.drift, self.guard))
         app.include_router(remediation_router(self.guard))
         app.include_router(forecasts_router(self.forecasts, self.guard))
@@ -207,6 +221,12 @@ class RappService:
         """Bring a counter fed from a running total up to it."""
         counter.inc(total - self._counted.get(counter, 0))
         self._counted[counter] = total
+
+    def _ric_state(self) -> str:
+        """The Near-RT RIC's state as the policy management API names it."""
+        if not self.near_rt_available:
+            return "UNAVAILABLE"
+        return "AVAILABLE" if self.loaded and not self.policies.sync_failures else "SYNCHRONIZING"
 
     def _near_rt(self) -> dict[str, Any]:
         """The Near-RT side as the console shows it: its A1 endpoint and whether the last sync made it whole."""
@@ -259,6 +279,7 @@ class RappService:
                 asyncio.create_task(self.jobs.run(), name="jobs"),
                 asyncio.create_task(self._schedule(), name="schedule"),
                 asyncio.create_task(self.forecasts.run(self._stop), name="forecasts"),
+                asyncio.create_task(self.supervision.run(self._stop, lambda: self.loaded), name="services"),
                 asyncio.create_task(self.console.silences.run(self._stop), name="silences"),
                 *self._drift_watch(),
             ]
@@ -316,6 +337,7 @@ class RappService:
             if not self.loaded:
                 try:
                     await self.policies.load()
+                    await self.services.load()
                     self.loaded = True
                 except PolicyError as exc:
                     log.warning("rapp_policies_unavailable", problem=exc.detail)

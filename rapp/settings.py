@@ -90,6 +90,11 @@ class RappSettings(BaseSettings):
     a1_timeout_s: float = Field(5.0, gt=0)
     a1_retries: int = Field(3, ge=0)
     a1_sync_interval_s: float = Field(10.0, gt=0)  # how often the Near-RT side is checked for lost instances
+    # --- policy management API v2 (rapp/api/pms.py, docs/conformance.md) ---
+    managed_element_ids: tuple[str, ...] = ()  # O1 ids the Near-RT RIC serves (PUT /configuration replaces them)
+    service_check_interval_s: float = Field(5.0, gt=0)  # how often registered services' keep-alives are checked
+    service_expiry_batch: int = Field(100, ge=1)  # policies of expired services deleted per check, at most
+    # --- end of policy management API v2 ---
 
     # TLS (ranomaly_contracts.tls): PEM files, every hop plain unless set. The HTTP API serves HTTPS with a
     # certificate and key, and requires client certificates signed by the client CA when one is set (mutual

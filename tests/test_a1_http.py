@@ -17,6 +17,7 @@ from ranomaly_contracts.auth.guard import API_KEY_HEADER, Guard
 from tests.policy_fakes import FakePolicyDataLayer
 from xapp.policy.handler import A1Handler
 from xapp.policy.http import a1_router
+from xapp.policy.known import KnownNames
 from xapp.policy.store import PolicyStore
 from xapp.policy.types import POLICY_TYPE_ID, policy_type_document
 
@@ -38,6 +39,7 @@ class A1Server:
     datalayer: FakePolicyDataLayer
     handler: A1Handler
     origin: str  # http://127.0.0.1:<port>, for /data-delivery (outside /A1-P/v2)
+    known: list[KnownNames]  # what the handler is told the xApp knows: the last one
 
 
 @pytest.fixture
@@ -45,7 +47,8 @@ async def a1() -> AsyncIterator[A1Server]:
     datalayer = FakePolicyDataLayer()
     store = PolicyStore(datalayer)
     app = FastAPI()
-    handler = A1Handler(store)
+    known = [KnownNames(cells=frozenset({"a1"}))]  # the cell BODY names
+    handler = A1Handler(store, known=lambda: known[-1])
     app.include_router(a1_router(handler, Guard(None, ApiKey(KEY))))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
@@ -57,7 +60,7 @@ async def a1() -> AsyncIterator[A1Server]:
     try:
         base = f"http://127.0.0.1:{port}/A1-P/v2"
         async with httpx.AsyncClient(base_url=base, timeout=5, headers={API_KEY_HEADER: KEY}) as client:
-            yield A1Server(client, store, datalayer, handler, f"http://127.0.0.1:{port}")
+            yield A1Server(client, store, datalayer, handler, f"http://127.0.0.1:{port}", known)
     finally:
         server.should_exit = True
         await task
@@ -194,8 +197,9 @@ async def test_data_delivery_is_accepted_and_counted(a1: A1Server) -> None:
     url = f"{a1.origin}/data-delivery"
     assert (await a1.client.post(url, json={"job": "j1", "payload": [1, 2]})).status_code == 200
     assert (await a1.client.post(url)).status_code == 200
-    response = await a1.client.post(url, json=[1])
-    assert response.status_code == 400 and "must be a JSON object" in response.json()["detail"]
+    for body in (b"[1]", b"null", b"{"):
+        response = await a1.client.post(url, content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 400 and "body: " in response.json()["detail"], body
     assert a1.handler.data_deliveries == 2
     assert (await a1.client.post(url, json={}, headers={API_KEY_HEADER: "wrong"})).status_code == 401
     assert a1.handler.data_deliveries == 2
@@ -254,3 +258,23 @@ async def test_requests_before_the_data_layer_is_reachable_are_503_then_load(a1:
     a1.datalayer.down = False
     assert (await a1.client.get("/policytypes")).json() == [POLICY_TYPE_ID]
     assert a1.store.loaded
+
+
+async def test_a_policy_naming_what_the_xapp_does_not_know_is_accepted_and_its_status_says_which(a1: A1Server) -> None:
+    a1.known.append(KnownNames(frozenset({"c1", "c2"}), frozenset({"n1"}), frozenset({"dl_prb", "ul_prb"})))
+    body = {"enabled": True, "scope": {"cells": ["c1", "c9", "c8"], "nodes": ["n1", "n7"]},
+            "threshold": {"per_measurement": {"dl_prb": 3, "cqi": 2}}}  # fmt: skip
+    assert (await a1.client.put(INSTANCE, json=body)).status_code == 202
+    status = (await a1.client.get(INSTANCE + "/status")).json()
+    assert status["warnings"] == [
+        "scope.cells: cells this xApp does not know now (applied once they appear): 'c8', 'c9'",
+        "scope.nodes: nodes this xApp does not know now (applied once they appear): 'n7'",
+        "threshold.per_measurement: measurements this xApp does not know now (applied once they appear): 'cqi'",
+    ]
+    assert status["enforceStatus"] == "NOT_ENFORCED"  # nothing enforces in this test: the warning sits beside it
+    a1.known.append(KnownNames(frozenset({"c1", "c8", "c9"}), frozenset({"n1", "n7"}), frozenset({"dl_prb", "cqi"})))
+    assert "warnings" not in (await a1.client.get(INSTANCE + "/status")).json()  # they came: no warning
+    generic = "/policytypes/1234/policies/g"
+    assert (await a1.client.put("/policytypes/1234", json=GENERIC)).status_code == 201
+    assert (await a1.client.put(generic, json={"scope": {"cells": ["zz"]}})).status_code == 202
+    assert "warnings" not in (await a1.client.get(generic + "/status")).json()  # another type's fields mean nothing

@@ -55,7 +55,8 @@ def issuer() -> Iterator[Issuer]:
 
 def routes(app: FastAPI) -> list[tuple[str, str, str]]:
     """(method, concrete path, scope needed) of every operation in the app's OpenAPI document but health's; each
-    declares both security schemes with its scopes: writes to jobs and models ADMIN, other writes POLICIES."""
+    declares both security schemes with its scopes: writes to jobs, models and the configuration ADMIN, other
+    writes POLICIES."""
     found = []
     for path, operations in app.openapi()["paths"].items():
         if path in OPEN:
@@ -66,7 +67,8 @@ def routes(app: FastAPI) -> list[tuple[str, str, str]]:
             assert operation["security"] == [{"HTTPBearer": scopes}, {"APIKeyHeader": scopes}], (method, path)
             scope = max(scopes, key=RANKS.index)
             if method in MUTATING:
-                assert scope == (ADMIN if "/jobs" in path or "/models" in path else POLICIES), (method, path)
+                admin = "/jobs" in path or "/models" in path or path.endswith("/configuration")
+                assert scope == (ADMIN if admin else POLICIES), (method, path)
             found.append((method, concrete, scope))
     return found
 

@@ -94,3 +94,23 @@ def test_verdicts_are_kept_with_who_and_when_and_exported_as_labels(api: httpx.C
     judged = (row["cell_id"], row["kind"], row["verdict"], row["judged_by"])
     assert judged == (CLOSED_CELL, "interference", "confirmed", "carol via api-key")
     assert (row["start"], row["end"]) == ("2026-01-05T03:20:00Z", "2026-01-05T03:50:00Z")
+
+
+def test_incidents_page_by_cursor_and_filter_by_time_range(api: httpx.Client) -> None:
+    first = api.get("/api/v1/incidents", params={"limit": 1}).json()
+    assert [i["incident_id"] for i in first["incidents"]] == [OPEN_ID] and first["next_cursor"]
+    second = api.get("/api/v1/incidents", params={"limit": 1, "cursor": first["next_cursor"]}).json()
+    assert [i["incident_id"] for i in second["incidents"]] == [CLOSED_ID] and second["next_cursor"] is None
+    for cursor in ("%%%", "bm93aGVyZToy"):  # not base64; an incident that is not listed ("nowhere:2")
+        refused = api.get("/api/v1/incidents", params={"cursor": cursor})
+        assert refused.status_code == 400 and "cursor" in refused.json()["detail"], cursor
+    assert api.get("/api/v1/incidents", params={"limit": 0}).status_code == 400
+    opened, closed = (api.get(f"/api/v1/incidents/{i}").json() for i in (OPEN_ID, CLOSED_ID))
+    assert closed["last_ms"] < opened["opened_ms"], "the seeded incidents do not overlap"
+
+    def ids(**query: int) -> list[str]:
+        return [i["incident_id"] for i in api.get("/api/v1/incidents", params=query).json()["incidents"]]
+
+    assert ids(since_ms=closed["last_ms"] + 1) == [OPEN_ID]
+    assert ids(until_ms=opened["opened_ms"]) == [CLOSED_ID]
+    assert ids(since_ms=closed["last_ms"], until_ms=opened["opened_ms"] + 1) == [OPEN_ID, CLOSED_ID]

@@ -167,6 +167,16 @@ async def test_a1_policy_over_http_changes_verdicts_and_reports_enforced(
         await until(lambda: engine.scored_rows > mark + 40, what="more scoring")
         status = await xapp.http("GET", path + "/status")
         assert status.json()["enforceStatus"] == "ENFORCED"
+        assert "warnings" not in status.json(), "the node is known"
+        ahead = "/A1-P/v2/policytypes/20100/policies/ahead"  # names a cell and a measurement the xApp lacks
+        body = {"enabled": True, "scope": {"nodes": [node], "cells": ["cell-to-come"]},
+                "threshold": {"per_measurement": {"measurement-to-come": 2.0}}}  # fmt: skip
+        assert (await xapp.http("PUT", ahead, body)).status_code == 202
+        assert (await xapp.http("GET", ahead + "/status")).json()["warnings"] == [
+            "scope.cells: cells this xApp does not know now (applied once they appear): 'cell-to-come'",
+            "threshold.per_measurement: measurements this xApp does not know now (applied once they appear): "
+            "'measurement-to-come'",
+        ]
         reader = RedisDataLayer(redis_url, prefix=prefix)
         await reader.start()
         await layer.flush()

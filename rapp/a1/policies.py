@@ -124,6 +124,16 @@ class PolicyRegistry:
             and (service_id is None or record["service_id"] == service_id)
         )
 
+    def kept_type_ids(self) -> list[str]:
+        """Types whose documents the rApp holds (read from the Near-RT side), and those of stored policies."""
+        held = set(self._types) | {_type_number(r["policytype_id"]) for r in self._records.values()}
+        return [str(t) for t in sorted(held)]
+
+    def type_name(self, policytype_id: str) -> str | None:
+        """A kept type document's `name` (None: no document kept)."""
+        document = self._types.get(int(policytype_id)) if policytype_id.isdigit() else None
+        return None if document is None else str(document.get("name", ""))
+
     def get(self, policy_id: str) -> dict[str, Any]:
         """A stored policy's record."""
         record = self._records.get(policy_id)

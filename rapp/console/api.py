@@ -13,10 +13,13 @@ from pydantic import BaseModel, Field
 from ranomaly_contracts.auth.guard import Guard
 from ranomaly_contracts.auth.scopes import POLICIES, READ, Principal
 from rapp.a1.policies import PolicyError
+from rapp.api.answers import problems
 from rapp.api.policies import problem
+from rapp.console.incident_models import IncidentOut, IncidentPage
 from rapp.console.incidents import SORTS, Filters, Incident
 from rapp.console.labels import labels_csv
 from rapp.console.notes import NOTE_MAX, IncidentNotes, NoteError, notes_json
+from rapp.console.paging import LIMIT_MAX, CursorError, in_range, page
 from rapp.console.service import Console
 from rapp.console.silences import SilenceBody
 
@@ -115,7 +118,7 @@ def console_api_router(console: Console, read: Any, write: Any, prefix: str = PR
             return problem(exc.status, exc.detail)
         return JSONResponse({"lifted": policy_id, "by": actor})
 
-    @router.get("/incidents")
+    @router.get("/incidents", responses={200: {"model": IncidentPage}, **problems(400)})
     async def incidents(
         state: str | None = None,
         kind: str | None = None,
@@ -124,11 +127,21 @@ def console_api_router(console: Console, read: Any, write: Any, prefix: str = PR
         review: str | None = None,
         sort: Annotated[str, Query(description=f"one of {', '.join(SORTS)}")] = "opened",
         order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+        since_ms: Annotated[int | None, Query(description="anomalous at or after (ms since the epoch)")] = None,
+        until_ms: Annotated[int | None, Query(description="anomalous before (ms since the epoch)")] = None,
+        limit: Annotated[int, Query(ge=1, le=LIMIT_MAX)] = 100,
+        cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
     ) -> Response:
-        """The recorded incidents: filter by state (open, closed), kind, cell, node and review (new,
-        acknowledged, false_alarm, confirmed); sorted by opened, peak_score, duration or cell."""
+        """The recorded incidents: filter by state (open, closed), kind, cell, node, review (new, acknowledged,
+        false_alarm, confirmed) and time range; sorted by opened, peak_score, duration or cell; `limit` a page,
+        the next one from `next_cursor` (null: the last page)."""
         chosen = filters_of(state, kind, cell, node, review, sort, order)
-        return JSONResponse({"incidents": [i.to_json() for i in await console.incidents(chosen)]})
+        listed = [i for i in await console.incidents(chosen) if in_range(i, since_ms, until_ms)]
+        try:
+            found, after = page(listed, cursor, limit)
+        except CursorError as exc:
+            return problem(400, str(exc))
+        return JSONResponse({"incidents": [i.to_json() for i in found], "next_cursor": after})
 
     @router.get("/labels.csv")
     async def labels(false_alarms: bool = False) -> Response:
@@ -159,7 +172,7 @@ def console_api_router(console: Console, read: Any, write: Any, prefix: str = PR
         who = body.who(actor)
         return await act(incident_id, lambda: console.notes.judge(incident_id, who, body.verdict, body.cause))
 
-    @router.get("/incidents/{incident_id:path}")
+    @router.get("/incidents/{incident_id:path}", responses={200: {"model": IncidentOut}, **problems(404)})
     async def incident(incident_id: str) -> Response:
         """One incident with the operators' notes."""
         found_ = await found(incident_id)

@@ -179,12 +179,12 @@ class A1Handler:
         return await self._run("get_status", self._get_status, type_id, instance_id)
 
     async def data_delivery(self, body: object) -> A1Result:
-        """200 once counted: an enrichment data delivery (a JSON object, or none), which this xApp runs no job
-        for; 400 when the body is not an object."""
-        if body is not None and not isinstance(body, dict):
+        """200 once counted: an enrichment data delivery (a JSON object), which this xApp runs no job for; 400
+        when the body is not an object."""
+        if not isinstance(body, dict):
             return A1Result(400, {"detail": f"body: must be a JSON object, got {type(body).__name__}"})
         self.data_deliveries += 1
-        job = body.get("job") if isinstance(body, dict) else None
+        job = body.get("job")
         log.info("a1_data_delivered", job=job if isinstance(job, str) else None, count=self.data_deliveries)
         return A1Result(200)
 

@@ -39,11 +39,11 @@ def _response(result: A1Result) -> Response:
     return JSONResponse(result.body, status_code=result.status)
 
 
-async def _body(request: Request, required: bool = True) -> object | A1Result:
-    """The request's JSON body (None when absent and not required), or a 400 result naming what is wrong."""
+async def _body(request: Request, absent: object = None) -> object | A1Result:
+    """The request's JSON body (`absent` when there is none; None: a 400), or a 400 result naming what is wrong."""
     raw = await request.body()
     if not raw.strip():
-        return A1Result(400, {"detail": "body: missing; a JSON object is required"}) if required else None
+        return A1Result(400, {"detail": "body: missing; a JSON object is required"}) if absent is None else absent
     try:
         return parse_json(raw, "body")
     except InvalidPolicy as exc:
@@ -59,7 +59,7 @@ def a1_router(handler: A1Handler, guard: Guard, prefix: str = PREFIX) -> APIRout
 
     @router.post(DATA_DELIVERY, dependencies=write, responses=_AUTH_ANSWERS, tags=["A1 EI Data Delivery"])
     async def data_delivery(request: Request) -> Response:
-        body = await _body(request, required=False)
+        body = await _body(request, absent={})
         if isinstance(body, A1Result):
             return _response(body)
         return _response(await handler.data_delivery(body))

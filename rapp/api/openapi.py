@@ -1,0 +1,73 @@
+"""What the rApp's OpenAPI document says beyond FastAPI's defaults, so that a generated client is usable: the
+problem+json model and the problem answers each operation gives, 401 and 403 on every guarded operation,
+and a request that fails validation answered (and declared) as a 400 problem, never FastAPI's 422 list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from rapp.api.answers import PROBLEM, WHY, Problem
+from rapp.api.policies import problem
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def install(app: FastAPI) -> None:
+    """Answer validation failures as 400 problems and give the app the document described above."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """A parameter or body that fails its model: a 400 naming each field."""
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return problem(400, fields or "the request is not valid")
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version, routes=app.routes,
+                               description=app.description)  # fmt: skip
+            app.openapi_schema = _amend(spec)
+        return app.openapi_schema
+
+    app.openapi = document  # type: ignore[method-assign]
+
+
+def _amend(spec: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI's automatic 422 becomes the 400 problem; guarded operations declare 401 and 403."""
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("Problem", Problem.model_json_schema())
+    declared = {"content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    for path in spec.get("paths", {}).values():
+        for operation in path.values():
+            answers = operation.setdefault("responses", {})
+            automatic = answers.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            if automatic.get("$ref", "").endswith("/HTTPValidationError"):
+                del answers["422"]
+                answers.setdefault("400", {"description": WHY[400], **declared})
+            if operation.get("security"):
+                for status in (401, 403):
+                    answers.setdefault(str(status), {"description": WHY[status], **declared})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return spec
+
+
+def allow_every_method(app: FastAPI) -> None:
+    """A 405 names in `Allow` every method the path serves (Starlette names only its first route's)."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def refused(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        answer = problem(exc.status_code, str(exc.detail))
+        answer.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # which methods make this path match in full
+            scope = request.scope
+            methods = [m for m in METHODS if any(route.matches({**scope, "method": m})[0] == Match.FULL
+                                                 for route in app.router.routes)]  # fmt: skip
+            answer.headers["Allow"] = ", ".join(methods)
+        return answer
