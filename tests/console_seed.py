@@ -102,12 +102,13 @@ def seed_data_layer(client: redis.Redis, prefix: str) -> None:
 
 
 class Running(NamedTuple):
-    """A running rApp: the service, its base URL, its data layer's key prefix, its API key's file."""
+    """A running rApp: the service, its base URL, its data layer's key prefix, its API key's file, its loop."""
 
     service: RappService
     base: str
     prefix: str
     api_key: Path
+    loop: asyncio.AbstractEventLoop
 
 
 class NearRt(NamedTuple):
@@ -187,7 +188,7 @@ def running_rapp(redis_url: str, folder: Path, prefix: str | None = None, **sett
         assert thread.is_alive() and time.monotonic() < deadline, "the rApp did not start"
         time.sleep(0.02)
     try:
-        yield Running(service, f"http://127.0.0.1:{service.http_port}", prefix, config.work_dir / "api-key")
+        yield Running(service, f"http://127.0.0.1:{service.http_port}", prefix, config.work_dir / "api-key", loop)
     finally:
         loop.call_soon_threadsafe(service.stop)
         thread.join(60)

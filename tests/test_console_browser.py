@@ -4,6 +4,7 @@ never asserted."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import shutil
@@ -28,6 +29,7 @@ from ranomaly_contracts.sdl import CellStatus, sdl_keys
 from rapp.console.session import COOKIE
 from tests.auth_helpers import app_key, key_header
 from tests.console_seed import (
+    NEAR_RT_PERIOD_MS,
     OPEN_CELL,
     OPEN_ID,
     PLOT_POINTS,
@@ -37,6 +39,7 @@ from tests.console_seed import (
     running_near_rt,
     running_rapp,
 )
+from tests.test_xapp_service import model_folder
 
 CHROMIUM = shutil.which("chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -194,6 +197,12 @@ def test_a_read_only_token_signs_in_and_sees_no_acting_controls(
         refused = page.request.post(f"{console.base}/console/api/incidents/{OPEN_ID}/acknowledge", data={},
                                     headers={"x-csrf-token": csrf})  # fmt: skip
         assert refused.status == 403 and "read only" in refused.text()
+        page.goto(f"{console.base}/console/models")
+        expect(page.locator("#models-data")).to_have_attribute("data-can-admin", "")
+        assert page.locator("#train-form").count() == 0
+        refused = page.request.post(f"{console.base}/console/api/jobs/training", data={},
+                                    headers={"x-csrf-token": csrf})  # fmt: skip
+        assert refused.status == 403
         page.close()
 
 
@@ -292,4 +301,35 @@ def test_a_policy_made_in_the_form_reaches_the_xapp_and_a_wrong_value_is_shown_b
     row.locator(".delete").click()
     expect(row).to_have_count(0)
     assert xapp_policy(near_rt, "night-watch").status_code == 404
+    page.close()
+
+
+def test_a_rollback_from_the_models_page_makes_the_xapp_score_the_older_version(
+    browser: Browser, live: tuple[Running, NearRt], tmp_path: Path
+) -> None:
+    console, near_rt = live
+    cells = sum(len(c) for c in near_rt.nodes.values())
+    newer = model_folder(tmp_path / "newer", "near-rt-2", NEAR_RT_PERIOD_MS)
+    asyncio.run_coroutine_threadsafe(console.service.registry.publish(newer), console.loop).result(60)
+    page = browser.new_page()
+    page.goto(f"{console.base}/console/models")
+    sign_in(page, console, "frank")
+    old, new = (page.locator(f'#models tr[data-version="{v}"]') for v in ("near-rt-1", "near-rt-2"))
+    # the newest promoted version scores (no model policy names one yet)
+    expect(new.locator(".cells-scoring")).to_have_text(str(cells), timeout=120_000)
+    expect(old.locator(".score")).to_have_text("Roll back")
+
+    old.locator(".score").click()  # a rollback job: signed anew, named in the model policy, enforced on the xApp
+    expect(old.locator(".is-named")).to_have_text("yes", timeout=120_000)
+    expect(old.locator(".cells-scoring")).to_have_text(str(cells), timeout=120_000)
+    expect(new.locator(".cells-scoring")).to_have_text("0")
+    expect(page.locator("#models .score")).to_have_count(1)  # only the version not named offers itself
+    expect(new.locator(".score")).to_have_text("Promote")
+    new.locator(".score").click()  # and forward again
+    expect(new.locator(".cells-scoring")).to_have_text(str(cells), timeout=120_000)
+
+    jobs = page.locator('#jobs tr[data-state="succeeded"]')
+    expect(jobs).to_have_count(2)
+    jobs.first.locator("summary").click()
+    expect(jobs.first.locator(".job-log")).to_contain_text("near-rt-2 enforced")  # the newest job first
     page.close()

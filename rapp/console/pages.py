@@ -15,11 +15,13 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from ranomaly_contracts.auth.scopes import ADMIN
 from ranomaly_contracts.kinds import LABEL_KINDS
 from ranomaly_contracts.redact import redact_all
 from rapp.a1.policies import PolicyError
 from rapp.api.policies import problem
 from rapp.console.api import console_api_router, filters_of
+from rapp.console.models import console_models_router
 from rapp.console.network import STATUSES
 from rapp.console.notes import NOTE_MAX, VERDICTS
 from rapp.console.policies import console_policies_router
@@ -62,6 +64,8 @@ def mount_console(app: FastAPI, console: Console, sessions: Sessions) -> None:
     app.include_router(api, include_in_schema=False)
     policies = console_policies_router(console.policies, reader(sessions), writer(sessions), prefix=API)
     app.include_router(policies, include_in_schema=False)
+    models = console_models_router(console.jobs, console.network, reader(sessions), writer(sessions, ADMIN), API)
+    app.include_router(models, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="console_static")
 
 
@@ -147,6 +151,14 @@ def console_router(console: Console, sessions: Sessions) -> APIRouter:
         return page(request, "incidents.html", session, {
             "page": "incidents", "incidents": shown, "filters": current, "choices": choices, "columns": COLUMNS,
             "sort_links": links})  # fmt: skip
+
+    @router.get("/models", response_class=HTMLResponse, name="models_page")
+    async def models_page(request: Request) -> Response:
+        session = sessions.current(request)
+        if session is None:
+            return sign_in_first(request)
+        return page(request, "models.html", session, {
+            "page": "models", "refresh_ms": int(console.settings.console_refresh_s * 1000)})  # fmt: skip
 
     @router.get("/policies", response_class=HTMLResponse, name="policies_page")
     async def policies_page(request: Request) -> Response:

@@ -15,6 +15,7 @@ from rapp.console.network import NetworkView
 from rapp.console.notes import NoteStore
 from rapp.console.plot import incident_plot
 from rapp.console.silences import Silences
+from rapp.jobs import JobRunner
 from rapp.registry import ModelRegistry
 from rapp.reports import Reporter
 from rapp.settings import RappSettings
@@ -32,6 +33,7 @@ class Console:
         registry: ModelRegistry,
         near_rt: Callable[[], dict[str, Any]],
         policies: PolicyRegistry,
+        jobs: JobRunner,
     ) -> None:
         self.settings = settings
         self.reporter = reporter
@@ -40,6 +42,7 @@ class Console:
         self.network = NetworkView(redis, keys.cells, self.index, registry, near_rt, settings.console_alarm_hours,
                                    settings.console_xapp_url)  # fmt: skip
         self.policies = policies
+        self.jobs = jobs
         self.silences = Silences(policies, settings.console_silence_check_s)
 
     async def network_view(self) -> dict[str, Any]:

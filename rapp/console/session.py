@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi import Depends, HTTPException, Request
 
 from ranomaly_contracts.auth.guard import Guard
-from ranomaly_contracts.auth.scopes import ALL, POLICIES, READ, Principal
+from ranomaly_contracts.auth.scopes import ADMIN, ALL, POLICIES, READ, Principal
 from ranomaly_contracts.auth.tokens import InvalidToken
 
 COOKIE = "ranomaly_console"
@@ -46,6 +46,11 @@ class Session:
     def can_act(self) -> bool:
         """Whether the session may acknowledge and judge incidents."""
         return self.principal.holds([POLICIES])
+
+    @property
+    def can_admin(self) -> bool:
+        """Whether the session may roll models back or forward and start training."""
+        return self.principal.holds([ADMIN])
 
 
 class SignInRequired(HTTPException):
@@ -137,9 +142,9 @@ def reader(sessions: Sessions) -> Any:
     return Depends(check)
 
 
-def writer(sessions: Sessions) -> Any:
-    """The dependency of a console change: a session that may act, its CSRF token, the rApp's own origin;
-    the actor's name."""
+def writer(sessions: Sessions, scope: str = POLICIES) -> Any:
+    """The dependency of a console change: a session holding `scope` (POLICIES: it may act), its CSRF token,
+    the rApp's own origin; the actor's name."""
 
     signed_in = reader(sessions)
 
@@ -148,8 +153,8 @@ def writer(sessions: Sessions) -> Any:
         if not sessions.open and not (same_origin(request) and hmac.compare_digest(token, session.csrf)):
             request.state.auth_problem = "console change without the session's CSRF token or from another origin"
             raise HTTPException(403, f"refused: a console change needs the page's {CSRF_HEADER} from its own origin")
-        if not session.can_act:
-            raise HTTPException(403, "this session may read only")
+        if not session.principal.holds([scope]):
+            raise HTTPException(403, "this session may read only" if scope == POLICIES else f"this needs {scope}")
         return session.actor
 
     return Depends(check)
