@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import random
 
 import numpy as np
@@ -14,6 +16,7 @@ from xapp.engine import Engine
 from xapp.shard.assign import owner, share
 from xapp.shard.checkpoint import NodeCheckpoint, capture, restore
 from xapp.shard.heartbeat import Heartbeat, Peers
+from xapp.shard.summary import NetworkSummary
 
 NODES = [f"gnb-{i:04d}" for i in range(3000)]
 
@@ -118,3 +121,20 @@ def test_only_live_replicas_that_lag_hold_a_policy_back() -> None:
     assert peers.replica_count() == 4
     assert peers.holders() == {"b": 1, "c": 2}
     assert Heartbeat.decode(beats[1]).enforced == {"20100/p": (5, 1)}, "a record reads back as written"
+
+
+def test_the_network_summary_gives_each_node_and_measurement_its_mean_and_count_once_a_period_settled() -> None:
+    summary = NetworkSummary(2, ["m.a", "m.b", "m.c"], PERIOD_MS, settle_periods=2)
+    summary.observe(batch(indication("n1", 0, {"c1": (1.0, 2.0, math.nan), "c2": (3.0, 4.0, math.nan)}),
+                          indication("n2", 0, {"c3": (5.0, 6.0, 7.0)})))  # fmt: skip
+    summary.observe(batch(indication("n1", 1, {"c1": CALM})))
+    assert summary.settled() == [], "period 0 may still get late rows"
+    summary.observe(batch(indication("n2", 0, {"c4": (9.0, 8.0, 7.0)}), indication("n1", 2, {"c1": CALM})))
+    (entry,) = [json.loads(record) for record in summary.settled()]
+    assert entry["replica"] == 2 and entry["period_start_ms"] == T0 and entry["measurements"] == ["m.a", "m.b", "m.c"]
+    assert entry["nodes"] == {
+        "n1": {"count": [2, 2, 0], "mean": [2.0, 3.0, None]},
+        "n2": {"count": [2, 2, 2], "mean": [7.0, 7.0, 7.0]},
+    }
+    summary.observe(batch(indication("n1", 0, {"c9": CALM})))  # too late: period 0 was written
+    assert [json.loads(record)["period_start_ms"] for record in summary.settled()] == []

@@ -163,6 +163,7 @@ class XappService:
             engine = await self._first_engine()
             if engine is None:
                 return
+            self.replica.summarize(engine.measurements, self.settings.period_ms, self.settings.max_lateness_periods + 1)
             await self.replica.join()  # the others' heartbeats read before any node is taken
             if self.ric is None:
                 tasks += self._follow_all(engine)
@@ -398,14 +399,12 @@ class XappService:
         async def select(listed: list[str]) -> list[str]:
             return await self.replica.share(engine, listed)
 
-        return [
-            asyncio.create_task(
-                follow(target, subscription, engine, backoff, self._stop, self._e2_credentials,
-                       Shard(select, self.replica.subscription_event())),
-                name=f"e2 {target}",
-            )
-            for target in settings.e2_targets
-        ]
+        tasks = []
+        for target in settings.e2_targets:
+            shard = Shard(select, self.replica.subscription_event(), self.replica.observe)
+            follower = follow(target, subscription, engine, backoff, self._stop, self._e2_credentials, shard)
+            tasks.append(asyncio.create_task(follower, name=f"e2 {target}"))
+        return tasks
 
     def _start_ric(self) -> RicAdapter:
         """The RMR endpoint (opened now: the library loads only for this transport), listening for A1 at once."""

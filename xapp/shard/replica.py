@@ -9,6 +9,7 @@ written, their cells forgotten) and restores the checkpoints of the nodes it tak
 a node moved here, resumes without warm-up. `run()` writes the heartbeat (with the nodes held) every
 `heartbeat_s`, reads the others', and asks the subscriptions to reopen when the share changed or a node it
 waits for was released; checkpoints of every node with cells are written every `checkpoint_interval_s`.
+The settled periods of this replica's share of the network summary are appended at each heartbeat.
 `leave()` writes a last checkpoint after the final batch and removes the heartbeat.
 """
 
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 
 import structlog
 
+from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from xapp.datalayer.base import DataLayerUnavailable
 from xapp.datalayer.replicas import ReplicaData
 from xapp.engine import Engine
@@ -27,6 +29,7 @@ from xapp.policy.store import PolicyStore
 from xapp.shard.assign import share
 from xapp.shard.checkpoint import NodeCheckpoint, capture, restore
 from xapp.shard.heartbeat import Heartbeat, Peers, enforced_orders, wall_ms
+from xapp.shard.summary import NetworkSummary
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +61,16 @@ class Replica:
         self.restored_cells = 0
         self.reshard: list[asyncio.Event] = []  # one per subscription: set when it should reopen
         self._checkpointed_at = 0.0
+        self.summary: NetworkSummary | None = None
+
+    def summarize(self, measurements: Sequence[str], period_ms: int, settle_periods: int) -> None:
+        """Keep this replica's share of the network summary (xapp.shard.summary) from now on."""
+        self.summary = NetworkSummary(self.index, measurements, period_ms, settle_periods)
+
+    def observe(self, message: pb.IndicationBatch) -> None:
+        """A stream message the engine took: into the network summary."""
+        if self.summary is not None:
+            self.summary.observe(message)
 
     def subscription_event(self) -> asyncio.Event:
         """An event set when a subscription should reopen (the share changed)."""
@@ -160,6 +173,8 @@ class Replica:
         while not stop.is_set():
             try:
                 await self.beat()
+                for entry in self.summary.settled() if self.summary is not None else ():
+                    await self.data.append_summary(entry)
                 if time.monotonic() - self._checkpointed_at >= self.checkpoint_interval_s:
                     nodes = await self.checkpoint(engine)
                     log.debug("checkpoints_written", nodes=nodes)
