@@ -158,6 +158,10 @@ class RappSettings(BaseSettings):
     console_secure_cookie: bool = False  # the session cookie Secure without the rApp's own TLS (a TLS ingress)
     # --- console, second increment (maintenance silences, policies page) ---
     console_silence_check_s: float = Field(5.0, gt=0)  # how often expired maintenance silences are deleted
+    # related incidents grouped into network events (rapp/console/events.py): one node's incidents opening this
+    # close together, and how much disjoint measurements push two apart (in units of that window)
+    console_group_window_s: float = Field(600.0, gt=0)
+    console_group_measurement_weight: float = Field(1.0, ge=0)
     # --- end of the console's second increment ---
 
     @model_validator(mode="after")

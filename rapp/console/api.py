@@ -143,6 +143,15 @@ def console_api_router(console: Console, read: Any, write: Any, prefix: str = PR
             return problem(400, str(exc))
         return JSONResponse({"incidents": [i.to_json() for i in found], "next_cursor": after})
 
+    @router.get("/events")
+    async def events(
+        state: str | None = None, kind: str | None = None, node: str | None = None, review: str | None = None
+    ) -> Response:
+        """Related incidents grouped: each network event is incidents of one node that opened together with the
+        same measurements involved (DBSCAN over opening time and measurements, per node), oldest first."""
+        chosen = filters_of(state, kind, None, node, review)
+        return JSONResponse({"events": [e.to_json() for e in await console.events(chosen)]})
+
     @router.get("/labels.csv")
     async def labels(false_alarms: bool = False) -> Response:
         """Operators' verdicts in the dataset's labels.csv format: confirmed incidents (with `false_alarms=true`

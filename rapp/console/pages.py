@@ -21,6 +21,7 @@ from ranomaly_contracts.redact import redact_all
 from rapp.a1.policies import PolicyError
 from rapp.api.policies import problem
 from rapp.console.api import console_api_router, filters_of
+from rapp.console.events import NetworkEvent, folded, network_events
 from rapp.console.models import console_models_router
 from rapp.console.network import STATUSES
 from rapp.console.notes import NOTE_MAX, VERDICTS
@@ -54,6 +55,7 @@ def templates() -> Jinja2Templates:
     """The console's templates, every value escaped."""
     env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=select_autoescape(default=True))
     env.filters.update(when=when, duration=duration)
+    env.tests["event"] = lambda row: isinstance(row, NetworkEvent)
     return Jinja2Templates(env=env)
 
 
@@ -134,8 +136,10 @@ def console_router(console: Console, sessions: Sessions) -> APIRouter:
                             sort=query.get("sort", "opened"), order=query.get("order", "desc"))  # fmt: skip
         everything = await console.incidents()
         order = "desc" if chosen.descending else "asc"
+        grouped = query.get("grouped", "1") != "0"
         current = {"state": chosen.state, "kind": chosen.kind, "cell": chosen.cell, "node": chosen.node,
-                   "review": chosen.review, "sort": chosen.sort, "order": order}  # fmt: skip
+                   "review": chosen.review, "sort": chosen.sort, "order": order,
+                   "grouped": "1" if grouped else "0"}  # fmt: skip
         links = {}
         for key, _ in COLUMNS:
             flip = "asc" if chosen.sort == key and chosen.descending else "desc"
@@ -148,9 +152,12 @@ def console_router(console: Console, sessions: Sessions) -> APIRouter:
             "review": ["new", "acknowledged", *VERDICTS],
         }
         shown = chosen.order([i for i in everything if chosen.keep(i)])
+        rows = folded(shown, network_events(shown, console.grouping)) if grouped else shown
         return page(request, "incidents.html", session, {
-            "page": "incidents", "incidents": shown, "filters": current, "choices": choices, "columns": COLUMNS,
-            "sort_links": links})  # fmt: skip
+            "page": "incidents", "rows": rows, "filters": current, "choices": choices, "columns": COLUMNS,
+            "sort_links": links, "grouped": grouped,
+            "grouping_link": "?" + urlencode({k: v for k, v in {**current, "grouped": "0" if grouped else "1"}.items()
+                                              if v})})  # fmt: skip
 
     @router.get("/models", response_class=HTMLResponse, name="models_page")
     async def models_page(request: Request) -> Response:

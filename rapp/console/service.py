@@ -10,6 +10,7 @@ from typing import Any
 from ranomaly_contracts.redis_client import AsyncRedis
 from ranomaly_contracts.sdl import SdlKeys
 from rapp.a1.policies import PolicyRegistry
+from rapp.console.events import Grouping, NetworkEvent, network_events
 from rapp.console.incidents import Filters, Incident, IncidentIndex, with_notes
 from rapp.console.network import NetworkView
 from rapp.console.notes import NoteStore
@@ -43,6 +44,7 @@ class Console:
                                    settings.console_xapp_url)  # fmt: skip
         self.policies = policies
         self.jobs = jobs
+        self.grouping = Grouping(settings.console_group_window_s, settings.console_group_measurement_weight)
         self.silences = Silences(policies, settings.console_silence_check_s)
 
     async def network_view(self) -> dict[str, Any]:
@@ -54,6 +56,10 @@ class Console:
         chosen = filters or Filters()
         found = with_notes(await self.index.incidents(), await self.notes.all())
         return chosen.order([i for i in found if chosen.keep(i)])
+
+    async def events(self, filters: Filters | None = None) -> list[NetworkEvent]:
+        """The network events among the incidents the filters keep."""
+        return network_events(await self.incidents(filters), self.grouping)
 
     async def incident(self, incident_id: str) -> Incident | None:
         """One incident with its notes; None when the history holds no event of it."""
