@@ -142,7 +142,11 @@ async def test_the_http_server_answers_while_the_scoring_loop_is_blocked(tmp_pat
             view_meanwhile = held(xapp)
         assert (put.status_code, health.status_code, got.json()) == (202, 200, BODY)
         assert health.json()["model_version"] == "t1"  # the scoring loop's last snapshot
-        assert status.json() == {"enforceStatus": "NOT_ENFORCED", "enforceReason": "OTHER_REASON"}
+        assert status.json() == {
+            "enforceStatus": "NOT_ENFORCED",
+            "enforceReason": "OTHER_REASON",
+            "warnings": ["scope.cells: cells this xApp does not know now (applied once they appear): 'c1'"],
+        }  # no node has reported c1
         assert view_meanwhile is None, "the engine's view changes only on the scoring loop"
         await until(lambda: held(xapp) == BODY, "the change applied once the loop runs again")
         await until(lambda: enforced(xapp), "and enforced")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from xapp.datalayer.base import DataLayerUnavailable
 from xapp.datalayer.memory import MemoryDataLayer
 from xapp.datalayer.policies import PolicyData
 from xapp.datalayer.redis import RedisDataLayer
+from xapp.policy.follow import PolicyFollower
 from xapp.policy.store import (
     InvalidPolicy,
     PolicyConflict,
@@ -341,3 +343,45 @@ async def test_load_happens_once(datalayer: FakePolicyDataLayer, store: PolicySt
     await store.load()
     assert store.revision == revision
     assert store.instances(POLICY_TYPE_ID) == {}
+
+
+class _HeldReads(MemoryDataLayer):
+    """The in-memory data layer (its change stream included) whose instance reads, once `hold` is set, wait after
+    reading until `go` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold, self.read, self.go = False, asyncio.Event(), asyncio.Event()
+
+    async def read_policy_instances(self, keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], bytes | None]:
+        found = await super().read_policy_instances(keys)
+        if self.hold:
+            self.read.set()
+            await self.go.wait()
+        return found
+
+
+@pytest.mark.parametrize("then", ["delete", "replace"])
+async def test_a_record_written_here_while_the_change_stream_read_it_keeps_what_was_written(then: str) -> None:
+    data = _HeldReads()
+    store = PolicyStore(data)
+    await store.load()
+    follower = PolicyFollower(store, data)
+    await store.put_instance(POLICY_TYPE_ID, "x", {"enabled": True})
+    data.hold = True
+    polling = asyncio.create_task(follower.poll())  # reads the put's entry, then the record as it is now
+    async with asyncio.timeout(10):
+        await data.read.wait()
+    if then == "delete":
+        await store.delete_instance(POLICY_TYPE_ID, "x")
+    else:
+        await store.put_instance(POLICY_TYPE_ID, "x", {"enabled": False})
+    data.go.set()
+    await polling
+    expected = None if then == "delete" else {"enabled": False}
+    held = store.find(POLICY_TYPE_ID, "x")
+    assert (None if held is None else held.body) == expected, "what was read before the write must not win"
+    data.hold = False
+    await follower.poll()  # the write's own entry: the data layer agrees
+    held = store.find(POLICY_TYPE_ID, "x")
+    assert (None if held is None else held.body) == expected

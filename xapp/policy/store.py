@@ -160,6 +160,10 @@ class PolicyStore:
         self._loaded = False
         self._seq = 0
         self._revision = 0
+        # Local writes (this store's A1 operations): a record written here while `refresh` read it from the data
+        # layer keeps what was written, since what was read may be older (a deleted instance would come back).
+        self._writes = 0
+        self._written: dict[tuple[int, str | None], int] = {}  # record -> the write count after its last write
 
     @property
     def loaded(self) -> bool:
@@ -243,6 +247,7 @@ class PolicyStore:
         ("record_corrupt", "record_missing"), each logged as an error. Records are decoded and validated on a
         worker thread, so that the calling loop (the scoring loop) is held up for a GIL slice at a time.
         """
+        began = self._writes
         ops = {(change.type_id, change.instance_id): change.op for change in changes}
         type_ids = [type_id for type_id, instance_id in ops if instance_id is None and type_id != POLICY_TYPE_ID]
         keys = [(type_id, instance_id) for type_id, instance_id in ops if instance_id is not None]
@@ -253,10 +258,13 @@ class PolicyStore:
             self._require_loaded()
             changed = False
             for type_id, raw in documents.items():
-                changed |= self._refresh_type(type_id, raw, ops[type_id, None], problems)
+                if self._written.get((type_id, None), 0) <= began:
+                    changed |= self._refresh_type(type_id, raw, ops[type_id, None], problems)
             decoded = await asyncio.to_thread(self._decode_records, dict(self._types), records)
             for (type_id, instance_id), record in decoded.items():
-                changed |= self._refresh_instance(type_id, instance_id, record, ops[type_id, instance_id], problems)
+                if self._written.get((type_id, instance_id), 0) <= began:  # else written here since: its entry follows
+                    changed |= self._refresh_instance(type_id, instance_id, record, ops[type_id, instance_id], problems)
+            self._written = {key: count for key, count in self._written.items() if count > began}
             if changed:
                 self._changed()
         return problems
@@ -390,6 +398,7 @@ class PolicyStore:
             ptype = _policy_type(type_id, document)
             await self._datalayer.put_policy_type(type_id, json.dumps(ptype.document).encode())
             self._types[type_id], self._instances[type_id] = ptype, {}
+            self._wrote(type_id, None)
             log.info("a1_type_created", type_id=type_id)
             self._changed()
             return ptype
@@ -406,6 +415,7 @@ class PolicyStore:
                 )
             await self._datalayer.delete_policy_type(type_id)
             del self._types[type_id], self._instances[type_id]
+            self._wrote(type_id, None)
             log.info("a1_type_deleted", type_id=type_id)
             self._changed()
 
@@ -421,6 +431,7 @@ class PolicyStore:
             await self._datalayer.put_policy_instance(type_id, instance_id, record.encode())
             created = instance_id not in self._instances[type_id]
             self._instances[type_id][instance_id] = record
+            self._wrote(type_id, instance_id)
             log.info("a1_instance_put", type_id=type_id, instance_id=instance_id, created=created)
             self._changed()
             return record, created
@@ -431,6 +442,7 @@ class PolicyStore:
             self.instance(type_id, instance_id)
             await self._datalayer.delete_policy_instance(type_id, instance_id)
             del self._instances[type_id][instance_id]
+            self._wrote(type_id, instance_id)
             log.info("a1_instance_deleted", type_id=type_id, instance_id=instance_id)
             self._changed()
 
@@ -458,6 +470,10 @@ class PolicyStore:
         if not errors and ptype.type_id == POLICY_TYPE_ID:
             errors = instance_rule_errors(instance_id, body)
         return errors
+
+    def _wrote(self, type_id: int, instance_id: str | None) -> None:
+        self._writes += 1
+        self._written[type_id, instance_id] = self._writes
 
     def _require_loaded(self) -> None:
         if not self._loaded:
