@@ -472,6 +472,10 @@ def test_service_monitor_schema_rejects_mistakes(rendered: dict[str, Render]) ->
         ("xapp", "ranomaly", {"settings": {"allow_unsigned_models": True}}, "use modelTrust.*"),
         ("xapp", "ranomaly", {"modelTrust": {"publicKeys": {"secret": "a", "configMap": "b"}}}, "not both"),
         ("rapp", "ranomaly", {"settings": {"model_signing_key_file": "/k"}}, "use modelSigning.*"),
+        ("xapp", "ranomaly", {"datalayer": {"cluster": True}}, "datalayer.cluster: the cluster is an external one"),
+        ("xapp", "ranomaly", {"redis": {"enabled": True}, "datalayer": {"cluster": True}}, "not redis.enabled"),
+        ("rapp", "ranomaly", {"redis": {"enabled": True}, "datalayer": {"cluster": True}}, "not redis.enabled"),
+        ("rapp", "ranomaly", {"settings": {"redis_cluster": True}}, "settings.redis_cluster is set by the chart"),
     ],
 )
 def test_chart_refuses_values_that_cannot_work(
@@ -1042,6 +1046,20 @@ def test_an_xapp_on_the_rapp_charts_redis_names_its_user() -> None:
     assert _password_source(render_, "ranomaly-xapp") == ("ranomaly-rapp-redis", "xapp-password")
     notes = render(CHARTS / "rapp", Case("rapp", "ranomaly", {"redis": {"enabled": True}})).notes
     assert f"--set datalayer.redisUsername={XAPP_USER} --set datalayer.redisPasswordSecret=ranomaly-rapp-redis" in notes
+
+
+def test_datalayer_cluster_points_both_apps_at_a_redis_cluster() -> None:
+    seed = "redis://redis-cluster-0.redis-cluster:6379/0"
+    xapp = render(CHARTS / "xapp", Case("xapp", "ranomaly", {"datalayer": {"backend": "redis", "redisUrl": seed,
+                                                                            "cluster": True}}))  # fmt: skip
+    data = xapp.one("ConfigMap")["data"]
+    settings = XappSettings(datalayer=data["RANOMALY_XAPP_DATALAYER"], redis_url=data["RANOMALY_XAPP_REDIS_URL"],
+                            redis_cluster=data["RANOMALY_XAPP_REDIS_CLUSTER"])  # fmt: skip
+    assert settings.redis_cluster and settings.redis_url == seed
+    rapp = render(CHARTS / "rapp", Case("rapp", "ranomaly", {"datalayer": {"redisUrl": seed, "cluster": True}}))
+    assert RappSettings(redis_cluster=rapp.one("ConfigMap")["data"]["RANOMALY_RAPP_REDIS_CLUSTER"]).redis_cluster
+    plain = render(CHARTS / "rapp", Case("rapp", "ranomaly", {})).one("ConfigMap")["data"]
+    assert "RANOMALY_RAPP_REDIS_CLUSTER" not in plain  # one Redis unless told
 
 
 @pytest.mark.parametrize("chart", ["xapp", "rapp"])

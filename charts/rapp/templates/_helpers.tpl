@@ -134,7 +134,7 @@ dict fields), whole numbers without exponent. */}}
 
 {{/* Refuse value combinations that cannot work, with a message that names the values. */}}
 {{- define "ranomaly-rapp.validate" -}}
-{{- range $key := list "http_host" "port" "redis_url" "history_dir" "work_dir" "a1_base_url" "a1_api_root" "noc_webhook_url" }}
+{{- range $key := list "http_host" "port" "redis_url" "redis_cluster" "history_dir" "work_dir" "a1_base_url" "a1_api_root" "noc_webhook_url" }}
 {{- if hasKey $.Values.settings $key }}
 {{- fail (printf "settings.%s is set by the chart: use ports.http, datalayer.redisUrl, redis.enabled, ric.enabled, persistence.mountPath, a1.* or notifications.nocWebhookUrl" $key) }}
 {{- end }}
@@ -144,6 +144,9 @@ dict fields), whole numbers without exponent. */}}
 {{- end }}
 {{- if and .Values.ric.enabled .Values.redis.enabled }}
 {{- fail "ric.enabled uses the RIC's DBaaS as the data layer: leave redis.enabled false" }}
+{{- end }}
+{{- if and .Values.datalayer.cluster (ne (include "ranomaly-rapp.redisMode" .) "external") }}
+{{- fail "datalayer.cluster: the cluster is an external one: set datalayer.redisUrl (or credentials.existingSecret) to a seed node, not redis.enabled or ric.enabled" }}
 {{- end }}
 {{- if and (eq (include "ranomaly-rapp.redisMode" .) "external") (not .Values.credentials.existingSecret) }}
 {{- $url := required "datalayer.redisUrl is required (or set redis.enabled, ric.enabled or credentials.existingSecret)" .Values.datalayer.redisUrl }}

@@ -99,7 +99,7 @@ app.kubernetes.io/component: redis
 
 {{/* Refuse value combinations that cannot work, with a message that names the values. */}}
 {{- define "ranomaly-xapp.validate" -}}
-{{- range $key := list "http_host" "a1_port" "datalayer" "redis_url" "seed_model_dir" "transport" "rmr_port" "submgr_url" "advertise_host" }}
+{{- range $key := list "http_host" "a1_port" "datalayer" "redis_url" "redis_cluster" "seed_model_dir" "transport" "rmr_port" "submgr_url" "advertise_host" }}
 {{- if hasKey $.Values.settings $key }}
 {{- fail (printf "settings.%s is set by the chart: use ports.*, datalayer.*, redis.enabled, ric.enabled or seedModel.volume" $key) }}
 {{- end }}
@@ -109,6 +109,9 @@ app.kubernetes.io/component: redis
 {{- end }}
 {{- if and .Values.ric.enabled .Values.redis.enabled }}
 {{- fail "ric.enabled uses the RIC's DBaaS as the data layer: leave redis.enabled false" }}
+{{- end }}
+{{- if and .Values.datalayer.cluster (or .Values.ric.enabled .Values.redis.enabled (ne .Values.datalayer.backend "redis")) }}
+{{- fail "datalayer.cluster: the cluster is an external one: set datalayer.backend=redis and datalayer.redisUrl to a seed node, not redis.enabled or ric.enabled" }}
 {{- end }}
 {{- if and .Values.ric.enabled (ne .Release.Namespace .Values.ric.xappNamespace) }}
 {{- fail (printf "ric.enabled: install the release in the xApp namespace %q (helm install -n %s), not %q" .Values.ric.xappNamespace .Values.ric.xappNamespace .Release.Namespace) }}
