@@ -90,6 +90,14 @@ CASES = {
     "xapp-ric-seed": Case(
         "xapp", "ricxapp", {"ric": {"enabled": True}, "seedModel": SEED, "settings": {"ric_cells": RIC_CELLS[:1]}}
     ),
+    "xapp-replicas": Case(
+        "xapp",
+        "ranomaly",
+        {"replicas": 3, "datalayer": {"backend": "redis", "redisUrl": "redis://redis.example.net:6379/0"}},
+    ),
+    "xapp-ric-replicas": Case(
+        "xapp", "ricxapp", {"replicas": 2, "ric": {"enabled": True}, "settings": {"ric_cells": RIC_CELLS}}
+    ),
     "xapp-minimal": Case(
         "xapp",
         "default",
@@ -315,6 +323,14 @@ class Render:
         (doc,) = [d for d in self.of(kind) if name is None or d["metadata"]["name"] == name]
         return doc
 
+    def workloads(self) -> list[dict[str, Any]]:
+        """The Deployments and StatefulSets (the xApp's replicas are a StatefulSet)."""
+        return self.of("Deployment") + self.of("StatefulSet")
+
+    def workload(self, name: str | None = None) -> dict[str, Any]:
+        (doc,) = [d for d in self.workloads() if name is None or d["metadata"]["name"] == name]
+        return doc
+
 
 def render(chart_dir: Path, case: Case) -> Render:
     """The chart at chart_dir rendered as the case installs it."""
@@ -388,7 +404,7 @@ def test_manifests_validate_strictly(rendered: dict[str, Render], name: str, ver
 @pytest.mark.parametrize(
     ("chart", "values", "field", "message"),
     [
-        ("xapp", {"replicaCount": "two"}, "replicas", "'two' is not of type 'integer'"),
+        ("xapp", {"replicas": "two"}, "replicas", "'two' is not of type 'integer'"),
         ("rapp", {"replicaCount": "one"}, "replicas", "'one' is not of type 'integer'"),
         ("rapp", {"ports": {"http": "http"}}, "containerPort", "'http' is not of type 'integer'"),
         ("rapp", {"terminationGracePeriodSeconds": "30s"}, "terminationGracePeriodSeconds", "not of type 'integer'"),
@@ -416,7 +432,7 @@ def chart_copy(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 
 
 def test_unknown_field_in_a_template_fails_validation(chart_copy: Path) -> None:
-    deployment = chart_copy / "templates" / "deployment.yaml"
+    deployment = chart_copy / "templates" / ("statefulset.yaml" if chart_copy.name == "xapp" else "deployment.yaml")
     text = deployment.read_text()
     needle = "          imagePullPolicy: {{ .Values.image.pullPolicy }}\n"
     assert needle in text
@@ -501,7 +517,7 @@ def _env(monkeypatch: pytest.MonkeyPatch, data: dict[str, str], model: type[Base
 
 
 def _container(render_: Render, name: str) -> dict[str, Any]:
-    deployment = render_.one("Deployment", name)
+    deployment = render_.workload(name)
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     return container
 
@@ -569,7 +585,7 @@ def _pod_env(render_: Render, container: dict[str, Any]) -> dict[str, str]:
 
 def _rapp(render_: Render, monkeypatch: pytest.MonkeyPatch) -> tuple[RappSettings, dict[str, Any], dict[str, Any]]:
     """The rApp's settings as its pod would build them, its container and its pod spec."""
-    deployment = render_.one("Deployment", "ranomaly-rapp")
+    deployment = render_.workload("ranomaly-rapp")
     container = _container(render_, "ranomaly-rapp")
     settings = _env(monkeypatch, _pod_env(render_, container), RappSettings)
     assert isinstance(settings, RappSettings)
@@ -596,7 +612,7 @@ def test_rapp_probes_ports_settings_and_volumes(
     service = render_.one("Service", "ranomaly-rapp")
     assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"http": 8090}
     # single writer: one pod, the old one gone before the new one starts
-    deployment = render_.one("Deployment", "ranomaly-rapp")
+    deployment = render_.workload("ranomaly-rapp")
     assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
     # no RANOMALY_RAPP_PORT=tcp://... from the Service named ranomaly-rapp
     assert pod["enableServiceLinks"] is False
@@ -646,14 +662,14 @@ def test_rapp_standalone_uses_the_xapp_release(rendered: dict[str, Render], monk
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     egress = policy["spec"]["egress"]
     assert {"port": 53, "protocol": "UDP"} in egress[0]["ports"] and "to" not in egress[0]
-    xapp_pod_labels = rendered["xapp-standalone-redis-monitoring"].one("Deployment", "ranomaly-xapp-redis")
+    xapp_pod_labels = rendered["xapp-standalone-redis-monitoring"].workload("ranomaly-xapp-redis")
     redis_labels = xapp_pod_labels["spec"]["template"]["metadata"]["labels"]
     for peer in _egress_port(egress, settings.redis_url, 6379) + _egress_port(egress, settings.a1_base_url, 80):
         assert _selects(peer["podSelector"]["matchLabels"], redis_labels)  # part-of: ranomaly
     xapp_policy = rendered["xapp-standalone"].one("NetworkPolicy", "ranomaly-xapp")
-    rapp_labels = render_.one("Deployment")["spec"]["template"]["metadata"]["labels"]
+    rapp_labels = render_.workload()["spec"]["template"]["metadata"]["labels"]
     assert _selects(xapp_policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"], rapp_labels)
-    annotations = render_.one("Deployment")["spec"]["template"]["metadata"]["annotations"]
+    annotations = render_.workload()["spec"]["template"]["metadata"]["annotations"]
     assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == ("8090", "/metrics")
     assert "checksum/secret" in annotations
 
@@ -676,7 +692,7 @@ def test_rapp_with_its_own_redis_and_monitoring(rendered: dict[str, Render], mon
     assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
     egress = render_.one("NetworkPolicy", "ranomaly-rapp")["spec"]["egress"]
     (redis_peer,) = _egress_port(egress, settings.redis_url, 6379)
-    redis_pod = render_.one("Deployment", "ranomaly-rapp-redis")["spec"]["template"]["metadata"]["labels"]
+    redis_pod = render_.workload("ranomaly-rapp-redis")["spec"]["template"]["metadata"]["labels"]
     assert _selects(redis_peer["podSelector"]["matchLabels"], redis_pod)
     assert egress[-1] == {"to": [{"ipBlock": {"cidr": "192.0.2.0/24"}}], "ports": [{"port": 443}]}
     monitor = render_.one("ServiceMonitor")
@@ -768,8 +784,8 @@ def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 def test_selectors_select(rendered: dict[str, Render], name: str) -> None:
     """Services, PodDisruptionBudgets, NetworkPolicies and ServiceMonitors each select what they are for."""
     render_ = rendered[name]
-    pods = [d["spec"]["template"] for d in render_.of("Deployment")]
-    for deployment in render_.of("Deployment"):
+    pods = [d["spec"]["template"] for d in render_.workloads()]
+    for deployment in render_.workloads():
         assert _selects(
             deployment["spec"]["selector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"]
         )
@@ -793,7 +809,7 @@ def test_selectors_select(rendered: dict[str, Render], name: str) -> None:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_pods_are_locked_down(rendered: dict[str, Render], name: str) -> None:
     """Non-root, read-only root, no capabilities, RuntimeDefault seccomp, /tmp on an emptyDir, pinned images."""
-    for deployment in rendered[name].of("Deployment"):
+    for deployment in rendered[name].workloads():
         pod = deployment["spec"]["template"]["spec"]
         assert pod["automountServiceAccountToken"] is False
         assert pod["securityContext"]["runAsNonRoot"] is True
@@ -815,19 +831,59 @@ def test_pods_are_locked_down(rendered: dict[str, Render], name: str) -> None:
                 assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]["cpu"]
 
 
+def _pod_settings(
+    render_: Render, ordinal: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[XappSettings, dict[str, str]]:
+    """The settings and plain env of the replica with this ordinal, $(POD_NAME) expanded as the kubelet does."""
+    workload = render_.workload("ranomaly-xapp")
+    (container,) = workload["spec"]["template"]["spec"]["containers"]
+    pod = f"ranomaly-xapp-{ordinal}"
+    env = {e["name"]: e["value"].replace("$(POD_NAME)", pod) for e in container["env"] if "value" in e}
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in container["env"]
+    data = render_.one("ConfigMap")["data"] | {k: v for k, v in env.items() if k.startswith("RANOMALY_XAPP_")}
+    settings = _env(monkeypatch, data, XappSettings)
+    assert isinstance(settings, XappSettings)
+    return settings, env
+
+
+def test_replicas_are_a_statefulset_whose_pods_read_their_ordinal(
+    rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    render_ = rendered["xapp-replicas"]
+    workload = render_.workload("ranomaly-xapp")
+    assert (workload["kind"], workload["spec"]["replicas"]) == ("StatefulSet", 3)
+    headless = render_.one("Service", workload["spec"]["serviceName"])
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is True
+    assert _selects(headless["spec"]["selector"], workload["spec"]["template"]["metadata"]["labels"])
+    for ordinal in (0, 2):
+        settings, _ = _pod_settings(render_, ordinal, monkeypatch)
+        assert (settings.replica_index, settings.replica_count, settings.datalayer) == (ordinal, 3, "redis")
+    ric = rendered["xapp-ric-replicas"]
+    settings, env = _pod_settings(ric, 1, monkeypatch)
+    own = "ranomaly-xapp-1.ranomaly-xapp-headless.ricxapp"  # the subscription manager and RMR reach this replica
+    assert settings.advertise_host == env["RMR_SRC_ID"] == own and settings.replica_count == 2
+    with pytest.raises(helm.HelmRenderError, match="replicas above 1 share the data layer"):
+        render(CHARTS / "xapp", Case("xapp", "ranomaly", {"replicas": 2}))
+    with pytest.raises(helm.HelmRenderError, match="settings.replica_count is set by the chart"):
+        render(CHARTS / "xapp", Case("xapp", "ranomaly", {"settings": {"replica_count": 2}}))
+
+
 def test_standalone_default(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatch) -> None:
     render_ = rendered["xapp-standalone"]
     assert {d["kind"] for d in render_.docs} == {
-        "ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount",
+        "ConfigMap", "StatefulSet", "NetworkPolicy", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount",
     }  # fmt: skip
-    assert [d["metadata"]["name"] for d in render_.of("Deployment")] == ["ranomaly-xapp"]
+    assert [d["metadata"]["name"] for d in render_.workloads()] == ["ranomaly-xapp"]
+    assert [d["metadata"]["name"] for d in render_.of("Service")] == ["ranomaly-xapp-headless", "ranomaly-xapp"]
     assert [d["metadata"]["name"] for d in render_.of("Secret")] == ["ranomaly-xapp-api-key"]
     settings = _env(monkeypatch, render_.one("ConfigMap")["data"], XappSettings)
     assert isinstance(settings, XappSettings)
     assert settings.datalayer == "memory" and settings.seed_model_dir is None
     assert _container(render_, "ranomaly-xapp")["image"] == "registry.example.com/ranomaly/xapp:0.1.0"
-    assert render_.one("Deployment")["spec"]["strategy"] == {"type": "Recreate"}
-    annotations = render_.one("Deployment")["spec"]["template"]["metadata"]["annotations"]
+    spec = render_.workload()["spec"]
+    assert (spec["replicas"], spec["updateStrategy"], spec["serviceName"]) == (1, {"type": "RollingUpdate"},
+                                                                               "ranomaly-xapp-headless")  # fmt: skip
+    annotations = render_.workload()["spec"]["template"]["metadata"]["annotations"]
     assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == ("8080", "/metrics")
     assert "/readyz 503" in render_.notes  # no seed model: the notes say why the pod stays unready
 
@@ -849,7 +905,7 @@ def test_standalone_with_redis_and_monitoring(rendered: dict[str, Render], monke
     assert redis["image"].startswith("docker.io/valkey/valkey:")
     assert redis["args"][:1] == ["valkey-server"] and "--appendonly" in redis["args"]
     claim = render_.one("PersistentVolumeClaim")
-    volumes = render_.one("Deployment", "ranomaly-xapp-redis")["spec"]["template"]["spec"]["volumes"]
+    volumes = render_.workload("ranomaly-xapp-redis")["spec"]["template"]["spec"]["volumes"]
     assert {"name": "data", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}} in volumes
     redis_policy = render_.one("NetworkPolicy", "ranomaly-xapp-redis")
     assert redis_policy["spec"]["ingress"][0]["from"] == [
@@ -884,10 +940,10 @@ def test_ric_profile(rendered: dict[str, Render], monkeypatch: pytest.MonkeyPatc
     assert descriptor["appenv"]["RANOMALY_XAPP_REDIS_URL"] == data["RANOMALY_XAPP_REDIS_URL"]
     assert (settings.transport, settings.rmr_port, settings.ric_cells) == ("rmr", 4560, RIC_CELLS)
     assert settings.submgr_url == "http://service-ricplt-submgr-http.ricplt:8088/ric/v1"
-    env = {e["name"]: e["value"] for e in render_.one("Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in render_.workload()["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert settings.advertise_host == env["RMR_SRC_ID"] == "ranomaly-xapp.ricxapp"  # the Service of the xApp
     assert env["RMR_RTG_SVC"] == "4561"
-    assert [d["metadata"]["name"] for d in render_.of("Deployment")] == ["ranomaly-xapp"]  # no Redis of its own
+    assert [d["metadata"]["name"] for d in render_.workloads()] == ["ranomaly-xapp"]  # no Redis of its own
     rmr_rule = render_.one("NetworkPolicy")["spec"]["ingress"][1]
     assert {p["port"] for p in rmr_rule["ports"]} == {"rmr-data", "rmr-route"}
     assert rmr_rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ricplt"}}}]
@@ -953,7 +1009,7 @@ def _secret_data(secret: dict[str, Any]) -> dict[str, str]:
 
 def _password_source(render_: Render, deployment: str) -> tuple[str, str] | None:
     """(Secret, key) of the password file the app's pod mounts at REDIS_PASSWORD_DIR/password, or None."""
-    spec = render_.one("Deployment", deployment)["spec"]["template"]["spec"]
+    spec = render_.workload(deployment)["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     mounts = {m["name"]: m for m in container["volumeMounts"] if m["mountPath"] == REDIS_PASSWORD_DIR}
     if not mounts:
@@ -994,7 +1050,7 @@ def test_own_redis_runs_the_generated_aclfile_and_each_app_signs_in_as_its_user(
     assert main(argv) == 0
     assert data["aclfile"] == capsys.readouterr().out
     assert "user default reset off" in data["aclfile"] and passwords["xapp"] not in data["aclfile"]
-    redis_spec = render_.one("Deployment", f"{release}-redis")["spec"]["template"]["spec"]
+    redis_spec = render_.workload(f"{release}-redis")["spec"]["template"]["spec"]
     (server,) = redis_spec["containers"]
     args = server["args"]
     assert args[args.index("--aclfile") + 1] == "/etc/redis/acl/users.acl"
@@ -1032,7 +1088,7 @@ def test_an_existing_secret_replaces_the_generated_one() -> None:
     values = {"redis": {"enabled": True, "auth": {"existingSecret": "my-redis-acl"}}}
     render_ = render(CHARTS / "xapp", Case("xapp", "ranomaly", values))
     assert not [secret for secret in render_.of("Secret") if secret["metadata"]["name"] == "ranomaly-xapp-redis"]
-    (volume,) = [v for v in render_.one("Deployment", "ranomaly-xapp-redis")["spec"]["template"]["spec"]["volumes"]
+    (volume,) = [v for v in render_.workload("ranomaly-xapp-redis")["spec"]["template"]["spec"]["volumes"]
                  if v["name"] == "acl"]  # fmt: skip
     assert volume["secret"]["secretName"] == "my-redis-acl"
     assert _password_source(render_, "ranomaly-xapp") == ("my-redis-acl", "xapp-password")
@@ -1078,7 +1134,7 @@ def _credentials(render_: Render) -> list[dict[str, Any]]:
 
 def _secret_volume(render_: Render, deployment: str, mount_path: str) -> dict[str, Any] | None:
     """The Secret volume source a Deployment's container mounts read-only at mount_path, or None."""
-    spec = render_.one("Deployment", deployment)["spec"]["template"]["spec"]
+    spec = render_.workload(deployment)["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     mounts = [m for m in container["volumeMounts"] if m["mountPath"] == mount_path]
     if not mounts:
@@ -1164,7 +1220,7 @@ def test_the_xapp_trusts_the_keys_it_is_given_and_the_rapp_signs_with_its_secret
     settings = _env(monkeypatch, xapp.one("ConfigMap", "ranomaly-xapp")["data"], XappSettings)
     assert isinstance(settings, XappSettings) and settings.allow_unsigned_models is False
     assert settings.trusted_model_keys == [Path(MODEL_KEYS_DIR)]
-    spec = xapp.one("Deployment", "ranomaly-xapp")["spec"]["template"]["spec"]
+    spec = xapp.workload("ranomaly-xapp")["spec"]["template"]["spec"]
     (mount,) = [m for m in _container(xapp, "ranomaly-xapp")["volumeMounts"] if m["mountPath"] == MODEL_KEYS_DIR]
     (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
     assert mount["readOnly"] is True and volume["configMap"] == {"name": "model-keys", "defaultMode": 0o444}
@@ -1206,7 +1262,7 @@ def test_a_health_port_of_their_own_is_what_probes_scrapes_and_the_metrics_names
     assert {"name": "health", "port": 9090, "targetPort": "health", "protocol": "TCP"} in service["spec"]["ports"]
     (endpoint,) = render_.one("ServiceMonitor")["spec"]["endpoints"]
     assert (endpoint["port"], endpoint["scheme"]) == ("health", "http")
-    annotations = render_.one("Deployment", case.release)["spec"]["template"]["metadata"]["annotations"]
+    annotations = render_.workload(case.release)["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == "9090" and "prometheus.io/scheme" not in annotations
     monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
     ingress = render_.one("NetworkPolicy", case.release)["spec"]["ingress"]

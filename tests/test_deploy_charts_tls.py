@@ -103,7 +103,7 @@ def test_tls_manifests_lint_and_validate_strictly(rendered: dict[str, charts.Ren
 
 def _tls_volume(render_: charts.Render, deployment: str) -> tuple[str, dict[str, Any]]:
     """The Secret mounted read-only at TLS in the deployment's container, and that container."""
-    pod = render_.one("Deployment", deployment)["spec"]["template"]["spec"]
+    pod = render_.workload(deployment)["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(TLS)]
     assert mount["readOnly"] is True
@@ -169,7 +169,7 @@ def test_xapp_with_every_hop_on_tls_from_a_certificate(
     assert settings.redis_client_tls() == _client("redis_tls")
     assert settings.auth == "on" and settings.redis_username == "ranomaly-xapp", "TLS beside auth and ACL users"
     assert _probes(container) == [{"tcpSocket": {"port": "http"}}] * 2  # the kubelet has no client certificate
-    annotations = render_.one("Deployment", "ranomaly-xapp")["spec"]["template"]["metadata"]["annotations"]
+    annotations = render_.workload("ranomaly-xapp")["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scheme"] == "https"
     assert render_.one("ServiceMonitor")["spec"]["endpoints"][0]["scheme"] == "https"
     _redis_serves_tls(render_, "ranomaly-xapp-redis", secret)
@@ -226,7 +226,7 @@ def test_tls_is_off_by_default() -> None:
         data = render_.one("ConfigMap")["data"]
         assert not [key for key in data if "TLS" in key], chart
         assert "rediss://" not in str(data) and "https://" not in data.get("RANOMALY_RAPP_A1_BASE_URL", "")
-        (container,) = render_.one("Deployment", f"ranomaly-{chart}")["spec"]["template"]["spec"]["containers"]
+        (container,) = render_.workload(f"ranomaly-{chart}")["spec"]["template"]["spec"]["containers"]
         assert str(TLS) not in [m["mountPath"] for m in container["volumeMounts"]], chart
 
 

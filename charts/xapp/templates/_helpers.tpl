@@ -110,6 +110,14 @@ app.kubernetes.io/component: redis
 {{- if and .Values.ric.enabled .Values.redis.enabled }}
 {{- fail "ric.enabled uses the RIC's DBaaS as the data layer: leave redis.enabled false" }}
 {{- end }}
+{{- if and (gt (int .Values.replicas) 1) (eq (include "ranomaly-xapp.datalayer" .) "memory") }}
+{{- fail "replicas above 1 share the data layer (policies, checkpoints, heartbeats): set datalayer.backend redis, redis.enabled or ric.enabled" }}
+{{- end }}
+{{- range $key := list "replica_index" "replica_count" }}
+{{- if hasKey $.Values.settings $key }}
+{{- fail (printf "settings.%s is set by the chart: use replicas (the ordinal comes from the pod name)" $key) }}
+{{- end }}
+{{- end }}
 {{- if and .Values.datalayer.cluster (or .Values.ric.enabled .Values.redis.enabled (ne .Values.datalayer.backend "redis")) }}
 {{- fail "datalayer.cluster: the cluster is an external one: set datalayer.backend=redis and datalayer.redisUrl to a seed node, not redis.enabled or ric.enabled" }}
 {{- end }}
