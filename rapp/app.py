@@ -131,7 +131,7 @@ class RappService:
         alerts = NotifierAlerts(settings.work_dir) if self.notifier is not None else None
         self.reporter = Reporter.from_settings(settings, alerts=alerts, forecasts=self._breaches_of)
         self.console = Console(settings, self.redis, keys, self.reporter, self.registry, self._near_rt,
-                               self.policies, self.jobs)  # fmt: skip
+                               self.policies, self.jobs, self.forecasts)  # fmt: skip
         secure = settings.http_tls() is not None or settings.console_secure_cookie  # the session cookie's flag
         self.sessions = Sessions(self.guard, settings.console_session_h * 3600, secure)
         window, retrain = timedelta(hours=settings.drift_window_h), self._retrain

@@ -197,6 +197,11 @@ def test_a_read_only_token_signs_in_and_sees_no_acting_controls(
         refused = page.request.post(f"{console.base}/console/api/incidents/{OPEN_ID}/acknowledge", data={},
                                     headers={"x-csrf-token": csrf})  # fmt: skip
         assert refused.status == 403 and "read only" in refused.text()
+        timed(page, f"{console.base}/console/cells/{OPEN_CELL}?hours=6", "cell page")
+        expect(page.locator("#plots")).to_have_attribute("data-drawn", "3")
+        assert page.evaluate("document.getElementById('plot-0').data.map(t => t.x.length)") == [360]  # no forecast
+        assert page.locator("#plot-0 .shapelayer path").count() >= 1  # the open incident shaded
+        expect(page.locator("#cell-incidents a")).to_have_text(OPEN_ID)
         page.goto(f"{console.base}/console/models")
         expect(page.locator("#models-data")).to_have_attribute("data-can-admin", "")
         assert page.locator("#train-form").count() == 0

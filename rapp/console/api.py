@@ -152,6 +152,12 @@ def console_api_router(console: Console, read: Any, write: Any, prefix: str = PR
         chosen = filters_of(state, kind, None, node, review)
         return JSONResponse({"events": [e.to_json() for e in await console.events(chosen)]})
 
+    @router.get("/cells/{cell_id}")
+    async def cell(cell_id: str, hours: Annotated[float, Query(gt=0, le=24 * 31)] = 24.0) -> Response:
+        """One cell's measurements over the `hours` up to its newest period, its incidents in that span, and its
+        latest forecast with the breach limits (or why it has none)."""
+        return JSONResponse(await console.cell(cell_id, hours))
+
     @router.get("/labels.csv")
     async def labels(false_alarms: bool = False) -> Response:
         """Operators' verdicts in the dataset's labels.csv format: confirmed incidents (with `false_alarms=true`

@@ -21,6 +21,7 @@ from ranomaly_contracts.redact import redact_all
 from rapp.a1.policies import PolicyError
 from rapp.api.policies import problem
 from rapp.console.api import console_api_router, filters_of
+from rapp.console.cellview import SPANS_H
 from rapp.console.events import NetworkEvent, folded, network_events
 from rapp.console.models import console_models_router
 from rapp.console.network import STATUSES
@@ -158,6 +159,15 @@ def console_router(console: Console, sessions: Sessions) -> APIRouter:
             "sort_links": links, "grouped": grouped,
             "grouping_link": "?" + urlencode({k: v for k, v in {**current, "grouped": "0" if grouped else "1"}.items()
                                               if v})})  # fmt: skip
+
+    @router.get("/cells/{cell_id}", response_class=HTMLResponse, name="cell_page")
+    async def cell_page(request: Request, cell_id: str, hours: float = 24.0) -> Response:
+        session = sessions.current(request)
+        if session is None:
+            return sign_in_first(request)
+        span = hours if hours in SPANS_H else 24.0
+        return page(request, "cell.html", session, {"page": "network", "cell": await console.cell(cell_id, span),
+                                                    "spans": SPANS_H, "hours": span})  # fmt: skip
 
     @router.get("/models", response_class=HTMLResponse, name="models_page")
     async def models_page(request: Request) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -10,12 +11,14 @@ from typing import Any
 from ranomaly_contracts.redis_client import AsyncRedis
 from ranomaly_contracts.sdl import SdlKeys
 from rapp.a1.policies import PolicyRegistry
+from rapp.console.cellview import cell_plot
 from rapp.console.events import Grouping, NetworkEvent, network_events
 from rapp.console.incidents import Filters, Incident, IncidentIndex, with_notes
 from rapp.console.network import NetworkView
 from rapp.console.notes import NoteStore
 from rapp.console.plot import incident_plot
 from rapp.console.silences import Silences
+from rapp.forecasts import ForecastService
 from rapp.jobs import JobRunner
 from rapp.registry import ModelRegistry
 from rapp.reports import Reporter
@@ -35,6 +38,7 @@ class Console:
         near_rt: Callable[[], dict[str, Any]],
         policies: PolicyRegistry,
         jobs: JobRunner,
+        forecasts: ForecastService,
     ) -> None:
         self.settings = settings
         self.reporter = reporter
@@ -44,6 +48,7 @@ class Console:
                                    settings.console_xapp_url)  # fmt: skip
         self.policies = policies
         self.jobs = jobs
+        self.forecasts = forecasts
         self.grouping = Grouping(settings.console_group_window_s, settings.console_group_measurement_weight)
         self.silences = Silences(policies, settings.console_silence_check_s)
 
@@ -60,6 +65,20 @@ class Console:
     async def events(self, filters: Filters | None = None) -> list[NetworkEvent]:
         """The network events among the incidents the filters keep."""
         return network_events(await self.incidents(filters), self.grouping)
+
+    async def cell(self, cell_id: str, hours: float) -> dict[str, Any]:
+        """The cell page's data over `hours` up to the cell's newest period (`rapp.console.cellview`), with why
+        there is no forecast when there is none."""
+        newest = next((s.period_start_ms for s in await self.network.cells() if s.cell_id == cell_id), None)
+        end_ms = int(time.time() * 1000) if newest is None else newest + 1
+        mine = [i for i in await self.incidents() if i.cell_id == cell_id]
+        service = self.forecasts
+        data = await asyncio.to_thread(cell_plot, self.settings.history_dir, cell_id, end_ms, hours, mine,
+                                       service.latest.forecasts, service.settings.limits)  # fmt: skip
+        forecasts = service.latest.forecasts
+        data["forecast_problem"] = (service.missing(cell_id) if forecasts is not None and cell_id not in forecasts.index
+                                    else service.latest.problem or None)  # fmt: skip
+        return data
 
     async def incident(self, incident_id: str) -> Incident | None:
         """One incident with its notes; None when the history holds no event of it."""

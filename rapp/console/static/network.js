@@ -7,6 +7,7 @@ const source = document.getElementById("network-data");
 const incidentUrl = source.dataset.incidentUrl;
 
 const silencesUrl = source.dataset.silencesUrl;
+const cellUrl = source.dataset.cellUrl;
 
 function age(seconds) {
   if (seconds === null) return "unknown";
@@ -71,8 +72,9 @@ function renderNodes(nodes, silences) {
     ...node.cells.map((cell) => {
       const title = `${cell.cell_id}: ${cell.status.replace("_", " ")}${silencedUntil(silences, "cell", cell.cell_id)}`;
       const attrs = { class: `cell ${cell.status}`, title, "data-cell": cell.cell_id };
-      if (!cell.incident_id) return el("span", attrs);
-      return el("a", { ...attrs, href: `${incidentUrl}/${encodeURIComponent(cell.incident_id)}` });
+      const href = cell.incident_id ? `${incidentUrl}/${encodeURIComponent(cell.incident_id)}`
+        : `${cellUrl}/${encodeURIComponent(cell.cell_id)}`;  // an open incident first, else the cell's page
+      return el("a", { ...attrs, href });
     })));
   document.getElementById("nodes").replaceChildren(...sections);
 }
