@@ -155,6 +155,15 @@ async def test_the_xapp_and_the_rapp_work_as_their_users(
     await layer.accept_promotion("xapp-1", 2, "acl-1")
     assert await layer.accepted_promotion("xapp-1") == (2, "acl-1")
 
+    # sharded replicas: heartbeats, node checkpoints, the network summary (xapp/datalayer/redis_replicas.py)
+    replicas = layer.replica_data()
+    await replicas.put_heartbeat(0, b"beat")
+    assert await replicas.heartbeats() == {0: b"beat"}
+    await replicas.remove_heartbeat(0)
+    await replicas.put_checkpoints({"gnb-1": b"state"})
+    assert await replicas.checkpoints(["gnb-1", "gnb-2"]) == {"gnb-1": b"state"}
+    await replicas.append_summary(b"{}")
+
 
 async def test_only_a_seeding_xapp_may_publish_and_promote(xapp_layer: RedisDataLayer, acl_url: str) -> None:
     with pytest.raises(DataLayerUnavailable, match="NOPERM|no permissions"):
