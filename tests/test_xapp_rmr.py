@@ -30,10 +30,11 @@ from xapp.app import XappService
 from xapp.datalayer.memory import MemoryDataLayer
 from xapp.metrics import XappMetrics
 from xapp.policy.rmr import A1_POLICY_QUERY, A1_POLICY_REQ, A1_POLICY_RESP
-from xapp.ric.cells import RicCell, parse_ric_cell
+from xapp.ric.cells import RicCell, parse_ric_cell, parse_ric_cells
 from xapp.ric.fakermr import FakeRmrEndpoint, FakeRmrRouter
 from xapp.ric.kpm import KpmIntake
 from xapp.settings import XappSettings
+from xapp.shard.assign import share
 
 PERIOD_MS = 60_000
 CELLS = 6
@@ -175,6 +176,20 @@ async def test_a_restarted_subscription_manager_gets_the_subscriptions_again(tmp
     assert submgr.subscriptions == {}, "deleted on shutdown"
     await submgr.stop()
     ric.router.close()
+
+
+async def test_a_replica_subscribes_through_the_manager_to_its_share_of_the_nodes_only(tmp_path: Path) -> None:
+    ric = await start_ric(tmp_path, 12, replica_index=1, replica_count=2)
+    cells = parse_ric_cells(ric.nodes.ric_cells())
+    mine = set(share(sorted({cell.meid for cell in cells}), 1, 2))
+    assert mine and mine != {cell.meid for cell in cells}
+    try:
+        await ric.xapp.service.scoring.wait()
+        wanted = sum(cell.meid in mine for cell in cells)
+        await until(lambda: len(ric.submgr.subscriptions) == wanted, what="a subscription per cell of its nodes")
+        assert {sub.meid for sub in ric.submgr.subscriptions.values()} == mine
+    finally:
+        await ric.close()
 
 
 # --- the intake on its own ------------------------------------------------------------------------------------
