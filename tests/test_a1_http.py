@@ -278,3 +278,14 @@ async def test_a_policy_naming_what_the_xapp_does_not_know_is_accepted_and_its_s
     assert (await a1.client.put("/policytypes/1234", json=GENERIC)).status_code == 201
     assert (await a1.client.put(generic, json={"scope": {"cells": ["zz"]}})).status_code == 202
     assert "warnings" not in (await a1.client.get(generic + "/status")).json()  # another type's fields mean nothing
+
+
+def test_the_openapi_declares_401_and_403_where_a_credential_is_needed() -> None:
+    app = FastAPI()
+    app.include_router(a1_router(A1Handler(PolicyStore(FakePolicyDataLayer())), Guard(None, ApiKey(KEY))))
+    paths = app.openapi()["paths"]
+    operations = {(m.upper(), p): op for p, item in paths.items() for m, op in item.items()}
+    assert len(operations) == 11 and ("POST", "/data-delivery") in operations
+    for (method, path), operation in operations.items():
+        declared = {"401", "403"} <= set(operation["responses"])
+        assert declared == (path != "/A1-P/v2/healthcheck"), (method, path)
