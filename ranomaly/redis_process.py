@@ -103,19 +103,35 @@ class RedisServer:
 
 class RedisCluster:
     """A Redis Cluster of `masters` redis-server processes on loopback (no replicas), the slots split evenly by
-    `redis-cli --cluster create`; `url` names the first node (a seed: clients discover the others)."""
+    `redis-cli --cluster create`; `url` names the first node (a seed: clients discover the others). With `tls`,
+    TLS only, the cluster bus too (each node presents the client certificate of `tls.client` to the others)."""
 
-    def __init__(self, workdir: Path, masters: int = 3) -> None:
+    def __init__(self, workdir: Path, masters: int = 3, tls: RedisTls | None = None) -> None:
+        self.tls = tls
         self.nodes = []
         for index in range(masters):
             folder = workdir / f"node-{index}"  # each node's nodes.conf (the cluster's state) in its own folder
             folder.mkdir(parents=True, exist_ok=True)
             bus = ["--cluster-port", str(free_port())]  # not the default port + 10000: above 65535 for some ports
-            self.nodes.append(RedisServer(folder, args=["--cluster-enabled", "yes", *bus]))
+            self.nodes.append(RedisServer(folder, tls, args=["--cluster-enabled", "yes", *bus, *self._bus_tls()]))
+
+    def _bus_tls(self) -> list[str]:
+        client = None if self.tls is None else self.tls.client
+        if client is None or client.cert is None or client.key is None:
+            return []
+        return ["--tls-cluster", "yes", "--tls-client-cert-file", str(client.cert.path),
+                "--tls-client-key-file", str(client.key.path)]  # fmt: skip
+
+    def _cli_tls(self) -> list[str]:
+        client = None if self.tls is None else self.tls.client
+        if client is None:
+            return []
+        files = [("--cacert", client.ca), ("--cert", client.cert), ("--key", client.key)]
+        return ["--tls", *(arg for flag, pem in files if pem is not None for arg in (flag, str(pem.path)))]
 
     @property
     def url(self) -> str:
-        """redis:// URL of the first node."""
+        """redis:// (rediss:// with TLS) URL of the first node."""
         return self.nodes[0].url
 
     def start(self, timeout_s: float = 30.0) -> None:
@@ -127,10 +143,13 @@ class RedisCluster:
         for node in self.nodes:
             node.start(max(1.0, deadline - time.monotonic()))
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
-        subprocess.run([cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
-                       check=True, capture_output=True, timeout=max(1.0, deadline - time.monotonic()))  # fmt: skip
+        subprocess.run([cli, *self._cli_tls(), "--cluster", "create", *addresses, "--cluster-replicas", "0",
+                        "--cluster-yes"], check=True, capture_output=True,
+                       timeout=max(1.0, deadline - time.monotonic()))  # fmt: skip
+        tls = None if self.tls is None else self.tls.client
         for node in self.nodes:
-            client = redis.Redis(port=node.port, socket_connect_timeout=1.0, decode_responses=True)
+            client = redis.Redis.from_url(node.url, socket_connect_timeout=1.0, decode_responses=True,
+                                          **redis_options(tls))  # fmt: skip
             try:
                 while (info := client.cluster("info")).get("cluster_state") != "ok":
                     if time.monotonic() > deadline:

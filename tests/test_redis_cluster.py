@@ -2,7 +2,8 @@
 operation's keys share a slot (computed from ranomaly_contracts.sdl), and both apps' code paths run on the cluster
 as their ACL users: the xApp's writes, policies with their change stream and the registry it reads; the rApp's
 collector reading streams that live on different slots, the model registry's promotion, jobs, notes and audit.
-(tests/test_datalayer_contract.py runs the xApp's whole data layer contract on the cluster too.)"""
+A cluster with TLS only (its bus too) takes the apps' TLS settings. (tests/test_datalayer_contract.py runs the
+xApp's whole data layer contract on the cluster too.)"""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 from models.artifact import write_artifact
+from ranomaly.redis_process import RedisCluster as LoopbackCluster
+from ranomaly.redis_process import RedisTls
 from ranomaly_contracts.auth.audit import RedisAuditStream
 from ranomaly_contracts.redis_acl import RAPP_USER, XAPP_USER, setuser_commands, users
 from ranomaly_contracts.redis_auth import RedisAuth
@@ -32,7 +35,9 @@ from tests.signed import KEY
 from tests.test_artifact import build_model, manifest_fields
 from tests.test_datalayer_contract import indication
 from tests.test_sdl_encoding import MEASUREMENTS, make_batch, make_incident
+from tests.tlscerts import TlsCerts
 from xapp.app import make_datalayer
+from xapp.datalayer.base import DataLayerUnavailable
 from xapp.datalayer.redis import RedisDataLayer
 from xapp.settings import XappSettings
 
@@ -168,3 +173,28 @@ async def test_the_apps_choose_the_cluster_client_in_settings(redis_cluster_url:
     assert collector.stats.connected
     assert len(by_slot(collector._client, [collector.keys.kpm, collector.keys.incidents])) == 2
     await collector.close()
+
+
+async def test_the_xapp_reaches_a_tls_cluster_with_its_settings(tls_certs: TlsCerts, tmp_path: Path) -> None:
+    client = tls_certs.client_tls()
+    cluster = LoopbackCluster(tmp_path, tls=RedisTls(tls_certs.server.cert, tls_certs.server.key, tls_certs.ca, client))
+    cluster.start()
+    try:
+        settings = XappSettings(datalayer="redis", redis_url=cluster.url, redis_cluster=True,
+                                redis_tls_ca_file=tls_certs.ca, redis_tls_cert_file=tls_certs.client.cert,
+                                redis_tls_key_file=tls_certs.client.key)  # fmt: skip
+        assert cluster.url.startswith("rediss://")
+        layer = make_datalayer(settings)
+        assert isinstance(layer, RedisDataLayer)
+        await layer.start()
+        await layer.put_policy_type(7, b'{"name": "t"}')  # a MULTI on one node
+        layer.forward_kpm(MEASUREMENTS, [indication(2, 1)])
+        assert await layer.flush(5) and len(await layer.read_kpm()) == 1 and layer.health().connected
+        await layer.close()
+        # the nodes ask for a client certificate: without one, nothing is reached
+        bare = RedisDataLayer(cluster.url, cluster=True, tls=tls_certs.client_tls(with_cert=False), timeout_s=2.0)
+        with pytest.raises(DataLayerUnavailable):
+            await bare.promoted_models()
+        await bare.close()
+    finally:
+        cluster.stop()
