@@ -35,7 +35,9 @@ def api(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ht
 
 def test_every_console_route_needs_the_rapps_credential(api: httpx.Client) -> None:
     for method, path in (("GET", "/api/v1/network"), ("GET", "/api/v1/incidents"), ("GET", "/api/v1/labels.csv"),
-                         ("POST", f"/api/v1/incidents/{CLOSED_ID}/acknowledge")):  # fmt: skip
+                         ("POST", f"/api/v1/incidents/{CLOSED_ID}/acknowledge"), ("GET", "/api/v1/events"),
+                         ("GET", "/api/v1/silences"), ("POST", "/api/v1/silences"), ("GET", "/api/v1/cells/n1-c1"),
+                         ("DELETE", "/api/v1/silences/silence.cell.n1-c1")):  # fmt: skip
         assert httpx.request(method, f"{api.base_url}{path}", json={}).status_code == 401, path
 
 
