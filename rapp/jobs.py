@@ -30,13 +30,13 @@ from typing import Any, Protocol
 
 import numpy as np
 import structlog
-from redis.exceptions import RedisError
 
 from models.artifact import Artifact, load_session, read_artifact
 from models.forecaster.config import ForecasterConfig
 from models.scoring import score_arrays
 from ranomaly_contracts.dataset import Dataset, KpmArrays, to_arrays, write_dataset
 from ranomaly_contracts.redact import redact_paths
+from ranomaly_contracts.redis_client import REDIS_ERRORS
 from rapp.a1.client import A1Client, A1Error
 from rapp.child import run_group, stop_stale_group
 from rapp.forecasts import keep_forecaster
@@ -203,7 +203,7 @@ class JobRunner:
             try:
                 stored = await self.store.load(self.settings.log_lines)
                 break
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("jobs_store_unavailable", problem=str(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 5.0)
@@ -227,7 +227,7 @@ class JobRunner:
             self._changed.clear()
             try:
                 await self._save()
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("jobs_save_failed", problem=str(exc))
                 self._changed.set()
             await asyncio.sleep(SAVE_EVERY_S)

@@ -26,9 +26,8 @@ from typing import Any
 import structlog
 from jsonschema import Draft7Validator  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field
-from redis.exceptions import RedisError
 
-from ranomaly_contracts.redis_client import AsyncRedis
+from ranomaly_contracts.redis_client import REDIS_ERRORS, AsyncRedis
 from ranomaly_contracts.sdl import as_text
 from rapp.a1.client import A1Client, A1Error
 
@@ -100,13 +99,13 @@ class PolicyRegistry:
         """Read every stored policy."""
         try:
             stored = await self._redis.hgetall(self._key)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise PolicyError(503, f"policy store unavailable: {exc}") from None
         self._records = {as_text(key): json.loads(value) for key, value in stored.items()}
         if self._types_key is not None:
             try:
                 documents = await self._redis.hgetall(self._types_key)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 raise PolicyError(503, f"policy store unavailable: {exc}") from None
             for key, value in documents.items():  # a document read from the Near-RT side meanwhile stays
                 self._types.setdefault(int(as_text(key)), json.loads(value))
@@ -161,7 +160,7 @@ class PolicyRegistry:
         if self._types_key is not None:
             try:
                 await self._redis.hset(self._types_key, str(type_id), json.dumps(document))
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("a1_policy_type_not_kept", policytype_id=type_id, problem=str(exc))
         return document
 
@@ -203,7 +202,7 @@ class PolicyRegistry:
             await self._call(self.client.delete(_type_number(record["policytype_id"]), policy_id))
             try:
                 await self._redis.hdel(self._key, policy_id)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 raise PolicyError(503, f"policy store unavailable: {exc}") from None
             del self._records[policy_id]
             log.info("a1_policy_deleted", policy_id=policy_id)
@@ -230,7 +229,7 @@ class PolicyRegistry:
                 for type_id in sorted(managed):
                     try:
                         pushed += await self._sync_type(type_id, type_id in held_types)
-                    except (PolicyError, RedisError, OSError) as exc:
+                    except (PolicyError, *REDIS_ERRORS) as exc:
                         failures[str(type_id)] = exc.detail if isinstance(exc, PolicyError) else str(exc)
             self._failed(failures)
         self.repushed += pushed
@@ -288,7 +287,7 @@ class PolicyRegistry:
     async def _store(self, policy_id: str, record: dict[str, Any]) -> None:
         try:
             await self._redis.hset(self._key, policy_id, json.dumps(record))
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise PolicyError(503, f"policy store unavailable: {exc}; the Near-RT RIC holds {policy_id!r}") from None
         self._records[policy_id] = record
 

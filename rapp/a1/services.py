@@ -19,8 +19,8 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
-from redis.exceptions import RedisError
 
+from ranomaly_contracts.redis_client import REDIS_ERRORS
 from ranomaly_contracts.sdl import as_text
 from rapp.a1.policies import PolicyError, PolicyRegistry
 
@@ -53,7 +53,7 @@ class ServiceRegistry:
         """Read every stored registration."""
         try:
             stored = await self._redis.hgetall(self._key)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise PolicyError(503, f"service registry unavailable: {exc}") from None
         self._records = {as_text(key): json.loads(value) for key, value in stored.items()}
 
@@ -99,7 +99,7 @@ class ServiceRegistry:
             raise PolicyError(404, f"service {service_id[:256]!r} is not registered")
         try:
             await self._redis.hdel(self._key, service_id)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise PolicyError(503, f"service registry unavailable: {exc}") from None
         del self._records[service_id]
         log.info("a1_service_deregistered", service_id=service_id)
@@ -114,7 +114,7 @@ class ServiceRegistry:
     async def _store(self, service_id: str, record: dict[str, Any]) -> None:
         try:
             await self._redis.hset(self._key, service_id, json.dumps(record))
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise PolicyError(503, f"service registry unavailable: {exc}") from None
         self._records[service_id] = record
 

@@ -8,8 +8,8 @@ from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
 
+from ranomaly_contracts.redis_client import REDIS_ERRORS
 from ranomaly_contracts.sdl import FIELD_DATA, NETWORK_SUMMARY_MAX, SdlKeys
 from xapp.datalayer.base import DataLayerUnavailable
 
@@ -34,7 +34,7 @@ class RedisReplicaData:
     async def _call(self, what: str, operation: Awaitable[T]) -> T:
         try:
             return await operation
-        except (RedisError, OSError) as error:
+        except REDIS_ERRORS as error:
             raise DataLayerUnavailable(f"Redis at {self._url}: {what} failed: {error}") from error
 
     async def put_heartbeat(self, ordinal: int, record: bytes) -> None:
