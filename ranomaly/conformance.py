@@ -86,9 +86,10 @@ class Outcome:
 
 def targets() -> dict[str, Callable[[], Target]]:
     """Every target by name (imported when asked: each needs its app's extra)."""
+    from ranomaly.conformance_rapp import pms_target
     from ranomaly.conformance_xapp import xapp_target
 
-    return {"xapp-a1": xapp_target}
+    return {"xapp-a1": xapp_target, "rapp-pms": pms_target}
 
 
 def toml(settings: Settings) -> str:

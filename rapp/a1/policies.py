@@ -49,14 +49,14 @@ class PolicyError(RuntimeError):
 class PolicyInfo(BaseModel):
     """One A1 policy as the Non-RT RIC policy management API v2 describes it."""
 
-    model_config = ConfigDict(extra="forbid")
-    ric_id: str = Field(min_length=1, max_length=256)
+    model_config = ConfigDict(extra="forbid", strict=True)
+    ric_id: str = Field(max_length=256)  # an unknown one (empty too) is a 404, as the O-RAN SC service answers
     policy_id: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._:~-]+$")
-    policytype_id: str = Field(min_length=1, max_length=16)
+    policytype_id: str = Field(max_length=16)
     service_id: str = Field("", max_length=256)
     policy_data: dict[str, Any]
     transient: bool = False
-    status_notification_uri: str | None = Field(None, max_length=2048)
+    status_notification_uri: str = Field("", max_length=2048)  # kept and shown; no notification is sent
 
 
 def _now() -> str:

@@ -16,11 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import redis.asyncio as aioredis
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from ranomaly_contracts.redis_client import REDIS_ERRORS
+from ranomaly_contracts.redis_client import REDIS_ERRORS, AsyncRedis
 from ranomaly_contracts.sdl import as_text
 from rapp.a1.policies import PolicyError, PolicyRegistry
 
@@ -30,20 +29,20 @@ log = structlog.get_logger(__name__)
 class ServiceRegistration(BaseModel):
     """`service_registration_info`: one service's registration."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"service_id": "energy-saver", "keep_alive_interval_seconds": 60, "callback_url": "http://saver:8080/ric"}
     ]})  # fmt: skip
     service_id: str = Field(min_length=1, max_length=256, description="identity of the service")
     callback_url: str = Field("", max_length=2048, description="kept and shown; the rApp calls no callback")
     keep_alive_interval_seconds: int = Field(
-        0, ge=0, le=10 * 365 * 24 * 3600, description="0: not supervised; else deregistered when silent this long"
+        0, ge=0, le=2**63 - 1, description="0: not supervised; else deregistered when silent this long"
     )
 
 
 class ServiceRegistry:
     """The registered services, kept in Redis; `clock` gives Unix seconds."""
 
-    def __init__(self, redis: aioredis.Redis, key: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, redis: AsyncRedis, key: str, clock: Callable[[], float] = time.time) -> None:
         self._redis = redis
         self._key = key
         self._clock = clock

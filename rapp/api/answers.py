@@ -27,3 +27,13 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` entries declaring problem answers."""
     schema = {"$ref": "#/components/schemas/Problem"}  # added to the document by install()
     return {s: {"description": WHY.get(s, "Error"), "content": {PROBLEM: {"schema": schema}}} for s in statuses}
+
+
+BODIES: dict[str, type[BaseModel]] = {}  # models of bodies that routes read themselves (bounded), by name
+
+
+def body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
+    """`openapi_extra` declaring a JSON body of `model` (a component of the document, added by install())."""
+    BODIES[model.__name__] = model
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ranomaly_contracts.auth.guard import Guard
 from ranomaly_contracts.auth.scopes import ADMIN, READ
+from rapp.api.answers import body, problems
+from rapp.api.job_models import JobLog, JobOut, JobPage, PromotedModels, query
 from rapp.api.policies import bounded_body, problem
 from rapp.drift import DriftMonitor
 from rapp.jobrecord import REASON_MAX, Job
@@ -48,6 +50,9 @@ async def _reason(request: Request) -> str | JSONResponse:
         return problem(400, f'body: expected {{"reason": "<text>"}} or nothing: {fields}')
 
 
+REASON_BODY = body(JobRequest, required=False)  # read from the request itself (bounded): declared here
+
+
 def _integer(request: Request, name: str, default: int, low: int, high: int) -> int | JSONResponse:
     """A query parameter as an integer within [low, high]."""
     given = request.query_params.get(name)
@@ -79,7 +84,8 @@ def jobs_router(runner: JobRunner, drift: DriftMonitor, guard: Guard) -> APIRout
             return problem(404, "no drift check has run yet (drift_check_every_h = 0, or too little history)")
         return JSONResponse(drift.last.public())
 
-    @router.post("/jobs/training", status_code=202, dependencies=admin)
+    @router.post("/jobs/training", status_code=202, dependencies=admin, openapi_extra=REASON_BODY,
+                 responses={202: {"model": JobOut}, **problems(400, 413, 429)})  # fmt: skip
     async def start_training(request: Request) -> Response:
         """Queue a retraining on the collected history; follow it at /jobs/{id}. 429 when the queue is full."""
         reason = await _reason(request)
@@ -87,7 +93,9 @@ def jobs_router(runner: JobRunner, drift: DriftMonitor, guard: Guard) -> APIRout
             return reason
         return _submitted(lambda: runner.submit_training(reason))
 
-    @router.get("/jobs", dependencies=read)
+    @router.get("/jobs", dependencies=read, responses={200: {"model": JobPage}, **problems(400)},
+                openapi_extra={"parameters": [query("limit", "jobs a page", 1, PAGE_MAX),
+                                              query("offset", "jobs skipped, newest first", 0, 10**9)]})  # fmt: skip
     async def jobs(request: Request) -> Response:
         """Jobs, newest first, a page at a time (`limit`, default 20, at most 100; `offset`); each with the
         tail of its log."""
@@ -103,13 +111,14 @@ def jobs_router(runner: JobRunner, drift: DriftMonitor, guard: Guard) -> APIRout
         return JSONResponse({"jobs": page, "total": total, "offset": offset, "limit": limit,
                              "next_offset": after if after < total else None})  # fmt: skip
 
-    @router.get("/jobs/{job_id}", dependencies=read)
+    @router.get("/jobs/{job_id}", dependencies=read, responses={200: {"model": JobOut}, **problems(404)})
     async def job(job_id: str) -> Response:
         """One job: state, progress log, outcome."""
         found = runner.jobs.get(job_id)
         return problem(404, f"job {job_id[:80]!r} not found") if found is None else JSONResponse(found.public())
 
-    @router.get("/jobs/{job_id}/log", dependencies=read)
+    @router.get("/jobs/{job_id}/log", dependencies=read, responses={200: {"model": JobLog}, **problems(400, 404)},
+                openapi_extra={"parameters": [query("tail", "the newest lines", 1, 10**6)]})  # fmt: skip
     async def job_log(job_id: str, request: Request) -> Response:
         """The newest lines of a job's log (`tail`, default and at most every line kept)."""
         found = runner.jobs.get(job_id)
@@ -121,12 +130,13 @@ def jobs_router(runner: JobRunner, drift: DriftMonitor, guard: Guard) -> APIRout
         return JSONResponse({"id": found.id, "state": found.state, "lines": found.log[-tail:],
                              "dropped": found.log_dropped})  # fmt: skip
 
-    @router.get("/models", dependencies=read)
+    @router.get("/models", dependencies=read, responses={200: {"model": PromotedModels}})
     async def models() -> Response:
         """Promoted model versions, oldest first."""
         return JSONResponse({"promoted": await runner.registry.promoted()})
 
-    @router.post("/models/{version}/rollback", status_code=202, dependencies=admin)
+    @router.post("/models/{version}/rollback", status_code=202, dependencies=admin, openapi_extra=REASON_BODY,
+                 responses={202: {"model": JobOut}, **problems(400, 404, 413, 429)})  # fmt: skip
     async def rollback(version: str, request: Request) -> Response:
         """Make an earlier promoted version score again (through the model's A1 policy)."""
         reason = await _reason(request)

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from rapp.api.answers import PROBLEM, WHY, Problem
+from rapp.api.answers import BODIES, PROBLEM, WHY, Problem
 from rapp.api.policies import problem
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -42,6 +42,8 @@ def _amend(spec: dict[str, Any]) -> dict[str, Any]:
     """FastAPI's automatic 422 becomes the 400 problem; guarded operations declare 401 and 403."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("Problem", Problem.model_json_schema())
+    for name, model in BODIES.items():
+        schemas.setdefault(name, model.model_json_schema(ref_template="#/components/schemas/{model}"))
     declared = {"content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
     for path in spec.get("paths", {}).values():
         for operation in path.values():

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
 
 from ranomaly_contracts.auth.guard import Guard
@@ -17,7 +17,7 @@ from ranomaly_contracts.auth.scopes import ADMIN, POLICIES, READ
 from rapp.a1.configuration import Configuration
 from rapp.a1.policies import PolicyError, PolicyRegistry
 from rapp.a1.services import ServiceRegistration, ServiceRegistry, remove_service
-from rapp.api.answers import problems
+from rapp.api.answers import body, problems
 from rapp.api.pms_models import (
     ApplicationConfiguration,
     Empty,
@@ -107,8 +107,7 @@ def pms_more_router(pms: Pms, guard: Guard) -> tuple[APIRouter, APIRouter]:
             return problem(exc.status, exc.detail)
 
     @router.put("/services", tags=["Service Registry and Supervision"], dependencies=write,
-                openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                    "schema": ServiceRegistration.model_json_schema()}}}},
+                openapi_extra=body(ServiceRegistration),
                 responses={200: {"model": Empty, "description": "updated"},
                            201: {"model": Empty, "description": "registered"}, **problems(400, 413, 503)})  # fmt: skip
     async def register(request: Request) -> Response:
@@ -157,8 +156,7 @@ def pms_more_router(pms: Pms, guard: Guard) -> tuple[APIRouter, APIRouter]:
         return JSONResponse(pms.configuration.document())
 
     @router.put("/configuration", tags=["Configuration"], dependencies=admin,
-                openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                    "schema": ApplicationConfiguration.model_json_schema()}}}},
+                openapi_extra=body(ApplicationConfiguration),
                 responses={200: {"model": Empty}, **problems(400, 413)})  # fmt: skip
     async def replace_configuration(request: Request) -> Response:
         """Replace the configuration: the RIC's name and A1 endpoint stay as the settings give them; its managed
@@ -175,10 +173,11 @@ def pms_more_router(pms: Pms, guard: Guard) -> tuple[APIRouter, APIRouter]:
 
     root = APIRouter()
 
-    @root.get("/status", tags=["Health Check"], dependencies=read, responses={200: {"model": StatusInfo}})
+    @root.get("/status", tags=["Health Check"], dependencies=read, response_class=PlainTextResponse,
+              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})  # fmt: skip
     async def status_v1() -> Response:
-        """The service is up (the policy management service's root status)."""
-        return JSONResponse({"status": "success"})
+        """The service is up: a line of text, as the O-RAN SC service's root status answers."""
+        return PlainTextResponse("success")
 
     return router, root
 

@@ -10,14 +10,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from ranomaly_contracts.auth.guard import Guard
 from ranomaly_contracts.auth.scopes import POLICIES, READ
 from ranomaly_contracts.redact import redact_paths
 from rapp.a1.policies import PolicyError, PolicyInfo, PolicyRegistry
 from rapp.a1.services import ServiceRegistry
-from rapp.api.answers import problems
+from rapp.api.answers import body, problems
 from rapp.api.pms_models import Empty, PolicyIds, PolicyInfoList, PolicyStatus, PolicyTypeDefinition, PolicyTypeIds
 
 PREFIX = "/a1-policy/v2"
@@ -134,7 +134,7 @@ def pms_router(registry: PolicyRegistry, guard: Guard, services: ServiceRegistry
             return problem(exc.status, exc.detail)
         return JSONResponse({"policies": [public(registry.get(p)) for p in ids]})
 
-    @router.put("/policies", dependencies=write, openapi_extra=_body(PolicyInfo),
+    @router.put("/policies", dependencies=write, openapi_extra=body(PolicyInfo),
                 responses={200: {"model": Empty, "description": "updated"}, 201: {"model": Empty, "description":
                            "created"}, **problems(400, 404, 409, 413, 503)})  # fmt: skip
     async def put_policy(request: Request) -> Response:
@@ -185,8 +185,3 @@ def pms_router(registry: PolicyRegistry, guard: Guard, services: ServiceRegistry
         return await guarded(work())
 
     return router
-
-
-def _body(model: type[BaseModel]) -> dict[str, Any]:
-    """`openapi_extra` declaring a JSON body of `model` for a route that reads the raw request (bounded)."""
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
