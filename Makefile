@@ -54,7 +54,7 @@ lint: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py
 
-bench: $(STAMP)
+bench: $(STAMP) $(SYSTEM_STAMP)
 	$(BIN)/ranomaly --log-level WARNING bench train --json bench-train.json
 	$(BIN)/ranomaly --log-level WARNING bench sim --json bench-sim.json
 	$(BIN)/ranomaly --log-level WARNING sim export --seed 7 --cells 60 --days 7 --format parquet --out .bench/data
@@ -65,6 +65,8 @@ bench: $(STAMP)
 	$(BIN)/ranomaly --log-level WARNING train --data .bench/data250 --out .bench/model250 --no-forecaster
 	$(BIN)/ranomaly --log-level WARNING bench xapp --model .bench/model --e2e-model .bench/model250 --json bench-xapp.json
 	$(BIN)/ranomaly --log-level WARNING bench reports --json bench-reports.json
+	# the console's page times in chromium: first paint, the network view of 10,000 cells, an incident page
+	$(BIN)/ranomaly --log-level WARNING bench console --json bench-console.json
 
 # Detection quality on simulator seeds never used while developing (101 and 202, looked at after every
 # change since; 404 and 505, first used for the figures of 2026-11-26), root cause also on 303; then the

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from ranomaly.aclcmd import add_commands as add_acl_commands
+from ranomaly.bench_consolecmd import add_command as add_console_bench
 from ranomaly.consolecmd import add_commands as add_console_commands
 from ranomaly.logs import configure_logging
 from ranomaly.signcmd import add_commands as add_signing_commands
@@ -708,6 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_reports.add_argument("--work", default=".bench/reports", help="folder for the data and the converted model")
     bench_reports.add_argument("--json", help="also write the figures to this JSON file")
     bench_reports.set_defaults(handler=cmd_bench_reports)
+    add_console_bench(bench)
 
     xapp = commands.add_parser("xapp", help="the Near-RT xApp (settings: RANOMALY_XAPP_* variables, these flags)")
     xapp.add_argument("--transport", choices=["grpc", "rmr"], help="E2 and A1: grpc, or rmr inside an O-RAN SC RIC")
