@@ -13,6 +13,8 @@ from ranomaly_contracts.sdl import CellStatus, VerdictBatch
 from tests.xapp_helpers import PERIOD_MS, T0, accepted, batch, engine_on, indication, trivial_runtime
 from xapp.datalayer.memory import MemoryDataLayer
 from xapp.engine import Engine
+from xapp.policy.handler import A1Handler
+from xapp.policy.store import PolicyStore
 from xapp.shard.assign import owner, share
 from xapp.shard.checkpoint import NodeCheckpoint, capture, restore
 from xapp.shard.heartbeat import Heartbeat, Peers
@@ -138,3 +140,25 @@ def test_the_network_summary_gives_each_node_and_measurement_its_mean_and_count_
     }
     summary.observe(batch(indication("n1", 0, {"c9": CALM})))  # too late: period 0 was written
     assert [json.loads(record)["period_start_ms"] for record in summary.settled()] == []
+
+
+async def test_an_a1_status_reads_enforced_only_when_no_live_replica_lags() -> None:
+    layer = MemoryDataLayer()
+    store = PolicyStore(layer)
+    await store.load()
+    instance, _ = await store.put_instance(20100, "p", {"enabled": False})
+    lagging: list[int] = [2]
+    asked: list[tuple[int, str, tuple[int, int]]] = []
+
+    def peers(type_id: int, instance_id: str, order: tuple[int, int]) -> list[int]:
+        asked.append((type_id, instance_id, order))
+        return lagging
+
+    handler = A1Handler(store, peers=peers)
+    pending = {"enforceStatus": "NOT_ENFORCED", "enforceReason": "OTHER_REASON"}
+    assert (await handler.get_status(20100, "p")).body == pending, "not enforced here yet"
+    store.mark_enforced(20100, "p", True)
+    assert (await handler.get_status(20100, "p")).body == pending, "enforced here, replica 2 lags"
+    assert asked[-1] == (20100, "p", instance.order)
+    lagging.clear()
+    assert (await handler.get_status(20100, "p")).body == {"enforceStatus": "ENFORCED"}
