@@ -141,6 +141,8 @@ async def test_the_near_rt_ric_its_configuration_instances_and_status(
         assert (await rapp.call("PUT", f"{V2}/policies", policy("p1", service_id="saver"))).status_code == 201
         stored = (await rapp.call("GET", f"{V2}/policies/p1")).json()
         assert None not in stored.values() and stored["status_notification_uri"] == "", "never null"
+        status = (await rapp.call("GET", f"{V2}/policies/p1/status")).json()["status"]
+        assert any("gnb-001" in w for w in status["warnings"]), "the xApp reports no node gnb-001: its status says so"
         instances = (await rapp.call("GET", f"{V2}/policy-instances?service_id=saver")).json()["policies"]
         assert instances == [stored]
         assert (await rapp.call("GET", f"{V2}/policy-instances?service_id=other")).json() == {"policies": []}
