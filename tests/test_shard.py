@@ -16,7 +16,7 @@ from xapp.engine import Engine
 from xapp.policy.handler import A1Handler
 from xapp.policy.store import PolicyStore
 from xapp.shard.assign import owner, share
-from xapp.shard.checkpoint import NodeCheckpoint, capture, restore
+from xapp.shard.checkpoint import NodeCheckpoint, capture, encode_all, restore
 from xapp.shard.heartbeat import Heartbeat, Peers
 from xapp.shard.summary import NetworkSummary
 
@@ -73,7 +73,7 @@ async def test_a_restored_node_scores_without_warm_up_and_continues_its_periods(
     first = MemoryDataLayer()
     await first.start()
     engine = await _fed(first, range(3))  # warm-up is 2 periods: warm from period 2 on
-    records = capture(engine, ["n1", "n2"])
+    records = encode_all(capture(engine, ["n1", "n2"]))
     checkpoint = NodeCheckpoint.decode(records["n1"])
     assert checkpoint.cell_ids == ["c1", "c2"] and checkpoint.seen.tolist() == [3, 3]
     assert checkpoint.expected_ms.tolist() == [T0 + 3 * PERIOD_MS] * 2
@@ -98,7 +98,7 @@ async def test_a_checkpoint_of_another_model_version_is_not_restored() -> None:
     layer = MemoryDataLayer()
     await layer.start()
     engine = await _fed(layer, range(3), version="trivial-old")
-    checkpoint = NodeCheckpoint.decode(capture(engine, ["n1"])["n1"])
+    checkpoint = NodeCheckpoint.decode(encode_all(capture(engine, ["n1"]))["n1"])
     other = await engine_on(layer)
     problem = restore(other, checkpoint)
     assert problem is not None and "trivial-old" in problem

@@ -65,21 +65,26 @@ class NodeCheckpoint:
             raise ValueError(f"not a checkpoint record: {exc}") from None
 
 
-def capture(engine: Engine, node_ids: Iterable[str]) -> dict[str, bytes]:
-    """Checkpoint records of these nodes' cells (nodes without cells are left out), under the active model."""
+def capture(engine: Engine, node_ids: Iterable[str]) -> list[NodeCheckpoint]:
+    """Checkpoints of these nodes' cells (nodes without cells are left out), under the active model: copies,
+    so they can be encoded off the scoring loop (`encode_all`)."""
     table, model = engine.table, engine.model
     now_ms = time.time_ns() // 1_000_000
-    records: dict[str, bytes] = {}
+    checkpoints: list[NodeCheckpoint] = []
     for node in node_ids:
         slots = np.sort(table.node_slots(node))
         if slots.size == 0:
             continue
-        checkpoint = NodeCheckpoint(
+        checkpoints.append(NodeCheckpoint(
             node, model.version, engine.tuning.period_ms, now_ms, [table.cell_ids[s] for s in slots.tolist()],
-            table.expected_ms[slots].copy(), model.seen[slots].copy(), model.state[slots].copy(),
-        )  # fmt: skip
-        records[node] = checkpoint.encode()
-    return records
+            table.expected_ms[slots], model.seen[slots], model.state[slots],  # fancy indexing copies
+        ))  # fmt: skip
+    return checkpoints
+
+
+def encode_all(checkpoints: Iterable[NodeCheckpoint]) -> dict[str, bytes]:
+    """Node id -> record (about 4.8 KB a cell with the detector: run it on a worker thread)."""
+    return {checkpoint.node_id: checkpoint.encode() for checkpoint in checkpoints}
 
 
 def restore(engine: Engine, checkpoint: NodeCheckpoint) -> str | None:

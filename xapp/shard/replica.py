@@ -27,7 +27,7 @@ from xapp.datalayer.replicas import ReplicaData
 from xapp.engine import Engine
 from xapp.policy.store import PolicyStore
 from xapp.shard.assign import share
-from xapp.shard.checkpoint import NodeCheckpoint, capture, restore
+from xapp.shard.checkpoint import NodeCheckpoint, capture, encode_all, restore
 from xapp.shard.heartbeat import Heartbeat, Peers, enforced_orders, wall_ms
 from xapp.shard.summary import NetworkSummary
 
@@ -61,6 +61,7 @@ class Replica:
         self.restored_cells = 0
         self.reshard: list[asyncio.Event] = []  # one per subscription: set when it should reopen
         self._checkpointed_at = 0.0
+        self._writing = asyncio.Lock()  # one checkpoint write at a time: an older one never lands after a newer
         self.summary: NetworkSummary | None = None
 
     def summarize(self, measurements: Sequence[str], period_ms: int, settle_periods: int) -> None:
@@ -95,14 +96,16 @@ class Replica:
 
     async def _release(self, engine: Engine, nodes: list[str]) -> None:
         """Checkpoint the nodes (their stream is closed, their last batch scored), forget their cells, and say so."""
-        engine.flush()
-        records = capture(engine, nodes)
-        try:
-            await self.data.put_checkpoints(records)
-        except DataLayerUnavailable as exc:
-            log.warning("release_checkpoint_failed", nodes=nodes, problem=str(exc), then="the new owner warms up")
-        for node in nodes:
-            engine.forget_node(node)
+        async with self._writing:
+            engine.flush()
+            checkpoints = capture(engine, nodes)
+            for node in nodes:  # at once: no gap row of theirs may be scored here once captured
+                engine.forget_node(node)
+            records = await asyncio.to_thread(encode_all, checkpoints)
+            try:
+                await self.data.put_checkpoints(records)
+            except DataLayerUnavailable as exc:
+                log.warning("release_checkpoint_failed", nodes=nodes, problem=str(exc), then="the new owner warms up")
         self.held.difference_update(nodes)
         log.info("nodes_released", nodes=nodes, replica_count=self.count)
         await self._beat_quietly()
@@ -133,9 +136,10 @@ class Replica:
 
     async def checkpoint(self, engine: Engine) -> int:
         """Score what waits, then write every node's checkpoint; how many nodes were written."""
-        engine.flush()
-        records = capture(engine, list(engine.table.by_node))
-        await self.data.put_checkpoints(records)
+        async with self._writing:
+            engine.flush()
+            records = await asyncio.to_thread(encode_all, capture(engine, list(engine.table.by_node)))
+            await self.data.put_checkpoints(records)
         self._checkpointed_at = time.monotonic()
         return len(records)
 
