@@ -77,7 +77,7 @@ def jobs_router(runner: JobRunner, drift: DriftMonitor, guard: Guard) -> APIRout
     router = APIRouter(prefix=PREFIX, tags=["Models and training"])
     read, admin = [guard.require(READ)], [guard.require(ADMIN)]
 
-    @router.get("/drift", dependencies=read)
+    @router.get("/drift", dependencies=read, responses=problems(404))
     async def last_drift_check() -> Response:
         """The last drift check: cells whose inputs moved, and whether it started a retraining."""
         if drift.last is None:

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from ranomaly_contracts.auth.guard import Guard
 from ranomaly_contracts.auth.scopes import READ
 from ranomaly_contracts.redact import redact_all
+from rapp.api.answers import problems
 from rapp.api.policies import problem
 from rapp.reports import DailyReport, IncidentReport, Reporter, ReportNotFound
 
@@ -41,7 +42,7 @@ def reports_router(reporter: Reporter, guard: Guard) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["Reports"])
     read = [guard.require(READ)]
 
-    @router.get("/incidents/{incident_id:path}", dependencies=read)
+    @router.get("/incidents/{incident_id:path}", dependencies=read, responses=problems(400, 404))
     async def incident_report(incident_id: str, request: Request, format: str | None = None) -> Response:
         """One incident's report: executive summary (the model's, kept only when it passes the fact check, else
         the template's; `written_by` says which), technical details, likely cause, recommended actions, alerts.
@@ -55,7 +56,7 @@ def reports_router(reporter: Reporter, guard: Guard) -> APIRouter:
             return problem(404, str(exc))
         return _answer(report, fmt)
 
-    @router.get("/daily", dependencies=read)
+    @router.get("/daily", dependencies=read, responses=problems(400, 404))
     async def daily_report(request: Request, date: str | None = None, format: str | None = None) -> Response:
         """One UTC day's summary (`date=YYYY-MM-DD`): incidents per kind and cell, the longest, those still open,
         the most attributed measurements."""

@@ -100,7 +100,7 @@ def console_api_router(console: Console, read: Any, write: Any, prefix: str = PR
         """The maintenance silences in place, soonest to expire first."""
         return JSONResponse({"silences": console.silences.all()})
 
-    @router.post("/silences")
+    @router.post("/silences", status_code=201, responses=problems(400, 404, 503))
     async def silence(body: SilenceBody, actor: str = write) -> Response:
         """Silence a node or a cell for `minutes`: an A1 policy (enabled false) the rApp deletes when it expires;
         silencing it again sets a new expiry."""
@@ -109,7 +109,7 @@ def console_api_router(console: Console, read: Any, write: Any, prefix: str = PR
         except PolicyError as exc:
             return problem(exc.status, exc.detail)
 
-    @router.delete("/silences/{policy_id}")
+    @router.delete("/silences/{policy_id}", responses=problems(404, 503))
     async def lift(policy_id: str, actor: str = write) -> Response:
         """End a silence now."""
         try:
@@ -165,23 +165,23 @@ def console_api_router(console: Console, read: Any, write: Any, prefix: str = PR
         return Response(labels_csv(await console.incidents(), false_alarms), media_type=CSV,
                         headers={"content-disposition": 'attachment; filename="labels.csv"'})  # fmt: skip
 
-    @router.get("/incidents/{incident_id:path}/plot")
+    @router.get("/incidents/{incident_id:path}/plot", responses=problems(404))
     async def plot(incident_id: str) -> Response:
         """Each attributed measurement before and during the incident, with the cell's normal level and band."""
         incident = await found(incident_id)
         return incident if isinstance(incident, JSONResponse) else JSONResponse(await console.plot(incident))
 
-    @router.post("/incidents/{incident_id:path}/acknowledge")
+    @router.post("/incidents/{incident_id:path}/acknowledge", responses=problems(404, 422))
     async def acknowledge(incident_id: str, body: Actor, actor: str = write) -> Response:
         """Acknowledge an incident (the first acknowledgement stays)."""
         return await act(incident_id, lambda: console.notes.acknowledge(incident_id, body.who(actor)))
 
-    @router.post("/incidents/{incident_id:path}/notes")
+    @router.post("/incidents/{incident_id:path}/notes", responses=problems(404, 422))
     async def annotate(incident_id: str, body: NoteBody, actor: str = write) -> Response:
         """Add a note to an incident."""
         return await act(incident_id, lambda: console.notes.annotate(incident_id, body.who(actor), body.text))
 
-    @router.post("/incidents/{incident_id:path}/verdict")
+    @router.post("/incidents/{incident_id:path}/verdict", responses=problems(404, 422))
     async def judge(incident_id: str, body: VerdictBody, actor: str = write) -> Response:
         """Mark an incident a false alarm, or confirmed with its cause (an anomaly kind)."""
         who = body.who(actor)
