@@ -162,6 +162,7 @@ class RappSettings(BaseSettings):
     # close together, and how much disjoint measurements push two apart (in units of that window)
     console_group_window_s: float = Field(600.0, gt=0)
     console_group_measurement_weight: float = Field(1.0, ge=0)
+    console_truth_labels: Path | None = None  # a labels.csv of the network (the demo's): shown beside incidents
     # --- end of the console's second increment ---
 
     @model_validator(mode="after")

@@ -222,7 +222,7 @@ def console_router(console: Console, sessions: Sessions) -> APIRouter:
             return PlainTextResponse(f"incident {incident_id[:120]!r} is not in the history", status_code=404)
         return page(request, "incident.html", session, {
             "page": "incidents", "incident": incident, "plot": await console.plot(incident), "kinds": LABEL_KINDS,
-            "note_max": NOTE_MAX})  # fmt: skip
+            "note_max": NOTE_MAX, "truth": None if console.truth is None else console.truth.of(incident)})  # fmt: skip
 
     return router
 

@@ -18,6 +18,7 @@ from rapp.console.network import NetworkView
 from rapp.console.notes import NoteStore
 from rapp.console.plot import incident_plot
 from rapp.console.silences import Silences
+from rapp.console.truth import TruthLabels
 from rapp.forecasts import ForecastService
 from rapp.jobs import JobRunner
 from rapp.registry import ModelRegistry
@@ -49,6 +50,7 @@ class Console:
         self.policies = policies
         self.jobs = jobs
         self.forecasts = forecasts
+        self.truth = None if settings.console_truth_labels is None else TruthLabels(settings.console_truth_labels)
         self.grouping = Grouping(settings.console_group_window_s, settings.console_group_measurement_weight)
         self.silences = Silences(policies, settings.console_silence_check_s)
 
