@@ -143,9 +143,12 @@ class RedisCluster:
         for node in self.nodes:
             node.start(max(1.0, deadline - time.monotonic()))
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
-        subprocess.run([cli, *self._cli_tls(), "--cluster", "create", *addresses, "--cluster-replicas", "0",
-                        "--cluster-yes"], check=True, capture_output=True,
-                       timeout=max(1.0, deadline - time.monotonic()))  # fmt: skip
+        created = subprocess.run([cli, *self._cli_tls(), "--cluster", "create", *addresses, "--cluster-replicas",
+                                  "0", "--cluster-yes"], capture_output=True, text=True,
+                                 timeout=max(1.0, deadline - time.monotonic()))  # fmt: skip
+        if created.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed ({created.returncode}): "
+                               f"{(created.stderr or created.stdout).strip()[-500:]}")  # fmt: skip
         tls = None if self.tls is None else self.tls.client
         for node in self.nodes:
             client = redis.Redis.from_url(node.url, socket_connect_timeout=1.0, decode_responses=True,

@@ -178,8 +178,8 @@ async def test_the_apps_choose_the_cluster_client_in_settings(redis_cluster_url:
 async def test_the_xapp_reaches_a_tls_cluster_with_its_settings(tls_certs: TlsCerts, tmp_path: Path) -> None:
     client = tls_certs.client_tls()
     cluster = LoopbackCluster(tmp_path, tls=RedisTls(tls_certs.server.cert, tls_certs.server.key, tls_certs.ca, client))
-    cluster.start()
     try:
+        cluster.start()
         settings = XappSettings(datalayer="redis", redis_url=cluster.url, redis_cluster=True,
                                 redis_tls_ca_file=tls_certs.ca, redis_tls_cert_file=tls_certs.client.cert,
                                 redis_tls_key_file=tls_certs.client.key)  # fmt: skip
