@@ -7,6 +7,7 @@ xApp's whole data layer contract on the cluster too.)"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -198,3 +199,24 @@ async def test_the_xapp_reaches_a_tls_cluster_with_its_settings(tls_certs: TlsCe
         await bare.close()
     finally:
         cluster.stop()
+
+
+async def test_an_idle_stream_does_not_hold_back_a_busy_one_on_another_slot(
+    redis_cluster_url: str, tmp_path: Path
+) -> None:
+    prefix = "cluster-idle"
+    keys = sdl_keys(prefix)
+    assert key_slot(keys.kpm.encode()) != key_slot(keys.incidents.encode())
+    layer = RedisDataLayer(redis_cluster_url, prefix=prefix, cluster=True)
+    await layer.start()
+    layer.forward_kpm(MEASUREMENTS, [indication(3, 1)])
+    assert await layer.flush(5)
+    await layer.close()
+    collector = Collector(redis_cluster_url, tmp_path / "history", prefix=prefix, cluster=True, block_ms=120_000)
+    try:
+        assert (await collector.collect_once()).entries == 0  # groups made; this consumer had nothing pending
+        # new entries on the KPM stream's slot only: the read answers without waiting out the incidents' block
+        cycle = await asyncio.wait_for(collector.collect_once(), 60)
+        assert (cycle.entries, cycle.acked) == (1, 1)
+    finally:
+        await collector.close()
