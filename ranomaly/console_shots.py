@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -13,8 +14,8 @@ REPORT_WAIT_MS = 300_000  # a report's language model may take minutes on a busy
 
 
 def take_screenshots(url: str, key: str, folder: Path) -> list[Path]:
-    """Sign in at the console's `url` with the API key; a screenshot of the network view, the incidents and the
-    longest incident's page in `folder`; the files written."""
+    """Sign in at the console's `url` with the API key; a screenshot of the network view, the incidents, the
+    longest incident's page, its cell's page, the policies and the models in `folder`; the files written."""
     chromium = shutil.which("chromium")
     if chromium is None:
         raise RuntimeError("Debian's chromium is not installed (make installs it)")
@@ -34,6 +35,15 @@ def take_screenshots(url: str, key: str, folder: Path) -> list[Path]:
         page.locator("#incidents tbody a").first.click()
         expect(page.locator("#report-body")).to_be_visible(timeout=REPORT_WAIT_MS)
         written.append(_shot(page, folder / "incident.png"))
+        page.click("#cell-link")
+        expect(page.locator("#plots")).to_have_attribute("data-drawn", re.compile(r"^\d+$"))
+        written.append(_shot(page, folder / "cell.png"))
+        page.goto(f"{url}/policies")
+        expect(page.locator("#policies-status")).not_to_have_text("Loading…")
+        written.append(_shot(page, folder / "policies.png"))
+        page.goto(f"{url}/models")
+        expect(page.locator("#models tbody tr").first).to_be_visible()
+        written.append(_shot(page, folder / "models.png"))
         browser.close()
     return written
 

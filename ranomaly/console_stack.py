@@ -16,6 +16,8 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
+
 from e2sim.server import SimServer, StreamOptions
 from e2sim.world import DEFAULT_START, World, WorldConfig
 from models.signing import ensure_key_pair, load_signing_key, sign_folder
@@ -33,6 +35,7 @@ from ranomaly.demo import (
     trained_model,
 )
 from ranomaly.redis_process import RedisServer, free_port
+from ranomaly_contracts.dataset import LABELS_CSV, write_labels
 from rapp.app import RappService
 from xapp.app import XappService
 from xapp.datalayer.redis import RedisDataLayer
@@ -82,7 +85,9 @@ async def _console(cells: int, hours: float, seed: int, work: Path, port: int, m
         xapp = XappService(settings, RedisDataLayer(redis.url))
         base = rapp_settings(redis.url, a1_port, settings.state_dir / "api-key", work / "console-run", model_summaries,
                              waits.timeout_s)  # fmt: skip
-        console = {"port": port, "console_xapp_url": f"http://127.0.0.1:{a1_port}", "model_signing_key_file": private}
+        truth = _truth_labels(world, periods, work / "console-truth")
+        console = {"port": port, "console_xapp_url": f"http://127.0.0.1:{a1_port}", "model_signing_key_file": private,
+                   "console_truth_labels": truth}  # fmt: skip
         rapp = RappService(base.model_copy(update=console))
         for name, part in (("the xApp", xapp), ("the rApp", rapp)):
             waits.watched[name] = asyncio.create_task(part.run(), name=name)
@@ -110,3 +115,16 @@ async def _console(cells: int, hours: float, seed: int, work: Path, port: int, m
         waits.say(f"\nconsole: {url}\nsign in with your name and the rApp's API key: cat {key}\nCtrl-C stops it all.")
         await asyncio.Event().wait()  # until Ctrl-C or SIGTERM cancels it
     return 0
+
+
+def _truth_labels(world: World, periods: int, folder: Path) -> Path:
+    """The simulator's labels of the streamed periods as a labels.csv, shown beside the incidents."""
+    first = world.stream_start(PERIOD_MS, 0, realtime=False).first_period
+    labels = world.labels(first * PERIOD_MS, (first + periods) * PERIOD_MS, PERIOD_MS)
+    frame = pd.DataFrame({"node_id": [lb.node_id for lb in labels], "cell_id": [lb.cell_id for lb in labels],
+                          "kind": [lb.kind for lb in labels],
+                          "start": pd.to_datetime([lb.first_ms for lb in labels], unit="ms", utc=True),
+                          "end": pd.to_datetime([lb.last_ms for lb in labels], unit="ms", utc=True)})  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    write_labels(folder, frame)
+    return folder / LABELS_CSV

@@ -253,6 +253,11 @@ def test_a_maintenance_silence_silences_a_node_on_the_xapp_and_expires(
     expect(page.locator(f'[data-node="{node}"] .silenced-until')).to_contain_text("silenced until")
     other = next(c for n, cs in near_rt.nodes.items() if n != node for c in cs)
     expect(page.locator(f'[data-cell="{other}"]')).not_to_have_class("cell silenced")
+    page.locator(f'[data-cell="{cells[0]}"]').click()  # the cell's page says so too
+    expect(page.locator("#cell-status")).to_have_text("silenced")
+    expect(page.locator(".silenced-until")).to_contain_text("node silenced until")
+    page.go_back()
+    expect(row).to_have_count(1)  # the network view drawn again (its script ready)
 
     # silenced again for a moment: the new expiry replaces the old, and the rApp deletes the policy at it
     page.fill("#silence-target", node)

@@ -53,6 +53,9 @@ async def test_a_silence_outlives_an_rapp_restart_and_is_deleted_once_expired(re
                 listed = (await api.get("/api/v1/silences")).json()["silences"]
                 assert [s["target"] for s in listed] == ["n1-c3"]
                 assert (await api.get("/api/v1/network")).json()["silences"] == listed
+                cell = (await api.get("/api/v1/cells/n1-c3", params={"hours": 1})).json()
+                assert cell["silences"] == listed and cell["status"] == "silenced"
+                assert (await api.get("/api/v1/cells/n1-c2", params={"hours": 1})).json()["silences"] == []
             assert (await held()).json() == {"enabled": False, "scope": {"cells": ["n1-c3"]}}
             prefix = console.prefix
         # the rApp is down when the silence's hour is over (its stored expiry set back to say so)

@@ -71,8 +71,8 @@ class Console:
     async def cell(self, cell_id: str, hours: float) -> dict[str, Any]:
         """The cell page's data over `hours` up to the cell's newest period (`rapp.console.cellview`), with why
         there is no forecast when there is none."""
-        newest = next((s.period_start_ms for s in await self.network.cells() if s.cell_id == cell_id), None)
-        end_ms = int(time.time() * 1000) if newest is None else newest + 1
+        state = next((s for s in await self.network.cells() if s.cell_id == cell_id), None)
+        end_ms = int(time.time() * 1000) if state is None else state.period_start_ms + 1
         mine = [i for i in await self.incidents() if i.cell_id == cell_id]
         service = self.forecasts
         data = await asyncio.to_thread(cell_plot, self.settings.history_dir, cell_id, end_ms, hours, mine,
@@ -80,6 +80,10 @@ class Console:
         forecasts = service.latest.forecasts
         data["forecast_problem"] = (service.missing(cell_id) if forecasts is not None and cell_id not in forecasts.index
                                     else service.latest.problem or None)  # fmt: skip
+        data["status"] = None if state is None else state.status.name.lower()
+        node = data["node_id"] or (None if state is None else state.node_id)
+        data["silences"] = [s for s in self.silences.all() if (s["scope"], s["target"]) in {("cell", cell_id),
+                                                                                           ("node", node)}]  # fmt: skip
         return data
 
     async def incident(self, incident_id: str) -> Incident | None:
