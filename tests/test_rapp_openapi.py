@@ -103,5 +103,11 @@ async def test_a_client_generated_from_the_document_talks_to_a_real_rapp(
         assert missing.status == 404 and "p9" in missing.detail
         page = client.IncidentPage.model_validate((await rapp.call("GET", "/api/v1/incidents")).json())
         assert page.incidents == [] and page.next_cursor is None
+        advice = client.AllAdvice.model_validate((await rapp.call("GET", "/api/v1/remediation")).json())
+        kind = next(iter(advice.kinds))
+        one = client.KindAdvice.model_validate((await rapp.call("GET", f"/api/v1/remediation/{kind}")).json())
+        assert one.actions == advice.kinds[kind] and one.actions[0].rank == 1
+        breaches = client.Breaches.model_validate((await rapp.call("GET", "/api/v1/breaches")).json())
+        assert breaches.limits and breaches.active == []
     finally:
         await rapp.stop()

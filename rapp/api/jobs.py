@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ranomaly_contracts.auth.guard import Guard
 from ranomaly_contracts.auth.scopes import ADMIN, READ
+from rapp.api.advice_models import DriftCheck
 from rapp.api.answers import body, problems
 from rapp.api.job_models import JobLog, JobOut, JobPage, PromotedModels, query
 from rapp.api.policies import bounded_body, problem
@@ -77,7 +78,7 @@ def jobs_router(runner: JobRunner, drift: DriftMonitor, guard: Guard) -> APIRout
     router = APIRouter(prefix=PREFIX, tags=["Models and training"])
     read, admin = [guard.require(READ)], [guard.require(ADMIN)]
 
-    @router.get("/drift", dependencies=read, responses=problems(404))
+    @router.get("/drift", dependencies=read, responses={200: {"model": DriftCheck}, **problems(404)})
     async def last_drift_check() -> Response:
         """The last drift check: cells whose inputs moved, and whether it started a retraining."""
         if drift.last is None:

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from ranomaly_contracts.auth.guard import Guard
 from ranomaly_contracts.auth.scopes import READ
+from rapp.api.advice_models import AllAdvice, KindAdvice
 from rapp.api.answers import problems
 from rapp.api.policies import problem
 from rapp.remediation import CONTROL_MAPPING, REMEDIATION, Action
@@ -32,12 +33,12 @@ def remediation_router(guard: Guard) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["Remediation advice"])
     read = [guard.require(READ)]
 
-    @router.get("/remediation", dependencies=read)
+    @router.get("/remediation", dependencies=read, responses={200: {"model": AllAdvice}})
     async def all_advice() -> Response:
         """Every anomaly kind's ranked actions. Advice only: nothing is executed automatically."""
         return JSONResponse({"automatic": False, "kinds": {str(kind): _actions(kind) for kind in REMEDIATION}})
 
-    @router.get("/remediation/{kind}", dependencies=read, responses=problems(404))
+    @router.get("/remediation/{kind}", dependencies=read, responses={200: {"model": KindAdvice}, **problems(404)})
     async def kind_advice(kind: str) -> Response:
         """One anomaly kind's ranked actions (404 for another word). Advice only: nothing is executed automatically."""
         if kind not in REMEDIATION:
