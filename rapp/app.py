@@ -204,7 +204,8 @@ class RappService:
             """Ready once the stored policies are loaded."""
             return JSONResponse(self.health(), status_code=200 if self.loaded else 503)
 
-        @app.get("/metrics", tags=["health"])
+        @app.get("/metrics", tags=["health"], response_class=Response,
+                 responses={200: {"content": {"text/plain; version=0.0.4": {}}}})  # fmt: skip
         async def metrics() -> Response:
             """Prometheus metrics."""
             self.metrics.policies.set(len(self.policies.ids()))

@@ -158,7 +158,7 @@ def console_api_router(console: Console, read: Any, write: Any, prefix: str = PR
         latest forecast with the breach limits (or why it has none)."""
         return JSONResponse(await console.cell(cell_id, hours))
 
-    @router.get("/labels.csv")
+    @router.get("/labels.csv", response_class=Response, responses={200: {"content": {CSV: {}}}})
     async def labels(false_alarms: bool = False) -> Response:
         """Operators' verdicts in the dataset's labels.csv format: confirmed incidents (with `false_alarms=true`
         the false alarms too, to be told apart by the `verdict` column)."""
