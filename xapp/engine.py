@@ -31,6 +31,7 @@ from xapp.datalayer.base import DataLayer
 from xapp.errors import StreamError
 from xapp.incidents import IncidentTracker
 from xapp.intake import Intake, IntakeLimits, Taken
+from xapp.malloc import keep_large_buffers_mapped
 from xapp.metrics import XappMetrics
 from xapp.policy.resolve import ResolvedPolicies
 from xapp.runtime import Feeds, ModelRuntime, Outputs
@@ -132,7 +133,10 @@ class Engine:
         self._next_sequence: dict[str, int] = {}
         self._accepted_ms: dict[str, int] = {}  # per node, the latest collection start it had rows accepted for
         self._policy_revision = -1
-        self._scorer = ThreadPoolExecutor(1, "scoring") if tuning.overlap_scoring else None
+        self._scorer = None
+        if tuning.overlap_scoring:
+            keep_large_buffers_mapped()
+            self._scorer = ThreadPoolExecutor(1, "scoring")
         self._in_flight: _InFlight | None = None  # the batch being scored: at most one
         self._timer: asyncio.TimerHandle | None = None
         self._forward: list[pb.Indication] = []  # accepted rows, forwarded with the next batch's writes

@@ -18,6 +18,8 @@ from xapp.errors import ModelLoadError
 
 Feeds: TypeAlias = dict[str, np.ndarray]
 Outputs: TypeAlias = tuple[np.ndarray, np.ndarray, np.ndarray]
+_INPUTS = ("x", "mask", "time", "state")
+_OUTPUTS = ("score", "deviation", "state_out")
 
 
 class ModelRuntime:
@@ -68,24 +70,35 @@ class ModelRuntime:
         self.seen[slot] = 0
 
     def prepare(self, slots: np.ndarray, x: np.ndarray, mask: np.ndarray, period_ms: np.ndarray) -> Feeds:
-        """The inputs of one scoring call for these slots (each at most once), their state gathered now.
+        """The inputs of one scoring call for these slots (each at most once), their state gathered now, and
+        the arrays its outputs are written to (allocated here, so that the scoring thread allocates none).
 
         x and mask are [n, K_subscribed] float32 in subscription order (x 0 where no value).
         """
         if not self._identity:
             x, mask = x[:, self._columns], mask[:, self._columns]
+        n = len(slots)
         return {
-            "x": x,
-            "mask": mask,
+            "x": np.ascontiguousarray(x),
+            "mask": np.ascontiguousarray(mask),
             "time": time_features(self._time_names, period_ms, self._utc_offset_h),
             "state": self.state[slots],
+            "score": np.empty(n, dtype=np.float32),
+            "deviation": np.empty((n, len(self.measurements)), dtype=np.float32),
+            "state_out": np.empty((n, self.state.shape[1]), dtype=np.float32),
         }
 
     def run(self, feeds: Feeds) -> Outputs:
-        """Run the session (safe off the event loop's thread: it touches no per-slot array, and releases the
-        GIL): score [n], deviation [n, K_model] and the state after this period [n, S]."""
-        score, deviation, state_out = self._session.run(None, feeds)
-        return score, deviation, state_out
+        """Run the session into the prepared outputs: score [n], deviation [n, K_model] and the state after this
+        period [n, S]. Safe off the event loop's thread: it touches no per-slot array, and releases the GIL."""
+        binding = self._session.io_binding()
+        for name in _INPUTS:
+            binding.bind_cpu_input(name, feeds[name])
+        for name in _OUTPUTS:
+            out = feeds[name]
+            binding.bind_output(name, "cpu", 0, np.float32, list(out.shape), out.ctypes.data)
+        self._session.run_with_iobinding(binding)
+        return feeds["score"], feeds["deviation"], feeds["state_out"]
 
     def commit(self, slots: np.ndarray, state_out: np.ndarray) -> np.ndarray:
         """Advance the slots' state with a run's output; warm [n]: the cell had seen warmup periods before."""
