@@ -7,8 +7,11 @@
 - in_process_model: the same with the shipped detector.
 - end_to_end: e2sim in its own process streaming in real time over gRPC on loopback, the xApp writing
   to a real redis-server; latency from each indication's scheduled send time (end of its period) to
-  its verdict batch's entry in Redis (the entry id's server time); indications lost by sequence number.
-- memory: resident memory per cell between 1,000 and 10,000 cells, in a fresh process.
+  its verdict batch's entry in Redis (the entry id's server time); indications lost by sequence number,
+  cell-periods scored twice (counted in Redis). With the trivial model and with the detector, each with
+  scoring overlapped (a period's burst) and in turn (the serial baseline), against the budgets.
+- memory: resident memory per cell from 1,000 to 10,000 and to 50,000 cells, in a fresh process, against
+  the model's state plus 1 KiB.
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ from typing import Any
 import numpy as np
 import structlog
 
-from models.artifact import Artifact
+from models.artifact import Artifact, read_artifact, write_artifact
 from models.signing import generate_key_pair, load_signing_key, sign_folder
-from models.trivial import parsed_trivial
+from models.trivial import parsed_trivial, trivial_artifact
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.measurements import value_bounds
 from ranomaly_contracts.ratelog import RateLimitedLog
@@ -108,7 +111,7 @@ def _messages(artifact: Artifact, cells: int, periods: int, per_message: int) ->
 
 
 async def hot_path_engine(
-    artifact: Artifact, batch_max_cells: int, window_ms: float, stream_bytes: int = 1 << 20
+    artifact: Artifact, batch_max_cells: int, window_ms: float, stream_bytes: int = 1 << 20, overlap: bool = True
 ) -> tuple[Engine, MemoryDataLayer]:
     layer = MemoryDataLayer(verdict_stream_bytes=stream_bytes, kpm_stream_bytes=stream_bytes)
     await layer.start()
@@ -119,7 +122,8 @@ async def hot_path_engine(
     runtime = ModelRuntime.load(artifact, manifest.measurements, period_ms)
     engine = Engine(
         manifest.measurements, runtime, StorePolicies(store), layer, XappMetrics(),
-        HotPathTuning(period_ms=period_ms, batch_window_ms=window_ms, batch_max_cells=batch_max_cells),
+        HotPathTuning(period_ms=period_ms, batch_window_ms=window_ms, batch_max_cells=batch_max_cells,
+                      overlap_scoring=overlap),
         RateLimitedLog(structlog.get_logger(__name__), 60.0),
     )  # fmt: skip
     engine.refresh_policies()
@@ -152,10 +156,10 @@ async def timed_steady_state(
 
 
 async def feed_grpc(artifact: Artifact, cells: int, periods: int, batch_max_cells: int, window_ms: float,
-                    per_message: int) -> dict[str, Any]:  # fmt: skip
+                    per_message: int, overlap: bool = True) -> dict[str, Any]:  # fmt: skip
     """Feed every message as soon as the previous one is taken; the writer runs between messages."""
     messages = _messages(artifact, cells, periods, per_message)
-    engine, layer = await hot_path_engine(artifact, batch_max_cells, window_ms)
+    engine, layer = await hot_path_engine(artifact, batch_max_cells, window_ms, overlap=overlap)
     engine.intake.cell_filter.nodes.update(f"n{n}" for n in range(cells // CELLS_PER_NODE))
     per_period = len(messages) // periods
 
@@ -169,9 +173,10 @@ async def feed_grpc(artifact: Artifact, cells: int, periods: int, batch_max_cell
             await asyncio.sleep(0)  # the data layer's writer and the batch timer get their turn
 
     rows, seconds, latencies = await timed_steady_state(engine, layer, warm_up, steady)
+    engine.close()
     await layer.close()
     return {
-        "cells": cells, "periods_timed": periods - 1, "cells_per_indication": CELLS_PER_NODE,
+        "cells": cells, "periods_timed": periods - 1, "cells_per_indication": CELLS_PER_NODE, "overlap": overlap,
         "indications_per_message": per_message, "batch_max_cells": batch_max_cells, "batch_window_ms": window_ms,
         "cell_reports": rows, "seconds": seconds, "cell_reports_per_s": rows / seconds,
         "scoring_calls": int(engine.metrics.scoring_calls._value.get()),
@@ -199,8 +204,6 @@ def _rss_bytes() -> int:
 
 
 def _memory_child(folder: str, counts: tuple[int, ...], out: Any) -> None:
-    from models.artifact import read_artifact
-
     async def grow() -> dict[str, int]:
         artifact = read_artifact(folder)
         engine, layer = await hot_path_engine(artifact, 1024, 0.0, stream_bytes=1)  # state, not what the streams hold
@@ -220,16 +223,24 @@ def _memory_child(folder: str, counts: tuple[int, ...], out: Any) -> None:
     out.put(asyncio.run(grow()))
 
 
-def memory(folder: Path, low: int = 1_000, high: int = 10_000) -> dict[str, Any]:
-    """Resident memory per cell from `low` to `high` cells (fresh process, the given model)."""
+def memory(folder: Path, counts: tuple[int, ...] = (1_000, 10_000, 50_000)) -> dict[str, Any]:
+    """Resident memory per cell between successive `counts` of cells (fresh process, the given model), against
+    the model's state per cell plus 1 KiB of the xApp's own."""
+    from models.artifact import read_artifact
+
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    child = ctx.Process(target=_memory_child, args=(str(folder), (low, high), queue))
+    child = ctx.Process(target=_memory_child, args=(str(folder), counts, queue))
     child.start()
-    rss = queue.get(timeout=300)
+    rss = queue.get(timeout=600)
     child.join()
-    per_cell = (rss[str(high)] - rss[str(low)]) / (high - low)
-    return {"cells": [low, high], "rss_bytes": rss, "bytes_per_cell": per_cell, "target_bytes_per_cell": 4096}
+    state = read_artifact(folder).manifest.state_size * 4  # float32 per cell
+    steps = {
+        f"{low}-{high}": (rss[str(high)] - rss[str(low)]) / (high - low)
+        for low, high in zip(counts, counts[1:], strict=False)
+    }
+    return {"cells": list(counts), "rss_bytes": rss, "bytes_per_cell": steps, "model_state_bytes_per_cell": state,
+            "target_bytes_per_cell": state + 1024, "within_target": max(steps.values()) <= state + 1024}  # fmt: skip
 
 
 def signed_copy(model: Path, scratch: Path) -> tuple[Path, Path]:
@@ -240,7 +251,9 @@ def signed_copy(model: Path, scratch: Path) -> tuple[Path, Path]:
     return copy, public
 
 
-async def _end_to_end(model: Path, cells: int, period_ms: int, seconds: float, redis_url: str) -> dict[str, Any]:
+async def _end_to_end(
+    model: Path, cells: int, period_ms: int, seconds: float, redis_url: str, overlap: bool
+) -> dict[str, Any]:
     from ranomaly.redis_process import free_port
     from xapp.app import XappService
     from xapp.datalayer.redis import RedisDataLayer
@@ -256,7 +269,7 @@ async def _end_to_end(model: Path, cells: int, period_ms: int, seconds: float, r
     seed, trusted = signed_copy(model, scratch)
     settings = XappSettings(e2_targets=[f"127.0.0.1:{port}"], http_host="127.0.0.1", a1_port=0, period_ms=period_ms,
                             seed_model_dir=seed, trusted_model_keys=[trusted], state_dir=scratch / "xapp-state",
-                            max_indications_per_message=64)  # fmt: skip
+                            max_indications_per_message=64, overlap_scoring=overlap)  # fmt: skip
     service = XappService(settings, layer)
     task = asyncio.create_task(service.run())
     try:
@@ -288,13 +301,18 @@ async def _end_to_end(model: Path, cells: int, period_ms: int, seconds: float, r
     reader = RedisDataLayer(redis_url, prefix=f"bench-{port}")
     await reader.start()
     latencies = []
+    scored: set[tuple[str, int]] = set()
+    written = 0
     for entry_id, batch in await reader.read_verdicts(first_id):
         written_ms = int(entry_id.split("-")[0])
         sent_ms = batch.period_start_ms + period_ms  # the indication is due when its period ends
         latencies.extend(((written_ms - sent_ms) / 1000).tolist())
+        scored.update(zip(batch.cell_ids, batch.period_start_ms.tolist(), strict=True))
+        written += len(batch.cell_ids)
     await reader.close()
     return {
-        "cells": cells, "period_ms": period_ms, "seconds": elapsed, "cell_reports": rows,
+        "model": read_artifact(model).manifest.version, "overlap": overlap, "cells": cells, "period_ms": period_ms,
+        "seconds": elapsed, "cell_reports": rows, "scored_twice": written - len(scored),
         "target_cell_reports_per_s": cells * 1000 / period_ms, "cell_reports_per_s": rows / elapsed,
         "latency_from_scheduled_send": percentiles(latencies),
         "latency_receipt_to_handoff": percentiles(receipt.values),
@@ -303,35 +321,72 @@ async def _end_to_end(model: Path, cells: int, period_ms: int, seconds: float, r
     }  # fmt: skip
 
 
-def end_to_end(model: Path, cells: int, period_ms: int, seconds: float, redis_url: str | None) -> dict[str, Any]:
-    """Simulator process -> xApp -> Redis in real time (a private redis-server unless redis_url is given).
+def end_to_end(
+    models: dict[str, Path], cells: int, period_ms: int, seconds: float, redis_url: str | None
+) -> dict[str, Any]:
+    """Simulator process -> xApp -> Redis in real time (a private redis-server unless redis_url is given), for
+    each named model with scoring overlapped and in turn.
 
     The baseline is the simulator with a bare subscriber (no xApp, no Redis) on the same machine.
     """
     from e2sim.bench import bench_realtime
 
     alone = bench_realtime(cells, period_ms, 40)
+
+    def runs(url: str) -> dict[str, Any]:
+        return {
+            f"{name}_{'overlap' if overlap else 'serial'}": asyncio.run(
+                _end_to_end(model, cells, period_ms, seconds, url, overlap)
+            )
+            for name, model in models.items()
+            for overlap in (True, False)
+        }
+
     if redis_url is not None:
-        return asyncio.run(_end_to_end(model, cells, period_ms, seconds, redis_url)) | {"simulator_alone": alone}
+        return runs(redis_url) | {"simulator_alone": alone}
     from ranomaly.redis_process import RedisServer
 
     with tempfile.TemporaryDirectory() as workdir:
         server = RedisServer(Path(workdir))
         server.start()
         try:
-            return asyncio.run(_end_to_end(model, cells, period_ms, seconds, server.url)) | {"simulator_alone": alone}
+            return runs(server.url) | {"simulator_alone": alone}
         finally:
             server.stop()
 
 
+def trivial_folder(model: Path, scratch: Path) -> Path:
+    """The trivial model with the measurements and period of the artifact in `model`, written to scratch."""
+    manifest = read_artifact(model).manifest
+    fields, onnx_bytes = trivial_artifact(manifest.measurements, manifest.period_s)
+    write_artifact(scratch / "trivial", onnx_bytes, fields)
+    return scratch / "trivial"
+
+
+def budgets(figures: dict[str, Any], cells: int) -> dict[str, Any]:
+    """The end-to-end p99 of each overlapped run against its budget: under 50 ms with the trivial model; with
+    the detector, the burst's compute time (cells over the in-process detector rate of this run) + 25 ms."""
+    e2e = figures["end_to_end"]
+    rate = figures["in_process_e2e_detector"]["cell_reports_per_s"]
+    out: dict[str, Any] = {"trivial_p99_budget_ms": 50.0, "detector_p99_budget_ms": cells / rate * 1000 + 25}
+    for name in ("trivial", "detector"):
+        run = e2e[f"{name}_overlap"]
+        budget = out[f"{name}_p99_budget_ms"]
+        p99 = run["latency_from_scheduled_send"]["p99_ms"]
+        out[f"{name}_within"] = bool(p99 <= budget and run["indications_lost_by_sequence"] == 0
+                                     and run["rows_dropped_late"] == 0 and run["scored_twice"] == 0)  # fmt: skip
+    return out
+
+
 def run_xapp_bench(model: Artifact, model_folder: Path, e2e_model: Path | None, e2e_cells: int, e2e_period_ms: int,
                    e2e_seconds: float, redis_url: str | None) -> dict[str, Any]:  # fmt: skip
-    """Every part of the benchmark."""
+    """Every part of the benchmark (scoring overlapped, and in turn where named `_serial`)."""
     trivial = parsed_trivial(model.manifest.measurements, model.manifest.period_s)
     trivial_run = in_process(trivial, cells=4_000, periods=20, window_ms=0.5, baseline_periods=3)
     model_run = in_process(model, cells=4_000, periods=10, window_ms=0.5, baseline_periods=2)
     # as gRPC delivers them at scale: several indications to a stream message
     model_grouped = asyncio.run(feed_grpc(model, 4_000, 10, 1024, 0.5, per_message=8))
+    model_serial = asyncio.run(feed_grpc(model, 4_000, 10, 1024, 0.5, per_message=8, overlap=False))
     figures: dict[str, Any] = {
         "in_process": trivial_run["batched"],
         "in_process_naive": trivial_run["naive_one_cell_per_call"],
@@ -340,8 +395,15 @@ def run_xapp_bench(model: Artifact, model_folder: Path, e2e_model: Path | None, 
         "in_process_model_naive": model_run["naive_one_cell_per_call"],
         "in_process_model_speedup": model_run["speedup"],
         "in_process_model_8_indications_per_message": model_grouped | {"model": model.manifest.version},
+        "in_process_model_8_indications_per_message_serial": model_serial | {"model": model.manifest.version},
         "memory": memory(model_folder),
     }
     if e2e_model is not None:
-        figures["end_to_end"] = end_to_end(e2e_model, e2e_cells, e2e_period_ms, e2e_seconds, redis_url)
+        detector = read_artifact(e2e_model)
+        grouped = asyncio.run(feed_grpc(detector, 4_000, 10, 1024, 0.5, per_message=8))
+        figures["in_process_e2e_detector"] = grouped | {"model": detector.manifest.version}
+        with tempfile.TemporaryDirectory() as scratch:
+            models = {"trivial": trivial_folder(e2e_model, Path(scratch)), "detector": e2e_model}
+            figures["end_to_end"] = end_to_end(models, e2e_cells, e2e_period_ms, e2e_seconds, redis_url)
+        figures["budgets"] = budgets(figures, e2e_cells)
     return figures
