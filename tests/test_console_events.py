@@ -42,10 +42,10 @@ def _events(cell: str, node: str, opened: int, parts: tuple[Attribution, ...]) -
 @pytest.fixture(scope="module")
 def console(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     folder = tmp_path_factory.mktemp("console-events")
+    store = HistoryStore(folder / "history")  # written before the rApp starts, as its collector would have
+    for n, (cell, node, opened, parts) in enumerate(SEEDED):
+        store.write_incidents([f"9{n}-0", f"9{n}-1"], _events(cell, node, opened, parts))
     with running_rapp(redis_url, folder) as running:
-        store = HistoryStore(folder / "history")
-        for n, (cell, node, opened, parts) in enumerate(SEEDED):
-            store.write_incidents([f"9{n}-0", f"9{n}-1"], _events(cell, node, opened, parts))
         yield running
 
 

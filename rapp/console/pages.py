@@ -124,7 +124,7 @@ def console_router(console: Console, sessions: Sessions) -> APIRouter:
         if session is None:
             return sign_in_first(request)
         return page(request, "network.html", session, {
-            "page": "network", "network": await console.network_view(), "statuses": STATUSES,
+            "page": "network", "statuses": STATUSES,
             "refresh_ms": int(console.settings.console_refresh_s * 1000)})  # fmt: skip
 
     @router.get("/incidents", response_class=HTMLResponse, name="incidents_page")

@@ -1,4 +1,4 @@
-// The network view: renders the network JSON (embedded at load, then polled) with DOM calls only (no HTML
+// The network view: renders the network JSON (fetched once the page has painted, then polled) with DOM calls only (no HTML
 // strings, so every name stays text; `el`, `utc` and `send` come from common.js), and puts or lifts
 // maintenance silences.
 "use strict";
@@ -66,6 +66,13 @@ function silencedUntil(silences, scope, target) {
   return found ? ` (silenced until ${utc(found.expires_ms)})` : "";
 }
 
+function renderTargets(nodes) {  // the silence form's suggestions: the nodes
+  const list = document.getElementById("silence-targets");
+  if (list.options.length !== nodes.length) {
+    list.replaceChildren(...nodes.map((node) => el("option", { value: node.node_id })));
+  }
+}
+
 function renderNodes(nodes, silences) {
   const sections = nodes.map((node) => el("div", { class: "node", "data-node": node.node_id },
     el("h3", {}, node.node_id, el("small", { class: "silenced-until" }, silencedUntil(silences, "node", node.node_id))),
@@ -93,6 +100,8 @@ function render(view) {
   renderHealth(view.model, view.near_rt);
   renderNodes(view.cells, view.silences);
   renderSilences(view.silences);
+  renderTargets(view.cells);
+  document.getElementById("loading").hidden = true;
   renderRate(view.alarm_rate);
   document.body.dataset.renderedAt = String(Date.now());
 }
@@ -125,5 +134,4 @@ if (form) {  // absent for a session that may read only
   });
 }
 
-render(JSON.parse(source.textContent));
-setTimeout(poll, Number(source.dataset.refreshMs));
+poll();
