@@ -103,7 +103,7 @@ def test_incidents_page_by_cursor_and_filter_by_time_range(api: httpx.Client) ->
     assert [i["incident_id"] for i in first["incidents"]] == [OPEN_ID] and first["next_cursor"]
     second = api.get("/api/v1/incidents", params={"limit": 1, "cursor": first["next_cursor"]}).json()
     assert [i["incident_id"] for i in second["incidents"]] == [CLOSED_ID] and second["next_cursor"] is None
-    for cursor in ("%%%", "bm93aGVyZToy"):  # not base64; an incident that is not listed ("nowhere:2")
+    for cursor in ("%%%", "É=Ô", "bm93aGVyZToy"):  # not base64, not ASCII; an incident not listed ("nowhere:2")
         refused = api.get("/api/v1/incidents", params={"cursor": cursor})
         assert refused.status_code == 400 and "cursor" in refused.json()["detail"], cursor
     assert api.get("/api/v1/incidents", params={"limit": 0}).status_code == 400

@@ -51,6 +51,7 @@ def _amend(spec: dict[str, Any]) -> dict[str, Any]:
             automatic = answers.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
             if automatic.get("$ref", "").endswith("/HTTPValidationError"):
                 del answers["422"]
+            if "requestBody" in operation or operation.get("parameters"):  # what FastAPI validates: a 400
                 answers.setdefault("400", {"description": WHY[400], **declared})
             if operation.get("security"):
                 for status in (401, 403):

@@ -8,7 +8,6 @@ page; a cursor whose incident is no longer listed (the retention dropped it, or 
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Sequence
 
 from rapp.console.incidents import Incident
@@ -38,7 +37,7 @@ def page(ordered: Sequence[Incident], cursor: str | None, limit: int) -> tuple[l
     if cursor:
         try:
             after = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8 inside
             raise CursorError("cursor: not a cursor this API gave") from None
         ids = [incident.incident_id for incident in ordered]
         if after not in ids:
