@@ -57,7 +57,6 @@ class Silences:
     def __init__(self, registry: PolicyRegistry, every_s: float = 1.0) -> None:
         self._registry = registry
         self._every_s = every_s
-        self.expired_total = 0
 
     def all(self) -> list[dict[str, Any]]:
         """The silences in place, soonest to expire first."""
@@ -95,7 +94,6 @@ class Silences:
                 continue
             gone += 1
             log.info("console_silence_expired", policy_id=policy_id)
-        self.expired_total += gone
         return gone
 
     async def run(self, stop: asyncio.Event) -> None:
