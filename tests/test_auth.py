@@ -175,7 +175,8 @@ async def test_every_xapp_a1_route_needs_a_valid_token_with_its_scope_and_writes
         await xapp.service.started.wait()
         base = f"http://127.0.0.1:{xapp.service.http_port}"
         app = http_app(xapp.service)
-        assert await check_matrix(base, app, issuer, "ranomaly-xapp", problem_json=False) == 4
+        # types and instances (PUT, DELETE) and POST /data-delivery
+        assert await check_matrix(base, app, issuer, "ranomaly-xapp", problem_json=False) == 5
         async with httpx.AsyncClient(base_url=base) as client:
             refused = await client.put("/A1-P/v2/policytypes/20100/policies/x", json={})
         assert set(refused.json()) == {"detail"}, "the A1-P error style"
