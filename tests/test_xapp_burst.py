@@ -141,7 +141,8 @@ async def test_a_slow_scoring_call_does_not_hold_up_the_next_messages() -> None:
     layer = MemoryDataLayer()
     await layer.start()
     gated = GatedRuntime(trivial_runtime())
-    engine: Engine = await engine_on(layer, gated, batch_window_ms=60_000.0)  # batches go when a cell repeats
+    # batches go when a cell repeats
+    engine: Engine = await engine_on(layer, gated, batch_window_ms=60_000.0, overlap_scoring=True)
     engine.on_accepted(accepted({"n1": ["c1", "c2"], "n2": ["c3"]}))
     calm = (10.0, 20.0, 30.0)
     engine.on_batch(batch(indication("n1", 0, {"c1": calm, "c2": calm}), indication("n2", 0, {"c3": calm})))

@@ -3,8 +3,8 @@
 decode -> Intake (slots, lateness, gaps) -> RowBatch -> ModelRuntime (state per slot) -> PolicyArrays
 (verdicts) -> IncidentTracker -> data layer writes. Everything but the ONNX Runtime call runs on the event
 loop's thread, between awaits, so a model swap or a policy change always falls between two batches: no
-indication is dropped or scored twice because of them. The call runs on a scoring thread of its own while
-the next batch fills (double buffering, `overlap_scoring`): one batch at most is in flight, and it is
+indication is dropped or scored twice because of them. With `overlap_scoring` the call runs on a scoring
+thread of its own while the next batch fills (double buffering): one batch at most is in flight, and it is
 published before the next one's state is gathered, so each cell's periods are scored strictly in order.
 """
 
@@ -85,7 +85,7 @@ class HotPathTuning:
     max_lateness_periods: int = 2
     release_after_periods: int = 60
     forward_kpm: bool = True
-    overlap_scoring: bool = True  # score on a thread of its own while the next batch fills (False: in turn)
+    overlap_scoring: bool = False  # score on a thread of its own while the next batch fills (False: in turn)
     limits: IntakeLimits = field(default_factory=IntakeLimits)
 
 

@@ -58,7 +58,9 @@ class XappSettings(BaseSettings):
     batch_window_ms: float = Field(2.0, ge=0)  # the longest a cell-report waits for others to share a call
     batch_max_cells: int = Field(1024, ge=1)
     # --- burst without a queue (xapp/engine.py, docs/scaling.md) ---
-    overlap_scoring: bool = True  # ONNX Runtime on a thread of its own while the next batch fills; False: in turn
+    # True: ONNX Runtime on a thread of its own while the next batch fills; off by default: end to end under load
+    # the detector fell behind with it (docs/scaling.md, Burst and memory)
+    overlap_scoring: bool = False
     # --- end of burst without a queue ---
     max_lateness_periods: int = Field(2, ge=0)  # later than this behind the newest period: dropped, counted
     release_after_periods: int = Field(60, ge=1)  # a cell silent (not even in an indication) this long is released
