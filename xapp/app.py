@@ -188,8 +188,9 @@ class XappService:
                 await self.ric.close()
             if self.engine is not None:
                 self.engine.flush()
-                self.engine.close()
             await self.replica.leave(self.engine)
+            if self.engine is not None:
+                self.engine.close()
             self.http.stop()
             await self.http.join()
             await self.datalayer.close()
