@@ -164,6 +164,17 @@ class RappSettings(BaseSettings):
     console_group_measurement_weight: float = Field(1.0, ge=0)
     console_truth_labels: Path | None = None  # a labels.csv of the network (the demo's): shown beside incidents
     # --- end of the console's second increment ---
+    # --- console sign-in through an OAuth issuer (rapp/console/oauth.py, docs/console.md): the authorisation-code
+    # flow with PKCE when console_oauth_authorize_url is set (it needs auth_issuer: the access token is verified
+    # like a bearer token); the callback is <console_external_url or the request's origin>/console/oauth/callback
+    console_oauth_authorize_url: str | None = None
+    console_oauth_token_url: str | None = None
+    console_oauth_client_id: str = "ranomaly-console"
+    console_oauth_client_secret_file: Path | None = None  # a confidential client's secret (None: a public client)
+    console_oauth_scope: str = "openid ranomaly:read ranomaly:policies ranomaly:admin"
+    console_oauth_issuer_name: str = "the identity provider"  # shown as "Sign in with <name>"
+    console_external_url: str | None = None  # the console's origin as browsers see it (behind an ingress)
+    # --- end of the console's OAuth sign-in ---
 
     @model_validator(mode="after")
     def _tls_files(self) -> RappSettings:
@@ -183,6 +194,13 @@ class RappSettings(BaseSettings):
         """TLS of the Redis connections (a rediss:// URL); None: plain."""
         return client_tls("redis_tls", self.redis_url.startswith("rediss://"), "redis_url is not rediss://",
                           self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)  # fmt: skip
+
+    @model_validator(mode="after")
+    def _console_oauth(self) -> RappSettings:
+        if self.console_oauth_authorize_url is not None and (self.console_oauth_token_url is None or
+                                                              self.auth_issuer is None):  # fmt: skip
+            raise ValueError("console_oauth_authorize_url needs console_oauth_token_url and auth_issuer")
+        return self
 
     def auth_settings(self) -> AuthSettings:
         """The auth fields for `ranomaly_contracts.auth.setup.build_guard`."""

@@ -15,7 +15,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from ranomaly_contracts.auth.scopes import ADMIN
+from ranomaly_contracts.auth.scopes import ADMIN, READ
+from ranomaly_contracts.auth.tokens import InvalidToken
 from ranomaly_contracts.kinds import LABEL_KINDS
 from ranomaly_contracts.redact import redact_all
 from rapp.a1.policies import PolicyError
@@ -26,6 +27,7 @@ from rapp.console.events import NetworkEvent, folded, network_events
 from rapp.console.models import console_models_router
 from rapp.console.network import STATUSES
 from rapp.console.notes import NOTE_MAX, VERDICTS
+from rapp.console.oauth import PENDING_S, PRE_COOKIE, OAuthRefused, oauth_sign_in
 from rapp.console.policies import console_policies_router
 from rapp.console.service import Console
 from rapp.console.session import COOKIE, Session, Sessions, form_fields, reader, same_origin, writer
@@ -89,9 +91,61 @@ def console_router(console: Console, sessions: Sessions) -> APIRouter:
     async def plotly_js() -> Response:
         return FileResponse(str(PLOTLY_JS), media_type="text/javascript", headers={"cache-control": ASSET_CACHE})
 
+    oauth = oauth_sign_in(console.settings)
+    issuer_name = console.settings.console_oauth_issuer_name if oauth is not None else None
+
+    def sign_in_form(request: Request, target: str, error: str | None, status: int = 200) -> Response:
+        return pages.TemplateResponse(request, "sign_in.html", {"next": target, "error": error,
+                                                                "oauth": issuer_name}, status_code=status)  # fmt: skip
+
+    def signed_in(answer: Response, cookie: str) -> Response:
+        answer.set_cookie(COOKIE, cookie, max_age=int(sessions.lifetime_s), path=PREFIX, httponly=True,
+                          samesite="strict", secure=sessions.secure)  # fmt: skip
+        return answer
+
     @router.get("/sign-in", response_class=HTMLResponse, name="sign_in_page")
     async def sign_in_page(request: Request, next: str = PREFIX) -> Response:
-        return pages.TemplateResponse(request, "sign_in.html", {"next": _local(next), "error": None})
+        return sign_in_form(request, _local(next), None)
+
+    @router.get("/oauth/start", name="oauth_start")
+    async def oauth_start(request: Request, next: str = PREFIX) -> Response:
+        """To the issuer's authorize endpoint, the PKCE verifier and state kept under a pre-session cookie."""
+        if oauth is None:
+            return PlainTextResponse("no OAuth issuer is configured for the console", status_code=404)
+        external = console.settings.console_external_url
+        callback = str(request.url_for("oauth_callback"))
+        if external is not None:
+            callback = f"{external.rstrip('/')}{PREFIX}/oauth/callback"
+        cookie, url = oauth.begin(callback, _local(next))
+        answer = RedirectResponse(url, status_code=303)
+        # Lax, not Strict: the issuer's redirect back is a cross-site navigation, which must carry it
+        answer.set_cookie(PRE_COOKIE, cookie, max_age=PENDING_S, path=f"{PREFIX}/oauth", httponly=True,
+                          samesite="lax", secure=sessions.secure)  # fmt: skip
+        return answer
+
+    @router.get("/oauth/callback", name="oauth_callback")
+    async def oauth_callback(request: Request) -> Response:
+        """The issuer's answer: state checked, the code exchanged with the verifier, the token verified."""
+        pending = None if oauth is None else oauth.take(request.cookies.get(PRE_COOKIE))
+        target = PREFIX if pending is None else pending.next
+        try:
+            if oauth is None or sessions.guard.tokens is None:
+                raise OAuthRefused("No OAuth issuer is configured for the console.")
+            token = await oauth.finish(pending, dict(request.query_params))
+            principal = await sessions.guard.tokens.verify(token)
+            if not principal.holds([READ]):
+                raise OAuthRefused(f"The issuer's token does not grant {READ}: ask for console access.")
+        except (OAuthRefused, InvalidToken) as exc:
+            reason = str(exc) if isinstance(exc, OAuthRefused) else f"The issuer's token was not accepted ({exc})."
+            request.state.credential, request.state.auth_problem = "console oauth", f"sign-in refused: {reason}"
+            answer = sign_in_form(request, target, reason, 401)
+            answer.delete_cookie(PRE_COOKIE, path=f"{PREFIX}/oauth")
+            return answer
+        cookie, _ = sessions.start(principal, principal.subject)
+        # a page of our own that moves on: a redirect chain begun at the issuer would not carry the Strict cookie
+        answer = pages.TemplateResponse(request, "signed_in.html", {"next": target})
+        answer.delete_cookie(PRE_COOKIE, path=f"{PREFIX}/oauth")
+        return signed_in(answer, cookie)
 
     @router.post("/sign-in", name="sign_in")
     async def sign_in(request: Request) -> Response:
@@ -101,12 +155,9 @@ def console_router(console: Console, sessions: Sessions) -> APIRouter:
         if signed is None:
             request.state.credential, request.state.auth_problem = "console sign-in", "sign-in refused"
             error = "That key is not accepted." if same_origin(request) else "Sign in from the console's own page."
-            return pages.TemplateResponse(request, "sign_in.html", {"next": target, "error": error}, status_code=401)
+            return sign_in_form(request, target, error, 401)
         cookie, _ = signed
-        answer = RedirectResponse(target, status_code=303)
-        answer.set_cookie(COOKIE, cookie, max_age=int(sessions.lifetime_s), path=PREFIX, httponly=True,
-                          samesite="strict", secure=sessions.secure)  # fmt: skip
-        return answer
+        return signed_in(RedirectResponse(target, status_code=303), cookie)
 
     @router.post("/sign-out", name="sign_out")
     async def sign_out(request: Request) -> Response:

@@ -77,8 +77,10 @@ class Sessions:
     async def sign_in(self, credential: str, name: str) -> tuple[str, Session] | None:
         """A new session (its cookie value) for a valid API key or token; None when refused."""
         principal = await self._principal(credential)
-        if principal is None:
-            return None
+        return None if principal is None else self.start(principal, name)
+
+    def start(self, principal: Principal, name: str) -> tuple[str, Session]:
+        """A new session (its cookie value) for an authenticated principal."""
         self._drop_expired()
         cookie = secrets.token_urlsafe(32)
         session = Session(principal, name.strip()[:NAME_MAX] or "operator", secrets.token_urlsafe(32),
