@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]  # fmt: skip
 REPORT_WAIT_MS = 300_000  # a report's language model may take minutes on a busy CPU
+PAGE_WAIT_MS = 120_000  # what a page waits for: generous, a busy machine draws slowly (Playwright's default: 5 s)
 
 
 def take_screenshots(url: str, key: str, folder: Path) -> list[Path]:
@@ -20,6 +21,7 @@ def take_screenshots(url: str, key: str, folder: Path) -> list[Path]:
     if chromium is None:
         raise RuntimeError("Debian's chromium is not installed (make installs it)")
     folder.mkdir(parents=True, exist_ok=True)
+    expect.set_options(timeout=PAGE_WAIT_MS)
     written = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=ARGS)
