@@ -15,7 +15,7 @@ import pytest
 import redis
 from playwright.sync_api import expect, sync_playwright
 
-from ranomaly_contracts.auth.audit import decode_audit
+from ranomaly_contracts.auth.audit import AuditRecord, decode_audit
 from ranomaly_contracts.sdl import FIELD_DATA, sdl_keys
 from rapp.console.oauth import PRE_COOKIE
 from rapp.console.session import COOKIE
@@ -64,18 +64,26 @@ def callback(client: httpx.Client, console: Running, params: dict[str, str]) -> 
     return client.get(f"{console.base}/console/oauth/callback", params=params)
 
 
-def refused_sign_ins(console: Running, redis_url: str) -> list[str]:
-    """The audited problems of refused OAuth callbacks."""
+def audited_callbacks(console: Running, redis_url: str, status: int, count: int) -> list[AuditRecord]:
+    """The audit stream's OAuth callbacks answered with `status`, once it holds `count` of them (or 30 s on:
+    the audit is written after the answer is sent)."""
     client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + 30
     try:
-        stream = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(sdl_keys(console.prefix).audit))
-        entries = [decode_audit(fields[FIELD_DATA.encode()]) for _, fields in stream]
+        while True:
+            stream = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(sdl_keys(console.prefix).audit))
+            entries = [decode_audit(fields[FIELD_DATA.encode()]) for _, fields in stream]
+            found = [e for e in entries if e.path == "/console/oauth/callback" and e.status == status]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
     finally:
         client.close()
-    return [e.problem or "" for e in entries if e.path == "/console/oauth/callback" and e.status == 401]
 
 
-def test_the_code_flow_with_pkce_signs_in_and_the_session_works(console: Running, issuer: OAuthIssuer) -> None:
+def test_the_code_flow_with_pkce_signs_in_and_the_session_works(
+    console: Running, issuer: OAuthIssuer, redis_url: str
+) -> None:
     assert "Sign in with Test IdP" in httpx.get(f"{console.base}/console/sign-in").text
     with httpx.Client() as client:
         url = begin(client, console)
@@ -93,6 +101,8 @@ def test_the_code_flow_with_pkce_signs_in_and_the_session_works(console: Running
         assert page.status_code == 200 and SIGNED_IN_AS in page.text
         assert 'name="csrf-token"' in page.text
         assert client.get(f"{console.base}/console/api/network").status_code == 200
+    (signed_in,) = audited_callbacks(console, redis_url, 200, 1)  # the sign-in is in the audit stream
+    assert (signed_in.subject, signed_in.credential) == (USER, "token")
 
 
 def test_a_state_mismatch_a_replayed_code_and_a_wrong_verifier_are_refused(
@@ -133,12 +143,8 @@ def test_a_state_mismatch_a_replayed_code_and_a_wrong_verifier_are_refused(
         finally:
             issuer.deny = False
         assert answer.status_code == 401 and "the user said no" in answer.text
-    deadline = time.monotonic() + 30  # the audit is written after the answer is sent
-    while len(problems := refused_sign_ins(console, redis_url)) < 5 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert len(problems) == 5 and all(  # five refused callbacks, none other
-        p.startswith("sign-in refused") for p in problems
-    ), problems
+    problems = [e.problem or "" for e in audited_callbacks(console, redis_url, 401, 5)]
+    assert len(problems) == 5 and all(p.startswith("sign-in refused") for p in problems), problems
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make installs it)")

@@ -69,8 +69,12 @@ class RedisAuditStream:
         await self._client.xadd(self._key, {FIELD_DATA: entry}, maxlen=self._maxlen, approximate=True)
 
 
+AUDITED = "audited"  # a route sets `request.state.audited = True` to have a read recorded too (a sign-in)
+
+
 class AuditMiddleware:
-    """ASGI middleware recording every mutating request and every 401/403 of `app` once answered."""
+    """ASGI middleware recording every mutating request, every 401/403 and every request a route marked
+    `AUDITED` of `app`, once answered."""
 
     def __init__(self, app: Any, app_name: str, sink: AuditSink) -> None:
         self._app, self._name, self._sink = app, app_name, sink
@@ -90,7 +94,7 @@ class AuditMiddleware:
         try:
             await self._app(scope, receive, sending)
         finally:
-            if scope["method"] in MUTATING or status in (401, 403):
+            if scope["method"] in MUTATING or status in (401, 403) or scope.get("state", {}).get(AUDITED):
                 await self._record(scope, status)
 
     async def _record(self, scope: MutableMapping[str, Any], status: int) -> None:

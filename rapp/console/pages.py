@@ -141,6 +141,7 @@ def console_router(console: Console, sessions: Sessions) -> APIRouter:
             answer = sign_in_form(request, target, reason, 401)
             answer.delete_cookie(PRE_COOKIE, path=f"{PREFIX}/oauth")
             return answer
+        request.state.principal, request.state.audited = principal, True  # a sign-in: in the audit stream
         cookie, _ = sessions.start(principal, principal.subject)
         # a page of our own that moves on: a redirect chain begun at the issuer would not carry the Strict cookie
         answer = pages.TemplateResponse(request, "signed_in.html", {"next": target})
