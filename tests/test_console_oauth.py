@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
@@ -16,11 +17,12 @@ import redis
 from playwright.sync_api import expect, sync_playwright
 
 from ranomaly_contracts.auth.audit import AuditRecord, decode_audit
+from ranomaly_contracts.auth.scopes import ALL, READ
 from ranomaly_contracts.sdl import FIELD_DATA, sdl_keys
 from rapp.console.oauth import PRE_COOKIE
-from rapp.console.session import COOKIE
+from rapp.console.session import COOKIE, CSRF_HEADER
 from tests.auth_helpers import ISSUER
-from tests.console_seed import Running, running_rapp
+from tests.console_seed import OPEN_ID, Running, running_rapp
 from tests.oauth_issuer import CLIENT_ID, USER, OAuthIssuer
 
 CHROMIUM = shutil.which("chromium")
@@ -145,6 +147,30 @@ def test_a_state_mismatch_a_replayed_code_and_a_wrong_verifier_are_refused(
         assert answer.status_code == 401 and "the user said no" in answer.text
     problems = [e.problem or "" for e in audited_callbacks(console, redis_url, 401, 5)]
     assert len(problems) == 5 and all(p.startswith("sign-in refused") for p in problems), problems
+
+
+def sign_in(client: httpx.Client, console: Running) -> None:
+    """The whole flow, to a signed-in client."""
+    assert callback(client, console, authorize(client, begin(client, console))).status_code == 200
+
+
+def test_the_tokens_scopes_decide_the_controls(console: Running, issuer: OAuthIssuer) -> None:
+    page = f"{console.base}/console/incidents/{quote(OPEN_ID, safe='')}"
+    with httpx.Client() as operator, httpx.Client() as viewer:
+        sign_in(operator, console)
+        assert 'id="acknowledge"' in operator.get(page).text
+        issuer.scope = READ  # the issuer grants this user less than the console asks for
+        try:
+            sign_in(viewer, console)
+        finally:
+            issuer.scope = " ".join(sorted(ALL))
+        shown = viewer.get(page)
+        assert shown.status_code == 200 and 'id="acknowledge"' not in shown.text and 'class="actions"' not in shown.text
+        csrf = re.search(r'name="csrf-token" content="([^"]+)"', shown.text)
+        assert csrf is not None
+        refused = viewer.post(f"{console.base}/console/api/incidents/{quote(OPEN_ID, safe='')}/acknowledge",
+                              json={}, headers={CSRF_HEADER: csrf.group(1)})  # fmt: skip
+        assert refused.status_code == 403 and "read only" in refused.text
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make installs it)")
