@@ -19,7 +19,7 @@ from playwright.sync_api import expect, sync_playwright
 from ranomaly_contracts.auth.audit import AuditRecord, decode_audit
 from ranomaly_contracts.auth.scopes import ALL, READ
 from ranomaly_contracts.sdl import FIELD_DATA, sdl_keys
-from rapp.console.oauth import PRE_COOKIE
+from rapp.console.oauth import PRE_COOKIE, challenge
 from rapp.console.session import COOKIE, CSRF_HEADER
 from tests.auth_helpers import ISSUER
 from tests.console_seed import OPEN_ID, Running, running_rapp
@@ -81,6 +81,11 @@ def audited_callbacks(console: Running, redis_url: str, status: int, count: int)
             time.sleep(0.02)
     finally:
         client.close()
+
+
+def test_the_code_challenge_is_rfc_7636_s256() -> None:
+    # RFC 7636, appendix B
+    assert challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 
 
 def test_the_code_flow_with_pkce_signs_in_and_the_session_works(
