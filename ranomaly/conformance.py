@@ -46,17 +46,19 @@ class Deviation:
 
 @dataclass(frozen=True, slots=True)
 class Served:
-    """A server under test: where it listens and the headers every request carries (a credential)."""
+    """A server under test: where it listens, the headers every request carries (a credential), and
+    schemathesis dictionaries of ids its seeding made (a job's id)."""
 
     base_url: str
     headers: dict[str, str]
+    dictionaries: dict[str, list[str]] = field(default_factory=dict)  # ids known once seeded, for the settings
 
 
 @dataclass(frozen=True)
 class Target:
-    """One run: `spec(folder)` writes the spec to test against and returns its path; `serve(folder)` starts and
-    seeds the server; `settings` is schemathesis.toml content (dictionaries, parameters); `deviations` what
-    docs/conformance.md allows."""
+    """One run: `serve(folder)` starts and seeds the server; `spec(folder)`, called then, writes the spec to
+    test against and returns its path; `settings` is schemathesis.toml content (dictionaries, parameters);
+    `deviations` what docs/conformance.md allows."""
 
     name: str
     spec: Callable[[Path], Path]
@@ -87,9 +89,10 @@ class Outcome:
 def targets() -> dict[str, Callable[[], Target]]:
     """Every target by name (imported when asked: each needs its app's extra)."""
     from ranomaly.conformance_rapp import pms_target
+    from ranomaly.conformance_rapp_openapi import openapi_target
     from ranomaly.conformance_xapp import xapp_target
 
-    return {"xapp-a1": xapp_target, "rapp-pms": pms_target}
+    return {"xapp-a1": xapp_target, "rapp-pms": pms_target, "rapp-openapi": openapi_target}
 
 
 def toml(settings: Settings) -> str:
@@ -125,13 +128,15 @@ def schemathesis_command(spec: Path, served: Served, config: Path, report: Path,
 def run_target(target: Target, folder: Path, examples: int, seed: int) -> Outcome:
     """Start and seed the target's server, run schemathesis against it, and read what it found."""
     folder.mkdir(parents=True, exist_ok=True)
-    spec = target.spec(folder)
     config = folder / "schemathesis.toml"
-    config.write_text(toml(target.settings))
     calls_file, report, log_file = folder / "calls.jsonl", folder / "report.json", folder / "schemathesis.log"
     calls_file.write_text("")
+    report.unlink(missing_ok=True)  # a previous run's: never read as this one's
     began = time.monotonic()
-    with target.serve(folder) as served:
+    with target.serve(folder) as served:  # first: a spec may be the served document, a dictionary a seeded id
+        spec = target.spec(folder)
+        dictionaries = {f"dictionaries.{name}": {"values": values} for name, values in served.dictionaries.items()}
+        config.write_text(toml({**target.settings, **dictionaries}))
         command = schemathesis_command(spec, served, config, report, examples, seed)
         env = {**os.environ, "SCHEMATHESIS_HOOKS": "ranomaly.conformance_hooks", CALLS_ENV: str(calls_file)}
         with log_file.open("w") as log:

@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -68,8 +68,10 @@ def pms_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextmanager
-def serve_rapp(folder: Path) -> Iterator[Served]:
-    """A `ranomaly rapp` on a private redis-server managing a seeded `ranomaly xapp`; stopped on exit."""
+def serve_rapp(folder: Path, prepare: Callable[[str, Path], dict[str, str]] | None = None) -> Iterator[Served]:
+    """A `ranomaly rapp` on a private redis-server managing a seeded `ranomaly xapp`; stopped on exit.
+    `prepare(redis_url, work_dir)` seeds its data layer and folders before it starts, and returns more of its
+    environment."""
     for part in ("near-rt", "rapp-redis"):
         (folder / part).mkdir(parents=True, exist_ok=True)
     with serve_xapp(folder / "near-rt") as near_rt:
@@ -80,6 +82,8 @@ def serve_rapp(folder: Path) -> Iterator[Served]:
                "RANOMALY_RAPP_TRAIN_FORECASTER": "false", "RANOMALY_RAPP_A1_SYNC_INTERVAL_S": "1",
                "RANOMALY_RAPP_A1_API_KEY_FILE": str(folder / "near-rt" / "xapp-state" / "api-key"),
                "RANOMALY_RAPP_MANAGED_ELEMENT_IDS": '["gnb-001"]'}  # fmt: skip
+        if prepare is not None:
+            env.update(prepare(redis.url, work))
         command = [sys.executable, "-m", "ranomaly", "--log-level", "WARNING", "rapp", "--host", "127.0.0.1",
                    "--port", str(port), "--redis-url", redis.url, "--a1-url", near_rt.base_url,
                    "--history", str(folder / "history")]  # fmt: skip

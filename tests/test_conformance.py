@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from ranomaly.conformance import Deviation, Outcome, read_outcome, targets, toml
+from ranomaly.conformance_rapp_openapi import api_key_only
 from ranomaly.conformance_xapp import DEVIATIONS, with_security, xapp_target
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "conformance.md"
@@ -75,3 +76,18 @@ def test_the_verdict_fails_outside_the_table_and_without_2xx(tmp_path: Path) -> 
     missing = read_outcome(calls, tmp_path / "none.json", tmp_path / "log", 1.0)
     assert missing.errors and "no report" in missing.errors[0]
     assert Outcome({"GET /a": Counter({204: 1})}, {}, [], 0).never_2xx() == []
+
+
+def test_the_rapps_document_as_tested_offers_the_api_key_alone_and_leaves_out_what_needs_a_forecaster() -> None:
+    either = [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+    document = {
+        "components": {"securitySchemes": {"HTTPBearer": {"type": "http"}, "APIKeyHeader": {"type": "apiKey"}}},
+        "paths": {
+            "/api/v1/models": {"get": {"security": either}},
+            "/api/v1/forecasts/{cell_id}": {"get": {"security": either}},
+            "/healthz": {"get": {}},
+        },
+    }
+    tested = api_key_only(document)
+    assert tested["components"]["securitySchemes"] == {"APIKeyHeader": {"type": "apiKey"}}
+    assert tested["paths"] == {"/api/v1/models": {"get": {"security": [{"APIKeyHeader": []}]}}, "/healthz": {"get": {}}}

@@ -5,6 +5,7 @@ as labels.csv in the dataset format."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 
 from ranomaly_contracts.dataset import LABEL_COLUMNS
+from rapp.console.api import IncidentIdConvertor
 from tests.auth_helpers import key_header
 from tests.console_seed import (
     CLOSED_CELL,
@@ -116,3 +118,25 @@ def test_incidents_page_by_cursor_and_filter_by_time_range(api: httpx.Client) ->
     assert ids(since_ms=closed["last_ms"] + 1) == [OPEN_ID]
     assert ids(until_ms=opened["opened_ms"]) == [CLOSED_ID]
     assert ids(since_ms=closed["last_ms"], until_ms=opened["opened_ms"] + 1) == [OPEN_ID, CLOSED_ID]
+
+
+def test_an_incidents_sub_resources_are_not_the_incident_and_answer_with_their_own_methods(api: httpx.Client) -> None:
+    for action in ("acknowledge", "notes", "verdict"):
+        refused = api.request("OPTIONS", f"/api/v1/incidents/{CLOSED_ID}/{action}")
+        assert refused.status_code == 405 and refused.headers["allow"] == "POST", action
+        assert api.get(f"/api/v1/incidents/{CLOSED_ID}/{action}").status_code == 405, action
+    assert api.request("OPTIONS", "/api/v1/jobs/training").headers["allow"] == "POST"  # not /jobs/{job_id}'s GET
+    assert api.get(f"/api/v1/incidents/{CLOSED_ID}").json()["incident_id"] == CLOSED_ID
+    matches = re.compile(f"^{IncidentIdConvertor.regex}$").match
+    assert matches("n1/c1:1767571200000") and matches("c1:notes") and not matches("c1:1/notes")
+
+
+def test_a_verdict_the_document_allows_is_one_the_route_takes(api: httpx.Client) -> None:
+    schemas = api.get("/openapi.json").json()["components"]["schemas"]
+    assert (
+        schemas["Confirmed"]["required"] == ["verdict", "cause"]
+        and "enum" in schemas["Confirmed"]["properties"]["cause"]
+    )
+    for body in ({"verdict": "confirmed"}, {"verdict": ""}):
+        refused = api.post(f"/api/v1/incidents/{OPEN_ID}/verdict", json=body)
+        assert refused.status_code == 400 and refused.headers["content-type"] == "application/problem+json", body

@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from ranomaly.redis_process import free_port
 from ranomaly_contracts.dataset import Dataset
 from ranomaly_contracts.sdl import Attribution, IncidentEvent
+from rapp.api.openapi import install
 from rapp.api.reports import reports_router
 from rapp.history import HistoryStore, KpmRows
 from rapp.notify import STATE_FILE, Notifier
@@ -342,6 +343,7 @@ async def api(history: Path) -> AsyncIterator[httpx.AsyncClient]:
     """The reports API on a real server on loopback, with a stand-in model that writes a clean summary."""
     app = FastAPI()
     app.include_router(reports_router(Reporter(builder(history), Summarizer(StandIn(CLEAN))), key_guard()))
+    install(app)  # the rApp's: a request that fails validation is a 400 problem
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -372,11 +374,23 @@ async def test_the_api_serves_reports_as_json_or_markdown_and_names_what_is_miss
     assert "incident 'c9:1'" in missing.json()["detail"]
     nothing = await api.get("/daily", params={"date": "2026-01-09"})
     assert nothing.status_code == 404 and "2026-01-09" in nothing.json()["detail"]
-    bad_input = [({"date": "5 Jan"}, "date: '5 Jan' is not a day as YYYY-MM-DD"), ({}, "date: missing"),
-                 ({"date": "2026-01-05", "format": "xml"}, "format: 'xml' is not one of json, markdown")]  # fmt: skip
+    bad_input = [({"date": "5 Jan"}, "query.date: Input should be a valid date"), ({}, "query.date: Field required"),
+                 ({"date": "2026-01-05", "format": "xml"}, "query.format: Input should be 'json', 'markdown' or 'md'"),
+                 ({"date": "2026-01-05", "format": ""}, "query.format")]  # fmt: skip
     for params, detail in bad_input:
         bad = await api.get("/daily", params=params)
-        assert bad.status_code == 400 and detail in bad.json()["detail"]
+        assert bad.status_code == 400 and detail in bad.json()["detail"], bad.text
+
+
+def test_the_document_says_which_days_and_formats_the_reports_take(history: Path) -> None:
+    app = FastAPI()
+    app.include_router(reports_router(Reporter(builder(history), Summarizer(StandIn(CLEAN))), key_guard()))
+    install(app)
+    daily = app.openapi()["paths"]["/api/v1/reports/daily"]["get"]
+    parameters = {p["name"]: p for p in daily["parameters"]}
+    assert parameters["date"]["required"] and parameters["date"]["schema"]["format"] == "date"
+    assert parameters["format"]["schema"]["anyOf"][0]["enum"] == ["json", "markdown", "md"]
+    assert set(daily["responses"]["200"]["content"]) == {"application/json", "text/markdown"}
 
 
 @pytest.fixture(scope="session")

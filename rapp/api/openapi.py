@@ -4,14 +4,15 @@ and a request that fails validation answered (and declared) as a 400 problem, ne
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Route
 
 from rapp.api.answers import BODIES, PROBLEM, WHY, Problem
 from rapp.api.policies import problem
@@ -62,15 +63,27 @@ def _amend(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def allow_every_method(app: FastAPI) -> None:
-    """A 405 names in `Allow` every method the path serves (Starlette names only its first route's)."""
+    """A 405 names in `Allow` every method the path's resource serves (Starlette names only its first route's):
+    the resource is the path template of the route that refused the method, so `/jobs/training` is not also
+    `/jobs/{job_id}` with its GET."""
 
     @app.exception_handler(StarletteHTTPException)
     async def refused(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         answer = problem(exc.status_code, str(exc.detail))
         answer.headers.update(exc.headers or {})
-        if exc.status_code == 405:  # which methods make this path match in full
-            scope = request.scope
-            methods = [m for m in METHODS if any(route.matches({**scope, "method": m})[0] == Match.FULL
-                                                 for route in app.router.routes)]  # fmt: skip
-            answer.headers["Allow"] = ", ".join(methods)
+        resource = request.scope.get("route")
+        if exc.status_code == 405 and isinstance(resource, Route):
+            served = {
+                m for route in _routes(app.router.routes) if route.path == resource.path for m in route.methods or ()
+            }
+            answer.headers["Allow"] = ", ".join(m for m in METHODS if m in served)
         return answer
+
+
+def _routes(routes: Iterable[BaseRoute]) -> Iterator[Route]:
+    """Every route, those of included routers too (FastAPI keeps an included router whole, as one entry)."""
+    for route in routes:
+        if isinstance(route, Route):
+            yield route
+        elif isinstance(router := getattr(route, "original_router", None), APIRouter):
+            yield from _routes(router.routes)

@@ -99,5 +99,8 @@ class ApplicationConfiguration(BaseModel):
     """The application configuration, as the O-RAN SC service's JSON: `config.ric` holds the one Near-RT RIC."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{"config": {"ric": [
-        {"name": "ric-1", "baseUrl": "http://xapp:8080", "managedElementIds": ["gnb-001"]}]}}]})  # fmt: skip
-    config: dict[str, Any] = Field(description="`ric`: a list of one {name, baseUrl, managedElementIds}")
+        {"name": "ric-1", "managedElementIds": ["gnb-001"]}]}}]})  # fmt: skip
+    config: dict[str, Any] = Field(
+        description="`ric`: a list of one {name, baseUrl, managedElementIds}; a PUT may "
+        "leave baseUrl out (the rApp's a1_base_url is the only one it takes)"
+    )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from ranomaly_contracts.auth.guard import Guard
@@ -17,14 +18,17 @@ from rapp.reports import DailyReport, IncidentReport, Reporter, ReportNotFound
 PREFIX = "/api/v1/reports"
 MARKDOWN = "text/markdown; charset=utf-8"
 _FORMATS = {"json": "json", "markdown": "markdown", "md": "markdown"}
+Format = Literal["json", "markdown", "md"]
+DayQuery = Annotated[dt.date, Query(description="a UTC day, YYYY-MM-DD")]
+ANSWERS = {200: {"description": "the report", "content": {"application/json": {}, "text/markdown": {}}},
+           **problems(400, 404)}  # fmt: skip
+FormatQuery = Annotated[Format | None, Query(description="json or markdown (md); else the Accept header says")]
 
 
-def _format(request: Request, given: str | None) -> str | JSONResponse:
+def _format(request: Request, given: Format | None) -> str:
     """The `format` query parameter, else markdown when Accept asks for text/markdown, else JSON."""
     if given is not None:
-        if given.lower() not in _FORMATS:
-            return problem(400, f"format: {given!r} is not one of json, markdown")
-        return _FORMATS[given.lower()]
+        return _FORMATS[given]
     accept = request.headers.get("accept", "")
     return "markdown" if "text/markdown" in accept and "application/json" not in accept else "json"
 
@@ -42,43 +46,27 @@ def reports_router(reporter: Reporter, guard: Guard) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["Reports"])
     read = [guard.require(READ)]
 
-    @router.get("/incidents/{incident_id:path}", dependencies=read, responses=problems(400, 404))
-    async def incident_report(incident_id: str, request: Request, format: str | None = None) -> Response:
+    @router.get("/incidents/{incident_id:path}", dependencies=read, responses=ANSWERS)
+    async def incident_report(incident_id: str, request: Request, format: FormatQuery = None) -> Response:
         """One incident's report: executive summary (the model's, kept only when it passes the fact check, else
         the template's; `written_by` says which), technical details, likely cause, recommended actions, alerts.
         Markdown with `format=markdown` or `Accept: text/markdown`, else JSON with the fact sheet."""
         fmt = _format(request, format)
-        if isinstance(fmt, JSONResponse):
-            return fmt
         try:
             report = await reporter.incident(incident_id)
         except ReportNotFound as exc:
             return problem(404, str(exc))
         return _answer(report, fmt)
 
-    @router.get("/daily", dependencies=read, responses=problems(400, 404))
-    async def daily_report(request: Request, date: str | None = None, format: str | None = None) -> Response:
+    @router.get("/daily", dependencies=read, responses=ANSWERS)
+    async def daily_report(request: Request, date: DayQuery, format: FormatQuery = None) -> Response:
         """One UTC day's summary (`date=YYYY-MM-DD`): incidents per kind and cell, the longest, those still open,
         the most attributed measurements."""
         fmt = _format(request, format)
-        if isinstance(fmt, JSONResponse):
-            return fmt
-        if date is None:
-            return problem(400, "date: missing; give the day as date=YYYY-MM-DD")
-        day = _day(date)
-        if day is None:
-            return problem(400, f"date: {date!r} is not a day as YYYY-MM-DD")
         try:
-            report = await reporter.daily(day)
+            report = await reporter.daily(date)
         except ReportNotFound as exc:
             return problem(404, str(exc))
         return _answer(report, fmt)
 
     return router
-
-
-def _day(text: str) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(text) if len(text) == 10 else None
-    except ValueError:
-        return None

@@ -4,14 +4,16 @@ operators' acknowledgements, notes and verdicts, the verdicts as labels.csv, and
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.convertors import Convertor, register_url_convertor
 
 from ranomaly_contracts.auth.guard import Guard
 from ranomaly_contracts.auth.scopes import POLICIES, READ, Principal
+from ranomaly_contracts.kinds import LABEL_KINDS
 from rapp.a1.policies import PolicyError
 from rapp.api.answers import problems
 from rapp.api.policies import problem
@@ -43,11 +45,36 @@ class NoteBody(Actor):
     text: str = Field(min_length=1, max_length=NOTE_MAX)
 
 
-class VerdictBody(Actor):
-    """A verdict: false_alarm, or confirmed with the anomaly kind that caused it."""
+class FalseAlarm(Actor):
+    """A verdict: the incident was a false alarm."""
 
-    verdict: str
-    cause: str | None = None
+    verdict: Literal["false_alarm"]
+
+
+class Confirmed(Actor):
+    """A verdict: the incident was confirmed, caused by this anomaly kind."""
+
+    verdict: Literal["confirmed"]
+    cause: str = Field(json_schema_extra={"enum": list(LABEL_KINDS)})
+
+
+VerdictBody = Annotated[FalseAlarm | Confirmed, Field(discriminator="verdict")]
+
+
+class IncidentIdConvertor(Convertor[str]):
+    """An incident id in a path: any characters, slashes too, but not ending as a sub-resource does, so that
+    `/incidents/{id}` does not also match `/incidents/{id}/notes` (nor claim its methods in a 405's Allow)."""
+
+    regex = r".+(?<!/plot)(?<!/acknowledge)(?<!/notes)(?<!/verdict)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("incident", IncidentIdConvertor())
 
 
 def filters_of(
@@ -184,10 +211,10 @@ def console_api_router(console: Console, read: Any, write: Any, prefix: str = PR
     @router.post("/incidents/{incident_id:path}/verdict", responses=problems(404, 422))
     async def judge(incident_id: str, body: VerdictBody, actor: str = write) -> Response:
         """Mark an incident a false alarm, or confirmed with its cause (an anomaly kind)."""
-        who = body.who(actor)
-        return await act(incident_id, lambda: console.notes.judge(incident_id, who, body.verdict, body.cause))
+        who, cause = body.who(actor), body.cause if isinstance(body, Confirmed) else None
+        return await act(incident_id, lambda: console.notes.judge(incident_id, who, body.verdict, cause))
 
-    @router.get("/incidents/{incident_id:path}", responses={200: {"model": IncidentOut}, **problems(404)})
+    @router.get("/incidents/{incident_id:incident}", responses={200: {"model": IncidentOut}, **problems(404)})
     async def incident(incident_id: str) -> Response:
         """One incident with the operators' notes."""
         found_ = await found(incident_id)

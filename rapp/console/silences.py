@@ -26,13 +26,14 @@ PREFIX = "silence."
 SERVICE_ID = "ranomaly-console"  # the service_id the console's silences carry
 MINUTES_MAX = 7 * 24 * 60
 _ID = re.compile(r"^[A-Za-z0-9._:~-]{1,200}$")  # a policy id's characters (PolicyInfo)
+TARGET_MAX = 200 - len(f"{PREFIX}node.")  # a target's characters: its silence's policy id holds at most 200
 
 
 class SilenceBody(BaseModel):
     """A maintenance silence asked for: a node or a cell, for so many minutes."""
 
     scope: Literal["node", "cell"]
-    target: str = Field(min_length=1, max_length=200)
+    target: str = Field(min_length=1, max_length=TARGET_MAX, pattern=r"^[A-Za-z0-9._:~-]+$")  # a policy id's
     minutes: float = Field(gt=0, le=MINUTES_MAX)
     by: str | None = Field(None, min_length=1, max_length=80)
 
