@@ -32,6 +32,8 @@ $(SYSTEM_STAMP): Makefile
 # Flags for the demo (`ranomaly demo --help`), e.g. make demo DEMO_FLAGS="--timeout-s 3600"
 demo: $(STAMP) $(SYSTEM_STAMP)
 	$(BIN)/ranomaly --log-level WARNING demo $(DEMO_FLAGS)
+	# then the console once in headless chromium: a screenshot of each page under docs/screenshots/
+	$(MAKE) --no-print-directory screenshots
 
 # The demo's stack with the operator console, kept up until Ctrl-C (docs/console.md); it prints the URL and how
 # to sign in. e.g. make console CONSOLE_FLAGS="--hours 24 --port 8091"

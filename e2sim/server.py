@@ -37,6 +37,9 @@ class StreamOptions:
 
     realtime: bool = True  # pace periods on the wall clock; False: as fast as the subscriber reads
     periods: int = 0  # periods per subscription before the stream ends; 0: never
+    # periods from the stream's start after which every subscription ends, a resumed one too (a fixed span that
+    # a reconnect never lengthens: the demo's hours); 0: none
+    span: int = 0
     max_indications_per_message: int = 64
     chunk_cell_reports: int = 50_000  # accelerated mode computes about this many cell-reports at once
     plmn_id: str = "00101"
@@ -114,6 +117,9 @@ class E2NodeService(pb_grpc.E2NodeServicer):
         if opts.periods:
             limit = first + opts.periods - 1
             last = limit if last is None else min(last, limit)
+        if opts.span:
+            end = start.first_period + opts.span - 1
+            last = end if last is None else min(last, end)
         kind = RawIndicationEncoder if plan.raw else IndicationEncoder
         encoder = kind(plan, self._source, start.first_period)
         step = 1 if opts.realtime else max(1, opts.chunk_cell_reports // max(plan.n_cells, 1))

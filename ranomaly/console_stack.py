@@ -37,6 +37,7 @@ from ranomaly.demo import (
 from ranomaly.redis_process import RedisServer, free_port
 from ranomaly_contracts.dataset import LABELS_CSV, write_labels
 from rapp.app import RappService
+from rapp.history import read_history
 from xapp.app import XappService
 from xapp.datalayer.redis import RedisDataLayer
 from xapp.settings import XappSettings
@@ -71,7 +72,7 @@ async def _console(cells: int, hours: float, seed: int, work: Path, port: int, m
         redis = RedisServer(Path(tempfile.mkdtemp(prefix="ranomaly-console-redis-")))
         redis.start(REDIS_START_S)
         parts.callback(redis.stop)
-        server = SimServer(world, StreamOptions(realtime=False, periods=periods))
+        server = SimServer(world, StreamOptions(realtime=False, span=periods))
         sim_port = await server.start("127.0.0.1", 0)
         parts.push_async_callback(server.stop, 0)
         a1_port = free_port()
@@ -82,7 +83,8 @@ async def _console(cells: int, hours: float, seed: int, work: Path, port: int, m
             period_ms=PERIOD_MS, reconnect_min_s=0.5, reconnect_max_s=30.0, state_dir=work / "xapp-state",
             trusted_model_keys=[public],
         )  # fmt: skip
-        xapp = XappService(settings, RedisDataLayer(redis.url))
+        datalayer = RedisDataLayer(redis.url)
+        xapp = XappService(settings, datalayer)
         base = rapp_settings(redis.url, a1_port, settings.state_dir / "api-key", work / "console-run", model_summaries,
                              waits.timeout_s)  # fmt: skip
         truth = _truth_labels(world, periods, work / "console-truth")
@@ -104,6 +106,17 @@ async def _console(cells: int, hours: float, seed: int, work: Path, port: int, m
         await waits.until(f"the rApp to collect {periods} periods", all_collected, lambda: f"{collected} collected",
                           poll_s=1.0)  # fmt: skip
         await server.stop(0)  # the hours are in: the network stays as of its last period (the xApp says so)
+        # The rApp collects what the xApp forwards as it takes it in; its verdicts and cells' states follow once
+        # it has scored every period it took in (the pages show those).
+        newest_ms = int(read_history(rapp.settings.history_dir)["timestamp"].max().value // 1_000_000)
+
+        def scored_up_to() -> int:
+            return 0 if xapp.engine is None or xapp.engine.pending_rows else xapp.engine.intake.watermark_ms
+
+        await waits.until("the xApp to score every period the rApp collected", lambda: scored_up_to() >= newest_ms,
+                          lambda: f"scored up to {pd.Timestamp(scored_up_to(), unit='ms', tz='UTC')}",
+                          poll_s=0.5)  # fmt: skip
+        await datalayer.flush()
         url = f"http://127.0.0.1:{rapp.http_port}/console"
         key = rapp.settings.work_dir / "api-key"
         if screenshots is not None:

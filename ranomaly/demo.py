@@ -297,7 +297,7 @@ async def _demo(cells: int, hours: float, seed: int, work: Path, model_summaries
         redis = RedisServer(Path(tempfile.mkdtemp(prefix="ranomaly-demo-redis-")))
         redis.start(REDIS_START_S)
         parts.callback(redis.stop)
-        server = SimServer(world, StreamOptions(realtime=False, periods=periods))
+        server = SimServer(world, StreamOptions(realtime=False, span=periods))
         port = await server.start("127.0.0.1", 0)
         parts.push_async_callback(server.stop, 0)
         datalayer = RedisDataLayer(redis.url)
@@ -420,7 +420,7 @@ async def close_the_loop(
         return 1
     waits.say(f"xApp: {engine.shadow.version} staged beside {engine.model.version}; the next day streams ...")
     next_day = World(replace(world.config, start=world.config.start + timedelta(minutes=periods)))
-    day_two = SimServer(next_day, StreamOptions(realtime=False, periods=120))
+    day_two = SimServer(next_day, StreamOptions(realtime=False, span=120))
     await day_two.start("127.0.0.1", port)
     try:
         await waits.until(f"the xApp to swap in {engine.shadow.version} and job {job.id} to read it enforced",

@@ -187,3 +187,21 @@ async def test_a_resumed_subscription_sends_each_node_only_the_periods_after_its
         assert starts == list(range(starts[0], starts[-1] + PERIOD_MS, PERIOD_MS)), f"{node}: nothing lost"
     # the stream's 30 periods start at the earliest resume point: the node behind gets 30, the others 25
     assert Counter(i.node_id for i in second) == {node: 30 if node == behind else 25 for node in small_world.node_ids}
+
+
+async def test_a_fixed_span_is_never_lengthened_by_a_resumed_subscription(small_world: World) -> None:
+    server, channel = await start_sim(small_world, StreamOptions(realtime=False, span=30))
+    try:
+        request = pb.SubscriptionRequest(reporting_period_ms=PERIOD_MS)
+        _, first, _ = await collect(channel, request)  # the span's 30 periods: the stream ends
+        last = {i.node_id: i.collection_start_ms for i in first}
+        behind = small_world.node_ids[0]
+        last[behind] -= 5 * PERIOD_MS  # this node's last 5 periods were not accepted
+        request.resume_after_ms.update(last)
+        _, second, _ = await collect(channel, request)
+    finally:
+        await channel.close()
+        await server.stop(0)
+    assert Counter(i.node_id for i in first) == dict.fromkeys(small_world.node_ids, 30)
+    assert Counter(i.node_id for i in second) == {behind: 5}, "the resumed stream ends where the span does"
+    assert max(i.collection_start_ms for i in second) == max(i.collection_start_ms for i in first)
