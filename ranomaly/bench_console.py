@@ -23,7 +23,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from e2sim.world import World, WorldConfig
 from models.trivial import trivial_artifact
-from ranomaly.console_shots import ARGS
+from ranomaly.console_shots import ARGS, sign_in
 from ranomaly.redis_process import RedisServer, free_port
 from ranomaly_contracts.sdl import Attribution, CellState, CellStatus, IncidentEvent, encode_cell_state, sdl_keys
 from rapp.app import RappService
@@ -127,11 +127,7 @@ def run_console_bench(cells: int = 10_000, runs: int = 3) -> dict[str, Any]:
         with _rapp(server.url, "bench", scratch) as (url, key), sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(url)
-            page.fill("#name", "bench")
-            page.fill("#key", key)
-            page.click("#sign-in button")
-            expect(page.locator("#signed-in")).to_be_visible()
+            sign_in(page, url, "bench", key)
 
             def network(p: Page) -> None:
                 expect(p.locator("#nodes [data-cell]")).to_have_count(cells, timeout=WAIT_MS)

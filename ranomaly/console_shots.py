@@ -26,10 +26,7 @@ def take_screenshots(url: str, key: str, folder: Path) -> list[Path]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(url)
-        page.fill("#name", "screenshots")
-        page.fill("#key", key)
-        page.click("#sign-in button")
+        sign_in(page, url, "screenshots", key)
         expect(page.locator("#alarm-rate .bars")).to_be_visible()
         written.append(_shot(page, folder / "network.png"))
         page.goto(f"{url}/incidents?sort=duration")
@@ -48,6 +45,15 @@ def take_screenshots(url: str, key: str, folder: Path) -> list[Path]:
         written.append(_shot(page, folder / "models.png"))
         browser.close()
     return written
+
+
+def sign_in(page: Page, url: str, name: str, key: str) -> None:
+    """Open the console at `url` and sign in with the API key under `name`, waiting until signed in."""
+    page.goto(url)
+    page.fill("#name", name)
+    page.fill("#key", key)
+    page.click("#sign-in button")
+    expect(page.locator("#signed-in")).to_be_visible()
 
 
 def _shot(page: Page, path: Path) -> Path:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import tempfile
+from collections.abc import Awaitable
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,12 +25,10 @@ from ranomaly.demo import (
     PERIOD_MS,
     REDIS_START_S,
     TRAIN_DAYS,
-    DemoFailed,
     Waits,
-    children_now,
     collected_periods,
     rapp_settings,
-    stop_children_since,
+    run_guarded,
     stop_part,
     trained_model,
 )
@@ -46,20 +44,11 @@ from xapp.settings import XappSettings
 async def run_console(cells: int, hours: float, seed: int, work: Path, port: int, model_summaries: bool,
                       screenshots: Path | None, timeout_s: float) -> int:  # fmt: skip
     """Serve the console over a simulated network until interrupted (or until the screenshots are written)."""
-    loop = asyncio.get_running_loop()
-    main = asyncio.current_task()
-    assert main is not None
-    loop.add_signal_handler(signal.SIGTERM, main.cancel)
-    before = children_now()
-    waits = Waits(timeout_s)
-    try:
-        return await _console(cells, hours, seed, work, port, model_summaries, screenshots, waits)
-    except DemoFailed as exc:
-        waits.say(f"\nconsole failed: {exc}")
-        return 1
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
-        stop_children_since(before)
+
+    def body(waits: Waits) -> Awaitable[int]:
+        return _console(cells, hours, seed, work, port, model_summaries, screenshots, waits)
+
+    return await run_guarded("console", body, timeout_s)
 
 
 async def _console(cells: int, hours: float, seed: int, work: Path, port: int, model_summaries: bool,

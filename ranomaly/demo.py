@@ -267,7 +267,12 @@ async def run_demo(
     model_summaries: bool,
     timeout_s: float,
 ) -> int:
-    """Stream `hours` of a `cells`-cell network through the xApp, then let the rApp close the loop; 0 when clean.
+    """Stream `hours` of a `cells`-cell network through the xApp, then let the rApp close the loop; 0 when clean."""
+    return await run_guarded("demo", lambda waits: _demo(cells, hours, seed, work, model_summaries, waits), timeout_s)
+
+
+async def run_guarded(name: str, body: Callable[[Waits], Awaitable[int]], timeout_s: float) -> int:
+    """Run a stack's body with its waits bounded by timeout_s; 1 when a wait failed (said, under `name`).
     SIGTERM stops it as Ctrl-C does (CancelledError); every process it started is stopped either way."""
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -276,9 +281,9 @@ async def run_demo(
     before = children_now()
     waits = Waits(timeout_s)
     try:
-        return await _demo(cells, hours, seed, work, model_summaries, waits)
+        return await body(waits)
     except DemoFailed as exc:
-        waits.say(f"\ndemo failed: {exc}")
+        waits.say(f"\n{name} failed: {exc}")
         return 1
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
