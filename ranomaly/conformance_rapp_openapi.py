@@ -2,17 +2,19 @@
 
 The server is `conformance_rapp.serve_rapp`'s (a real rApp managing a real xApp, its PMS seeds), with more
 seeded before it starts: a history of one cell with a closed incident (`HISTORY_DAY`), a promoted model signed
-with the rApp's own key, and room in the job queue; once it runs, a rollback job and a silence (their ids go
-to the dictionaries). The document is the one the rApp serves, with the API key as its only security scheme
-(the served one offers a bearer token or the key, and schemathesis would send a bad token beside the valid
-key). Left out of the run, as docs/conformance.md says: the forecasts and the drift check, which need a
-forecaster trained on days of history (tests/test_rapp_forecasts.py and tests/test_rapp_drift.py cover them).
+with the rApp's own key that carries a tiny forecaster trained on that history (kept as a training job keeps
+it), a drift check every few seconds over half-hour windows, and room in the job queue; once it runs, a
+rollback job and a silence (their ids go to the dictionaries), and the first forecast round and drift check
+are awaited. The document is the one the rApp serves, with the API key as its only security scheme (the
+served one offers a bearer token or the key, and schemathesis would send a bad token beside the valid key).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,13 +23,16 @@ from typing import Any
 import httpx
 import numpy as np
 
-from models.artifact import write_artifact
+from models.artifact import artifact_bytes_digest, write_artifact
+from models.forecaster.config import ForecasterConfig
 from models.trivial import trivial_artifact
 from ranomaly.conformance import Deviation, Served, Target
 from ranomaly.conformance_rapp import POLICY, pms_target, serve_rapp
+from ranomaly_contracts.dataset import to_arrays
 from ranomaly_contracts.redis_client import redis_client
 from ranomaly_contracts.sdl import PREFIX, Attribution, IncidentEvent, sdl_keys
-from rapp.history import HistoryStore, KpmRows
+from rapp.forecasts import FORECASTER_FILE, keep_forecaster
+from rapp.history import HistoryStore, KpmRows, history_dataset
 from rapp.registry import ModelRegistry
 from rapp.remediation import REMEDIATION
 from rapp.signing import signing_key
@@ -39,7 +44,12 @@ CELL, NODE = "c1", "n1"
 INCIDENT = f"{CELL}:{T0 + 30 * PERIOD_MS}"
 MODEL = "conformance-model-1"
 MEASUREMENTS = ("DRB.UEThpDl", "RRU.PrbUsedDl")
-NOT_RUN = ("/api/v1/forecasts", "/api/v1/drift")
+# a forecaster small enough to train in a second on the seeded history (120 periods: a window and horizon fit)
+FORECASTER = ForecasterConfig(window=24, horizon=6, patch=4, hidden=16, head_hidden=32, epochs=1,
+                              windows_per_epoch=256, batch_size=128)  # fmt: skip
+# a drift check every 3.6 s over 30-minute windows (periods 90-119 against 60-89: no incident, no drift)
+DRIFT = {"RANOMALY_RAPP_DRIFT_CHECK_EVERY_H": "0.001", "RANOMALY_RAPP_DRIFT_WINDOW_H": "0.5"}
+SEEDED_S = 60.0  # how long the first forecast round and drift check may take once the rApp answers
 API_KEY_SCHEME = "APIKeyHeader"
 JOBS_WAITING_MAX = 100_000
 # bodies bounded in bytes (rapp.api.jobs.BODY_MAX, above the longest valid one): a larger one is refused with 413
@@ -51,19 +61,20 @@ def api_key_only(document: dict[str, Any]) -> dict[str, Any]:
     """The document with the API key as the only security scheme (operations that need none keep none)."""
     schemes = document["components"]["securitySchemes"]
     document["components"]["securitySchemes"] = {API_KEY_SCHEME: schemes[API_KEY_SCHEME]}
-    paths = {p: item for p, item in document["paths"].items() if not p.startswith(NOT_RUN)}
-    for item in paths.values():
+    for item in document["paths"].values():
         for operation in item.values():
             if operation.get("security"):
                 operation["security"] = [{API_KEY_SCHEME: []}]
-    return {**document, "paths": paths}
+    return document
 
 
 def write_history(root: Path) -> None:
-    """Two hours of one cell, a closed incident over periods 30 to 59, as the collector writes them."""
+    """Two hours of one cell (a little noise around a steady level), a closed incident over periods 30 to 59,
+    as the collector writes them."""
     store = HistoryStore(root)
     periods = np.arange(120)
-    values = np.array([[40.0, 75.0] if 30 <= p < 60 else [100.0, 50.0] for p in periods])
+    level = np.array([[40.0, 75.0] if 30 <= p < 60 else [100.0, 50.0] for p in periods])
+    values = level + np.random.default_rng(0).normal(0.0, [2.0, 1.0], level.shape)
     store.write_kpm(["1-0"], [KpmRows(MEASUREMENTS, T0 + periods * PERIOD_MS, [NODE] * 120, [CELL] * 120, values,
                                       frozenset({PERIOD_MS}))])  # fmt: skip
     parts = (Attribution(MEASUREMENTS[0], 1.0, 5.0),)
@@ -78,10 +89,25 @@ def write_history(root: Path) -> None:
     store.write_incidents(["2-0", "2-1"], [event("open", 31), event("close", 61, closed=59)])
 
 
+def train_seed_forecaster(history: Path, folder: Path) -> dict[str, Any]:
+    """A tiny forecaster trained on the history, exported into the artifact folder; its manifest entry."""
+    from models.forecaster.export import export_onnx  # torch: only when a run seeds, not when tests import this
+    from models.forecaster.training import train_forecaster
+
+    trained = train_forecaster(to_arrays(history_dataset(history)), FORECASTER)
+    path = export_onnx(trained, folder / FORECASTER_FILE)
+    return {"file": FORECASTER_FILE, "sha256": artifact_bytes_digest(path.read_bytes()),
+            "window": trained.window, "horizon": trained.horizon}  # fmt: skip
+
+
 async def _publish(redis_url: str, work: Path) -> None:
+    """The trivial model with a forecaster, promoted and signed with the rApp's key; its forecaster kept."""
     fields, onnx = trivial_artifact(MEASUREMENTS, PERIOD_MS / 1000, version=MODEL)
     folder = work / "seed-model"
+    folder.mkdir(exist_ok=True)
+    fields["forecaster"] = train_seed_forecaster(work.parent / "history", folder)
     write_artifact(folder, onnx, fields)
+    keep_forecaster(folder, work)
     redis = redis_client(redis_url)
     try:
         await ModelRegistry(redis, sdl_keys(PREFIX), signing_key(None, work)).publish(folder)
@@ -90,17 +116,30 @@ async def _publish(redis_url: str, work: Path) -> None:
 
 
 def _prepare(redis_url: str, work: Path) -> dict[str, str]:
-    """The history beside the rApp's work folder and a promoted model signed with the rApp's key; room in the
-    job queue for every job the run asks for (trainings must not crowd out the rollbacks)."""
+    """The history beside the rApp's work folder, a promoted model with a forecaster signed with the rApp's
+    key, frequent drift checks; room in the job queue for every job the run asks for (trainings must not crowd
+    out the rollbacks)."""
     work.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(work.parent / "history", ignore_errors=True)  # a previous run's, appended to, would be read too
     write_history(work.parent / "history")
     asyncio.run(_publish(redis_url, work))
-    return {"RANOMALY_RAPP_JOBS_WAITING_MAX": str(JOBS_WAITING_MAX)}
+    return {"RANOMALY_RAPP_JOBS_WAITING_MAX": str(JOBS_WAITING_MAX), **DRIFT}
+
+
+def _await_seeded(client: httpx.Client) -> None:
+    """Wait until the first forecast round and drift check have answers (RuntimeError after SEEDED_S)."""
+    deadline = time.monotonic() + SEEDED_S
+    for path in ("/api/v1/forecasts", "/api/v1/drift"):
+        while (answer := client.get(path)).status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"seeding GET {path}: {answer.status_code} {answer.text}")
+            time.sleep(0.2)
 
 
 @contextmanager
 def serve_rapp_seeded(folder: Path) -> Iterator[Served]:
-    """`serve_rapp` with the history, the model and a rollback job; its document saved for `write_spec`."""
+    """`serve_rapp` with the history, the model, a rollback job, a silence, a forecast round and a drift
+    check; its document saved for `write_spec`."""
     with serve_rapp(folder, _prepare) as served:
         with httpx.Client(base_url=served.base_url, timeout=10, headers=served.headers) as client:
             (folder / "openapi.json").write_text(json.dumps(client.get("/openapi.json").raise_for_status().json()))
@@ -109,6 +148,7 @@ def serve_rapp_seeded(folder: Path) -> Iterator[Served]:
             for seeded, status in ((job, 202), (silence, 201)):
                 if seeded.status_code != status:
                     raise RuntimeError(f"seeding {seeded.request.url.path}: {seeded.status_code} {seeded.text}")
+            _await_seeded(client)
         policies = [POLICY, silence.json()["policy_id"]]  # the PMS policy, and the silence (a policy too)
         yield Served(served.base_url, served.headers, {"job_ids": [job.json()["id"]], "policy_ids": policies})
 

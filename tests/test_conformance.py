@@ -78,8 +78,8 @@ def test_the_verdict_fails_outside_the_table_and_without_2xx(tmp_path: Path) -> 
     assert Outcome({"GET /a": Counter({204: 1})}, {}, [], 0).never_2xx() == []
 
 
-def test_the_rapps_document_as_tested_offers_the_api_key_alone_and_leaves_out_what_needs_a_forecaster() -> None:
-    either = [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+def test_the_rapps_document_as_tested_offers_the_api_key_alone_on_every_operation() -> None:
+    either: list[dict[str, list[str]]] = [{"HTTPBearer": []}, {"APIKeyHeader": []}]
     document = {
         "components": {"securitySchemes": {"HTTPBearer": {"type": "http"}, "APIKeyHeader": {"type": "apiKey"}}},
         "paths": {
@@ -90,4 +90,9 @@ def test_the_rapps_document_as_tested_offers_the_api_key_alone_and_leaves_out_wh
     }
     tested = api_key_only(document)
     assert tested["components"]["securitySchemes"] == {"APIKeyHeader": {"type": "apiKey"}}
-    assert tested["paths"] == {"/api/v1/models": {"get": {"security": [{"APIKeyHeader": []}]}}, "/healthz": {"get": {}}}
+    key_alone: list[dict[str, list[str]]] = [{"APIKeyHeader": []}]
+    assert tested["paths"] == {
+        "/api/v1/models": {"get": {"security": key_alone}},
+        "/api/v1/forecasts/{cell_id}": {"get": {"security": key_alone}},
+        "/healthz": {"get": {}},
+    }
