@@ -131,7 +131,7 @@ DEVIATIONS = (
     Deviation(f"DELETE {_POLICY}", "ST103", "404 for a policy that does not exist, as the O-RAN SC PMS"),
     Deviation(f"PUT {_V2}/policies", "ST103", "400/404/409/503 as the O-RAN SC PMS answers them"),
     Deviation(f"PUT {_V2}/policies", "ST202", "400: policy_data fails its type's schema, or an unaddressable id"),
-    Deviation(f"PUT {_V2}/services", "ST202", "400: an empty service_id or a negative keep-alive interval"),
+    Deviation(f"PUT {_V2}/services", "ST202", "400: empty service_id, negative interval (as the PMS), unknown field"),
     Deviation(f"PUT {_V2}/configuration", "ST202", "400: not the application configuration's schema"),
     Deviation(f"GET {_V2}/configuration", "ST108", "the configuration as a JSON object, as the PMS returns it"),
     Deviation(f"DELETE {_V2}/services/{{service_id}}", "ST104", "204 without a body, as HTTP and the PMS"),

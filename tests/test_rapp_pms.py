@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 
 from rapp.a1.client import A1Client
 from rapp.a1.credentials import ApiKeyFile
@@ -51,6 +53,20 @@ async def test_a_service_registers_keeps_alive_and_deregistering_deletes_its_pol
         assert (await rapp.call("DELETE", f"{V2}/services/saver")).status_code == 404
     finally:
         await rapp.stop()
+
+
+def test_a_registration_is_refused_as_the_o_ran_sc_service_refuses_it_and_60_0_is_an_integer() -> None:
+    """As the PMS's v2 ServiceController.validateRegistrationInfo: an empty service id and a negative interval are
+    refused. 60.0 is an integer to JSON Schema, as the document declares the interval; 1.5 and "60" are not."""
+
+    def registration(**fields: object) -> ServiceRegistration:
+        return ServiceRegistration.model_validate({"service_id": "saver", **fields})
+
+    interval = registration(keep_alive_interval_seconds=60.0).keep_alive_interval_seconds
+    assert interval == 60 and type(interval) is int
+    for refused in ({"service_id": ""}, *({"keep_alive_interval_seconds": v} for v in (-1, -1.0, 1.5, "60", True))):
+        with pytest.raises(ValidationError):
+            registration(**refused)
 
 
 async def test_an_expired_service_loses_its_policies_and_an_unsupervised_one_keeps_them(

@@ -14,16 +14,21 @@ import contextlib
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ranomaly_contracts.redis_client import REDIS_ERRORS, AsyncRedis
 from ranomaly_contracts.sdl import as_text
 from rapp.a1.policies import PolicyError, PolicyRegistry
 
 log = structlog.get_logger(__name__)
+
+
+def _integral(value: Any) -> Any:
+    """A number with no fraction as an int (JSON Schema's integer: 60.0 is one), anything else as it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class ServiceRegistration(BaseModel):
@@ -34,7 +39,7 @@ class ServiceRegistration(BaseModel):
     ]})  # fmt: skip
     service_id: str = Field(min_length=1, max_length=256, description="identity of the service")
     callback_url: str = Field("", max_length=2048, description="kept and shown; the rApp calls no callback")
-    keep_alive_interval_seconds: int = Field(
+    keep_alive_interval_seconds: Annotated[int, BeforeValidator(_integral)] = Field(
         0, ge=0, le=2**63 - 1, description="0: not supervised; else deregistered when silent this long"
     )
 
