@@ -361,11 +361,32 @@ def _print_end_to_end(figures: dict[str, Any]) -> None:
               f"{verdicts}")  # fmt: skip
 
 
+def _bench_xapp_replicas(args: argparse.Namespace) -> int:
+    """The scaling run (`--replicas N`): N xApp processes end to end, beside one; 1 when a count is inconsistent."""
+    from models.artifact import read_artifact
+    from ranomaly.bench_replicas import Load, format_figures, run_replica_bench
+
+    model = Path(args.e2e_model or args.model)
+    period_ms = round(read_artifact(model).manifest.period_s * 1000)
+    if args.replicas < 1 or args.redis_url or args.transport != "grpc" or period_ms != args.e2e_period_ms:
+        print(f"ranomaly bench xapp: --replicas takes a count of at least 1, gRPC, a redis-server of each run's own "
+              f"(no --redis-url) and a model at --e2e-period-ms ({model} is at {period_ms} ms)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    figures = run_replica_bench(Load(model, args.e2e_cells, period_ms, args.e2e_seconds), args.replicas)
+    print(format_figures(figures))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0 if figures["consistent"] else 1
+
+
 def cmd_bench_xapp(args: argparse.Namespace) -> int:
     """The xApp hot path in process and end to end, against naive baselines."""
     from models.artifact import read_artifact
     from ranomaly.bench_xapp import run_xapp_bench
 
+    if args.replicas is not None:
+        return _bench_xapp_replicas(args)
     if args.transport == "rmr":
         from ranomaly.bench_rmr import run_rmr_bench
 
@@ -705,6 +726,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_xapp.add_argument("--e2e-period-ms", type=int, default=250)
     bench_xapp.add_argument("--e2e-seconds", type=float, default=20.0)
     bench_xapp.add_argument("--redis-url", help="Redis for the end-to-end run (default: a private redis-server)")
+    bench_xapp.add_argument("--replicas", type=int, help="only the scaling run: N xApp processes (and 1, the "
+                            "baseline) end to end with --e2e-model (default --model) at --e2e-cells, "
+                            "--e2e-seconds")  # fmt: skip
     bench_xapp.add_argument("--json", help="also write the figures to this JSON file")
     bench_xapp.set_defaults(handler=cmd_bench_xapp)
 
