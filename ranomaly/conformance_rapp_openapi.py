@@ -164,7 +164,6 @@ _V2 = "/a1-policy/v2"
 DEVIATIONS = (
     Deviation("GET /api/v1/incidents", "ST202", "400 for a cursor this API did not give (cursors are opaque)"),
     Deviation(f"PUT {_V2}/policies", "ST202", "400: policy_data fails its type's schema (as rapp-pms)"),
-    Deviation(f"PUT {_V2}/services", "ST202", "400: an empty service_id or a negative interval (as rapp-pms)"),
     Deviation(f"PUT {_V2}/configuration", "ST202", "400: not the configuration of the rApp's RIC (as rapp-pms)"),
 )
 
