@@ -49,7 +49,9 @@ class Grant:
 
 _STREAM_WRITE = ("xadd", "xtrim", "xlen", "memory|usage")  # the xApp's bounded streams: append, trim, measure
 XAPP_GRANTS = (
-    Grant(("verdicts", "incidents"), "W", _STREAM_WRITE),
+    Grant(("incidents",), "W", _STREAM_WRITE),
+    # a replica taking a node reads back the verdicts written since the node's checkpoint (xapp/shard/checkpoint.py)
+    Grant(("verdicts",), "RW", (*_STREAM_WRITE, "xrevrange", "xrange")),
     # the KPM stream's writer also reads the rApp group's position and the oldest entry left after a trim
     Grant(("kpm",), "RW", (*_STREAM_WRITE, "xinfo|groups", "xrange")),
     Grant(("cells",), "W", ("hset",)),

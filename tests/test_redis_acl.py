@@ -163,6 +163,8 @@ async def test_the_xapp_and_the_rapp_work_as_their_users(
     await replicas.put_checkpoints({"gnb-1": b"state"})
     assert await replicas.checkpoints(["gnb-1", "gnb-2"]) == {"gnb-1": b"state"}
     await replicas.append_summary(b"{}")
+    newest = await replicas.verdict_position()  # what a taken node's holder wrote after its checkpoint
+    assert [entry_id for entry_id, _ in await replicas.verdicts_after("0-0", 10)] == [newest]
 
 
 async def test_only_a_seeding_xapp_may_publish_and_promote(xapp_layer: RedisDataLayer, acl_url: str) -> None:
@@ -233,9 +235,9 @@ def test_setuser_commands_leave_the_same_users_and_the_default_off(tmp_path: Pat
             anonymous.ping()
         anonymous.close()
         xapp = redis.Redis.from_url(server.url, username=XAPP_USER, password=PASSWORDS["xapp"])
-        xapp.xadd(KEYS.verdicts, {"data": b"x"})
+        xapp.xadd(KEYS.incidents, {"data": b"x"})
         with pytest.raises(NoPermissionError):
-            xapp.xrange(KEYS.verdicts)
+            xapp.xrange(KEYS.incidents)
         xapp.close()
     finally:
         server.stop()

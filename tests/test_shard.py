@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from xapp.engine import Engine
 from xapp.policy.handler import A1Handler
 from xapp.policy.store import PolicyStore
 from xapp.shard.assign import owner, share
-from xapp.shard.checkpoint import NodeCheckpoint, capture, encode_all, restore
+from xapp.shard.checkpoint import NodeCheckpoint, capture, encode_all, restore, scored_since
 from xapp.shard.heartbeat import Heartbeat, Peers
 from xapp.shard.summary import NetworkSummary
 
@@ -92,6 +93,29 @@ async def test_a_restored_node_scores_without_warm_up_and_continues_its_periods(
     assert sorted((c, p) for c, p, _ in got) == [(c, p) for c in ("c1", "c2", "c3") for p in (3, 4)]
     assert {s for c, _, s in got if c != "c3"} == {CellStatus.NORMAL}, "the restored cells need no warm-up"
     assert [s for c, _, s in got if c == "c3"] == [CellStatus.WARMING_UP] * 2, "a node without checkpoint warms up"
+
+
+async def test_a_node_whose_holder_was_killed_resumes_after_its_last_verdict_not_its_checkpoint() -> None:
+    layer = MemoryDataLayer()
+    await layer.start()
+    engine = await _fed(layer, range(3))
+    await layer.flush()
+    data = layer.replica_data()
+    periodic = NodeCheckpoint.decode(encode_all(capture(engine, ["n1"], await data.verdict_position()))["n1"])
+    assert periodic.expected_ms.tolist() == [T0 + 3 * PERIOD_MS] * 2
+    for p in (3, 4):  # the holder scores on past its checkpoint (n2 too), and is killed
+        engine.on_batch(batch(indication("n1", p, {"c1": CALM, "c2": CALM}), indication("n2", p, {"c3": CALM})))
+    engine.flush()
+    await layer.flush()
+
+    scored = await scored_since(data, [periodic], page=1)
+    assert scored == {"c1": T0 + 4 * PERIOD_MS, "c2": T0 + 4 * PERIOD_MS}, "n1's cells only, every page read"
+    assert await scored_since(data, [replace(periodic, verdicts_after=None)]) == {}, "a node let go: nothing after"
+    resumed = await engine_on(layer)
+    resumed.on_accepted(accepted({"n1": ["c1", "c2"]}))
+    assert restore(resumed, periodic, scored) is None
+    table = resumed.table
+    assert [int(table.expected_ms[table.slot_of[c]]) for c in ("c1", "c2")] == [T0 + 5 * PERIOD_MS] * 2
 
 
 async def test_a_checkpoint_of_another_model_version_is_not_restored() -> None:

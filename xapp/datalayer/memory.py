@@ -82,6 +82,11 @@ class _Stream(Generic[T]):
         start = parse_entry_id(start_id)
         return [(f"{ms}-{seq}", payload) for (ms, seq), payload in self.entries if (ms, seq) > start]
 
+    def last_id(self) -> str:
+        """The newest entry's id ("0-0" when empty)."""
+        ms, seq = self.entries[-1][0] if self.entries else (0, 0)
+        return f"{ms}-{seq}"
+
 
 class MemoryDataLayer(MemoryPolicies, BufferedWrites):
     """The data layer in process memory (see the module docstring; bounds as in `RedisDataLayer`)."""
@@ -121,7 +126,7 @@ class MemoryDataLayer(MemoryPolicies, BufferedWrites):
         self._promoted: list[str] = []
         self._signatures: dict[str, bytes] = {}
         self._accepted: dict[str, tuple[int, str]] = {}
-        self._replicas = MemoryReplicaData()
+        self._replicas = MemoryReplicaData(self._verdicts)
 
     async def start(self) -> None:
         """Start the background writer."""

@@ -1,5 +1,5 @@
 """`ReplicaData` in Redis: HASH_XAPP_REPLICAS, HASH_XAPP_CHECKPOINTS and STREAM_NETWORK_SUMMARY (one entry field,
-FIELD_DATA). Uses the data layer's client; errors become `DataLayerUnavailable`."""
+FIELD_DATA), and reads of STREAM_VERDICTS. Uses the data layer's client; errors become `DataLayerUnavailable`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 from ranomaly_contracts.redis_client import REDIS_ERRORS
-from ranomaly_contracts.sdl import FIELD_DATA, NETWORK_SUMMARY_MAX, SdlKeys
+from ranomaly_contracts.sdl import FIELD_DATA, NETWORK_SUMMARY_MAX, SdlKeys, VerdictBatch, as_text, decode_verdicts
 from xapp.datalayer.base import DataLayerUnavailable
 
 T = TypeVar("T")
@@ -75,3 +75,16 @@ class RedisReplicaData:
         read = self._client.xrange(self._keys.network_summary)
         entries = cast(list[tuple[Any, dict[Any, Any]]], await self._call("XRANGE network summary", read))
         return [_raw(fields.get(FIELD_DATA.encode(), fields.get(FIELD_DATA, b""))) for _, fields in entries]
+
+    async def verdict_position(self) -> str:
+        """The id of the verdict stream's newest entry ("0-0" when it has none)."""
+        read = self._client.xrevrange(self._keys.verdicts, count=1)
+        newest = cast(list[tuple[Any, Any]], await self._call("XREVRANGE verdicts", read))
+        return as_text(newest[0][0]) if newest else "0-0"
+
+    async def verdicts_after(self, entry_id: str, count: int) -> list[tuple[str, VerdictBatch]]:
+        """Up to `count` verdict stream entries after `entry_id`, oldest first (XRANGE); ValueError for an entry
+        that does not decode."""
+        read = self._client.xrange(self._keys.verdicts, min=f"({entry_id}", count=count)
+        entries = cast(list[tuple[Any, dict[Any, Any]]], await self._call("XRANGE verdicts", read))
+        return [(as_text(key), decode_verdicts(_raw(fields.get(FIELD_DATA.encode(), b"")))) for key, fields in entries]

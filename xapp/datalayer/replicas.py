@@ -1,9 +1,10 @@
-"""What sharded replicas keep in the data layer (docs/scaling.md): heartbeats, node checkpoints, the summary.
+"""What sharded replicas keep in the data layer (docs/scaling.md): heartbeats, node checkpoints, the summary,
+and what a replica taking a node reads back from the verdict stream.
 
 `ReplicaData` is the interface; `MemoryReplicaData` keeps it in process memory (one process: the embedded
 default), `xapp.datalayer.redis_replicas.RedisReplicaData` in Redis (`ranomaly_contracts.sdl`:
-HASH_XAPP_REPLICAS, HASH_XAPP_CHECKPOINTS, STREAM_NETWORK_SUMMARY). Every call talks to the store directly
-(none is on the hot path) and raises `DataLayerUnavailable` when it cannot be reached.
+HASH_XAPP_REPLICAS, HASH_XAPP_CHECKPOINTS, STREAM_NETWORK_SUMMARY, STREAM_VERDICTS). Every call talks to the
+store directly (none is on the hot path) and raises `DataLayerUnavailable` when it cannot be reached.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from ranomaly_contracts.sdl import NETWORK_SUMMARY_MAX
+from ranomaly_contracts.sdl import NETWORK_SUMMARY_MAX, VerdictBatch
 
 
 class ReplicaData(Protocol):
@@ -39,11 +40,29 @@ class ReplicaData(Protocol):
     async def read_summary(self) -> list[bytes]:
         """The network summary entries kept, oldest first."""
 
+    async def verdict_position(self) -> str:
+        """The id of the verdict stream's newest entry ("0-0" when it has none)."""
+
+    async def verdicts_after(self, entry_id: str, count: int) -> list[tuple[str, VerdictBatch]]:
+        """Up to `count` verdict stream entries after `entry_id`, oldest first; ValueError for one that does not
+        decode."""
+
+
+class VerdictLog(Protocol):
+    """The in-memory verdict stream (`xapp.datalayer.memory`)."""
+
+    def after(self, start_id: str) -> list[tuple[str, VerdictBatch]]:
+        """Entries after start_id, oldest first, with their ids."""
+
+    def last_id(self) -> str:
+        """The newest entry's id ("0-0" when empty)."""
+
 
 class MemoryReplicaData:
-    """ReplicaData in process memory (used on the scoring loop only)."""
+    """ReplicaData in process memory (used on the scoring loop only), beside the in-memory verdict stream."""
 
-    def __init__(self, summary_max: int = NETWORK_SUMMARY_MAX) -> None:
+    def __init__(self, verdicts: VerdictLog, summary_max: int = NETWORK_SUMMARY_MAX) -> None:
+        self._verdicts = verdicts
         self._heartbeats: dict[int, bytes] = {}
         self._checkpoints: dict[str, bytes] = {}
         self._summary: deque[bytes] = deque(maxlen=summary_max)
@@ -75,3 +94,11 @@ class MemoryReplicaData:
     async def read_summary(self) -> list[bytes]:
         """The network summary entries kept, oldest first."""
         return list(self._summary)
+
+    async def verdict_position(self) -> str:
+        """The id of the verdict stream's newest entry."""
+        return self._verdicts.last_id()
+
+    async def verdicts_after(self, entry_id: str, count: int) -> list[tuple[str, VerdictBatch]]:
+        """Up to `count` verdict stream entries after `entry_id`."""
+        return self._verdicts.after(entry_id)[:count]

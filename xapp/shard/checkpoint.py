@@ -2,10 +2,18 @@
 
 A record (HASH_XAPP_CHECKPOINTS, field: node id) is JSON:
 `{"v": 1, "node": str, "model_version": str, "period_ms": int, "written_ms": int, "cells": [str],
-"expected_ms": [int], "seen": [int], "state_size": int, "state": base64}` where, per cell in `cells` order,
-`expected_ms` is the next period start the cell owes, `seen` the periods the model has been fed (its warm-up
-count), and `state` the model's state vectors as little-endian float32, `len(cells) x state_size`, row-major.
-A record of another model version, period or state size is not restored: the state layout differs.
+"expected_ms": [int], "seen": [int], "state_size": int, "state": base64, "verdicts_after": str | null}` where,
+per cell in `cells` order, `expected_ms` is the next period start the cell owes, `seen` the periods the model
+has been fed (its warm-up count), and `state` the model's state vectors as little-endian float32,
+`len(cells) x state_size`, row-major. A record of another model version, period or state size is not restored:
+the state layout differs.
+
+`verdicts_after` is null when the replica wrote the record letting the node go (a release, a stop): it scored
+nothing of the node after `expected_ms`. A periodic record carries the id of the verdict stream's newest entry
+read just before the capture: the holder may score on and be killed, and every verdict it wrote after the
+capture is in an entry after that id, so the next holder reads them back (`scored_since`) and resumes each cell
+after its last verdict instead of filling those periods again with gap rows. (A record without the field, from
+an older xApp, reads as null.)
 """
 
 from __future__ import annotations
@@ -13,11 +21,13 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from xapp.datalayer.buffer import parse_entry_id
+from xapp.datalayer.replicas import ReplicaData
 from xapp.engine import Engine
 
 VERSION = 1
@@ -35,6 +45,7 @@ class NodeCheckpoint:
     expected_ms: np.ndarray  # int64 [n]
     seen: np.ndarray  # int64 [n]
     state: np.ndarray  # float32 [n, state_size]
+    verdicts_after: str | None = None  # None: written letting the node go; else the verdict stream's id before it
 
     def encode(self) -> bytes:
         """The record as stored (see the module docstring)."""
@@ -43,6 +54,7 @@ class NodeCheckpoint:
             "written_ms": self.written_ms, "cells": self.cell_ids, "expected_ms": self.expected_ms.tolist(),
             "seen": self.seen.tolist(), "state_size": int(self.state.shape[1]),
             "state": base64.b64encode(self.state.astype("<f4").tobytes()).decode(),
+            "verdicts_after": self.verdicts_after,
         }).encode()  # fmt: skip
 
     @classmethod
@@ -59,15 +71,18 @@ class NodeCheckpoint:
             seen = np.array(fields["seen"], dtype=np.int64)
             if state.size != len(cells) * size or expected.shape != (len(cells),) or seen.shape != (len(cells),):
                 raise ValueError("cells, expected_ms, seen and state disagree in length")
+            after = fields.get("verdicts_after")
             return cls(str(fields["node"]), str(fields["model_version"]), int(fields["period_ms"]),
-                       int(fields["written_ms"]), cells, expected, seen, state.reshape(len(cells), size))  # fmt: skip
+                       int(fields["written_ms"]), cells, expected, seen, state.reshape(len(cells), size),
+                       None if after is None else str(after))  # fmt: skip
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a checkpoint record: {exc}") from None
 
 
-def capture(engine: Engine, node_ids: Iterable[str]) -> list[NodeCheckpoint]:
+def capture(engine: Engine, node_ids: Iterable[str], verdicts_after: str | None = None) -> list[NodeCheckpoint]:
     """Checkpoints of these nodes' cells (nodes without cells are left out), under the active model: copies,
-    so they can be encoded off the scoring loop (`encode_all`)."""
+    so they can be encoded off the scoring loop (`encode_all`). `verdicts_after`: None when the nodes are let go,
+    else the verdict stream's newest id read before this capture."""
     table, model = engine.table, engine.model
     now_ms = time.time_ns() // 1_000_000
     checkpoints: list[NodeCheckpoint] = []
@@ -78,6 +93,7 @@ def capture(engine: Engine, node_ids: Iterable[str]) -> list[NodeCheckpoint]:
         checkpoints.append(NodeCheckpoint(
             node, model.version, engine.tuning.period_ms, now_ms, [table.cell_ids[s] for s in slots.tolist()],
             table.expected_ms[slots], model.seen[slots], model.state[slots],  # fancy indexing copies
+            verdicts_after,
         ))  # fmt: skip
     return checkpoints
 
@@ -87,9 +103,29 @@ def encode_all(checkpoints: Iterable[NodeCheckpoint]) -> dict[str, bytes]:
     return {checkpoint.node_id: checkpoint.encode() for checkpoint in checkpoints}
 
 
-def restore(engine: Engine, checkpoint: NodeCheckpoint) -> str | None:
+async def scored_since(data: ReplicaData, checkpoints: Iterable[NodeCheckpoint], page: int = 256) -> dict[str, int]:
+    """Cell -> the latest period start with a verdict in the stream after the checkpoints that carry a stream id
+    (the others let their node go: nothing was scored after them), of those checkpoints' nodes. Reads the stream
+    from the oldest of those ids on, `page` entries a call: at most the stream's byte budget."""
+    taken = [checkpoint for checkpoint in checkpoints if checkpoint.verdicts_after is not None]
+    nodes = {checkpoint.node_id for checkpoint in taken}
+    latest: dict[str, int] = {}
+    if not taken:
+        return latest
+    after = min((checkpoint.verdicts_after or "0-0" for checkpoint in taken), key=parse_entry_id)
+    while entries := await data.verdicts_after(after, page):
+        for _, batch in entries:
+            for node, cell, period in zip(batch.node_ids, batch.cell_ids, batch.period_start_ms.tolist(), strict=True):
+                if node in nodes and period > latest.get(cell, -1):
+                    latest[cell] = period
+        after = entries[-1][0]
+    return latest
+
+
+def restore(engine: Engine, checkpoint: NodeCheckpoint, scored: Mapping[str, int] | None = None) -> str | None:
     """Give the checkpoint's cells that the engine does not track yet their slots and model state; None when
-    restored, else why not (another model version, period or state size)."""
+    restored, else why not (another model version, period or state size). A cell in `scored` (`scored_since`)
+    owes the period after its latest verdict, if that is later than the checkpoint's."""
     model = engine.model
     if checkpoint.model_version != model.version:
         return f"written under model {checkpoint.model_version}, {model.version} scores"
@@ -97,11 +133,14 @@ def restore(engine: Engine, checkpoint: NodeCheckpoint) -> str | None:
         return f"written at {checkpoint.period_ms} ms periods, the xApp runs {engine.tuning.period_ms}"
     if checkpoint.state.shape[1] != model.state.shape[1]:
         return f"state size {checkpoint.state.shape[1]}, the model's is {model.state.shape[1]}"
-    table = engine.table
+    table, scored = engine.table, scored or {}
     for row, cell in enumerate(checkpoint.cell_ids):
         if cell in table.slot_of:
             continue
-        slot = table.add(cell, checkpoint.node_id, int(checkpoint.expected_ms[row]))
+        expected = int(checkpoint.expected_ms[row])
+        if cell in scored:
+            expected = max(expected, scored[cell] + checkpoint.period_ms)
+        slot = table.add(cell, checkpoint.node_id, expected)
         model.state[slot] = checkpoint.state[row]
         model.seen[slot] = checkpoint.seen[row]
     engine.metrics.cells.set(len(table))

@@ -6,9 +6,12 @@ assumes (so a replica added with a higher ordinal raises every replica's count a
 rendezvous hashing (`xapp.shard.assign`), those no other live replica holds; it first releases the nodes it
 held and no longer owns (their streams are closed by then: their last batch scored, their checkpoints
 written, their cells forgotten) and restores the checkpoints of the nodes it takes, so a restarted replica, or
-a node moved here, resumes without warm-up. `run()` writes the heartbeat (with the nodes held) every
-`heartbeat_s`, reads the others', and asks the subscriptions to reopen when the share changed or a node it
-waits for was released; checkpoints of every node with cells are written every `checkpoint_interval_s`.
+a node moved here, resumes without warm-up. A periodic checkpoint notes where the verdict stream stood; a
+replica taking a node whose holder was killed after it reads the verdicts written since and resumes each cell
+after its last one, so no period gets a second verdict (`xapp.shard.checkpoint`). `run()` writes the heartbeat
+(with the nodes held) every `heartbeat_s`, reads the others', and asks the subscriptions to reopen when the
+share changed or a node it waits for was released; checkpoints of every node with cells are written every
+`checkpoint_interval_s`.
 The settled periods of this replica's share of the network summary are appended at each heartbeat.
 `leave()` writes a last checkpoint after the final batch and removes the heartbeat.
 """
@@ -27,7 +30,7 @@ from xapp.datalayer.replicas import ReplicaData
 from xapp.engine import Engine
 from xapp.policy.store import PolicyStore
 from xapp.shard.assign import share
-from xapp.shard.checkpoint import NodeCheckpoint, capture, encode_all, restore
+from xapp.shard.checkpoint import NodeCheckpoint, capture, encode_all, restore, scored_since
 from xapp.shard.heartbeat import Heartbeat, Peers, enforced_orders, wall_ms
 from xapp.shard.summary import NetworkSummary
 
@@ -120,25 +123,36 @@ class Replica:
         except DataLayerUnavailable as exc:
             log.warning("checkpoints_unavailable", nodes=len(nodes), problem=str(exc), then="cells warm up")
             return
+        checkpoints = []
         for node, record in records.items():
             try:
-                checkpoint = NodeCheckpoint.decode(record)
+                checkpoints.append(NodeCheckpoint.decode(record))
             except ValueError as exc:
                 log.error("checkpoint_unreadable", node=node, problem=str(exc))
-                continue
-            problem = restore(engine, checkpoint)
+        try:
+            scored = await scored_since(self.data, checkpoints)
+            if scored:
+                log.info("verdicts_since_checkpoints", cells=len(scored), then="they resume after their last verdict")
+        except (DataLayerUnavailable, ValueError) as exc:
+            scored = {}
+            log.warning("verdicts_since_checkpoints_unread", nodes=len(checkpoints), problem=str(exc),
+                        then="periods a killed holder scored after it may get a gap row too")  # fmt: skip
+        for checkpoint in checkpoints:
+            problem = restore(engine, checkpoint, scored)
             if problem is None:
                 self.restored_cells += len(checkpoint.cell_ids)
-            log.info("checkpoint_restored" if problem is None else "checkpoint_skipped", node=node,
+            log.info("checkpoint_restored" if problem is None else "checkpoint_skipped", node=checkpoint.node_id,
                      cells=len(checkpoint.cell_ids), problem=problem)  # fmt: skip
         log.info("nodes_taken", nodes=nodes, replica_count=self.count)
         await self._beat_quietly()
 
-    async def checkpoint(self, engine: Engine) -> int:
-        """Score what waits, then write every node's checkpoint; how many nodes were written."""
+    async def checkpoint(self, engine: Engine, final: bool = False) -> int:
+        """Score what waits, then write every node's checkpoint (`final`: the replica stops, it scores no more);
+        how many nodes were written."""
         async with self._writing:
+            after = None if final else await self.data.verdict_position()  # before the capture: see checkpoint.py
             engine.flush()
-            records = await asyncio.to_thread(encode_all, capture(engine, list(engine.table.by_node)))
+            records = await asyncio.to_thread(encode_all, capture(engine, list(engine.table.by_node), after))
             await self.data.put_checkpoints(records)
         self._checkpointed_at = time.monotonic()
         return len(records)
@@ -193,7 +207,7 @@ class Replica:
         """On stopping: a last checkpoint (after the final batch) and the heartbeat removed."""
         try:
             if engine is not None:
-                nodes = await self.checkpoint(engine)
+                nodes = await self.checkpoint(engine, final=True)
                 log.info("checkpoints_written", nodes=nodes, final=True)
             await self.data.remove_heartbeat(self.index)
         except DataLayerUnavailable as exc:
