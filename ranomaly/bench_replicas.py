@@ -3,7 +3,7 @@
 One simulator process streams in real time over gRPC on loopback, a private redis-server is the data layer,
 and N `ranomaly xapp` processes share the E2 nodes (replica_index/replica_count: rendezvous hashing, see
 docs/scaling.md), each pinned to a core of its own with `os.sched_setaffinity` where there are enough. With
-N > 1 the same offered load also runs on one replica first: the baseline.
+N > 1 the same offered load also runs on one replica first, the baseline, the two alternating for `rounds`.
 
 Per replica and in all, over a window of steady state (after every replica's cells passed their model's
 warm-up): cell-reports scored (the replicas' own counters), CPU-seconds of the replica processes alone
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -303,7 +304,7 @@ def _run(load: Load, world: World, replicas: int, machine: Machine, scratch: Pat
     cells_of = Counter(replica_of[node] for node in node_of_cell.values())
     cores = machine.placement(replicas)
     workdir = scratch / f"run-{replicas}"
-    workdir.mkdir()
+    workdir.mkdir(parents=True)
     server = RedisServer(workdir)
     server.start()
     sim_port = free_port()
@@ -379,26 +380,39 @@ def _run(load: Load, world: World, replicas: int, machine: Machine, scratch: Pat
     }  # fmt: skip
 
 
-def run_replica_bench(load: Load, replicas: int) -> dict[str, Any]:
-    """The run with `replicas` replicas and, when that is more than one, the one-replica baseline before it."""
+def run_replica_bench(load: Load, replicas: int, rounds: int = 1) -> dict[str, Any]:
+    """The run with `replicas` replicas and, when that is more than one, the one-replica baseline before it, the
+    two alternating `rounds` times (a busy machine's load drifts: the medians compare)."""
     world = World(SimSettings(cells=load.cells).world())  # what `ranomaly sim serve --cells` serves
     manifest = read_artifact(load.model).manifest
-    figures: dict[str, Any] = {"model": manifest.version, "cells": load.cells, "period_ms": load.period_ms,
-                               "offered_cell_reports_per_s": load.cells * 1000 / load.period_ms,
-                               "seconds": load.seconds, "runs": {}}  # fmt: skip
+    counts = sorted({1, replicas})
+    runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="ranomaly-bench-replicas-") as name:
         scratch = Path(name)
         seed, trusted = signed_copy(load.model, scratch)
-        for n in sorted({1, replicas}):
-            figures["runs"][str(n)] = _run(load, world, n, Machine.now(), scratch, seed, trusted)
+        for round_ in range(rounds):
+            for n in counts:
+                run = _run(load, world, n, Machine.now(), scratch / f"round-{round_}", seed, trusted)
+                runs.append(run | {"round": round_})
+    per_report = {str(n): median([run["total"]["cpu_s_per_cell_report"] for run in runs if run["replicas"] == n])
+                  for n in counts}  # fmt: skip
+    figures: dict[str, Any] = {
+        "model": manifest.version, "cells": load.cells, "period_ms": load.period_ms,
+        "offered_cell_reports_per_s": load.cells * 1000 / load.period_ms, "seconds": load.seconds, "rounds": rounds,
+        "runs": runs, "median_cpu_s_per_cell_report": per_report,
+        "consistent": all(run["sink"]["consistent"] for run in runs),
+    }  # fmt: skip
     if replicas > 1:
-        one = figures["runs"]["1"]["total"]["cpu_s_per_cell_report"]
-        many = figures["runs"][str(replicas)]["total"]["cpu_s_per_cell_report"]
+        one, many = per_report["1"], per_report[str(replicas)]
         ratio = many / one if one and many else None
         figures["cpu_per_cell_report_ratio"] = ratio
         figures["ratio_within_target"] = ratio is not None and abs(ratio - 1) <= RATIO_TARGET
-    figures["consistent"] = all(run["sink"]["consistent"] for run in figures["runs"].values())
     return figures
+
+
+def median(values: list[float | None]) -> float | None:
+    """The median of the values, None when a run scored nothing."""
+    return None if any(v is None for v in values) else statistics.median(v for v in values if v is not None)
 
 
 def format_figures(figures: dict[str, Any]) -> str:
@@ -409,11 +423,12 @@ def format_figures(figures: dict[str, Any]) -> str:
              f"a run"]  # fmt: skip
     head = (f"  {'replica':>8s} {'core':>5s} {'cells':>7s} {'cell-reports':>13s} {'CPU s':>7s} {'µs/report':>10s} "
             f"{'reports/s':>10s} {'p50 ms':>8s} {'p99 ms':>8s}")  # fmt: skip
-    for n, run in figures["runs"].items():
+    for run in figures["runs"]:
+        n = run["replicas"]
         before = " ".join(f"{x:.2f}" for x in run["load_average_before"])
         after = " ".join(f"{x:.2f}" for x in run["load_average_after"])
-        lines += [f"{_replicas(int(n))} pinned to cores {_cores(run['cores'])} (the simulator and redis-server not "
-                  f"pinned); load average {before} before, {after} after", head]  # fmt: skip
+        lines += [f"round {run['round'] + 1}: {_replicas(n)} pinned to cores {_cores(run['cores'])} (the simulator "
+                  f"and redis-server not pinned); load average {before} before, {after} after", head]  # fmt: skip
         for row in [*run["per_replica"], run["total"] | {"replica": "all", "core": "", "cells": figures["cells"]}]:
             lat = row["latency_from_scheduled_send"] or {"p50_ms": float("nan"), "p99_ms": float("nan")}
             per = row["cpu_s_per_cell_report"]
@@ -427,14 +442,15 @@ def format_figures(figures: dict[str, Any]) -> str:
                      f"{total['gap_rows']:,}")  # fmt: skip
         lines += [f"  note: {note}" for note in run["notes"]]
     if "cpu_per_cell_report_ratio" in figures:
-        n = max(figures["runs"], key=int)
-        one, many = (figures["runs"][k]["total"]["cpu_s_per_cell_report"] for k in ("1", n))
+        n = max(figures["median_cpu_s_per_cell_report"], key=int)
+        one, many = (figures["median_cpu_s_per_cell_report"][k] for k in ("1", n))
         ratio = figures["cpu_per_cell_report_ratio"]
         verdict = "within" if figures["ratio_within_target"] else "OUTSIDE"
+        of = "" if figures["rounds"] == 1 else f" (medians of {figures['rounds']} rounds)"
         if ratio is None:
             lines.append("CPU per cell-report: no ratio, a run scored nothing")
         else:
-            lines.append(f"CPU per cell-report: {n} replicas {many * 1e6:.1f} µs, 1 replica {one * 1e6:.1f} µs: "
+            lines.append(f"CPU per cell-report{of}: {n} replicas {many * 1e6:.1f} µs, 1 replica {one * 1e6:.1f} µs: "
                          f"ratio {ratio:.3f} ({verdict} the 15 % target)")  # fmt: skip
     lines.append("counts: " + ("every cell-period sent was scored once" if figures["consistent"] else
                                "INCONSISTENT (lost, scored twice or never sent above)"))  # fmt: skip

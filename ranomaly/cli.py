@@ -368,12 +368,13 @@ def _bench_xapp_replicas(args: argparse.Namespace) -> int:
 
     model = Path(args.e2e_model or args.model)
     period_ms = round(read_artifact(model).manifest.period_s * 1000)
-    if args.replicas < 1 or args.redis_url or args.transport != "grpc" or period_ms != args.e2e_period_ms:
-        print(f"ranomaly bench xapp: --replicas takes a count of at least 1, gRPC, a redis-server of each run's own "
-              f"(no --redis-url) and a model at --e2e-period-ms ({model} is at {period_ms} ms)",
+    usable = args.transport == "grpc" and not args.redis_url and period_ms == args.e2e_period_ms
+    if min(args.replicas, args.rounds) < 1 or not usable:
+        print(f"ranomaly bench xapp: --replicas and --rounds take counts of at least 1, gRPC, a redis-server of each "
+              f"run's own (no --redis-url) and a model at --e2e-period-ms ({model} is at {period_ms} ms)",
               file=sys.stderr)  # fmt: skip
         return 2
-    figures = run_replica_bench(Load(model, args.e2e_cells, period_ms, args.e2e_seconds), args.replicas)
+    figures = run_replica_bench(Load(model, args.e2e_cells, period_ms, args.e2e_seconds), args.replicas, args.rounds)
     print(format_figures(figures))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
@@ -729,6 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_xapp.add_argument("--replicas", type=int, help="only the scaling run: N xApp processes (and 1, the "
                             "baseline) end to end with --e2e-model (default --model) at --e2e-cells, "
                             "--e2e-seconds")  # fmt: skip
+    bench_xapp.add_argument("--rounds", type=int, default=1, help="with --replicas: the runs alternate this often")
     bench_xapp.add_argument("--json", help="also write the figures to this JSON file")
     bench_xapp.set_defaults(handler=cmd_bench_xapp)
 

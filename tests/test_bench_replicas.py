@@ -25,16 +25,16 @@ def test_two_replicas_score_every_cell_period_sent_once_beside_one(tmp_path: Pat
     printed = capsys.readouterr().out  # type: ignore[attr-defined]
     assert code == 0, printed
     figures = json.loads(out.read_text())
-    assert set(figures["runs"]) == {"1", "2"} and figures["consistent"]
-    for n, run in figures["runs"].items():
+    assert [run["replicas"] for run in figures["runs"]] == [1, 2] and figures["consistent"]
+    for run in figures["runs"]:
         sink = run["sink"]
         assert sink["sent"] == sink["scored"] > 0 and sink["lost"] == sink["scored_twice"] == sink["unexpected"] == 0
         rows = run["per_replica"]
-        assert [row["replica"] for row in rows] == list(range(int(n)))
+        assert [row["replica"] for row in rows] == list(range(run["replicas"]))
         assert sum(row["cells"] for row in rows) == 24 and all(row["cell_reports"] > 0 for row in rows)
         assert run["total"]["cpu_s"] > 0 and run["total"]["rows_dropped_late"] == 0
     if len(os.sched_getaffinity(0)) >= 2:
-        assert len(set(figures["runs"]["2"]["cores"])) == 2, "each replica on a core of its own"
+        assert len(set(figures["runs"][1]["cores"])) == 2, "each replica on a core of its own"
     assert figures["cpu_per_cell_report_ratio"] > 0
     assert "every cell-period sent was scored once" in printed and "ratio" in printed
 
