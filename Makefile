@@ -66,9 +66,9 @@ bench: $(STAMP) $(SYSTEM_STAMP)
 	$(BIN)/ranomaly --log-level WARNING sim export --seed 7 --cells 60 --days 0.01 --period-s 0.25 --format parquet --out .bench/data250
 	$(BIN)/ranomaly --log-level WARNING train --data .bench/data250 --out .bench/model250 --no-forecaster
 	$(BIN)/ranomaly --log-level WARNING bench xapp --model .bench/model --e2e-model .bench/model250 --json bench-xapp.json
-	# scaling: 2 xApp replica processes, each pinned to a core, and 1 at the same load, alternating twice (CPU-s a cell-report)
+	# scaling: 2 xApp replica processes, each pinned to a core, and 1 at the same load, alternating 3 times
 	$(BIN)/ranomaly --log-level WARNING bench xapp --model .bench/model --e2e-model .bench/model250 --replicas 2 \
-		--e2e-cells 4000 --e2e-seconds 30 --rounds 2 --json bench-xapp-replicas.json
+		--e2e-cells 4000 --e2e-seconds 20 --rounds 3 --json bench-xapp-replicas.json
 	$(BIN)/ranomaly --log-level WARNING bench reports --json bench-reports.json
 	# the console's page times in chromium: first paint, the network view of 10,000 cells, an incident page
 	$(BIN)/ranomaly --log-level WARNING bench console --json bench-console.json
