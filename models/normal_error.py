@@ -21,7 +21,8 @@ from models.ceiling import FloatArray, noise_spread, simulated_runs
 from models.data import plan_split, select
 from models.detector import DetectorConfig
 from models.detector.model import period_of
-from models.detector.train import fit_step, step_inputs, walk
+from models.detector.passes import Stepped, run_pass, step_inputs
+from models.detector.train import fit_step
 from ranomaly_contracts.dataset import Dataset, label_mask, to_arrays
 
 MS_PER_HOUR = 3_600_000
@@ -79,9 +80,11 @@ def detector_normal_error(dataset: Dataset, config: DetectorConfig | None = None
     inputs = step_inputs(arrays)
     rows = len(arrays.times_ms)
     baseline = np.full(arrays.values.shape, np.nan)
-    for walked in walk(step, inputs, rows, "baseline", network=True):
-        cells = slice(None) if walked.cells is None else walked.cells.numpy()
-        baseline[walked.row, cells] = walked.context["baseline"].double().numpy()
+
+    def take(stepped: Stepped) -> None:
+        baseline[stepped.row, stepped.cells] = stepped.outputs["baseline"]
+
+    run_pass(step, inputs, rows, ("baseline",), True, "baseline", take)
 
     def transformed(values: FloatArray) -> FloatArray:
         flat = torch.from_numpy(values.reshape(-1, values.shape[-1]))

@@ -14,8 +14,8 @@ from e2sim import catalogue as cat
 from e2sim.world import World, WorldConfig
 from models.artifact import load_session, read_artifact
 from models.detector import DetectorConfig, StreamingDetector
+from models.detector.passes import step_inputs
 from models.detector.step import DetectorStep
-from models.detector.train import step_inputs
 from models.scoring import score_arrays
 from ranomaly_contracts.dataset import KpmArrays
 
@@ -84,7 +84,7 @@ def test_onnx_runtime_matches_torch_on_real_and_random_windows(fitted: Streaming
     state = torch.zeros(inputs.x.shape[1], fitted.step.layout.size)
     worst = {"score": 0.0, "deviation": 0.0, "state": 0.0}
     for row in range(1000):
-        x, mask, time = inputs.x[row], inputs.mask[row], inputs.time[row]
+        x, mask, time = (torch.from_numpy(a[row]) for a in (inputs.x, inputs.mask, inputs.time))
         if row % 97 == 0:
             mask = torch.from_numpy((rng.random(x.shape) > 0.2).astype(np.float32))
             x = torch.from_numpy(rng.uniform(0, 5000, x.shape).astype(np.float32)) * mask
@@ -318,7 +318,7 @@ def test_a_slow_ramp_the_drift_offset_follows_still_stands_out_against_the_profi
     state = torch.zeros(1, step.layout.size)
     with torch.no_grad():
         for row in range(ramp.stop):
-            x, mask, time = inputs.x[row], inputs.mask[row], inputs.time[row]
+            x, mask, time = (torch.from_numpy(a[row]) for a in (inputs.x, inputs.mask, inputs.time))
             s = step.layout.unpack(state)
             c = step.context(x, mask, time, s)
             u, z = step.errors(c["residual"], c["present"], c["features"])

@@ -7,8 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.detector import DetectorConfig
-from models.detector.step import DetectorStep
+from models.detector import DetectorConfig, passes
 from models.detector.train import CALIBRATION_SHARE, align, fit_step
 from ranomaly_contracts.dataset import KpmArrays
 
@@ -59,18 +58,27 @@ def test_cells_of_other_dates_are_aligned_keeping_their_own_times() -> None:
 
 def test_training_steps_each_cell_over_its_own_span_only(monkeypatch: pytest.MonkeyPatch) -> None:
     stepped: list[int] = []
-    update = DetectorStep.update
+    session_of = passes._session
 
-    def counting(self: DetectorStep, x: Any, *args: Any, **kwargs: Any) -> Any:
-        stepped.append(int(x.shape[0]))
-        return update(self, x, *args, **kwargs)
+    class Counting:
+        """The pass's ONNX Runtime session, noting how many cells each period steps."""
 
-    monkeypatch.setattr(DetectorStep, "update", counting)
+        def __init__(self, graph: passes.PassGraph) -> None:
+            self.session = session_of(graph)
+
+        def run(self, names: Any, feeds: dict[str, np.ndarray]) -> Any:
+            stepped.append(len(feeds["x"]))
+            return self.session.run(names, feeds)
+
+    monkeypatch.setattr(passes, "_session", Counting)
     fitted = fit_step(
         _staggered(), PERIOD_MS / 1000, DetectorConfig(epochs=1, warmup_periods=12, hidden=8, batch_size=256)
     )
     fit_rows = int(SPAN * (1 - CALIBRATION_SHARE))
-    passes = 2 * fit_rows + SPAN  # state recursion and calibration over the fit rows, thresholds over all
-    assert len(stepped) == passes, "one step a row of the aligned spans, not of the union of all dates"
-    assert sum(stepped) == CELLS * passes, "every cell stepped over its span, the missing record included"
+    steps = 2 * fit_rows + SPAN  # state recursion and calibration over the fit rows, thresholds over all
+    groups = min(passes.GROUPS, CELLS)
+    assert len(stepped) == steps * groups, (
+        "one step a row and group of the aligned spans, not of the union of all dates"
+    )
+    assert sum(stepped) == CELLS * steps, "every cell stepped over its span, the missing record included"
     assert np.isfinite(fitted.thresholds.score)

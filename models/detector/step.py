@@ -459,15 +459,33 @@ class DetectorStep(nn.Module):
         new["statistical_last"] = torch.zeros_like(s["statistical_last"]) if strongest is None else strongest[:, None]
         return new
 
+    def period(
+        self, x: torch.Tensor, mask: torch.Tensor, time: torch.Tensor, state: torch.Tensor, network: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """Everything one period computes for a batch of cells: the context, the errors u and z, the
+        magnitude of each calibrated kind of evidence ("evidence" [B, len(CALIBRATED), K]), the score and
+        deviation, and the state after the period ("state_out"). Without the network (in training, before
+        it is fitted) the errors are zeros and nothing is scored."""
+        s = self.layout.unpack(state)
+        c = self.context(x, mask, time, s)
+        if network:
+            u, z = self.errors(c["residual"], c["present"], c["features"])
+        else:
+            u = z = torch.zeros_like(x)
+        evidence = self.evidence(x, u, z - s["z_bias"], c["present"], s, c["profile_residual"], c["features"])
+        out = {**c, "u": u, "z": z, "evidence": torch.stack([torch.abs(evidence[n]) for n in CALIBRATED], dim=1)}
+        if not network:
+            after = self.update(x, c, evidence, torch.zeros_like(x[:, 0]), s)
+            return {**out, "state_out": self.layout.pack(after)}
+        statistical, specific = self.deviation(evidence, c["present"])
+        score, raw, strongest = self.score(statistical, specific, s, c["present"])
+        after = self.update(x, c, evidence, raw, s, z, strongest)
+        deviation = torch.maximum(statistical, specific)
+        return {**out, "score": score, "deviation": deviation, "state_out": self.layout.pack(after)}
+
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor, time: torch.Tensor, state: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Score one period of a batch of cells and return the updated state."""
-        s = self.layout.unpack(state)
-        c = self.context(x, mask, time, s)
-        u, z = self.errors(c["residual"], c["present"], c["features"])
-        evidence = self.evidence(x, u, z - s["z_bias"], c["present"], s, c["profile_residual"], c["features"])
-        statistical, specific = self.deviation(evidence, c["present"])
-        score, raw, strongest = self.score(statistical, specific, s, c["present"])
-        deviation = torch.maximum(statistical, specific)
-        return score, deviation, self.layout.pack(self.update(x, c, evidence, raw, s, z, strongest))
+        out = self.period(x, mask, time, state)
+        return out["score"], out["deviation"], out["state_out"]

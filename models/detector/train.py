@@ -20,15 +20,14 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import NamedTuple
 
 import numpy as np
 import structlog
 import torch
 from torch import nn
 
-from models.artifact import time_features
-from models.detector.config import TIME_FEATURES, DetectorConfig
+from models.detector.config import DetectorConfig
+from models.detector.passes import StepInputs, Stepped, run_pass, step_inputs
 from models.detector.step import CALIBRATED, LOG_SPREAD_LIMIT, DetectorStep
 from models.progress import progress
 from ranomaly_contracts.dataset import KpmArrays
@@ -66,25 +65,6 @@ MIN_LEVEL = {
 }
 
 
-@dataclass
-class StepInputs:
-    """Model inputs of a span of periods for a set of cells, as tensors."""
-
-    x: torch.Tensor  # [T, N, K], 0 where no value
-    mask: torch.Tensor  # [T, N, K]
-    time: torch.Tensor  # [T, N, F]
-    reported: np.ndarray  # bool [T, N]
-    # bool [T, N]: the cell is stepped, from its first record to its last; a period inside without a record
-    # is stepped as all missing, as the xApp scores a gap row
-    live: np.ndarray
-
-
-def live_periods(reported: np.ndarray) -> np.ndarray:
-    """bool [T, N]: each cell's periods from its first record to its last."""
-    started = np.logical_or.accumulate(reported, axis=0)
-    return started & np.logical_or.accumulate(reported[::-1], axis=0)[::-1]
-
-
 def align(arrays: KpmArrays) -> KpmArrays:
     """Every cell's span moved to start at row 0, its collection times kept in phase_ms: the rows then
     number the longest span, not the union of all spans (series of other dates cost what they hold)."""
@@ -110,66 +90,6 @@ def align(arrays: KpmArrays) -> KpmArrays:
         reported=reported[rows, cols] & inside,
         phase_ms=phase.astype(np.int64),
     )
-
-
-def step_inputs(arrays: KpmArrays, utc_offset_h: float = 0.0) -> StepInputs:
-    """Inputs of every period and cell of the arrays (each cell at its own times when they differ)."""
-    values = arrays.values
-    present = ~np.isnan(values)
-    n_periods, n_cells = arrays.reported.shape
-    phase = np.zeros(n_cells, dtype=np.int64) if arrays.phase_ms is None else arrays.phase_ms
-    stamps = arrays.times_ms[:, None] + phase[None, :]
-    cell_times = time_features(list(TIME_FEATURES), stamps, utc_offset_h).reshape(n_periods, n_cells, -1)
-    return StepInputs(
-        x=torch.from_numpy(np.where(present, values, 0.0).astype(np.float32)),
-        mask=torch.from_numpy(present.astype(np.float32)),
-        time=torch.from_numpy(cell_times.astype(np.float32)),
-        reported=arrays.reported,
-        live=live_periods(arrays.reported),
-    )
-
-
-def _live_cells(inputs: StepInputs, row: int) -> torch.Tensor | None:
-    """Indices of the cells stepped at a row; None when every cell is."""
-    live = inputs.live[row]
-    return None if live.all() else torch.from_numpy(np.flatnonzero(live))
-
-
-def _row(inputs: StepInputs, row: int, cells: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(x, mask, time) of the row's stepped cells."""
-    if cells is None:
-        return inputs.x[row], inputs.mask[row], inputs.time[row]
-    return inputs.x[row, cells], inputs.mask[row, cells], inputs.time[row, cells]
-
-
-def _of(state: torch.Tensor, cells: torch.Tensor | None) -> torch.Tensor:
-    """The stepped cells' rows of the state."""
-    return state if cells is None else state[cells]
-
-
-def _updated(state: torch.Tensor, cells: torch.Tensor | None, after: torch.Tensor) -> torch.Tensor:
-    """The state with the stepped cells' rows replaced by their new state."""
-    if cells is None:
-        return after
-    state[cells] = after
-    return state
-
-
-def periods(
-    step: DetectorStep, inputs: StepInputs
-) -> Iterator[tuple[int, torch.Tensor | None, dict[str, torch.Tensor], torch.Tensor]]:
-    """Run the full step over the periods; yield (row, stepped cells or None for all, outputs, their state
-    before the row), skipping rows that step no cell."""
-    state = torch.zeros(inputs.x.shape[1], step.layout.size)
-    with torch.no_grad():
-        for row in range(inputs.x.shape[0]):
-            cells = _live_cells(inputs, row)
-            if cells is not None and cells.numel() == 0:
-                continue
-            before = _of(state, cells)
-            score, deviation, after = step(*_row(inputs, row, cells), before)
-            yield row, cells, {"score": score, "deviation": deviation}, before
-            state = _updated(state, cells, after)
 
 
 def _transforms(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -254,56 +174,20 @@ def _set_rates(step: DetectorStep, config: DetectorConfig, period_s: float) -> N
     step.profile_prior = config.profile_prior_minutes * 60.0 / period_s
 
 
-class Walked(NamedTuple):
-    """One period of the state recursion, for the cells it stepped, before their update."""
-
-    row: int
-    cells: torch.Tensor | None  # indices of the stepped cells; None: every cell
-    state: dict[str, torch.Tensor]
-    context: dict[str, torch.Tensor]
-    u: torch.Tensor
-    z: torch.Tensor
-    evidence: dict[str, torch.Tensor]
-
-
-def walk(step: DetectorStep, inputs: StepInputs, rows: int, desc: str, network: bool) -> Iterator[Walked]:
-    """Run the state recursion over the first `rows` periods, yielding each row's stepped cells before
-    their update (rows that step no cell are skipped). Without the network (not trained yet) the errors
-    are zeros."""
-    state = torch.zeros(inputs.x.shape[1], step.layout.size)
-    with torch.no_grad():
-        for row in progress(range(rows), desc, "period", rows):
-            cells = _live_cells(inputs, row)
-            if cells is not None and cells.numel() == 0:
-                continue
-            x, mask, time = _row(inputs, row, cells)
-            s = step.layout.unpack(_of(state, cells))
-            c = step.context(x, mask, time, s)
-            if network:
-                u, z = step.errors(c["residual"], c["present"], c["features"])
-            else:
-                u = z = torch.zeros_like(x)
-            evidence = step.evidence(x, u, z - s["z_bias"], c["present"], s, c["profile_residual"], c["features"])
-            yield Walked(row, cells, s, c, u, z, evidence)
-            if network:
-                _, raw, strongest = step.score(*step.deviation(evidence, c["present"]), s, c["present"])
-                after = step.layout.pack(step.update(x, c, evidence, raw, s, z, strongest))
-            else:
-                after = step.layout.pack(step.update(x, c, evidence, torch.zeros(x.shape[0]), s))
-            state = _updated(state, cells, after)
-
-
 def _collect_residuals(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int) -> tuple[torch.Tensor, ...]:
     """Network inputs, residuals, masks and last period's missing values of warmed-up cell-periods with a
     record in the first `rows` periods."""
-    features, residuals, masks, was_missing = [], [], [], []
-    for _, _, s, c, _, _, _ in walk(step, inputs, rows, "state recursion", network=False):
-        keep = (s["count"][:, 0] >= warmup) & c["present"].any(dim=1)
-        features.append(c["features"][keep])
-        residuals.append(c["residual"][keep].float())
-        masks.append(c["present"][keep])
-        was_missing.append(s["run"][keep] < 0)
-    return tuple(torch.cat(part).to(torch.float32) for part in (features, residuals, masks, was_missing))
+    count, run = step.layout.index("count"), step.layout.index("run")
+    k = step.n_measurements
+
+    def take(stepped: Stepped) -> tuple[np.ndarray, ...]:
+        state, present = stepped.feeds["state"], stepped.feeds["mask"] > 0.5
+        keep = (state[:, count] >= warmup) & present.any(axis=1)
+        residual = stepped.outputs["residual"][keep].astype(np.float32)
+        return stepped.outputs["features"][keep], residual, present[keep], state[keep, run : run + k] < 0
+
+    kept = run_pass(step, inputs, rows, ("features", "residual"), False, "state recursion", take)
+    return tuple(torch.from_numpy(np.concatenate(part).astype(np.float32)) for part in zip(*kept, strict=True))
 
 
 @contextmanager
@@ -394,15 +278,19 @@ def _calibrate(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int) -
     """Set each evidence's scale per measurement at its normal 99.9 % level, estimated from the bulk of
     the training values. Cell-periods with an extreme error (surely anomalous: the training data is
     unlabelled) are left out."""
-    collected: dict[str, list[torch.Tensor]] = {name: [] for name in CALIBRATED}
-    for _, _, s, c, u, z, evidence in walk(step, inputs, rows, "calibration", network=True):
-        extreme = torch.maximum(torch.abs(u), torch.abs(z)).max(dim=1).values >= EXTREME_Z
-        keep = (s["count"][:, 0] >= warmup) & ~extreme
-        for name in collected:
-            magnitude = torch.abs(evidence[name][keep])
-            collected[name].append(torch.where(c["present"][keep], magnitude, torch.nan))
-    for name in CALIBRATED:
-        values = torch.cat(collected[name]).numpy()  # [cell-periods, K]
+    count = step.layout.index("count")
+
+    def take(stepped: Stepped) -> np.ndarray:
+        u, z = stepped.outputs["u"], stepped.outputs["z"]
+        extreme = np.maximum(np.abs(u), np.abs(z)).max(axis=1) >= EXTREME_Z
+        keep = (stepped.feeds["state"][:, count] >= warmup) & ~extreme
+        present = stepped.feeds["mask"][keep, None, :] > 0.5
+        return np.where(present, stepped.outputs["evidence"][keep], np.nan)
+
+    # [cell-periods, len(CALIBRATED), K]
+    evidence = np.concatenate(run_pass(step, inputs, rows, ("u", "z", "evidence"), True, "calibration", take))
+    for i, name in enumerate(CALIBRATED):
+        values = evidence[:, i]  # [cell-periods, K]
         if name == "stuck":
             level = np.full(values.shape[1], STUCK_LEVEL)
         else:  # mostly the bulk, extrapolated: unlabelled anomalies (a few percent) inflate high quantiles
@@ -493,14 +381,16 @@ def fit_step(arrays: KpmArrays, period_s: float, config: DetectorConfig) -> Fitt
 def _thresholds(
     step: DetectorStep, inputs: StepInputs, fit_rows: int, arrays: KpmArrays, config: DetectorConfig
 ) -> Thresholds:
-    scores, deviations = [], []
-    for row, cells, out, state in progress(periods(step, inputs), "thresholds", "period", inputs.x.shape[0]):
-        if row < fit_rows:
-            continue
-        reported = arrays.reported[row] if cells is None else arrays.reported[row, cells.numpy()]
-        warm = (state[:, step.layout.index("count")] >= config.warmup_periods).numpy() & reported
-        scores.append(out["score"].numpy()[warm])
-        deviations.append(out["deviation"].numpy()[warm])
+    count = step.layout.index("count")
+
+    def take(stepped: Stepped) -> tuple[np.ndarray, np.ndarray] | None:
+        if stepped.row < fit_rows:
+            return None
+        warm = (stepped.feeds["state"][:, count] >= config.warmup_periods) & arrays.reported[stepped.row, stepped.cells]
+        return stepped.outputs["score"][warm], stepped.outputs["deviation"][warm]
+
+    kept = run_pass(step, inputs, inputs.x.shape[0], ("score", "deviation"), True, "thresholds", take)
+    scores, deviations = zip(*kept, strict=True)
     score = np.concatenate(scores)
     deviation = np.concatenate(deviations)
     quantiles = {f"{q:g}": float(np.quantile(score, q)) for q in (0.5, 0.9, 0.95, 0.99, 0.995, 0.999)}

@@ -1,0 +1,177 @@
+"""Training's passes over the periods: the step's state recursion run in ONNX Runtime.
+
+Each pass exports the step's period (`DetectorStep.period`) with the outputs it needs as a graph of its own
+and steps it through every period, the cells inside their spans batched. ONNX Runtime steps a period of a
+few dozen cells two to three times faster than torch's eager mode, whose cost here is almost all per
+operation, and it is the runtime the xApp scores with: calibration and thresholds see what deployment
+will.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import NamedTuple, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from models.artifact import time_features
+from models.detector.config import TIME_FEATURES
+from models.detector.step import DetectorStep
+from models.onnx_export import to_onnx_bytes
+from models.progress import progress
+from ranomaly_contracts.dataset import KpmArrays
+
+INPUTS = ("x", "mask", "time", "state")
+# Cells of a pass are stepped in this many groups, each on its own thread: fixed, so that the order of what a
+# pass keeps (the network's training data) is the same on any machine.
+GROUPS = 2
+T = TypeVar("T")
+
+
+@dataclass
+class StepInputs:
+    """Model inputs of a span of periods for a set of cells."""
+
+    x: np.ndarray  # float32 [T, N, K], 0 where no value
+    mask: np.ndarray  # float32 [T, N, K]
+    time: np.ndarray  # float32 [T, N, F]
+    reported: np.ndarray  # bool [T, N]
+    # bool [T, N]: the cell is stepped, from its first record to its last; a period inside without a record
+    # is stepped as all missing, as the xApp scores a gap row
+    live: np.ndarray
+
+
+def live_periods(reported: np.ndarray) -> np.ndarray:
+    """bool [T, N]: each cell's periods from its first record to its last."""
+    started = np.logical_or.accumulate(reported, axis=0)
+    return started & np.logical_or.accumulate(reported[::-1], axis=0)[::-1]
+
+
+def step_inputs(arrays: KpmArrays, utc_offset_h: float = 0.0) -> StepInputs:
+    """Inputs of every period and cell of the arrays (each cell at its own times when they differ)."""
+    values = arrays.values
+    present = ~np.isnan(values)
+    n_periods, n_cells = arrays.reported.shape
+    phase = np.zeros(n_cells, dtype=np.int64) if arrays.phase_ms is None else arrays.phase_ms
+    stamps = arrays.times_ms[:, None] + phase[None, :]
+    cell_times = time_features(list(TIME_FEATURES), stamps, utc_offset_h).reshape(n_periods, n_cells, -1)
+    return StepInputs(
+        x=np.where(present, values, 0.0).astype(np.float32),
+        mask=present.astype(np.float32),
+        time=cell_times.astype(np.float32),
+        reported=arrays.reported,
+        live=live_periods(arrays.reported),
+    )
+
+
+class PassGraph(nn.Module):
+    """The step's period with the named outputs a pass needs, then the state after it."""
+
+    def __init__(self, step: DetectorStep, outputs: tuple[str, ...], network: bool) -> None:
+        super().__init__()
+        self.step = step
+        self.outputs = outputs
+        self.network = network
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, time: torch.Tensor, state: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """The outputs, in order, then state_out."""
+        out = self.step.period(x, mask, time, state, self.network)
+        return (*(out[name] for name in self.outputs), out["state_out"])
+
+
+class Stepped(NamedTuple):
+    """One period of a pass for a group of cells: the cells stepped (their indices in the inputs), what
+    went in (x, mask, time and the state before the period, for those cells) and the named outputs."""
+
+    row: int
+    cells: np.ndarray
+    feeds: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+
+
+def _session(graph: PassGraph) -> ort.InferenceSession:
+    """An ONNX Runtime session of the graph; each run on the calling thread (a period's batch is small)."""
+    k, size = graph.step.n_measurements, graph.step.layout.size
+    example = (torch.rand(2, k), torch.ones(2, k), torch.zeros(2, len(TIME_FEATURES)), torch.zeros(2, size))
+    onnx_bytes = to_onnx_bytes(graph, example, INPUTS, (*graph.outputs, "state_out"))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def run_pass(
+    step: DetectorStep,
+    inputs: StepInputs,
+    rows: int,
+    outputs: tuple[str, ...],
+    network: bool,
+    desc: str,
+    take: Callable[[Stepped], T | None],
+) -> list[T]:
+    """Step the first `rows` periods from a zero state and return what `take` keeps of each (None: nothing).
+
+    The cells are split into GROUPS fixed groups, each stepped on a thread of its own (ONNX Runtime runs
+    without the interpreter lock); what is kept comes group after group, each in period order, so the
+    result does not depend on the threads' timing or on how many cores there are."""
+    session = _session(PassGraph(step, outputs, network))
+    groups = [group for group in np.array_split(np.arange(inputs.x.shape[1]), GROUPS) if group.size]
+    with ThreadPoolExecutor(len(groups), thread_name_prefix="detector-pass") as pool:
+        parts: list[Future[list[T]]] = [
+            pool.submit(_steps, session, step.layout.size, inputs, group, rows, outputs, take, desc if i == 0 else "")
+            for i, group in enumerate(groups)
+        ]  # fmt: skip
+        return [item for part in parts for item in part.result()]
+
+
+def _steps(
+    session: ort.InferenceSession,
+    size: int,
+    inputs: StepInputs,
+    group: npt.NDArray[np.intp],
+    rows: int,
+    outputs: tuple[str, ...],
+    take: Callable[[Stepped], T | None],
+    desc: str,
+) -> list[T]:
+    """One group's part of run_pass (a contiguous range of cells); the first group shows the progress."""
+    low, high = int(group[0]), int(group[-1]) + 1
+    state = np.zeros((high - low, size), dtype=np.float32)
+    kept: list[T] = []
+    periods = progress(range(rows), desc, "period", rows) if desc else range(rows)
+    for row in periods:
+        live = inputs.live[row, low:high]
+        if live.all():
+            local = None
+            feeds = {
+                "x": inputs.x[row, low:high],
+                "mask": inputs.mask[row, low:high],
+                "time": inputs.time[row, low:high],
+                "state": state,
+            }
+        else:
+            local = np.flatnonzero(live)
+            if local.size == 0:
+                continue
+            cells = local + low
+            feeds = {"x": inputs.x[row, cells], "mask": inputs.mask[row, cells], "time": inputs.time[row, cells],
+                     "state": state[local]}  # fmt: skip
+        *produced, after = session.run(None, feeds)
+        item = take(
+            Stepped(row, group if local is None else local + low, feeds, dict(zip(outputs, produced, strict=True)))
+        )
+        if item is not None:
+            kept.append(item)
+        if local is None:
+            state = after
+        else:
+            state[local] = after
+    return kept
