@@ -20,9 +20,10 @@ OPSET = 18
 
 
 def to_onnx_bytes(module: torch.nn.Module, example: tuple[torch.Tensor, ...], inputs: tuple[str, ...],
-                  outputs: tuple[str, ...]) -> bytes:  # fmt: skip
+                  outputs: tuple[str, ...], optimise: bool = True) -> bytes:  # fmt: skip
     """The module as ONNX bytes (weights inside), dimension 0 of every input and output named `batch` and
-    dynamic."""
+    dynamic; optimised by onnxscript (constants folded, shapes simplified: a third fewer nodes) unless told
+    not to, as for a graph only ONNX Runtime, which optimises on loading, will run."""
     exporter_log = logging.getLogger("torch.onnx")
     level = exporter_log.level
     exporter_log.setLevel(logging.ERROR)  # the exporter logs graph dumps
@@ -42,7 +43,9 @@ def to_onnx_bytes(module: torch.nn.Module, example: tuple[torch.Tensor, ...], in
             )
     finally:
         exporter_log.setLevel(level)
-    model = onnxscript.optimizer.optimize(onnx.load_from_string(buffer.getvalue()))
+    model = onnx.load_from_string(buffer.getvalue())
+    if optimise:
+        model = onnxscript.optimizer.optimize(model)
     with torch.no_grad():
         produced = module(*example)
     produced = produced if isinstance(produced, tuple) else (produced,)

@@ -63,8 +63,8 @@ def test_training_steps_each_cell_over_its_own_span_only(monkeypatch: pytest.Mon
     class Counting:
         """The pass's ONNX Runtime session, noting how many cells each period steps."""
 
-        def __init__(self, graph: passes.PassGraph) -> None:
-            self.session = session_of(graph)
+        def __init__(self, onnx_bytes: bytes) -> None:
+            self.session = session_of(onnx_bytes)
 
         def run(self, names: Any, feeds: dict[str, np.ndarray]) -> Any:
             stepped.append(len(feeds["x"]))

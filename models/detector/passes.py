@@ -97,11 +97,15 @@ class Stepped(NamedTuple):
     outputs: dict[str, np.ndarray]
 
 
-def _session(graph: PassGraph) -> ort.InferenceSession:
-    """An ONNX Runtime session of the graph; each run on the calling thread (a period's batch is small)."""
+def _graph_bytes(graph: PassGraph) -> bytes:
+    """The pass's graph as ONNX bytes (not optimised by onnxscript: ONNX Runtime optimises it on loading)."""
     k, size = graph.step.n_measurements, graph.step.layout.size
     example = (torch.rand(2, k), torch.ones(2, k), torch.zeros(2, len(TIME_FEATURES)), torch.zeros(2, size))
-    onnx_bytes = to_onnx_bytes(graph, example, INPUTS, (*graph.outputs, "state_out"))
+    return to_onnx_bytes(graph, example, INPUTS, (*graph.outputs, "state_out"), optimise=False)
+
+
+def _session(onnx_bytes: bytes) -> ort.InferenceSession:
+    """An ONNX Runtime session running on the calling thread (a period's batch is small)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
@@ -119,14 +123,16 @@ def run_pass(
 ) -> list[T]:
     """Step the first `rows` periods from a zero state and return what `take` keeps of each (None: nothing).
 
-    The cells are split into GROUPS fixed groups, each stepped on a thread of its own (ONNX Runtime runs
-    without the interpreter lock); what is kept comes group after group, each in period order, so the
-    result does not depend on the threads' timing or on how many cores there are."""
-    session = _session(PassGraph(step, outputs, network))
+    The cells are split into GROUPS fixed groups, each stepped on a thread and a session of its own (ONNX
+    Runtime runs without the interpreter lock; one session shared by threads contends on its memory
+    arena); what is kept comes group after group, each in period order, so the result does not depend on
+    the threads' timing or on how many cores there are."""
+    onnx_bytes = _graph_bytes(PassGraph(step, outputs, network))
     groups = [group for group in np.array_split(np.arange(inputs.x.shape[1]), GROUPS) if group.size]
     with ThreadPoolExecutor(len(groups), thread_name_prefix="detector-pass") as pool:
         parts: list[Future[list[T]]] = [
-            pool.submit(_steps, session, step.layout.size, inputs, group, rows, outputs, take, desc if i == 0 else "")
+            pool.submit(_steps, _session(onnx_bytes), step.layout.size, inputs, group, rows, outputs, take,
+                        desc if i == 0 else "")
             for i, group in enumerate(groups)
         ]  # fmt: skip
         return [item for part in parts for item in part.result()]
