@@ -82,3 +82,16 @@ def test_training_steps_each_cell_over_its_own_span_only(monkeypatch: pytest.Mon
     )
     assert sum(stepped) == CELLS * steps, "every cell stepped over its span, the missing record included"
     assert np.isfinite(fitted.thresholds.score)
+
+
+def test_the_trained_model_does_not_depend_on_how_many_groups_step_the_cells(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The passes keep what one group would, in its order: the network trains on the same minibatches."""
+    config = DetectorConfig(epochs=2, warmup_periods=12, hidden=8, batch_size=64)
+    trained = []
+    for groups in (1, 3):
+        monkeypatch.setattr(passes, "GROUPS", groups)
+        trained.append(fit_step(_staggered(), PERIOD_MS / 1000, config))
+    one, three = trained
+    assert three.thresholds.score == pytest.approx(one.thresholds.score, rel=1e-5)
+    for name, weights in one.step.state_dict().items():
+        np.testing.assert_allclose(three.step.state_dict()[name].numpy(), weights.numpy(), rtol=1e-4, atol=1e-6)

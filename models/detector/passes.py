@@ -9,6 +9,7 @@ will.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,8 +29,8 @@ from models.progress import progress
 from ranomaly_contracts.dataset import KpmArrays
 
 INPUTS = ("x", "mask", "time", "state")
-# Cells of a pass are stepped in this many groups, each on its own thread: fixed, so that the order of what a
-# pass keeps (the network's training data) is the same on any machine.
+# Cells of a pass are stepped in this many groups, each on its own thread (what a pass keeps is the same with
+# any number: see run_pass).
 GROUPS = 2
 T = TypeVar("T")
 
@@ -125,17 +126,19 @@ def run_pass(
 
     The cells are split into GROUPS fixed groups, each stepped on a thread and a session of its own (ONNX
     Runtime runs without the interpreter lock; one session shared by threads contends on its memory
-    arena); what is kept comes group after group, each in period order, so the result does not depend on
-    the threads' timing or on how many cores there are."""
+    arena). What is kept comes in period order and, within a period, in the order of the cells, as one
+    group would keep it: the network's training data, and so the model, do not depend on the groups, the
+    threads' timing or the cores (minibatches drawn from another order train another network)."""
     onnx_bytes = _graph_bytes(PassGraph(step, outputs, network))
     groups = [group for group in np.array_split(np.arange(inputs.x.shape[1]), GROUPS) if group.size]
     with ThreadPoolExecutor(len(groups), thread_name_prefix="detector-pass") as pool:
-        parts: list[Future[list[T]]] = [
+        parts: list[Future[list[tuple[int, T]]]] = [
             pool.submit(_steps, _session(onnx_bytes), step.layout.size, inputs, group, rows, outputs, take,
                         desc if i == 0 else "")
             for i, group in enumerate(groups)
         ]  # fmt: skip
-        return [item for part in parts for item in part.result()]
+        merged = heapq.merge(*(part.result() for part in parts), key=lambda kept: kept[0])  # stable: groups in order
+        return [item for _, item in merged]
 
 
 def _steps(
@@ -147,11 +150,12 @@ def _steps(
     outputs: tuple[str, ...],
     take: Callable[[Stepped], T | None],
     desc: str,
-) -> list[T]:
-    """One group's part of run_pass (a contiguous range of cells); the first group shows the progress."""
+) -> list[tuple[int, T]]:
+    """One group's part of run_pass (a contiguous range of cells): (period, what take kept of it) in period
+    order; the first group shows the progress."""
     low, high = int(group[0]), int(group[-1]) + 1
     state = np.zeros((high - low, size), dtype=np.float32)
-    kept: list[T] = []
+    kept: list[tuple[int, T]] = []
     periods = progress(range(rows), desc, "period", rows) if desc else range(rows)
     for row in periods:
         live = inputs.live[row, low:high]
@@ -175,7 +179,7 @@ def _steps(
             Stepped(row, group if local is None else local + low, feeds, dict(zip(outputs, produced, strict=True)))
         )
         if item is not None:
-            kept.append(item)
+            kept.append((row, item))
         if local is None:
             state = after
         else:
