@@ -4,7 +4,8 @@ The simulator recomputes, for an export it wrote, every cell's noise-free, anoma
 (the truth) and the same noise without anomalies (the normal run). An oracle scores the export's residual
 to the truth, standardised per cell, measurement and hour by the normal run's noise: the error held two
 periods in a row and its 3- and 20-period averages, each divided by its 99.9 % level on the normal run;
-a missing value scores high. Its threshold lets through at most a target number of false-alarm runs on
+a value missing where the normal run has one scores high, one missing in both (the simulator's routine
+reporting: the same draws) nothing. Its threshold lets through at most a target number of false-alarm runs on
 the normal run's test part, and its event recall per kind at that threshold bounds what a detector that
 has to learn the normal can reach on the same events. The oracle does not shape its alarms (an average
 outlasts its event), so only its recall is reported.
@@ -12,6 +13,7 @@ outlasts its event), so only its recall is reported.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,11 +115,14 @@ def _evidence(residual: FloatArray) -> list[FloatArray]:
 
 def noise_spread(noise: FloatArray, times_ms: npt.NDArray[np.int64]) -> FloatArray:
     """Standard deviation of the noise [T, N, K] per cell and measurement over the periods of the same UTC
-    hour of day, repeated for every period [T, N, K] (the hour only groups periods of like noise)."""
+    hour of day, repeated for every period [T, N, K] (the hour only groups periods of like noise); missing
+    values left out, NaN where an hour has none."""
     hour = (times_ms // 3_600_000) % 24
-    spread = np.zeros((24, *noise.shape[1:]))
-    for h in np.unique(hour):
-        spread[h] = noise[hour == h].std(axis=0)
+    spread = np.full((24, *noise.shape[1:]), np.nan)
+    with warnings.catch_warnings():  # an hour without a value of a cell's measurement: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for h in np.unique(hour):
+            spread[h] = np.nanstd(noise[hour == h], axis=0)
     return spread[hour]
 
 
@@ -126,16 +131,21 @@ def oracle_scores(
 ) -> tuple[FloatArray, FloatArray]:
     """Oracle scores [T, N] of the export and of the normal run, periods starting at times_ms [T]."""
     noise = _transformed(normal) - _transformed(truth)
-    per_period = np.maximum(noise_spread(noise, times_ms), 1e-3)
+    per_period = np.fmax(noise_spread(noise, times_ms), 1e-3)  # fmax: an hour without values gets the floor
+    normal_present, export_present = ~np.isnan(normal), ~np.isnan(export)
     normal_evidence = _evidence(noise / per_period)
-    levels = [np.quantile(e.reshape(-1, e.shape[-1]), LEVEL, axis=0) for e in normal_evidence]
+    levels = [np.nanquantile(np.where(normal_present, e, np.nan).reshape(-1, e.shape[-1]), LEVEL, axis=0)
+              for e in normal_evidence]  # fmt: skip
 
-    def score(evidence: list[FloatArray], present: npt.NDArray[np.bool_]) -> FloatArray:
+    def score(
+        evidence: list[FloatArray], present: npt.NDArray[np.bool_], surprising: npt.NDArray[np.bool_]
+    ) -> FloatArray:
         deviation = np.max([e / np.maximum(q, 1e-9) for e, q in zip(evidence, levels, strict=True)], axis=0)
-        return np.where(present, deviation, MISSING_SCORE).max(axis=2)
+        return np.where(present, deviation, np.where(surprising, MISSING_SCORE, 0.0)).max(axis=2)
 
     residual = (_transformed(export) - _transformed(truth)) / per_period
-    return score(_evidence(residual), ~np.isnan(export)), score(normal_evidence, np.ones(noise.shape, dtype=bool))
+    scores = score(_evidence(residual), export_present, ~export_present & normal_present)
+    return scores, score(normal_evidence, normal_present, np.zeros(noise.shape, dtype=bool))
 
 
 def ceiling(dataset: Dataset, max_false_alarms: float = 5.0) -> Ceiling:

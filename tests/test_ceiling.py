@@ -14,7 +14,7 @@ from e2sim import catalogue as cat
 from e2sim.export import export_world
 from e2sim.world import World, WorldConfig
 from models import metrics
-from models.ceiling import ceiling, oracle_scores, simulated_runs
+from models.ceiling import ceiling, noise_spread, oracle_scores, simulated_runs
 from models.data import plan_split
 from ranomaly.cli import main
 from ranomaly_contracts.dataset import read_dataset, to_arrays
@@ -53,6 +53,34 @@ def test_the_threshold_keeps_to_the_false_alarm_budget_and_a_larger_budget_catch
     assert strict.recall_by_kind.get("silent", 1.0) == 1.0
     quiet = np.zeros(normal_scores[test].shape, dtype=bool)
     assert metrics.false_alarms_per_1k_cell_hours(normal_scores[test], quiet, loose.threshold, 300.0) <= 50.0
+
+
+def test_the_noise_spread_of_an_hour_leaves_its_missing_values_out() -> None:
+    rng = np.random.default_rng(0)
+    times_ms = np.arange(120, dtype=np.int64) * 60_000  # two hours of 60 s periods
+    noise = rng.normal(0.0, 2.0, (120, 3, 2))
+    noise[5, 0, 1] = np.nan  # one value missing in the first hour of cell 0's second measurement
+    noise[60:, 2, 0] = np.nan  # and a whole hour without values
+    spread = noise_spread(noise, times_ms)
+    assert spread[0, 0, 1] == pytest.approx(np.nanstd(noise[:60, 0, 1]))
+    assert 1.5 < spread[0, 0, 1] < 2.5
+    assert np.isnan(spread[60, 2, 0]) and np.isfinite(spread[0, 2, 0])
+
+
+def test_routine_missing_values_neither_alarm_nor_blind_the_oracle(export: Path) -> None:
+    """The default export reports as real networks do (values missing in the normal run too): the noise's
+    spread and the levels come from the values there are, a value missing in both runs scores nothing, and
+    the threshold at a modest budget stays at the scale of normal noise (it was 1e9 when one missing value
+    made a whole hour's spread NaN)."""
+    dataset = read_dataset(export)
+    arrays = to_arrays(dataset)
+    values, truth, normal = simulated_runs(dataset, arrays)
+    assert np.isnan(normal).any(), "the normal run has routine missing values"
+    scores, normal_scores = oracle_scores(values, truth, normal, arrays.times_ms)
+    assert np.isfinite(normal_scores).all() and np.isfinite(scores).all()
+    budget = ceiling(dataset, max_false_alarms=5.0)
+    assert budget.threshold < 10.0, "normal noise, not a missing value or a NaN spread, sets the threshold"
+    assert budget.event_recall > 0.3
 
 
 def test_an_edited_export_or_a_foreign_dataset_is_refused(export: Path, tmp_path: Path) -> None:
