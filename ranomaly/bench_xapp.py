@@ -225,8 +225,10 @@ def _memory_child(folder: str, counts: tuple[int, ...], out: Any) -> None:
 
 
 def memory(folder: Path, counts: tuple[int, ...] = (1_000, 10_000, 50_000)) -> dict[str, Any]:
-    """Resident memory per cell between successive `counts` of cells (fresh process, the given model), against
-    the model's state per cell plus 1 KiB of the xApp's own."""
+    """Resident memory per cell between successive `counts` of cells and over the whole range (fresh process,
+    the given model), the whole range judged against the model's state per cell plus 1 KiB of the xApp's own
+    (the issue's "from 1k to 50k cells"; a step between small counts moves by hundreds of bytes from run to
+    run with the allocator's steps)."""
     from models.artifact import read_artifact
 
     ctx = multiprocessing.get_context("spawn")
@@ -236,12 +238,11 @@ def memory(folder: Path, counts: tuple[int, ...] = (1_000, 10_000, 50_000)) -> d
     rss = queue.get(timeout=600)
     child.join()
     state = read_artifact(folder).manifest.state_size * 4  # float32 per cell
-    steps = {
-        f"{low}-{high}": (rss[str(high)] - rss[str(low)]) / (high - low)
-        for low, high in zip(counts, counts[1:], strict=False)
-    }
+    spans = [*zip(counts, counts[1:], strict=False), (counts[0], counts[-1])]
+    steps = {f"{low}-{high}": (rss[str(high)] - rss[str(low)]) / (high - low) for low, high in spans}
+    whole = steps[f"{counts[0]}-{counts[-1]}"]
     return {"cells": list(counts), "rss_bytes": rss, "bytes_per_cell": steps, "model_state_bytes_per_cell": state,
-            "target_bytes_per_cell": state + 1024, "within_target": max(steps.values()) <= state + 1024}  # fmt: skip
+            "target_bytes_per_cell": state + 1024, "within_target": whole <= state + 1024}  # fmt: skip
 
 
 def signed_copy(model: Path, scratch: Path) -> tuple[Path, Path]:
