@@ -4,10 +4,8 @@ pair made at test time, its JWKS served over HTTP on loopback, tokens signed wit
 from __future__ import annotations
 
 import json
-import threading
 import time
 from base64 import b64encode
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ranomaly_contracts.auth.apikey import ApiKey, read_api_key
 from ranomaly_contracts.auth.guard import API_KEY_HEADER, Guard
 from rapp.settings import RappSettings
+from tests.loopback_http import JsonHandler, LoopbackServer
 from xapp.settings import XappSettings
 
 ISSUER = "https://issuer.test"
@@ -51,7 +50,7 @@ class Issuer:
         self.rotate("k1")
         issuer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
                 issuer.jwks_fetched += 1
                 self._answer(200, issuer.jwks)
@@ -66,20 +65,8 @@ class Issuer:
                 token = issuer.token(audience, form.get("scope", [""])[0].split(), sub="rapp")
                 self._answer(200, json.dumps({"access_token": token, "expires_in": 300}).encode())
 
-            def _answer(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._http = LoopbackServer(Handler)
+        self.url = self._http.url
 
     def rotate(self, kid: str) -> None:
         """Sign with a new key pair from now on, named `kid`; the JWKS holds only the new public key."""
@@ -99,5 +86,4 @@ class Issuer:
         return jwt.encode(body, self.key, algorithm="ES256", headers={"kid": self.kid})
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.close()

@@ -9,9 +9,7 @@ import base64
 import hashlib
 import json
 import secrets
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -19,6 +17,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.auth_helpers import ISSUER
+from tests.loopback_http import JsonHandler, LoopbackServer
 
 USER = "test-operator"
 CLIENT_ID = "ranomaly-console"
@@ -46,7 +45,7 @@ class OAuthIssuer:
         self._grants: dict[str, Grant] = {}
         issuer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
                 url = urlsplit(self.path)
                 if url.path == "/jwks":
@@ -65,20 +64,8 @@ class OAuthIssuer:
                 answer = issuer.exchange(form)
                 self._answer(200 if "access_token" in answer else 400, json.dumps(answer).encode())
 
-            def _answer(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._http = LoopbackServer(Handler)
+        self.url = self._http.url
 
     def authorize(self, query: dict[str, str]) -> dict[str, str]:
         """The redirect's parameters for an authorize request."""
@@ -112,5 +99,4 @@ class OAuthIssuer:
         return {"access_token": token, "token_type": "Bearer", "expires_in": 300}
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.close()
