@@ -158,29 +158,19 @@ def _steps(
     kept: list[tuple[int, T]] = []
     periods = progress(range(rows), desc, "period", rows) if desc else range(rows)
     for row in periods:
-        live = inputs.live[row, low:high]
-        if live.all():
-            local = None
-            feeds = {
-                "x": inputs.x[row, low:high],
-                "mask": inputs.mask[row, low:high],
-                "time": inputs.time[row, low:high],
-                "state": state,
-            }
-        else:
-            local = np.flatnonzero(live)
-            if local.size == 0:
-                continue
-            cells = local + low
-            feeds = {"x": inputs.x[row, cells], "mask": inputs.mask[row, cells], "time": inputs.time[row, cells],
-                     "state": state[local]}  # fmt: skip
+        local = np.flatnonzero(inputs.live[row, low:high])
+        if local.size == 0:
+            continue
+        every = local.size == high - low  # slices, not copies, when every cell of the group steps
+        cells, rows_of = (group, slice(None)) if every else (local + low, local)
+        index = slice(low, high) if every else cells
+        feeds = {"x": inputs.x[row, index], "mask": inputs.mask[row, index], "time": inputs.time[row, index],
+                 "state": state[rows_of]}  # fmt: skip
         *produced, after = session.run(None, feeds)
-        item = take(
-            Stepped(row, group if local is None else local + low, feeds, dict(zip(outputs, produced, strict=True)))
-        )
+        item = take(Stepped(row, cells, feeds, dict(zip(outputs, produced, strict=True))))
         if item is not None:
             kept.append((row, item))
-        if local is None:
+        if every:
             state = after
         else:
             state[local] = after
