@@ -16,6 +16,9 @@ import redis
 
 from ranomaly_contracts.tls import ClientTls, redis_options
 
+# a server that exits at once (a port taken by another process) is started again on other ports this often
+STARTS = 3
+
 
 def redis_binary() -> str:
     """Path of a redis-server executable."""
@@ -59,11 +62,14 @@ class RedisServer:
     """One redis-server process on loopback that tests can stop and start again on the same port; with `tls`,
     TLS only (a rediss:// URL)."""
 
-    def __init__(self, workdir: Path, tls: RedisTls | None = None, args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, workdir: Path, tls: RedisTls | None = None, args: Sequence[str] = (), cluster_bus: bool = False
+    ) -> None:
         self.port = free_port()
         self.workdir = workdir
         self.tls = tls
         self.args = list(args)  # more redis-server arguments
+        self.cluster_bus = cluster_bus  # a cluster node: its bus on a free port too (not port + 10000: may be > 65535)
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -72,23 +78,39 @@ class RedisServer:
         return f"{'redis' if self.tls is None else 'rediss'}://127.0.0.1:{self.port}/0"
 
     def start(self, timeout_s: float = 10.0) -> None:
-        """Start the server and wait until it answers PING."""
+        """Start the server and wait until it answers PING. A server that exits at once (its port taken
+        between choosing and binding it, by another process on a busy machine) is started again on other
+        ports, STARTS times at most."""
+        deadline = time.monotonic() + timeout_s
+        for attempt in range(STARTS):
+            if attempt:
+                self.port = free_port()
+            exited = self._start_once(deadline)
+            if exited is None:
+                return
+        raise RuntimeError(f"redis-server exited with code {exited} on each of {STARTS} starts (last on port "
+                           f"{self.port})")  # fmt: skip
+
+    def _start_once(self, deadline: float) -> int | None:
+        """Run the server until it answers PING (None) or exits (its exit code); raise past the deadline."""
         ports = ["--port", str(self.port)] if self.tls is None else self.tls.args(self.port)
+        bus = ["--cluster-port", str(free_port())] if self.cluster_bus else []
         command = [
             redis_binary(), *ports, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(self.workdir), *self.args,
+            "--dir", str(self.workdir), *bus, *self.args,
         ]  # fmt: skip
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout_s
+        self._process = process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         tls = None if self.tls is None else self.tls.client
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2, **redis_options(tls))
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2, socket_timeout=1.0, **redis_options(tls))
         while True:
             try:
                 client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or self._process.poll() is not None:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
+                return None
+            except (redis.ConnectionError, redis.TimeoutError):  # not up yet, or another process's port
+                if (code := process.poll()) is not None:
+                    return code
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server on port {self.port} did not answer PING in time") from None
                 time.sleep(0.05)
             finally:
                 client.close()
@@ -112,8 +134,8 @@ class RedisCluster:
         for index in range(masters):
             folder = workdir / f"node-{index}"  # each node's nodes.conf (the cluster's state) in its own folder
             folder.mkdir(parents=True, exist_ok=True)
-            bus = ["--cluster-port", str(free_port())]  # not the default port + 10000: above 65535 for some ports
-            self.nodes.append(RedisServer(folder, tls, args=["--cluster-enabled", "yes", *bus, *self._bus_tls()]))
+            args = ["--cluster-enabled", "yes", *self._bus_tls()]
+            self.nodes.append(RedisServer(folder, tls, args=args, cluster_bus=True))
 
     def _bus_tls(self) -> list[str]:
         client = None if self.tls is None else self.tls.client
