@@ -25,6 +25,7 @@ import numpy as np
 import structlog
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from models.detector.config import DetectorConfig
 from models.detector.passes import StepInputs, Stepped, run_pass, step_inputs
@@ -38,6 +39,7 @@ SHRINKAGE = 0.05  # added to the error covariance: no measurement is ever predic
 CALIBRATION_SHARE = 0.15  # last share of the training periods, kept for thresholds
 MAX_SAMPLES = 600_000
 MOSTLY_EMPTY = 0.5  # a measurement empty in more of its training records than this is noted
+WEIGHT_EMA_DECAY = 0.995  # the network kept is an average of its last few hundred steps' weights
 MISSING_STEPS = 400  # of the missing-value network, each a batch of the configured size
 EXTREME_Z = 6.0  # an instant error this large marks a cell-period as anomalous for calibration
 # The 99.9 % level of the normal evidence is about 2.2 times its 90 % level (measured on anomaly-free
@@ -202,12 +204,20 @@ def _threads(count: int) -> Iterator[None]:
 
 
 def _fit_network(step: DetectorStep, data: tuple[torch.Tensor, ...], config: DetectorConfig) -> list[float]:
-    """Student-t likelihood of the residuals under the network's mean and spread; returns epoch losses."""
+    """Student-t likelihood of the residuals under the network's mean and spread; returns epoch losses.
+
+    The learning rate follows a cosine down to a twentieth, and the network kept is the exponential average
+    of its weights over the last few hundred steps, not the last step's: over 4 simulator seeds x 3 training
+    seeds the mean VUS-PR went from 0.554 to 0.583 (README, Detection quality)."""
     features, residuals, masks, _ = data
     step.net.feature_mean.copy_(features.mean(dim=0))
     step.net.feature_std.copy_(features.std(dim=0).clamp(min=1e-3))
     generator = torch.Generator().manual_seed(config.seed)
     optimiser = torch.optim.Adam(step.net.parameters(), lr=config.learning_rate)
+    steps = config.epochs * -(-len(features) // config.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps, eta_min=config.learning_rate / 20)
+    ema = get_ema_multi_avg_fn(WEIGHT_EMA_DECAY)  # type: ignore[no-untyped-call]  # torch leaves it unannotated
+    averaged = AveragedModel(step.net, multi_avg_fn=ema)
     nu = config.student_t_dof
     losses = []
     for _ in progress(range(config.epochs), "network", "epoch", config.epochs):
@@ -222,8 +232,13 @@ def _fit_network(step: DetectorStep, data: tuple[torch.Tensor, ...], config: Det
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+            schedule.step()
+            averaged.update_parameters(step.net)
             total += float(loss.detach()) * len(batch)
         losses.append(total / len(order))
+    with torch.no_grad():
+        for own, mean in zip(step.net.parameters(), averaged.module.parameters(), strict=True):
+            own.copy_(mean)
     return losses
 
 
