@@ -91,6 +91,23 @@ async def test_beyond_the_bound_a_missing_period_is_a_gap_and_its_late_row_is_dr
     assert engine.metrics.late_rows._value.get() == 1
 
 
+async def test_cells_that_owe_several_periods_fill_them_a_period_at_a_time_in_few_batches(
+    datalayer: MemoryDataLayer,
+) -> None:
+    cells = [f"c{i}" for i in range(40)]
+    engine = await started(datalayer, {"n1": cells}, max_lateness_periods=1, batch_max_cells=16)
+    engine.on_batch(batch(indication("n1", 0, dict.fromkeys(cells, CALM))))
+    engine.flush()
+    engine.advance_clock(T0 + 6 * PERIOD_MS)  # every stream quiet: periods 1 to 4 are overdue now
+    await datalayer.flush()
+    got = await verdicts(datalayer)
+    for cell in cells:
+        assert [p for c, p, *_ in got if c == cell] == [0, 1, 2, 3, 4], f"{cell}: each period once, in order"
+    assert engine.metrics.gap_rows._value.get() == 40 * 4
+    scoring_batches = len(await datalayer.read_verdicts())
+    assert scoring_batches <= 3 + 4 * 3, f"{scoring_batches} batches of at most 16 rows for 40 cells x 5 periods"
+
+
 async def test_malformed_rows_are_counted_and_dropped_while_the_rest_goes_on(datalayer: MemoryDataLayer) -> None:
     engine = await started(datalayer)
     short = indication("n1", 0, {"c1": CALM, "c2": CALM})

@@ -163,7 +163,7 @@ class XappService:
             engine = await self._first_engine()
             if engine is None:
                 return
-            self.replica.summarize(engine.measurements, self.settings.period_ms, self.settings.max_lateness_periods + 1)
+            self.replica.summarize(engine, self.settings.period_ms, self.settings.max_lateness_periods + 1)
             await self.replica.join()  # the others' heartbeats read before any node is taken
             if self.ric is None:
                 tasks += self._follow_all(engine)
@@ -184,16 +184,22 @@ class XappService:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if self.ric is not None:
-                await self.ric.close()
-            if self.engine is not None:
-                self.engine.flush()
-            await self.replica.leave(self.engine)
-            if self.engine is not None:
-                self.engine.close()
-            self.http.stop()
-            await self.http.join()
-            await self.datalayer.close()
+            try:
+                await self._wind_down()
+            finally:  # whatever failed above, the HTTP thread (not a daemon) and the connections end
+                self.http.stop()
+                await self.http.join()
+                await self.datalayer.close()
+
+    async def _wind_down(self) -> None:
+        """The RIC adapter closed, the last rows scored, the last checkpoint written, the scoring thread stopped."""
+        if self.ric is not None:
+            await self.ric.close()
+        if self.engine is not None:
+            self.engine.flush()
+        await self.replica.leave(self.engine)
+        if self.engine is not None:
+            self.engine.close()
 
     def _warn_model_trust(self) -> None:
         """At every start: a warning when unsigned models may load, or when no key is trusted."""
@@ -402,7 +408,7 @@ class XappService:
 
         tasks = []
         for target in settings.e2_targets:
-            shard = Shard(select, self.replica.subscription_event(), self.replica.observe)
+            shard = Shard(select, self.replica.subscription_event())
             follower = follow(target, subscription, engine, backoff, self._stop, self._e2_credentials, shard)
             tasks.append(asyncio.create_task(follower, name=f"e2 {target}"))
         return tasks

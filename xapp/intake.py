@@ -440,43 +440,62 @@ class Intake:
         self._close_node(node, clock.ms, now_ns)
 
     def _pull(self, watermark_ms: int, now_ns: int) -> None:
+        behind = []
         for node, clock in self.clocks.items():
             if clock.ms < watermark_ms:
                 clock.ms = watermark_ms
-                self._close_node(node, watermark_ms, now_ns)
+                behind.append(self.table.node_slots(node))
+        if behind:
+            self._close_slots(np.concatenate(behind), watermark_ms - self.lateness_ms, now_ns)
         self._clocks_moved = True
 
     def _close_node(self, node: str, clock_ms: int, now_ns: int) -> None:
-        closed_before = clock_ms - self.lateness_ms
-        slots = self.table.node_slots(node)
-        if slots.size:
-            for slot in slots[self.table.expected_ms[slots] < closed_before].tolist():
-                self._close_periods(slot, closed_before, now_ns)
+        self._close_slots(self.table.node_slots(node), clock_ms - self.lateness_ms, now_ns)
 
-    def _close_periods(self, slot: int, closed_before: int, now_ns: int) -> None:
-        """Gap rows for the cell's periods before closed_before that never came (or a restart past them)."""
+    def _close_slots(self, slots: np.ndarray, closed_before: int, now_ns: int) -> None:
+        """Gap rows for the cells' periods before closed_before that never came (or a restart past them).
+
+        Period by period across the cells, so that a batch takes one gap row of every cell before it must go
+        (a cell has one row in a batch at most): cells owing k periods cost k batches, not k per cell.
+        """
         table = self.table
-        owed = -((int(table.expected_ms[slot]) - closed_before) // self.period_ms)  # periods before closed_before
-        if owed > min(self.limits.max_gap_periods, self.gap_budget):
-            self._restart(slot, owed, now_ns)
-            return
-        while table.active[slot] and (start := int(table.expected_ms[slot])) < closed_before:
-            early = table.early.get(slot)
-            if early and start in early:
-                self._drain_early(slot, now_ns)
-                continue
+        owing = slots[table.expected_ms[slots] < closed_before].tolist()
+        filling = []
+        for slot in owing:
+            owed = -((int(table.expected_ms[slot]) - closed_before) // self.period_ms)  # periods before closed_before
+            if owed > min(self.limits.max_gap_periods, self.gap_budget):
+                self._restart(slot, owed, now_ns)
+            else:
+                self.gap_budget -= owed
+                filling.append(slot)
+        while filling:
+            if self.batch.holds_any(np.array(filling, dtype=np.int64)):
+                self._flush()
+            filling = [slot for slot in filling if self._gap_row(slot, closed_before, now_ns)]
+
+    def _gap_row(self, slot: int, closed_before: int, now_ns: int) -> bool:
+        """The cell's next owed period: its rows that waited, else a gap row (or its release); whether it still
+        owes periods before closed_before."""
+        table = self.table
+        start = int(table.expected_ms[slot])
+        early = table.early.get(slot)
+        if early and start in early:
+            self._drain_early(slot, now_ns)
+        else:
             table.silent_periods[slot] += 1
             if table.silent_periods[slot] > self.release_after:
                 self._release_slot(slot, start)
-                return
-            if self.batch.room() < 1 or self.batch.holds_any(np.array([slot])):
+                return False
+            if self.batch.room() < 1:
                 self._flush()
             self.batch.add_gap(slot, start, now_ns)
             table.expected_ms[slot] = start + self.period_ms
             self.counts.gap_rows += 1
-            self.gap_budget -= 1
+        if table.active[slot] and int(table.expected_ms[slot]) < closed_before:
+            return True
         if slot in table.early:  # rows that waited behind the gaps are in line now
             self._drain_early(slot, now_ns)
+        return False
 
     def _restart(self, slot: int, owed: int, now_ns: int) -> None:
         """Too many periods owed to fill: the cell's period count restarts after them (or it is released)."""
