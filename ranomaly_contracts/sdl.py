@@ -80,7 +80,7 @@ STREAM_AUDIT = f"{PREFIX}:audit"  # both apps: one JSON entry per mutating reque
 # sharded xApp replicas (docs/scaling.md): each replica's heartbeat, each node's checkpoint, the network summary
 HASH_XAPP_REPLICAS = f"{PREFIX}:xapp:replicas"  # field: replica ordinal -> JSON heartbeat (xapp.shard.heartbeat)
 HASH_XAPP_CHECKPOINTS = f"{PREFIX}:xapp:checkpoints"  # field: node id -> checkpoint record (xapp.shard.checkpoint)
-STREAM_NETWORK_SUMMARY = f"{PREFIX}:network:summary"  # one JSON entry per replica and period (xapp.shard.summary)
+STREAM_NETWORK_SUMMARY = f"{PREFIX}:network:summary"  # an entry per replica and period (network_summary.py)
 NETWORK_SUMMARY_MAX = 10_000  # entries kept (XADD MAXLEN ~)
 AUDIT_MAX = 10_000  # audit entries kept (XADD MAXLEN ~: Redis trims whole nodes, so a few more may stay)
 # A Redis script that appends a version to LIST_MODELS_PROMOTED unless it is there (run in the artifact's MULTI).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from dataclasses import replace
@@ -10,6 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from ranomaly_contracts.network_summary import SummaryEntry
 from ranomaly_contracts.sdl import CellStatus, VerdictBatch
 from tests.xapp_helpers import PERIOD_MS, T0, accepted, batch, engine_on, indication, trivial_runtime
 from xapp.datalayer.memory import MemoryDataLayer
@@ -149,21 +150,48 @@ def test_only_live_replicas_that_lag_hold_a_policy_back() -> None:
     assert Heartbeat.decode(beats[1]).enforced == {"20100/p": (5, 1)}, "a record reads back as written"
 
 
-def test_the_network_summary_gives_each_node_and_measurement_its_mean_and_count_once_a_period_settled() -> None:
-    summary = NetworkSummary(2, ["m.a", "m.b", "m.c"], PERIOD_MS, settle_periods=2)
-    summary.observe(batch(indication("n1", 0, {"c1": (1.0, 2.0, math.nan), "c2": (3.0, 4.0, math.nan)}),
-                          indication("n2", 0, {"c3": (5.0, 6.0, 7.0)})))  # fmt: skip
-    summary.observe(batch(indication("n1", 1, {"c1": CALM})))
+async def test_the_network_summary_gives_each_node_and_measurement_its_mean_and_count_once_a_period_settled() -> None:
+    layer = MemoryDataLayer()
+    await layer.start()
+    engine = await engine_on(layer)
+    summary = NetworkSummary(2, engine.table, engine.measurements, PERIOD_MS, settle_periods=2)
+    engine.on_rows = summary.observe
+    engine.on_accepted(accepted({"n1": ["c1", "c2"], "n2": ["c3", "c4"]}))
+
+    def feed(*indications: pb.Indication) -> None:
+        engine.on_batch(batch(*indications))
+        engine.flush()
+
+    feed(indication("n1", 0, {"c1": (1.0, 2.0, math.nan), "c2": (3.0, 4.0, math.nan)}),
+         indication("n2", 0, {"c3": (5.0, 6.0, 7.0)}))  # fmt: skip
+    feed(indication("n1", 1, {"c1": CALM, "c2": CALM}))
     assert summary.settled() == [], "period 0 may still get late rows"
-    summary.observe(batch(indication("n2", 0, {"c4": (9.0, 8.0, 7.0)}), indication("n1", 2, {"c1": CALM})))
-    (entry,) = [json.loads(record) for record in summary.settled()]
-    assert entry["replica"] == 2 and entry["period_start_ms"] == T0 and entry["measurements"] == ["m.a", "m.b", "m.c"]
-    assert entry["nodes"] == {
-        "n1": {"count": [2, 2, 0], "mean": [2.0, 3.0, None]},
-        "n2": {"count": [2, 2, 2], "mean": [7.0, 7.0, 7.0]},
-    }
-    summary.observe(batch(indication("n1", 0, {"c9": CALM})))  # too late: period 0 was written
-    assert [json.loads(record)["period_start_ms"] for record in summary.settled()] == []
+    feed(indication("n2", 0, {"c4": (9.0, 8.0, 7.0)}), indication("n1", 2, {"c1": CALM, "c2": CALM}))
+    (entry,) = [SummaryEntry.decode(record) for record in summary.settled()]
+    assert (entry.replica, entry.period_start_ms, entry.period_ms) == (2, T0, PERIOD_MS)
+    assert entry.measurements == ["m.a", "m.b", "m.c"] and entry.nodes == ["n1", "n2"]
+    assert entry.count.tolist() == [[2, 2, 0], [2, 2, 2]]
+    np.testing.assert_array_equal(entry.mean, [[2.0, 3.0, np.nan], [7.0, 7.0, 7.0]])
+    feed(indication("n1", 3, {"c1": CALM, "c2": CALM}), indication("n2", 1, {"c3": CALM, "c4": CALM}))
+    (entry,) = [SummaryEntry.decode(record) for record in summary.settled()]
+    assert entry.period_start_ms == T0 + PERIOD_MS and entry.nodes == ["n1", "n2"]
+    assert entry.count.tolist() == [[2, 2, 2], [2, 2, 2]], "n2's rows of period 1, late but within the bound, count"
+    feed(indication("n1", 4, {"c1": CALM, "c2": CALM}))
+    assert [SummaryEntry.decode(record).period_start_ms for record in summary.settled()] == [T0 + 2 * PERIOD_MS]
+
+
+def test_a_network_summary_entry_reads_back_and_a_malformed_one_says_what_is_wrong() -> None:
+    entry = SummaryEntry(1, T0, PERIOD_MS, ["m.a", "m.b"], ["n1"], np.array([[3, 0]]), np.array([[1.5, np.nan]]))
+    back = SummaryEntry.decode(entry.encode())
+    assert back.nodes == ["n1"] and back.count.tolist() == [[3, 0]] and back.mean[0, 0] == 1.5
+    with pytest.raises(ValueError, match="no header line"):
+        SummaryEntry.decode(b'{"v": 2}')
+    with pytest.raises(ValueError, match="version is not 2"):
+        SummaryEntry.decode(b'{"nodes": []}\n')
+    with pytest.raises(ValueError, match="bytes of arrays for 1 nodes x 2 measurements"):
+        SummaryEntry.decode(entry.encode()[:-1])
+    with pytest.raises(ValueError, match="lacks or misspells 'replica'"):
+        SummaryEntry.decode(b'{"v": 2, "nodes": [], "measurements": []}\n')
 
 
 async def test_an_a1_status_reads_enforced_only_when_no_live_replica_lags() -> None:

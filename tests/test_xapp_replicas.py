@@ -10,7 +10,6 @@ every live replica enforces it.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +24,7 @@ from e2sim.server import E2NodeService, StreamOptions
 from e2sim.world import World, WorldConfig
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.e2.v1 import e2_pb2_grpc as pb_grpc
+from ranomaly_contracts.network_summary import SummaryEntry
 from ranomaly_contracts.sdl import CellStatus
 from tests.test_xapp_service import FAST_MS, Running, model_folder, prefix, start_xapp, until
 from tests.xapp_process import spawn
@@ -240,10 +240,10 @@ async def _summary(reader: RedisDataLayer) -> dict[int, dict[str, list[int]]]:
     """Period -> node -> the replicas whose network summary entries name it."""
     summary: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for record in await reader.replica_data().read_summary():
-        entry = json.loads(record)
-        for node, stats in entry["nodes"].items():
-            assert len(stats["count"]) == len(stats["mean"]) == len(entry["measurements"])
-            summary[entry["period_start_ms"]][node].append(entry["replica"])
+        entry = SummaryEntry.decode(record)
+        assert entry.count.shape == entry.mean.shape == (len(entry.nodes), len(entry.measurements))
+        for node in entry.nodes:
+            summary[entry.period_start_ms][node].append(entry.replica)
     return summary
 
 

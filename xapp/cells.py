@@ -3,7 +3,7 @@
 A slot is an index into every per-cell array of the xApp (this table, the model state, the incident
 tracker). Arrays grow by doubling; released slots are reused. Per cell the table keeps the next period
 it expects (so late, duplicate and missing periods are recognised), rows that arrived early, and the node
-that owns it (the node's slots are kept together, for the per-node clock).
+that owns it (the node's slots are kept together, for the per-node clock; its number, for per-node sums).
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ class CellTable:
         self.generation = 0  # grows when a slot is released: slot lists cached elsewhere are stale then
         self.fresh: list[int] = []  # slots added since the owner last looked (policies to assign)
         self.by_node: dict[str, array[int]] = {}  # node -> slots of its cells (8 bytes a cell)
+        self.node_number = np.zeros(capacity, dtype=np.int32)  # per slot: its node's index in node_names
+        self.node_names: list[str] = []  # every node ever seen, in order (a number is never reused)
+        self._numbers: dict[str, int] = {}
         self._free: list[int] = []
         self._listeners: list[SlotArrays] = []
 
@@ -58,6 +61,11 @@ class CellTable:
         self.slot_of[cell_id] = slot
         self.cell_ids[slot] = cell_id
         self.node_ids[slot] = node_id
+        number = self._numbers.get(node_id)
+        if number is None:
+            number = self._numbers[node_id] = len(self.node_names)
+            self.node_names.append(node_id)
+        self.node_number[slot] = number
         self.expected_ms[slot] = first_period_ms
         self.silent_periods[slot] = 0
         self.active[slot] = True
@@ -98,6 +106,7 @@ class CellTable:
         self.node_ids.extend([""] * (new - old))
         self.expected_ms = extend_rows(self.expected_ms, new, NO_PERIOD)
         self.silent_periods = extend_rows(self.silent_periods, new, 0)
+        self.node_number = extend_rows(self.node_number, new, 0)
         self.active = extend_rows(self.active, new, False)
         self._free.extend(range(new - 1, old - 1, -1))
         for listener in self._listeners:

@@ -52,7 +52,6 @@ class Shard:
 
     select: Callable[[list[str]], Awaitable[list[str]]]  # listed nodes -> ours (taken, their state restored)
     reshard: asyncio.Event  # set: reopen the subscription after the message in hand (the share changed)
-    observe: Callable[[pb.IndicationBatch], None]  # every message, after the engine took it (the network summary)
 
 
 @dataclass(frozen=True)
@@ -111,8 +110,6 @@ async def follow(
                         if message.HasField("batch"):
                             batch = raw.merged(message.batch) if message.batch.raw else message.batch
                             engine.on_batch(batch, time.perf_counter_ns())
-                            if shard is not None:
-                                shard.observe(batch)
                             if not delivered:
                                 delivered, delay, losses = True, backoff.first_s, 0
                         elif message.HasField("accepted"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias
@@ -27,6 +27,7 @@ from ranomaly_contracts.ratelog import RateLimitedLog
 from ranomaly_contracts.sdl import VerdictBatch
 from xapp.batch import RowBatch, Rows
 from xapp.cells import CellTable
+from xapp.clocks import NO_TIME
 from xapp.datalayer.base import DataLayer
 from xapp.errors import StreamError
 from xapp.incidents import IncidentTracker
@@ -112,6 +113,7 @@ class Engine:
         self.model = model
         self.shadow: ModelRuntime | None = None
         self._shadow_ready_ms = 0
+        self.on_rows: Callable[[Rows], None] | None = None  # sees every batch as it goes to scoring
         self.policy_arrays = PolicyArrays(len(model.measurements))
         self.incidents = IncidentTracker(model.measurements)
         for part in (self.batch, model, self.policy_arrays, self.incidents):
@@ -290,10 +292,12 @@ class Engine:
             self._assign_policies(np.array(self.table.fresh, dtype=np.int64))
         self.table.fresh.clear()
         rows = self.batch.take()
+        if self.on_rows is not None:
+            self.on_rows(rows)
         model, shadow = self.model, self.shadow
         feeds = model.prepare(rows.slots, rows.x, rows.mask, rows.period_ms)
         shadow_feeds = None if shadow is None else shadow.prepare(rows.slots, rows.x, rows.mask, rows.period_ms)
-        watermark = self.intake.watermark_ms
+        watermark = NO_TIME if shadow is None else self.intake.watermark_ms  # O(nodes): only when it is used
         if self._scorer is None:
             self._publish(_InFlight(rows, model, shadow, watermark, _run(model, feeds, shadow, shadow_feeds)))
             return

@@ -24,7 +24,6 @@ from collections.abc import Sequence
 
 import structlog
 
-from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from xapp.datalayer.base import DataLayerUnavailable
 from xapp.datalayer.replicas import ReplicaData
 from xapp.engine import Engine
@@ -67,14 +66,10 @@ class Replica:
         self._writing = asyncio.Lock()  # one checkpoint write at a time: an older one never lands after a newer
         self.summary: NetworkSummary | None = None
 
-    def summarize(self, measurements: Sequence[str], period_ms: int, settle_periods: int) -> None:
-        """Keep this replica's share of the network summary (xapp.shard.summary) from now on."""
-        self.summary = NetworkSummary(self.index, measurements, period_ms, settle_periods)
-
-    def observe(self, message: pb.IndicationBatch) -> None:
-        """A stream message the engine took: into the network summary."""
-        if self.summary is not None:
-            self.summary.observe(message)
+    def summarize(self, engine: Engine, period_ms: int, settle_periods: int) -> None:
+        """Keep this replica's share of the network summary (xapp.shard.summary) from the engine's rows on."""
+        self.summary = NetworkSummary(self.index, engine.table, engine.measurements, period_ms, settle_periods)
+        engine.on_rows = self.summary.observe
 
     def subscription_event(self) -> asyncio.Event:
         """An event set when a subscription should reopen (the share changed)."""
@@ -110,7 +105,7 @@ class Replica:
             except DataLayerUnavailable as exc:
                 log.warning("release_checkpoint_failed", nodes=nodes, problem=str(exc), then="the new owner warms up")
         self.held.difference_update(nodes)
-        log.info("nodes_released", nodes=nodes, replica_count=self.count)
+        log.info("nodes_released", count=len(nodes), first=nodes[:5], replica_count=self.count)
         await self._beat_quietly()
 
     async def _take(self, engine: Engine, nodes: list[str]) -> None:
@@ -143,7 +138,7 @@ class Replica:
                 self.restored_cells += len(checkpoint.cell_ids)
             log.info("checkpoint_restored" if problem is None else "checkpoint_skipped", node=checkpoint.node_id,
                      cells=len(checkpoint.cell_ids), problem=problem)  # fmt: skip
-        log.info("nodes_taken", nodes=nodes, replica_count=self.count)
+        log.info("nodes_taken", count=len(nodes), first=nodes[:5], replica_count=self.count)
         await self._beat_quietly()
 
     async def checkpoint(self, engine: Engine, final: bool = False) -> int:

@@ -1,67 +1,79 @@
 """Each replica's share of the per-period network summary (STREAM_NETWORK_SUMMARY), for network context.
 
 Per period, per node this replica holds, per measurement: the mean of the values its cells reported and how
-many there were (records with no value, and values that are not finite, are not counted). One stream entry
-per replica and period, JSON: `{"replica": int, "period_start_ms": int, "period_ms": int, "measurements":
-[str], "nodes": {node id: {"count": [int], "mean": [float | null]}}}` (lists in `measurements` order; null
-where count is 0). A period is written once it is `settle_periods` behind the newest period seen, so rows
-that arrive late within the lateness bound are in it. A reader joins the replicas' entries of a period.
+many there were (`ranomaly_contracts.network_summary` has the entry's format). It is fed with the rows the
+engine scores, as each batch goes to scoring: no second decode of the stream messages, and sums in numpy by
+node number. Rows with no value and values masked out of range are not counted; gap rows (periods a cell did
+not report) are not rows of the summary. A period is written once it is `settle_periods` behind the newest
+period seen, so rows that arrive late within the lateness bound are in it.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 from collections.abc import Sequence
 
 import numpy as np
 
-from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from ranomaly_contracts.network_summary import SummaryEntry
+from xapp.batch import Rows
+from xapp.cells import CellTable
 
 _MAX_OPEN_PERIODS = 64  # periods kept open at most (a node far behind the others is dropped, not buffered)
 
 
-class NetworkSummary:
-    """Sums and counts per (period, node), fed with the stream messages, handed out once a period settled."""
+class _PeriodSums:
+    """Sums and counts of one period by node number (rows) and measurement (columns)."""
 
-    def __init__(self, replica: int, measurements: Sequence[str], period_ms: int, settle_periods: int) -> None:
+    def __init__(self, nodes: int, k: int) -> None:
+        self.sums = np.zeros((nodes, k))
+        self.counts = np.zeros((nodes, k), dtype=np.int32)
+        self.seen = np.zeros(nodes, dtype=bool)
+
+    def add(self, nodes: np.ndarray, values: np.ndarray, present: np.ndarray) -> None:
+        if nodes.max() >= len(self.seen):  # nodes added since the period opened
+            grow = int(nodes.max()) + 1 - len(self.seen)
+            self.sums = np.pad(self.sums, ((0, grow), (0, 0)))
+            self.counts = np.pad(self.counts, ((0, grow), (0, 0)))
+            self.seen = np.pad(self.seen, (0, grow))
+        order = np.argsort(nodes, kind="stable")
+        ordered = nodes[order]
+        starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+        held = ordered[starts]  # each node once: its rows are summed first, then added
+        self.sums[held] += np.add.reduceat(np.where(present, values, 0.0)[order], starts, axis=0)
+        self.counts[held] += np.add.reduceat(present[order].astype(np.int32), starts, axis=0)
+        self.seen[held] = True
+
+
+class NetworkSummary:
+    """Sums and counts per (period, node), fed with the scored rows, handed out once a period settled."""
+
+    def __init__(
+        self, replica: int, table: CellTable, measurements: Sequence[str], period_ms: int, settle_periods: int
+    ) -> None:
         self.replica = replica
+        self.table = table
         self.measurements = list(measurements)
         self.period_ms = period_ms
         self.settle_ms = settle_periods * period_ms
-        self._open: dict[int, dict[str, tuple[np.ndarray, np.ndarray]]] = {}  # period -> node -> (sum, count)
+        self._open: dict[int, _PeriodSums] = {}
         self._newest = 0
         self._written = -1  # the newest period written
 
-    def observe(self, message: pb.IndicationBatch) -> None:
-        """Add one stream message's values (compact indications with the subscription's k measurements)."""
-        k = len(self.measurements)
-        indications = [ind for ind in message.indications if ind.cell_ids and len(ind.values) == len(ind.cell_ids) * k]
-        if not indications:
+    def observe(self, rows: Rows) -> None:
+        """Add the reported rows of one scoring batch."""
+        reported = ~rows.gap
+        if not reported.any():
             return
-        total = sum(len(ind.values) for ind in indications)
-        values = np.fromiter(itertools.chain.from_iterable(ind.values for ind in indications), np.float64, total)
-        offset = 0
-        for ind in indications:
-            if ind.no_value:
-                values[offset + np.asarray(ind.no_value, dtype=np.int64)] = np.nan
-            offset += len(ind.values)
-        rows = values.reshape(-1, k)
-        valid = np.isfinite(rows)
-        starts = np.cumsum([0] + [len(ind.cell_ids) for ind in indications[:-1]])
-        sums = np.add.reduceat(np.where(valid, rows, 0.0), starts, axis=0)
-        counts = np.add.reduceat(valid.astype(np.int64), starts, axis=0)
-        for i, ind in enumerate(indications):
-            period = ind.header.collection_start_ms
+        nodes = self.table.node_number[rows.slots[reported]]
+        periods, values, present = rows.period_ms[reported], rows.x[reported], rows.mask[reported] > 0
+        for period in np.unique(periods).tolist():
             if period <= self._written:
                 continue  # too late: its entry was written
-            nodes = self._open.setdefault(period, {})
-            node = ind.header.node_id
-            if node in nodes:
-                nodes[node][0][:] += sums[i]
-                nodes[node][1][:] += counts[i]
-            else:
-                nodes[node] = (sums[i].copy(), counts[i].copy())
+            pick = periods == period
+            sums = self._open.get(period)
+            if sums is None:
+                sums = self._open[period] = _PeriodSums(len(self.table.node_names), len(self.measurements))
+            sums.add(nodes[pick], values[pick], present[pick])
             self._newest = max(self._newest, period)
         while len(self._open) > _MAX_OPEN_PERIODS:
             del self._open[min(self._open)]
@@ -73,10 +85,11 @@ class NetworkSummary:
             self._written = max(self._written, due[-1])
         return [self._entry(period, self._open.pop(period)) for period in due]
 
-    def _entry(self, period: int, nodes: dict[str, tuple[np.ndarray, np.ndarray]]) -> bytes:
-        out: dict[str, dict[str, list[int] | list[float | None]]] = {}
-        for node, (sums, counts) in sorted(nodes.items()):
-            means = [None if n == 0 else float(s / n) for s, n in zip(sums.tolist(), counts.tolist(), strict=True)]
-            out[node] = {"count": counts.tolist(), "mean": means}
-        return json.dumps({"replica": self.replica, "period_start_ms": period, "period_ms": self.period_ms,
-                           "measurements": self.measurements, "nodes": out}).encode()  # fmt: skip
+    def _entry(self, period: int, sums: _PeriodSums) -> bytes:
+        held = np.flatnonzero(sums.seen)
+        counts = sums.counts[held]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(counts > 0, sums.sums[held] / counts, np.nan)
+        names = self.table.node_names
+        return SummaryEntry(self.replica, period, self.period_ms, self.measurements, [names[i] for i in held],
+                            counts, means).encode()  # fmt: skip
