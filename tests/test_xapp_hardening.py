@@ -15,6 +15,7 @@ from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.ratelog import RateLimitedLog
 from ranomaly_contracts.sdl import VerdictBatch
 from tests.xapp_helpers import PERIOD_MS, T0, accepted, batch, engine_on, indication
+from xapp.clocks import catching_up
 from xapp.datalayer.base import DataLayer
 from xapp.datalayer.memory import MemoryDataLayer
 from xapp.datalayer.redis import RedisDataLayer
@@ -174,6 +175,22 @@ async def test_a_silent_node_follows_the_network_and_its_cells_get_gaps(datalaye
         engine.on_batch(batch(*(indication(n, p, {cells[n][0]: CALM}) for n in nodes)))
     engine.tick()
     assert [p for c, p in await scored(datalayer) if c == "c3"] == [0, 1, 2], "gaps up to the network's time"
+
+
+async def test_a_network_time_that_stands_still_is_a_backlog_while_messages_come_in_at_that_time(
+    datalayer: MemoryDataLayer,
+) -> None:
+    cells = {"n1": ["c1"], "n2": ["c2"], "n3": ["c3"]}
+    engine = await started(datalayer, cells)
+    engine.on_batch(batch(*(indication(n, 0, {cells[n][0]: CALM}) for n in cells)))
+    engine.on_batch(batch(indication("n1", 1, {"c1": CALM})))  # the rest of period 1 still queued
+    watermark = engine.intake.watermark_ms
+    assert watermark == T0 and engine.intake.newest_ms == T0 + PERIOD_MS
+    assert catching_up(engine.intake.newest_ms, watermark, 5.0, PERIOD_MS), "read 5 ms ago, at the network's time"
+    assert not catching_up(engine.intake.newest_ms, watermark, 2.0 * PERIOD_MS, PERIOD_MS), "every stream quiet"
+    engine.on_batch(batch(indication("n1", 3, {"c1": CALM})))  # n1 moved on; n2 and n3 fell silent
+    assert engine.intake.newest_ms == T0 + 3 * PERIOD_MS
+    assert not catching_up(engine.intake.newest_ms, watermark, 5.0, PERIOD_MS), "a node ahead: silence, not a backlog"
 
 
 # --- caps and ownership ------------------------------------------------------------------------------------

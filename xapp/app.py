@@ -22,6 +22,7 @@ import structlog
 from models.signing import REASONS
 from ranomaly_contracts.auth.setup import build_guard
 from ranomaly_contracts.ratelog import RateLimitedLog
+from xapp.clocks import catching_up
 from xapp.datalayer.base import DataLayer, DataLayerHealth, DataLayerUnavailable
 from xapp.e2client import Backoff, Shard, Subscription, follow
 from xapp.enforcement import StorePolicies
@@ -457,10 +458,14 @@ class XappService:
             now = time.monotonic()
             if engine.intake.watermark_ms != seen_watermark:
                 seen_watermark, seen_at = engine.intake.watermark_ms, now
-            elif seen_watermark > 0 and now - seen_at > period / 1000:  # every stream quiet for a period
+            elif seen_watermark > 0 and now - seen_at > period / 1000 and not self._catching_up(engine, seen_watermark):
                 steps = int((now - seen_at) * 1000 // period)
                 engine.advance_clock(seen_watermark + steps * period)
                 seen_watermark, seen_at = engine.intake.watermark_ms, now
+
+    def _catching_up(self, engine: Engine, watermark_ms: int) -> bool:
+        received_ago_ms = (time.perf_counter_ns() - engine.last_received_ns) / 1e6
+        return catching_up(engine.intake.newest_ms, watermark_ms, received_ago_ms, self.settings.period_ms)
 
     async def _watch_models(self, engine: Engine) -> None:
         """The registry every model_poll_s, and the model choice at the next tick after a policy change; in a

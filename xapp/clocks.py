@@ -99,3 +99,12 @@ def lower_median(clocks: dict[str, NodeClock]) -> int:
     times = np.fromiter((clock.ms for clock in clocks.values()), dtype=np.int64, count=len(clocks))
     middle = (len(times) - 1) // 2
     return int(np.partition(times, middle)[middle])
+
+
+def catching_up(newest_ms: int, watermark_ms: int, received_ago_ms: float, period_ms: int) -> bool:
+    """Whether a network's time that stood still for a period means a backlog, not silence: stream messages
+    still come in (the last one less than a period ago) and none is ahead of the network's time by more than a
+    period. Then the streams are not quiet, the xApp is working through what they sent; closing the periods it
+    has not read yet as gaps would drop its rows as late when it reads them. A minority of nodes that moved on
+    while the rest fell silent is ahead of the network's time: not a backlog."""
+    return received_ago_ms < period_ms and newest_ms <= watermark_ms + period_ms

@@ -131,6 +131,8 @@ class Intake:
         self._routine_rows = min(batch.size, limits.max_cells_per_message)  # most rows a routine message holds
         self._network_ms = NO_TIME
         self._clocks_moved = False
+        self.newest_ms = NO_TIME  # the newest collection start accepted from any node
+        self._judging_ms: int | None = None  # the network's time new nodes are judged by, once per message
         self._node_slots: dict[str, tuple[int, list[str], np.ndarray]] = {}  # node -> (generation, cells, slots)
         self._flush = flush
         self._release = release  # (slot, period_ms of the release) -> None, before the slot is freed
@@ -148,6 +150,7 @@ class Intake:
     def begin(self) -> None:
         """A new message or tick: its budget of gap rows starts afresh."""
         self.gap_budget = self.limits.max_cells_per_message
+        self._judging_ms = None
 
     def take(self, indication: DecodedIndication, received_ns: int) -> Taken | None:
         """Accept one decoded indication (values NaN where no value); what was accepted, None if nothing."""
@@ -174,6 +177,7 @@ class Intake:
         if node not in self.clocks:
             self.clocks[node] = NodeClock(start, received_ns)
             self._clocks_moved = True
+        self.newest_ms = max(self.newest_ms, start)
         masked = self.ranges.mask(values)
         expected = self.table.expected_ms[slot_array]
         on_time = expected == start
@@ -270,6 +274,7 @@ class Intake:
         table.expected_ms[slots] = period_rows + period
         table.silent_periods[slots] = 0
         self.counts.indications += len(starts)
+        self.newest_ms = max(self.newest_ms, *starts)
         self.counts.cell_reports += len(slots)
         return True
 
@@ -314,7 +319,9 @@ class Intake:
         """A new node's start is bounded as if its clock were at the network's time (the first node's is free)."""
         if not self.clocks:
             return True
-        clock = self._pending.pop(node, None) or NodeClock(self.watermark_ms, received_ns)
+        if self._judging_ms is None:  # the lower median costs O(nodes): once per message, not per new node
+            self._judging_ms = self.watermark_ms
+        clock = self._pending.pop(node, None) or NodeClock(self._judging_ms, received_ns)
         if start <= clock.ms or self._within_bound(node, clock, start, rows, received_ns):
             return True
         if len(self._pending) >= _MAX_PENDING:
