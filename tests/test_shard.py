@@ -129,7 +129,11 @@ async def test_a_checkpoint_of_another_model_version_is_not_restored() -> None:
     assert problem is not None and "trivial-old" in problem
     assert len(other.table) == 0
     with pytest.raises(ValueError, match="not a checkpoint"):
-        NodeCheckpoint.decode(b'{"v": 1}')
+        NodeCheckpoint.decode(b'{"v": 2}')
+    with pytest.raises(ValueError, match="checkpoint format 1, this xApp reads 2"):
+        NodeCheckpoint.decode(b'{"v": 1, "node": "n1"}')  # an earlier xApp's JSON record: its cells warm up
+    with pytest.raises(ValueError, match="disagree in length"):
+        NodeCheckpoint.decode(encode_all(capture(engine, ["n1"]))["n1"][:-4])
 
 
 def test_only_live_replicas_that_lag_hold_a_policy_back() -> None:
