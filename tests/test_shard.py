@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.network_summary import SummaryEntry
@@ -20,6 +21,7 @@ from xapp.policy.store import PolicyStore
 from xapp.shard.assign import owner, share
 from xapp.shard.checkpoint import NodeCheckpoint, capture, encode_all, restore, scored_since
 from xapp.shard.heartbeat import Heartbeat, Peers
+from xapp.shard.replica import Replica
 from xapp.shard.summary import NetworkSummary
 
 NODES = [f"gnb-{i:04d}" for i in range(3000)]
@@ -134,6 +136,25 @@ async def test_a_checkpoint_of_another_model_version_is_not_restored() -> None:
         NodeCheckpoint.decode(b'{"v": 1, "node": "n1"}')  # an earlier xApp's JSON record: its cells warm up
     with pytest.raises(ValueError, match="disagree in length"):
         NodeCheckpoint.decode(encode_all(capture(engine, ["n1"]))["n1"][:-4])
+
+
+async def test_taking_many_nodes_logs_their_checkpoints_once_per_outcome_not_once_a_node() -> None:
+    layer = MemoryDataLayer()
+    await layer.start()
+    old = await _fed(layer, range(3))
+    data = layer.replica_data()
+    await data.put_checkpoints(encode_all(capture(old, ["n1"])))  # readable: restored
+    await data.put_checkpoints({f"m{i}": b'{"v": 1, "node": "m"}' for i in range(40)})  # an earlier xApp's format
+    store = PolicyStore(layer)
+    await store.load()
+    replica = Replica(data, store, 0, 1, checkpoint_interval_s=30.0, heartbeat_s=1.0, dead_s=5.0)
+    with capture_logs() as logs:
+        await replica.share(await engine_on(layer), ["n1", *(f"m{i}" for i in range(40))])
+    (unreadable,) = [line for line in logs if line["event"] == "checkpoints_unreadable"]
+    assert unreadable["nodes"] == 40 and unreadable["first"] == ["m0", "m1", "m2", "m3", "m4"]
+    assert "checkpoint format 1, this xApp reads 2" in unreadable["problem"]
+    (restored,) = [line for line in logs if line["event"] == "checkpoints_restored"]
+    assert restored["nodes"] == 1 and replica.restored_cells == 2
 
 
 def test_only_live_replicas_that_lag_hold_a_policy_back() -> None:

@@ -123,11 +123,14 @@ class Replica:
             log.warning("checkpoints_unavailable", nodes=len(nodes), problem=str(exc), then="cells warm up")
             return
         checkpoints = []
+        unreadable: dict[str, list[str]] = {}  # problem -> nodes: one log line each, not one a node
         for node, record in records.items():
             try:
                 checkpoints.append(NodeCheckpoint.decode(record))
             except ValueError as exc:
-                log.error("checkpoint_unreadable", node=node, problem=str(exc))
+                unreadable.setdefault(str(exc), []).append(node)
+        for reason, of in unreadable.items():
+            log.error("checkpoints_unreadable", nodes=len(of), first=of[:5], problem=reason, then="cells warm up")
         try:
             scored = await scored_since(self.data, checkpoints)
             if scored:
@@ -136,12 +139,18 @@ class Replica:
             scored = {}
             log.warning("verdicts_since_checkpoints_unread", nodes=len(checkpoints), problem=str(exc),
                         then="periods a killed holder scored after it may get a gap row too")  # fmt: skip
+        restored = 0
+        skipped: dict[str, list[str]] = {}  # problem -> nodes, as above
         for checkpoint in checkpoints:
             problem = restore(engine, checkpoint, scored)
             if problem is None:
                 self.restored_cells += len(checkpoint.cell_ids)
-            log.info("checkpoint_restored" if problem is None else "checkpoint_skipped", node=checkpoint.node_id,
-                     cells=len(checkpoint.cell_ids), problem=problem)  # fmt: skip
+                restored += 1
+            else:
+                skipped.setdefault(problem, []).append(checkpoint.node_id)
+        log.info("checkpoints_restored", nodes=restored, cells_restored_in_all=self.restored_cells)
+        for reason, of in skipped.items():
+            log.info("checkpoints_skipped", nodes=len(of), first=of[:5], problem=reason, then="cells warm up")
         log.info("nodes_taken", count=len(nodes), first=nodes[:5], replica_count=self.count)
         await self._beat_quietly()
 
