@@ -4,7 +4,9 @@ Torch-free on purpose: this is the only module of `models` the Near-RT xApp impo
 pydantic only). The ONNX interface every artifact implements, for a batch of B cells:
 inputs `x` [B, K], `mask` [B, K], `time` [B, T], `state` [B, S]; outputs `score` [B], `deviation` [B, K],
 `state_out` [B, S]; all float32, B dynamic, K, T and S fixed by the manifest (measurements, time_features,
-state_size). `time_features()` is the single definition of the time inputs, for training and scoring alike.
+state_size). A manifest with `context: "node-period"` declares one more input, `group` [B] (`context_groups()`:
+the network context). `time_features()` is the single definition of the time inputs, for training and scoring
+alike.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import onnxruntime as ort
@@ -60,6 +62,25 @@ def time_features(names: Sequence[str], times_ms: Any, utc_offset_h: float = 0.0
     for j, name in enumerate(names):
         out[:, j] = _FEATURES[name](day, week, dow)
     return out
+
+
+NODE_PERIOD = "node-period"
+"""The network context a model may declare: which rows of a batch are cells of one node in one period."""
+GROUP_INPUT = "group"
+
+
+def context_groups(node: np.ndarray, collected_ms: np.ndarray) -> np.ndarray:
+    """The `group` input of a batch: float32 [B], the rows of one node (any integer id) collected at one time
+    numbered alike, from 0 in order of (node, time). The model pools what the other cells of a row's group
+    did in the same period; a row alone in its group has no network context."""
+    node, stamp = np.asarray(node, dtype=np.int64), np.asarray(collected_ms, dtype=np.int64)
+    order = np.lexsort((stamp, node))
+    node, stamp = node[order], stamp[order]
+    starts = np.ones(len(order), dtype=bool)  # the first row of each group in sorted order
+    starts[1:] = (node[1:] != node[:-1]) | (stamp[1:] != stamp[:-1])
+    groups = np.empty(len(order), dtype=np.float32)
+    groups[order] = np.cumsum(starts) - 1
+    return groups
 
 
 def artifact_bytes_digest(data: bytes) -> str:
@@ -124,6 +145,7 @@ class Manifest(BaseModel):
     opset: Annotated[int, Field(strict=True, ge=1)]
     sha256: Annotated[str, Field(strict=True, pattern=r"^[0-9a-f]{64}$")]
     utc_offset_h: Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-14.0, le=14.0)] = 0.0
+    context: Literal["node-period"] | None = None  # NODE_PERIOD: the model takes the input `group`
 
     @field_validator("created")
     @classmethod
@@ -245,10 +267,13 @@ def write_artifact(folder: str | os.PathLike[str], onnx_bytes: bytes, manifest_f
     return Artifact(manifest, onnx_bytes, path)
 
 
-def _interface(manifest: Manifest) -> tuple[dict[str, int], dict[str, int | None]]:
+def _interface(manifest: Manifest) -> tuple[dict[str, int | None], dict[str, int | None]]:
     """Expected inputs and outputs: name -> fixed second dimension (None for rank 1)."""
     k, t, s = len(manifest.measurements), len(manifest.time_features), manifest.state_size
-    return {"x": k, "mask": k, "time": t, "state": s}, {"score": None, "deviation": k, "state_out": s}
+    inputs: dict[str, int | None] = {"x": k, "mask": k, "time": t, "state": s}
+    if manifest.context == NODE_PERIOD:
+        inputs[GROUP_INPUT] = None
+    return inputs, {"score": None, "deviation": k, "state_out": s}
 
 
 def _check_args(args: Sequence[Any], expected: Mapping[str, int | None], kind: str, where: str) -> None:
@@ -291,7 +316,7 @@ def load_session(artifact: Artifact, intra_op_threads: int = 1) -> ort.Inference
     inputs, outputs = _interface(artifact.manifest)
     _check_args(session.get_inputs(), inputs, "input", where)
     _check_args(session.get_outputs(), outputs, "output", where)
-    feeds = {name: np.zeros((2, dim), dtype=np.float32) for name, dim in inputs.items()}
+    feeds = {name: np.zeros((2,) if dim is None else (2, dim), dtype=np.float32) for name, dim in inputs.items()}
     try:
         results = session.run(list(outputs), feeds)
     except Exception as exc:  # a graph that declares the interface but fails on it

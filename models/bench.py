@@ -9,19 +9,22 @@ from typing import Any
 
 import numpy as np
 
-from models.artifact import Artifact, load_session, time_features
+from models.artifact import GROUP_INPUT, NODE_PERIOD, Artifact, context_groups, load_session, time_features
 
 
 def _feeds(artifact: Artifact, batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     manifest = artifact.manifest
     k = len(manifest.measurements)
     times = time_features(list(manifest.time_features), np.full(batch, 1_767_600_000_000), manifest.utc_offset_h)
-    return {
+    feeds = {
         "x": rng.uniform(0, 100, (batch, k)).astype(np.float32),
         "mask": np.ones((batch, k), dtype=np.float32),
         "time": times,
         "state": np.zeros((batch, manifest.state_size), dtype=np.float32),
     }
+    if manifest.context == NODE_PERIOD:  # nodes of three cells, as most are
+        feeds[GROUP_INPUT] = context_groups(np.arange(batch) // 3, np.zeros(batch, dtype=np.int64))
+    return feeds
 
 
 def _run(session: Any, feeds: dict[str, np.ndarray], calls: int) -> list[float]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from models.artifact import Artifact, time_features
+from models.artifact import GROUP_INPUT, NODE_PERIOD, Artifact, context_groups, time_features
 from ranomaly_contracts.dataset import KpmArrays
 
 
@@ -54,6 +54,7 @@ def score_arrays(artifact: Artifact, session: ort.InferenceSession, arrays: KpmA
     scores = np.full((n_periods, n_cells), np.nan)
     deviations = np.full((n_periods, n_cells, k), np.nan, dtype=np.float32)
     warm = np.zeros((n_periods, n_cells), dtype=bool)
+    node = np.unique(np.array(arrays.node_ids), return_inverse=True)[1]
     for row in range(n_periods):
         cells = np.flatnonzero(arrays.reported[row])
         if cells.size == 0:
@@ -66,6 +67,8 @@ def score_arrays(artifact: Artifact, session: ort.InferenceSession, arrays: KpmA
             "time": np.repeat(times[row : row + 1], cells.size, axis=0),
             "state": state[cells],
         }
+        if manifest.context == NODE_PERIOD:
+            feeds[GROUP_INPUT] = context_groups(node[cells], arrays.cell_times_ms(np.full(cells.size, row), cells))
         score, deviation, state_out = session.run(None, feeds)
         scores[row, cells] = score
         deviations[row, cells] = deviation

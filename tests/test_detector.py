@@ -12,7 +12,7 @@ import torch
 
 from e2sim import catalogue as cat
 from e2sim.world import World, WorldConfig
-from models.artifact import load_session, read_artifact
+from models.artifact import context_groups, load_session, read_artifact
 from models.detector import DetectorConfig, StreamingDetector
 from models.detector.passes import step_inputs
 from models.detector.step import DetectorStep
@@ -62,7 +62,7 @@ def step(fitted: StreamingDetector) -> DetectorStep:
 def test_exported_graph_has_the_contract_interface(fitted: StreamingDetector) -> None:
     assert fitted.artifact is not None
     session = load_session(fitted.artifact)
-    assert [i.name for i in session.get_inputs()] == ["x", "mask", "time", "state"]
+    assert [i.name for i in session.get_inputs()] == ["x", "mask", "time", "state", "group"]
     assert [o.name for o in session.get_outputs()] == ["score", "deviation", "state_out"]
     manifest = fitted.artifact.manifest
     assert manifest.measurements == cat.MEASUREMENT_NAMES and manifest.period_s == 300
@@ -70,13 +70,14 @@ def test_exported_graph_has_the_contract_interface(fitted: StreamingDetector) ->
     assert set(manifest.thresholds.deviation) == set(cat.MEASUREMENT_NAMES)
     k, s = len(manifest.measurements), manifest.state_size
     out = session.run(None, {"x": np.ones((3, k), np.float32), "mask": np.ones((3, k), np.float32),
-                             "time": np.zeros((3, 4), np.float32), "state": np.zeros((3, s), np.float32)})  # fmt: skip
+                             "time": np.zeros((3, 4), np.float32), "state": np.zeros((3, s), np.float32),
+                             "group": np.zeros(3, np.float32)})  # fmt: skip
     assert [o.shape for o in out] == [(3,), (3, k), (3, s)] and all(o.dtype == np.float32 for o in out)
 
 
 def test_onnx_runtime_matches_torch_on_real_and_random_windows(fitted: StreamingDetector, data: KpmArrays) -> None:
     """Same inputs and state into both runtimes, period after period of real data, with random periods
-    (values and missing records) mixed in: outputs agree to 1e-5."""
+    (values and missing records) mixed in, the cells grouped by node: outputs agree to 1e-5."""
     assert fitted.step is not None and fitted.artifact is not None
     session = load_session(fitted.artifact)
     inputs = step_inputs(data)
@@ -88,9 +89,11 @@ def test_onnx_runtime_matches_torch_on_real_and_random_windows(fitted: Streaming
         if row % 97 == 0:
             mask = torch.from_numpy((rng.random(x.shape) > 0.2).astype(np.float32))
             x = torch.from_numpy(rng.uniform(0, 5000, x.shape).astype(np.float32)) * mask
+        group = context_groups(inputs.node, inputs.stamps[row])
         with torch.no_grad():
-            expected = fitted.step(x, mask, time, state)
-        got = session.run(None, {"x": x.numpy(), "mask": mask.numpy(), "time": time.numpy(), "state": state.numpy()})
+            expected = fitted.step(x, mask, time, state, torch.from_numpy(group))
+        got = session.run(None, {"x": x.numpy(), "mask": mask.numpy(), "time": time.numpy(), "state": state.numpy(),
+                                 "group": group})  # fmt: skip
         for name, want, have in zip(worst, expected, got, strict=True):
             scale = np.maximum(np.abs(want.numpy()), 1.0) if name == "state" else 1.0
             worst[name] = max(worst[name], float((np.abs(have - want.numpy()) / scale).max()))
@@ -248,16 +251,16 @@ def test_a_new_profile_bin_learns_its_first_day_at_a_bounded_pace(step: Detector
         tod = 10.0 / 24.0
         return torch.tensor([[np.sin(2 * np.pi * tod), np.cos(2 * np.pi * tod), weekend, tod]], dtype=torch.float32)
 
-    state = torch.zeros(1, step.layout.size)
+    state, alone = torch.zeros(1, step.layout.size), torch.zeros(1)
     with torch.no_grad():
         for _ in range(60):  # a weekday at 10:00: the weekday bin and the recent level know the cell
-            state = step(x, mask, at_ten(0.0), state)[2]
-        state = step(x, mask, at_ten(1.0), state)[2]  # the first Saturday at 10:00: a new bin
+            state = step(x, mask, at_ten(0.0), state, alone)[2]
+        state = step(x, mask, at_ten(1.0), state, alone)[2]  # the first Saturday at 10:00: a new bin
         start = float(step.layout.unpack(state)["level_weekend"][0, 10, SINR])
         shifted = x.clone()
         shifted[0, SINR] -= 1.0  # then 12 periods 1 dB lower (6 periods make the half hour at 5 minutes)
         for _ in range(12):
-            state = step(shifted, mask, at_ten(1.0), state)[2]
+            state = step(shifted, mask, at_ten(1.0), state, alone)[2]
     learnt = start - float(step.layout.unpack(state)["level_weekend"][0, 10, SINR])
     assert abs(start - float(x[0, SINR])) < 0.05, "the new bin starts from the cell's recent level"
     assert 0.3 < learnt < 0.75, f"the day's own values refine the bin at a bounded pace (learnt {learnt:.2f} dB of 1)"
@@ -274,16 +277,16 @@ def test_a_new_profile_bin_first_seen_during_an_alarm_starts_from_the_known_prof
     saturday[0, 2] = 1.0
     collapsed = x.clone()
     collapsed[0, SINR] -= 10.0  # SINR collapses by 10 dB: an alarm run opens
-    state = torch.zeros(1, step.layout.size)
+    state, alone = torch.zeros(1, step.layout.size), torch.zeros(1)
     with torch.no_grad():
         for _ in range(60):
-            state = step(x, mask, weekday, state)[2]
+            state = step(x, mask, weekday, state, alone)[2]
         for _ in range(6):
-            state = step(collapsed, mask, weekday, state)[2]
+            state = step(collapsed, mask, weekday, state, alone)[2]
         s = step.layout.unpack(state)
         assert float(s["alarm_run"][0, 0]) > 0, "the collapse has opened an alarm run"
         recent = float(s["recent"][0, SINR])
-        state = step(collapsed, mask, saturday, state)[2]  # the first Saturday at 10:00, still collapsed
+        state = step(collapsed, mask, saturday, state, alone)[2]  # the first Saturday at 10:00, still collapsed
     start = float(step.layout.unpack(state)["level_weekend"][0, 10, SINR])
     assert recent < float(x[0, SINR]) - 5.0, "the recent level has followed the collapse"
     assert abs(start - float(x[0, SINR])) < 0.5, f"the new bin starts from the weekday profile (at {start:.1f} dB)"
@@ -314,16 +317,19 @@ def test_a_slow_ramp_the_drift_offset_follows_still_stands_out_against_the_profi
     values = data.values[:, 2:3].copy()
     ramp = slice(900, 996)  # a degradation: SINR falls by 3 dB over 8 hours (5-minute periods)
     values[ramp, 0, SINR] -= np.linspace(0.0, 3.0, 96)
-    inputs = step_inputs(replace(data, cell_ids=data.cell_ids[2:3], values=values, reported=data.reported[:, 2:3]))
-    state = torch.zeros(1, step.layout.size)
+    one_cell = replace(
+        data, node_ids=data.node_ids[2:3], cell_ids=data.cell_ids[2:3], values=values, reported=data.reported[:, 2:3]
+    )
+    inputs = step_inputs(one_cell)
+    state, alone = torch.zeros(1, step.layout.size), torch.zeros(1)
     with torch.no_grad():
         for row in range(ramp.stop):
             x, mask, time = (torch.from_numpy(a[row]) for a in (inputs.x, inputs.mask, inputs.time))
             s = step.layout.unpack(state)
             c = step.context(x, mask, time, s)
-            u, z = step.errors(c["residual"], c["present"], c["features"])
+            u, z, _ = step.errors(c["residual"], c["present"], c["features"], alone)
             evidence = step.evidence(x, u, z - s["z_bias"], c["present"], s, c["profile_residual"], c["features"])
-            state = step(x, mask, time, state)[2]
+            state = step(x, mask, time, state, alone)[2]
     followed = -float(s["offset"][0, SINR])
     against_baseline = abs(float(evidence["u_long"][0, SINR] / step.q_u_long[SINR]))
     against_profile = abs(float(evidence["shift_long"][0, SINR] / step.q_shift_long[SINR]))

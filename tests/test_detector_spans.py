@@ -19,8 +19,8 @@ pytestmark = pytest.mark.timeout(900)  # trains a model: generous for a busy 2-c
 
 
 def _staggered() -> KpmArrays:
-    """Four cells of one measurement, each reporting for a day, their spans weeks apart; one record
-    missing inside the first cell's span."""
+    """Four cells of one measurement on four nodes, each reporting for a day, their spans weeks apart; one
+    record missing inside the first cell's span."""
     rng = np.random.default_rng(3)
     periods = APART * (CELLS - 1) + SPAN
     values = np.full((periods, CELLS, 1), np.nan, dtype=np.float32)
@@ -34,7 +34,7 @@ def _staggered() -> KpmArrays:
     values[100, 0, 0] = np.nan
     return KpmArrays(
         times_ms=1_700_006_400_000 + np.arange(periods, dtype=np.int64) * PERIOD_MS,
-        node_ids=("n",) * CELLS,
+        node_ids=tuple(f"n{c}" for c in range(CELLS)),
         cell_ids=tuple(f"c{c}" for c in range(CELLS)),
         measurements=("load",),
         values=values,
@@ -70,26 +70,27 @@ def test_training_steps_each_cell_over_its_own_span_only(monkeypatch: pytest.Mon
             stepped.append(len(feeds["x"]))
             return self.session.run(names, feeds)
 
+        def get_inputs(self) -> Any:
+            return self.session.get_inputs()
+
     monkeypatch.setattr(passes, "_session", Counting)
     fitted = fit_step(
         _staggered(), PERIOD_MS / 1000, DetectorConfig(epochs=1, warmup_periods=12, hidden=8, batch_size=256)
     )
     fit_rows = int(SPAN * (1 - CALIBRATION_SHARE))
-    steps = 2 * fit_rows + SPAN  # state recursion and calibration over the fit rows, thresholds over all
-    groups = min(passes.GROUPS, CELLS)
-    assert len(stepped) == steps * groups, (
-        "one step a row and group of the aligned spans, not of the union of all dates"
-    )
+    steps = 3 * fit_rows + SPAN  # recursion, network context and calibration over the fit rows; thresholds: all
+    parts = min(passes.PARTS, CELLS)
+    assert len(stepped) == steps * parts, "one step a row and part of the aligned spans, not of the union of all dates"
     assert sum(stepped) == CELLS * steps, "every cell stepped over its span, the missing record included"
     assert np.isfinite(fitted.thresholds.score)
 
 
-def test_the_trained_model_does_not_depend_on_how_many_groups_step_the_cells(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The passes keep what one group would, in its order: the network trains on the same minibatches."""
+def test_the_trained_model_does_not_depend_on_how_many_parts_step_the_cells(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The passes keep what one part would, in its order: the network trains on the same minibatches."""
     config = DetectorConfig(epochs=2, warmup_periods=12, hidden=8, batch_size=64)
     trained = []
-    for groups in (1, 3):
-        monkeypatch.setattr(passes, "GROUPS", groups)
+    for parts in (1, 3):
+        monkeypatch.setattr(passes, "PARTS", parts)
         trained.append(fit_step(_staggered(), PERIOD_MS / 1000, config))
     one, three = trained
     assert three.thresholds.score == pytest.approx(one.thresholds.score, rel=1e-5)

@@ -295,8 +295,9 @@ class Engine:
         if self.on_rows is not None:
             self.on_rows(rows)
         model, shadow = self.model, self.shadow
-        feeds = model.prepare(rows.slots, rows.x, rows.mask, rows.period_ms)
-        shadow_feeds = None if shadow is None else shadow.prepare(rows.slots, rows.x, rows.mask, rows.period_ms)
+        nodes = self.table.node_number[rows.slots]
+        feeds = model.prepare(rows.slots, rows.x, rows.mask, rows.period_ms, nodes)
+        shadow_feeds = None if shadow is None else shadow.prepare(rows.slots, rows.x, rows.mask, rows.period_ms, nodes)
         watermark = NO_TIME if shadow is None else self.intake.watermark_ms  # O(nodes): only when it is used
         if self._scorer is None:
             self._publish(_InFlight(rows, model, shadow, watermark, _run(model, feeds, shadow, shadow_feeds)))

@@ -1,7 +1,8 @@
 """One loaded model scoring cells: its ONNX session and the per-cell state it carries between periods.
 
 It knows only ARCHITECTURE.md's Models contract: the manifest's measurement order, time features,
-state size and warm-up, and the inputs x, mask, time, state -> outputs score, deviation, state_out.
+state size and warm-up, and the inputs x, mask, time, state (and group, for a model that declares network
+context) -> outputs score, deviation, state_out.
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ from typing import TypeAlias
 import numpy as np
 import onnxruntime as ort
 
-from models.artifact import Artifact, ArtifactError, load_session, time_features
+from models.artifact import (
+    GROUP_INPUT,
+    NODE_PERIOD,
+    Artifact,
+    ArtifactError,
+    context_groups,
+    load_session,
+    time_features,
+)
 from xapp.cells import extend_rows
 from xapp.errors import ModelLoadError
 
@@ -38,6 +47,7 @@ class ModelRuntime:
         self._columns = np.array([list(subscribed).index(m) for m in manifest.measurements], dtype=np.intp)
         self._identity = bool(np.array_equal(self._columns, np.arange(len(subscribed))))
         self._time_names = list(manifest.time_features)
+        self._inputs = (*_INPUTS, GROUP_INPUT) if manifest.context == NODE_PERIOD else _INPUTS
         self._utc_offset_h = manifest.utc_offset_h
         self.state = np.zeros((0, manifest.state_size), dtype=np.float32)
         self.seen = np.zeros(0, dtype=np.int64)  # periods fed per slot (reported or gap)
@@ -69,16 +79,22 @@ class ModelRuntime:
         self.state[slot] = 0.0
         self.seen[slot] = 0
 
-    def prepare(self, slots: np.ndarray, x: np.ndarray, mask: np.ndarray, period_ms: np.ndarray) -> Feeds:
+    def prepare(
+        self, slots: np.ndarray, x: np.ndarray, mask: np.ndarray, period_ms: np.ndarray, nodes: np.ndarray
+    ) -> Feeds:
         """The inputs of one scoring call for these slots (each at most once), their state gathered now, and
         the arrays its outputs are written to (allocated here, so that the scoring thread allocates none).
 
-        x and mask are [n, K_subscribed] float32 in subscription order (x 0 where no value).
+        x and mask are [n, K_subscribed] float32 in subscription order (x 0 where no value); nodes [n] the
+        node of each row (any integer id), for a model with network context: a row's context is the other
+        cells of its node in the same period and the same call.
         """
         if not self._identity:
             x, mask = x[:, self._columns], mask[:, self._columns]
         n = len(slots)
+        context = {GROUP_INPUT: context_groups(nodes, period_ms)} if GROUP_INPUT in self._inputs else {}
         return {
+            **context,
             "x": np.ascontiguousarray(x),
             "mask": np.ascontiguousarray(mask),
             "time": time_features(self._time_names, period_ms, self._utc_offset_h),
@@ -92,7 +108,7 @@ class ModelRuntime:
         """Run the session into the prepared outputs: score [n], deviation [n, K_model] and the state after this
         period [n, S]. Safe off the event loop's thread: it touches no per-slot array, and releases the GIL."""
         binding = self._session.io_binding()
-        for name in _INPUTS:
+        for name in self._inputs:
             binding.bind_cpu_input(name, feeds[name])
         for name in _OUTPUTS:
             out = feeds[name]

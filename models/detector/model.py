@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from models.artifact import Artifact, artifact_bytes_digest, load_session, parse_artifact, write_artifact
+from models.artifact import NODE_PERIOD, Artifact, artifact_bytes_digest, load_session, parse_artifact, write_artifact
 from models.detector.config import TIME_FEATURES, DetectorConfig
 from models.detector.export import OPSET, export_onnx
 from models.detector.step import DetectorStep
@@ -69,6 +69,7 @@ class StreamingDetector:
             "time_features": list(TIME_FEATURES),
             "state_size": self.step.layout.size,
             "warmup_periods": self.config.warmup_periods,
+            "context": NODE_PERIOD,
             "thresholds": {
                 "score": self.thresholds.score,
                 "deviation": self.thresholds.deviation,
@@ -83,6 +84,7 @@ class StreamingDetector:
                 "seconds": round(self.fit_seconds, 1),
                 "config": asdict(self.config),
                 "measurement_notes": self.notes,
+                "context_gain": dict(zip(train.measurements, self.step.context_gain.tolist(), strict=True)),
             },
             "evaluation": {},
             "opset": OPSET,

@@ -11,7 +11,10 @@ profile and short memories. A period is scored before it updates the state (caus
 3. a small network, shared by all cells, predicts the residual's mean and spread from the cell's
    level, scale and the time of day (learned normal behaviour), giving a standardised error u; the
    spread of a small count never falls under a floor (counts are discrete: one handover more at night
-   is not an error of eight spreads);
+   is not an error of eight spreads); network context: the part of u that the other cells of the same
+   node share in the same period (their mean u, within +-CONTEXT_LIMIT, times a gain per measurement
+   learnt from training) is taken out, so what moves a whole site normally (an event nearby, a shared
+   transport) is not a cell's anomaly, while a node-wide anomaly, far beyond the limit, still is;
 4. conditional z-scores: each measurement's error given all the others, through a learned precision
    matrix (cross-measurement consistency, cheap and exact for a Gaussian). u sees shifts that move
    measurements together (a demand surge), z sees broken relations (handovers failing at normal load);
@@ -61,11 +64,24 @@ MISSING_LOGIT_LIMIT = 9.21  # no value is ever certain or impossible: its chance
 FEATURE_LIMIT = 8.0  # standardised features beyond it tell the networks nothing more
 RELEARN_WIDTH = 1e4  # how much wider the clipping of a relearning cell's residuals is
 MISSING_RUN_LIMIT = 100.0  # surprise of a run of missing values adds up to this (deviation 10) and no further
+CONTEXT_LIMIT = 2.0  # the node's shared error counts up to this many spreads: it explains noise, never an anomaly
 
 
 def _bin_centres(n_bins: int) -> torch.Tensor:
     """Bin centres as fractions of the day, in float64 (see context)."""
     return torch.arange(n_bins, dtype=torch.float64) / n_bins
+
+
+def mates_mean(values: torch.Tensor, usable: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+    """Per row and column, the mean of the usable values of the other rows of its group [B, K] (0 where
+    there is none). `group` [B] numbers the groups of a batch from 0 (float: every input is float32)."""
+    index = group.long()[:, None].expand_as(values)
+    weight = usable.to(values.dtype)
+    sums = torch.zeros_like(values).scatter_add(0, index, values * weight)
+    counts = torch.zeros_like(values).scatter_add(0, index, weight)
+    others = counts.gather(0, index) - weight
+    mean = (sums.gather(0, index) - values * weight) / torch.clamp(others, min=1.0)
+    return torch.where(others > 0.5, mean, torch.zeros_like(values))
 
 
 class ResidualNet(nn.Module):
@@ -150,6 +166,7 @@ class DetectorStep(nn.Module):
     rate_short: torch.Tensor
     rate_long: torch.Tensor
     rate_repeat: torch.Tensor
+    context_gain: torch.Tensor
 
     def __init__(self, n_measurements: int, hidden: int, missing_hidden: int = 16) -> None:
         super().__init__()
@@ -171,6 +188,7 @@ class DetectorStep(nn.Module):
             self.register_buffer(f"q_{name}", torch.ones(k))
         for name in RATES:
             self.register_buffer(f"rate_{name}", torch.tensor(0.1))
+        self.register_buffer("context_gain", torch.zeros(k))  # 0: the node's shared error is not used
         self.register_buffer("precision", torch.eye(k))
         self.clip_sigmas = 3.0  # residuals beyond it move the state no further
         self.evidence_clip = 5.0  # errors beyond it add no more to the averages
@@ -259,17 +277,22 @@ class DetectorStep(nn.Module):
         }
 
     def errors(
-        self, residual: torch.Tensor, present: torch.Tensor, features: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Standardised errors u and conditional z-scores (each measurement given the others); 0 where
-        no value."""
+        self, residual: torch.Tensor, present: torch.Tensor, features: torch.Tensor, group: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Standardised errors u, less the node's shared part, and conditional z-scores (each measurement
+        given the others), 0 where no value; and the node mates' mean error (before the shared part is
+        taken out) that training fits the gain on."""
         mean, log_spread = self.net(features)
         # float64 here too: the precision matrix weighs errors by up to ~20, so float32 rounding would
         # differ between runtimes by more than 1e-5 in z
+        usable = present & (self.modelled > 0.5)
         u64 = (residual.double() - mean.double()) / torch.exp(log_spread.double())
-        u64 = torch.where(present & (self.modelled > 0.5), u64, torch.zeros_like(u64))
+        u64 = torch.where(usable, u64, torch.zeros_like(u64))
+        mates = mates_mean(u64, usable, group)
+        shared = self.context_gain.double() * torch.clamp(mates, -CONTEXT_LIMIT, CONTEXT_LIMIT)
+        u64 = torch.where(usable, u64 - shared, u64)
         z64 = (u64 @ self.precision.double()) / torch.sqrt(torch.diagonal(self.precision).double())
-        return u64.float(), z64.float()
+        return u64.float(), z64.float(), mates.float()
 
     def evidence(
         self,
@@ -460,20 +483,28 @@ class DetectorStep(nn.Module):
         return new
 
     def period(
-        self, x: torch.Tensor, mask: torch.Tensor, time: torch.Tensor, state: torch.Tensor, network: bool = True
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        time: torch.Tensor,
+        state: torch.Tensor,
+        group: torch.Tensor,
+        network: bool = True,
     ) -> dict[str, torch.Tensor]:
-        """Everything one period computes for a batch of cells: the context, the errors u and z, the
-        magnitude of each calibrated kind of evidence ("evidence" [B, len(CALIBRATED), K]), the score and
-        deviation, and the state after the period ("state_out"). Without the network (in training, before
-        it is fitted) the errors are zeros and nothing is scored."""
+        """Everything one period computes for a batch of cells: the context, the errors u and z, the node
+        mates' mean error ("mates"), the magnitude of each calibrated kind of evidence ("evidence" [B,
+        len(CALIBRATED), K]), the score and deviation, and the state after the period ("state_out").
+        Without the network (in training, before it is fitted) the errors are zeros and nothing is scored.
+        Rows with the same `group` are cells of one node in one period."""
         s = self.layout.unpack(state)
         c = self.context(x, mask, time, s)
         if network:
-            u, z = self.errors(c["residual"], c["present"], c["features"])
+            u, z, mates = self.errors(c["residual"], c["present"], c["features"], group)
         else:
-            u = z = torch.zeros_like(x)
+            u = z = mates = torch.zeros_like(x)
         evidence = self.evidence(x, u, z - s["z_bias"], c["present"], s, c["profile_residual"], c["features"])
-        out = {**c, "u": u, "z": z, "evidence": torch.stack([torch.abs(evidence[n]) for n in CALIBRATED], dim=1)}
+        stacked = torch.stack([torch.abs(evidence[n]) for n in CALIBRATED], dim=1)
+        out = {**c, "u": u, "z": z, "mates": mates, "evidence": stacked}
         if not network:
             after = self.update(x, c, evidence, torch.zeros_like(x[:, 0]), s)
             return {**out, "state_out": self.layout.pack(after)}
@@ -484,8 +515,8 @@ class DetectorStep(nn.Module):
         return {**out, "score": score, "deviation": deviation, "state_out": self.layout.pack(after)}
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, time: torch.Tensor, state: torch.Tensor
+        self, x: torch.Tensor, mask: torch.Tensor, time: torch.Tensor, state: torch.Tensor, group: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Score one period of a batch of cells and return the updated state."""
-        out = self.period(x, mask, time, state)
+        out = self.period(x, mask, time, state, group)
         return out["score"], out["deviation"], out["state_out"]

@@ -7,10 +7,12 @@
    training costs the cell-periods of the spans, not every cell over the union of all spans.
 3. Fit the network (Student-t likelihood: a few percent of unlabelled anomalies pull it little).
 4. Estimate the precision matrix of the network-standardised residuals, robustly.
-5. Run the whole step again and calibrate each kind of evidence per measurement at its normal 99.9 %
+5. Run the step with the network and fit, per measurement, the gain of the node mates' shared error
+   (network context: the slope of a cell's error on its mates' mean error, on the bulk of the data).
+6. Run the whole step again and calibrate each kind of evidence per measurement at its normal 99.9 %
    level, extrapolated from the bulk of its training values, so that deviations of all kinds and
    measurements are comparable.
-6. On the last part of the training span (never used above), set the score threshold and the
+7. On the last part of the training span (never used above), set the score threshold and the
    per-measurement deviation thresholds at the configured alarm rate.
 """
 
@@ -54,6 +56,10 @@ STUCK_LEVEL = 12.0
 # one that is never missing after two (a single period is at most 9.2: no value is ever impossible).
 MISSING_LEVEL = 10.0
 THRESHOLD_FLOOR = 1.0
+# Cell-periods whose own or mates' error is beyond this are left out of the network context's fit: the bulk
+# says what a node's cells share normally; unlabelled anomalies, node-wide ones most, would pull the gain.
+CONTEXT_CORE = 3.0
+MAX_CONTEXT_GAIN = 1.0
 # Smallest calibration levels, for measurements that barely vary in training.
 MIN_LEVEL = {
     "u_pair": 0.5,
@@ -289,6 +295,29 @@ def _precision(step: DetectorStep, data: tuple[torch.Tensor, ...]) -> torch.Tens
     return torch.from_numpy(np.linalg.inv(covariance).astype(np.float32))
 
 
+def _fit_context(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int) -> None:
+    """Set the gain of the node mates' shared error per measurement: the least-squares slope, through 0, of
+    a cell's error on its mates' mean error, over the warmed-up cell-periods where both lie within
+    CONTEXT_CORE, between 0 and MAX_CONTEXT_GAIN. Never below 0: a cell whose load falls as its mates'
+    rises (its users moved to them: a sleeping cell) is an anomaly to show, not a relation to explain it
+    away with. A measurement never seen with mates keeps 0."""
+    count = step.layout.index("count")
+
+    def take(stepped: Stepped) -> tuple[np.ndarray, np.ndarray] | None:
+        keep = stepped.feeds["state"][:, count] >= warmup
+        return (stepped.outputs["u"][keep], stepped.outputs["mates"][keep]) if keep.any() else None
+
+    kept = run_pass(step, inputs, rows, ("u", "mates"), True, "network context", take)
+    if not kept:
+        return
+    u, mates = (np.concatenate(part).astype(np.float64) for part in zip(*kept, strict=True))
+    core = (np.abs(u) < CONTEXT_CORE) & (np.abs(mates) < CONTEXT_CORE) & (mates != 0.0)
+    power = np.where(core, mates**2, 0.0).sum(axis=0)
+    slope = np.where(core, u * mates, 0.0).sum(axis=0) / np.maximum(power, 1e-12)
+    gain = np.clip(np.where(power > 0.0, slope, 0.0), 0.0, MAX_CONTEXT_GAIN)
+    step.context_gain.copy_(torch.from_numpy(gain.astype(np.float32)))
+
+
 def _calibrate(step: DetectorStep, inputs: StepInputs, rows: int, warmup: int) -> None:
     """Set each evidence's scale per measurement at its normal 99.9 % level, estimated from the bulk of
     the training values. Cell-periods with an extreme error (surely anomalous: the training data is
@@ -385,6 +414,7 @@ def fit_step(arrays: KpmArrays, period_s: float, config: DetectorConfig) -> Fitt
         _fit_network(step, data, config)
         _fit_missing(step, data, config)
     step.precision.copy_(_precision(step, data))
+    _fit_context(step, inputs, fit_rows, config.warmup_periods)
     _calibrate(step, inputs, fit_rows, config.warmup_periods)
     step.eval()
     thresholds = _thresholds(step, inputs, fit_rows, arrays, config)
