@@ -19,7 +19,7 @@ from xapp.engine import Engine
 from xapp.policy.handler import A1Handler
 from xapp.policy.store import PolicyStore
 from xapp.shard.assign import owner, share
-from xapp.shard.checkpoint import NodeCheckpoint, capture, encode_all, restore, scored_since
+from xapp.shard.checkpoint import NodeCheckpoint, capture, encode_all, restore, resume_incidents, verdicts_since
 from xapp.shard.heartbeat import Heartbeat, Peers
 from xapp.shard.replica import Replica
 from xapp.shard.summary import NetworkSummary
@@ -111,14 +111,56 @@ async def test_a_node_whose_holder_was_killed_resumes_after_its_last_verdict_not
     engine.flush()
     await layer.flush()
 
-    scored = await scored_since(data, [periodic], page=1)
+    scored = (await verdicts_since(data, [periodic], page=1)).latest
     assert scored == {"c1": T0 + 4 * PERIOD_MS, "c2": T0 + 4 * PERIOD_MS}, "n1's cells only, every page read"
-    assert await scored_since(data, [replace(periodic, verdicts_after=None)]) == {}, "a node let go: nothing after"
+    let_go = await verdicts_since(data, [replace(periodic, verdicts_after=None)])
+    assert let_go.latest == {} and let_go.batches == [], "a node let go: nothing after"
     resumed = await engine_on(layer)
     resumed.on_accepted(accepted({"n1": ["c1", "c2"]}))
     assert restore(resumed, periodic, scored) is None
     table = resumed.table
     assert [int(table.expected_ms[table.slot_of[c]]) for c in ("c1", "c2")] == [T0 + 5 * PERIOD_MS] * 2
+
+
+JUMPS = ((10.0, 20.0, 30.0), (40.0, 20.0, 30.0))  # the trivial model's score: 30 a period, over its threshold 5
+
+
+async def test_incidents_of_a_killed_holder_are_continued_and_closed_under_their_own_ids_by_the_next() -> None:
+    """c1's incident opens before the holder's last periodic checkpoint, c2's after it; the holder is killed
+    in both; the next holder closes both once the cells are calm, and opens none of its own."""
+    layer = MemoryDataLayer()
+    await layer.start()
+    holder = await engine_on(layer)
+    holder.on_accepted(accepted({"n1": ["c1", "c2"]}))
+    for p in range(9):
+        c1 = JUMPS[p % 2] if p >= 3 else CALM
+        c2 = JUMPS[p % 2] if p >= 6 else CALM
+        holder.on_batch(batch(indication("n1", p, {"c1": c1, "c2": c2})))
+        if p == 5:
+            holder.flush()
+            await layer.flush()
+            data = layer.replica_data()
+            periodic = NodeCheckpoint.decode(encode_all(capture(holder, ["n1"], await data.verdict_position()))["n1"])
+    holder.flush()  # ... and killed: its open incidents stay open in the stream
+    await layer.flush()
+    opened = {e.cell_id: e.incident_id for _, e in await layer.read_incidents() if e.event == "open"}
+    assert set(opened) == {"c1", "c2"}
+    assert list(periodic.incidents) == [0], "the checkpoint carries c1's open incident, c2 had none yet"
+
+    since = await verdicts_since(data, [periodic])
+    successor = await engine_on(layer)
+    successor.on_accepted(accepted({"n1": ["c1", "c2"]}))
+    assert restore(successor, periodic, since.latest) is None
+    resume_incidents(successor, since, {"c1", "c2"})
+    assert successor.incidents.open_count == 2, "both incidents are open again, c2's from the verdicts replayed"
+    for p in range(9, 14):
+        successor.on_batch(batch(indication("n1", p, {"c1": CALM, "c2": CALM})))
+    successor.flush()
+    await layer.flush()
+    events = [e for _, e in await layer.read_incidents()]
+    closed = {e.cell_id: e.incident_id for e in events if e.event == "close"}
+    assert closed == opened, "each incident closed under the id its first holder opened it with"
+    assert sum(e.event == "open" for e in events) == 2, "the successor opened none of its own"
 
 
 async def test_a_checkpoint_of_another_model_version_is_not_restored() -> None:
@@ -136,6 +178,11 @@ async def test_a_checkpoint_of_another_model_version_is_not_restored() -> None:
         NodeCheckpoint.decode(b'{"v": 1, "node": "n1"}')  # an earlier xApp's JSON record: its cells warm up
     with pytest.raises(ValueError, match="disagree in length"):
         NodeCheckpoint.decode(encode_all(capture(engine, ["n1"]))["n1"][:-4])
+    carrying = replace(checkpoint, verdicts_after="1-0", incidents={0: [1.0] * 7}, attributed=("m.a",))
+    with pytest.raises(ValueError, match="incident row does not hold 7 values and one per measurement"):
+        NodeCheckpoint.decode(carrying.encode())
+    with pytest.raises(ValueError, match="names a cell the record does not hold"):
+        NodeCheckpoint.decode(replace(carrying, incidents={5: [1.0] * 8}).encode())
 
 
 async def test_taking_many_nodes_logs_their_checkpoints_once_per_outcome_not_once_a_node() -> None:

@@ -383,6 +383,18 @@ class Engine:
             self.metrics.incident_events.labels("close").inc()
             self.metrics.open_incidents.set(self.incidents.open_count)
 
+    def replay_incidents(self, slots: np.ndarray, status: np.ndarray, score: np.ndarray, period_ms: np.ndarray) -> None:
+        """Advance restored cells' runs and incidents through verdicts another replica wrote (its events are
+        written already: none is written again); attribution excess of those periods is not known here."""
+        self._assign_policies(slots)  # their debounce, before the next batch would assign it
+        open_after, close_after = self.policy_arrays.debounce(slots)
+        ratio = np.zeros((len(slots), len(self.incidents.measurements)), dtype=np.float32)
+        cells = (self.table.cell_ids, self.table.node_ids)
+        self.incidents.update(
+            slots, status, score, ratio, period_ms, open_after, close_after, cells, self.model.version
+        )
+        self.metrics.open_incidents.set(self.incidents.open_count)
+
     def forget_node(self, node_id: str) -> int:
         """The node moved to another replica (its stream is closed): score what waits, close its cells' open
         incidents and forget them and the node's clock; how many cells were forgotten."""

@@ -19,6 +19,7 @@ from xapp.verdicts import ANOMALOUS, NORMAL, SILENCED
 UPDATE_GROWTH = 1.25  # an open incident is re-published when its peak score grows by this factor
 MIN_SHARE = 0.05  # measurements with a smaller share are left out of an attribution
 MAX_ATTRIBUTED = 5
+CARRIED = 7  # values of a carried row before the excess (IncidentTracker.carried)
 
 
 class IncidentTracker:
@@ -118,6 +119,30 @@ class IncidentTracker:
             return None
         ratio = np.zeros(len(self.measurements), dtype=np.float32)
         return self._event(slot, "close", reason, float(self.peak[slot]), period_ms, ratio, cells, version)
+
+    def active(self, slots: np.ndarray) -> np.ndarray:
+        """bool [n]: the slots with an anomalous run or an open incident (what a checkpoint carries)."""
+        return self.open[slots] | (self.anomalous_run[slots] > 0)
+
+    def carried(self, slot: int) -> list[float]:
+        """The slot's run and incident as a checkpoint carries them (`carry_on` reads it back): [anomalous run,
+        normal run, open, run start ms, last anomalous ms, peak, published peak, then the excess per
+        measurement]."""
+        head = [self.anomalous_run[slot], self.normal_run[slot], self.open[slot], self.run_start_ms[slot],
+                self.last_anomalous_ms[slot], self.peak[slot], self.published_peak[slot]]  # fmt: skip
+        return [*(float(value) for value in head), *self.excess[slot].tolist()]
+
+    def carry_on(self, slot: int, row: Sequence[float], measurements: Sequence[str]) -> None:
+        """Continue a run and incident another replica carried (`carried`); its excess only if it was
+        attributed over the same measurements. ValueError if the row is not one."""
+        if len(row) != CARRIED + len(measurements):
+            raise ValueError(f"an incident row holds {CARRIED} values and one per measurement, not {len(row)}")
+        self.anomalous_run[slot], self.normal_run[slot] = int(row[0]), int(row[1])
+        self.open[slot] = row[2] > 0.5
+        self.run_start_ms[slot], self.last_anomalous_ms[slot] = int(row[3]), int(row[4])
+        self.peak[slot], self.published_peak[slot] = row[5], row[6]
+        if tuple(measurements) == self.measurements:
+            self.excess[slot] = row[CARRIED:]
 
     def open_slots(self) -> np.ndarray:
         """Slots with an open incident."""

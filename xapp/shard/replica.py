@@ -29,7 +29,7 @@ from xapp.datalayer.replicas import ReplicaData
 from xapp.engine import Engine
 from xapp.policy.store import PolicyStore
 from xapp.shard.assign import share
-from xapp.shard.checkpoint import NodeCheckpoint, capture, encode_all, restore, scored_since
+from xapp.shard.checkpoint import NodeCheckpoint, Since, capture, encode_all, restore, resume_incidents, verdicts_since
 from xapp.shard.heartbeat import Heartbeat, Peers, enforced_orders, wall_ms
 from xapp.shard.summary import NetworkSummary
 
@@ -132,23 +132,26 @@ class Replica:
         for reason, of in unreadable.items():
             log.error("checkpoints_unreadable", nodes=len(of), first=of[:5], problem=reason, then="cells warm up")
         try:
-            scored = await scored_since(self.data, checkpoints)
-            if scored:
-                log.info("verdicts_since_checkpoints", cells=len(scored), then="they resume after their last verdict")
+            since = await verdicts_since(self.data, checkpoints)
+            if since.latest:
+                log.info("verdicts_since_checkpoints", cells=len(since.latest),
+                         then="they resume after their last verdict, their incidents where it left them")  # fmt: skip
         except (DataLayerUnavailable, ValueError) as exc:
-            scored = {}
+            since = Since()
             log.warning("verdicts_since_checkpoints_unread", nodes=len(checkpoints), problem=str(exc),
                         then="periods a killed holder scored after it may get a gap row too")  # fmt: skip
-        restored = 0
+        restored_cells: set[str] = set()
         skipped: dict[str, list[str]] = {}  # problem -> nodes, as above
         for checkpoint in checkpoints:
-            problem = restore(engine, checkpoint, scored)
+            problem = restore(engine, checkpoint, since.latest)
             if problem is None:
-                self.restored_cells += len(checkpoint.cell_ids)
-                restored += 1
+                restored_cells.update(checkpoint.cell_ids)
             else:
                 skipped.setdefault(problem, []).append(checkpoint.node_id)
-        log.info("checkpoints_restored", nodes=restored, cells_restored_in_all=self.restored_cells)
+        resume_incidents(engine, since, restored_cells)
+        self.restored_cells += len(restored_cells)
+        log.info("checkpoints_restored", nodes=len(checkpoints) - sum(map(len, skipped.values())),
+                 cells_restored_in_all=self.restored_cells)  # fmt: skip
         for reason, of in skipped.items():
             log.info("checkpoints_skipped", nodes=len(of), first=of[:5], problem=reason, then="cells warm up")
         log.info("nodes_taken", count=len(nodes), first=nodes[:5], replica_count=self.count)
