@@ -178,7 +178,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"threshold: the floor {rule['floor']:g} binds (the calibration scores' tail lies under it)")
     for note in manifest.training.get("measurement_notes", []):
         print(f"warning: {note['measurement']}: {note['problem']}; {note['action']}")
+    print(_network_context_line(manifest.training.get("context_gain", {})))
     return 0
+
+
+def _network_context_line(gains: dict[str, float], least: float = 0.05) -> str:
+    """What `train` says of the network context the model learnt (the manifest's training.context_gain)."""
+    used = {name: gain for name, gain in gains.items() if gain >= least}
+    if not used:
+        return f"network context: no measurement's error is shared by its node's cells (every gain under {least:g})"
+    shares = ", ".join(f"{name} {gain:.2f}" for name, gain in sorted(used.items(), key=lambda item: -item[1]))
+    return f"network context: {shares} (the gains at which the error a cell's node mates share is taken out of its own)"
 
 
 def cmd_score(args: argparse.Namespace) -> int:

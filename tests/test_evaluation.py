@@ -107,6 +107,10 @@ def test_train_then_score_writes_the_scores_contract(dataset: Path, tmp_path: Pa
     assert 0 < verdicts.mean() < 0.2
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert "rows scored by model" in out and "(detector " in out and "forecaster" not in out
+    gains = manifest["training"]["context_gain"]
+    assert manifest["context"] == "node-period" and set(gains) == set(manifest["measurements"])
+    said = out.split("network context: ")[1].splitlines()[0]
+    assert all((f"{name} {gain:.2f}" in said) == (gain >= 0.05) for name, gain in gains.items()), said
     timing = manifest["training"]
     assert 0 < timing["detector_seconds"] <= timing["seconds"] and "forecaster_seconds" not in timing
 
