@@ -54,7 +54,7 @@ def score_arrays(artifact: Artifact, session: ort.InferenceSession, arrays: KpmA
     scores = np.full((n_periods, n_cells), np.nan)
     deviations = np.full((n_periods, n_cells, k), np.nan, dtype=np.float32)
     warm = np.zeros((n_periods, n_cells), dtype=bool)
-    node = np.unique(np.array(arrays.node_ids), return_inverse=True)[1]
+    node = arrays.node_numbers()
     for row in range(n_periods):
         cells = np.flatnonzero(arrays.reported[row])
         if cells.size == 0:

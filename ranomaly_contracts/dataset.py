@@ -75,6 +75,10 @@ class KpmArrays:
     reported: np.ndarray  # bool [T, N], whether the cell has a row at that period
     phase_ms: np.ndarray | None = None  # int64 [N], each cell's collection times after the grid's; None: all 0
 
+    def node_numbers(self) -> np.ndarray:
+        """int64 [N]: the node of every cell, numbered in the order of the sorted node ids."""
+        return np.unique(np.array(self.node_ids), return_inverse=True)[1].astype(np.int64)
+
     def cell_times_ms(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Collection start of each (row, cell) pair as the cell reported it."""
         times = self.times_ms[rows]

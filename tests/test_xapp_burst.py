@@ -45,7 +45,7 @@ class Watched(ModelRuntime):
         self.periods: dict[int, list[int]] = {}  # slot -> period starts in the order they were handed over
 
     def prepare(
-        self, slots: np.ndarray, x: np.ndarray, mask: np.ndarray, period_ms: np.ndarray, nodes: np.ndarray
+        self, slots: np.ndarray, x: np.ndarray, mask: np.ndarray, period_ms: np.ndarray, node_of_slot: np.ndarray
     ) -> Feeds:
         handed = set(slots.tolist())
         assert len(handed) == len(slots), "a cell twice in one batch"
@@ -54,7 +54,7 @@ class Watched(ModelRuntime):
         self.most_in_flight = max(self.most_in_flight, len(self.in_flight))
         for slot, start in zip(slots.tolist(), period_ms.tolist(), strict=True):
             self.periods.setdefault(slot, []).append(start)
-        return super().prepare(slots, x, mask, period_ms, nodes)
+        return super().prepare(slots, x, mask, period_ms, node_of_slot)
 
     def commit(self, slots: np.ndarray, state_out: np.ndarray) -> np.ndarray:
         self.in_flight -= set(slots.tolist())

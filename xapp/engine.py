@@ -295,7 +295,7 @@ class Engine:
         if self.on_rows is not None:
             self.on_rows(rows)
         model, shadow = self.model, self.shadow
-        nodes = self.table.node_number[rows.slots]
+        nodes = self.table.node_number
         feeds = model.prepare(rows.slots, rows.x, rows.mask, rows.period_ms, nodes)
         shadow_feeds = None if shadow is None else shadow.prepare(rows.slots, rows.x, rows.mask, rows.period_ms, nodes)
         watermark = NO_TIME if shadow is None else self.intake.watermark_ms  # O(nodes): only when it is used
@@ -383,16 +383,18 @@ class Engine:
             self.metrics.incident_events.labels("close").inc()
             self.metrics.open_incidents.set(self.incidents.open_count)
 
-    def replay_incidents(self, slots: np.ndarray, status: np.ndarray, score: np.ndarray, period_ms: np.ndarray) -> None:
-        """Advance restored cells' runs and incidents through verdicts another replica wrote (its events are
-        written already: none is written again); attribution excess of those periods is not known here."""
-        self._assign_policies(slots)  # their debounce, before the next batch would assign it
-        open_after, close_after = self.policy_arrays.debounce(slots)
-        ratio = np.zeros((len(slots), len(self.incidents.measurements)), dtype=np.float32)
-        cells = (self.table.cell_ids, self.table.node_ids)
-        self.incidents.update(
-            slots, status, score, ratio, period_ms, open_after, close_after, cells, self.model.version
-        )
+    def replay_incidents(self, verdicts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        """Advance restored cells' runs and incidents through verdicts another replica wrote, in its order:
+        (slots, statuses, scores, period starts) each. Its events are written already: none is written again;
+        the attribution excess of those periods is not known here."""
+        if not verdicts:
+            return
+        self._assign_policies(np.unique(np.concatenate([slots for slots, *_ in verdicts])))  # their debounce, now
+        cells, version = (self.table.cell_ids, self.table.node_ids), self.model.version
+        for slots, status, score, period_ms in verdicts:
+            open_after, close_after = self.policy_arrays.debounce(slots)
+            ratio = np.zeros((len(slots), len(self.incidents.measurements)), dtype=np.float32)
+            self.incidents.update(slots, status, score, ratio, period_ms, open_after, close_after, cells, version)
         self.metrics.open_incidents.set(self.incidents.open_count)
 
     def forget_node(self, node_id: str) -> int:

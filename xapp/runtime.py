@@ -80,19 +80,19 @@ class ModelRuntime:
         self.seen[slot] = 0
 
     def prepare(
-        self, slots: np.ndarray, x: np.ndarray, mask: np.ndarray, period_ms: np.ndarray, nodes: np.ndarray
+        self, slots: np.ndarray, x: np.ndarray, mask: np.ndarray, period_ms: np.ndarray, node_of_slot: np.ndarray
     ) -> Feeds:
         """The inputs of one scoring call for these slots (each at most once), their state gathered now, and
         the arrays its outputs are written to (allocated here, so that the scoring thread allocates none).
 
-        x and mask are [n, K_subscribed] float32 in subscription order (x 0 where no value); nodes [n] the
-        node of each row (any integer id), for a model with network context: a row's context is the other
-        cells of its node in the same period and the same call.
+        x and mask are [n, K_subscribed] float32 in subscription order (x 0 where no value); node_of_slot the
+        node of every slot (any integer id; `CellTable.node_number`), read only for a model with network
+        context: a row's context is the other cells of its node in the same period and the same call.
         """
         if not self._identity:
             x, mask = x[:, self._columns], mask[:, self._columns]
         n = len(slots)
-        context = {GROUP_INPUT: context_groups(nodes, period_ms)} if GROUP_INPUT in self._inputs else {}
+        context = {GROUP_INPUT: context_groups(node_of_slot[slots], period_ms)} if GROUP_INPUT in self._inputs else {}
         return {
             **context,
             "x": np.ascontiguousarray(x),

@@ -69,7 +69,7 @@ def step_inputs(arrays: KpmArrays, utc_offset_h: float = 0.0) -> StepInputs:
         mask=present.astype(np.float32),
         time=cell_times.astype(np.float32),
         reported=arrays.reported,
-        node=np.unique(np.array(arrays.node_ids), return_inverse=True)[1].astype(np.int64),
+        node=arrays.node_numbers(),
         stamps=stamps,
         live=live_periods(arrays.reported),
     )

@@ -186,8 +186,10 @@ def resume_incidents(engine: Engine, since: Since, cells: set[str]) -> None:
     """Replay the verdicts written after the checkpoints through these restored cells' runs and incidents, as
     their killed holder saw them (its events are in the stream already: none is written again)."""
     slot_of = engine.table.slot_of
+    verdicts = []
     for batch_cells, periods, statuses, scores in since.batches:
         rows = [i for i, cell in enumerate(batch_cells) if cell in cells and cell in slot_of]
         if rows:
             slots = np.array([slot_of[batch_cells[i]] for i in rows], dtype=np.int64)
-            engine.replay_incidents(slots, statuses[rows], scores[rows], periods[rows])
+            verdicts.append((slots, statuses[rows], scores[rows], periods[rows]))
+    engine.replay_incidents(verdicts)
