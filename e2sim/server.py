@@ -63,11 +63,9 @@ class E2NodeService(pb_grpc.E2NodeServicer):
         src = self._source
         response = pb.ListNodesResponse()
         nci = nr_cell_identities(src).tolist()
-        for node, node_id in enumerate(src.node_ids):
-            info = response.nodes.add(node_id=node_id, plmn_id=self._options.plmn_id)
-            for cell, cell_id in enumerate(src.cell_ids):
-                if int(src.cell_node[cell]) == node:
-                    info.cells.add(cell_id=cell_id, nr_cell_identity=nci[cell])
+        infos = [response.nodes.add(node_id=node_id, plmn_id=self._options.plmn_id) for node_id in src.node_ids]
+        for cell_id, node, identity in zip(src.cell_ids, src.cell_node.tolist(), nci, strict=True):
+            infos[node].cells.add(cell_id=cell_id, nr_cell_identity=identity)
         ran = response.ran_function
         ran.short_name = "ORAN-E2SM-KPM"
         ran.service_model_oid = SERVICE_MODEL_OID

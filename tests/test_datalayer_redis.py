@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from tests.test_datalayer_contract import indication
 from tests.test_sdl_encoding import MEASUREMENTS, assert_same_batch, make_batch, make_incident
 from xapp.datalayer.base import DataLayerUnavailable
 from xapp.datalayer.bounds import CALIBRATE_MIN_ENTRIES
-from xapp.datalayer.redis import RedisDataLayer
+from xapp.datalayer.redis import CELL_STATE_SLICE, RedisDataLayer
 
 
 def fast_layer(url: str, **bounds: Any) -> RedisDataLayer:
@@ -130,6 +131,35 @@ async def test_one_drain_is_one_xadd_per_write_and_one_hset_of_documented_payloa
     state = json.loads(await client.hget(keys.cells, "gnb-000-c1"))
     assert state["score"] == pytest.approx(float(make_batch(4, seed=2).scores[1]), rel=1e-6)
     assert state["incident_id"] is None  # the incident was closed in the same drain
+    await client.aclose()
+    await layer.close()
+
+
+async def test_a_round_of_cell_states_goes_out_a_part_at_a_time_and_finishes_without_more_writes(
+    server: RedisServer,
+) -> None:
+    server.start()
+    layer = fast_layer(server.url, cell_state_interval_s=0.0)
+    await layer.start()
+    client: Any = aioredis.Redis.from_url(server.url)
+    await client.config_resetstat()
+    keys = sdl.sdl_keys()
+    cells = 2 * CELL_STATE_SLICE + 100
+    first = make_batch(cells, seed=1)
+    layer.write_verdicts(first)  # one write, no flush: the writer alone must finish the round
+    await until(lambda: layer.health().buffered == 0)
+    deadline = asyncio.get_running_loop().time() + 30
+    while await client.hlen(keys.cells) < cells:
+        assert asyncio.get_running_loop().time() < deadline, "the round of cell states did not finish in 30 s"
+        await asyncio.sleep(0.01)
+    stats = await client.info("commandstats")
+    assert stats["cmdstat_hset"]["calls"] == 3, "three parts, none of more than CELL_STATE_SLICE cells"
+    newer = dataclasses.replace(make_batch(cells, seed=2), period_start_ms=first.period_start_ms + 86_400_000)
+    layer.write_verdicts(newer)
+    assert await layer.flush(5)
+    for row in (0, CELL_STATE_SLICE, cells - 1):
+        state = sdl.decode_cell_state(await client.hget(keys.cells, newer.cell_ids[row]))
+        assert state.period_start_ms == newer.period_start_ms[row], "each cell's newest state"
     await client.aclose()
     await layer.close()
 

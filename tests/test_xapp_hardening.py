@@ -313,6 +313,20 @@ async def test_late_duplicate_and_refused_rows_never_reach_the_kpm_stream(redis_
         await layer.close()
 
 
+async def test_a_no_value_record_beyond_its_indication_is_refused_in_a_routine_message(
+    datalayer: MemoryDataLayer,
+) -> None:
+    engine = await started(datalayer)
+    steady(engine, range(3))  # the nodes' cells are known: later messages take the routine path
+    bad = indication("n1", 3, {"c1": (NAN, 1.0, 2.0), "c2": CALM})
+    bad.no_value.append(6)  # n1 has 2 cells x 3 measurements: records 0 to 5
+    engine.on_batch(batch(indication("n2", 3, {"c3": (1.0, NAN, 3.0)}), bad))
+    engine.flush()
+    assert refused(engine, "malformed") == 2, "n1's two cells"
+    assert (await scored(datalayer))[-1] == ("c3", 3), "n2's indication in the same message is scored"
+    assert count(engine, "sequence_gaps") == 0
+
+
 async def test_masked_values_are_forwarded_as_no_value(datalayer: MemoryDataLayer) -> None:
     engine = await ranged_engine(datalayer)
     engine.intake.cell_filter.nodes.add("n2")

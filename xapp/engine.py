@@ -31,7 +31,7 @@ from xapp.clocks import NO_TIME
 from xapp.datalayer.base import DataLayer
 from xapp.errors import StreamError
 from xapp.incidents import IncidentTracker
-from xapp.intake import Intake, IntakeLimits, Taken
+from xapp.intake import Intake, IntakeLimits, Routine, Taken
 from xapp.malloc import keep_large_buffers_mapped
 from xapp.metrics import XappMetrics
 from xapp.policy.resolve import ResolvedPolicies
@@ -176,13 +176,9 @@ class Engine:
         intake = self.intake
         intake.begin()
         k = len(self.measurements)
-        if intake.take_routine(message.indications, k, received_ns):
-            accepted = self._accepted_ms
-            for indication in message.indications:
-                header = indication.header
-                self._check_sequence(header.node_id, header.sequence_number)
-                if header.collection_start_ms > accepted.get(header.node_id, 0):
-                    accepted[header.node_id] = header.collection_start_ms
+        routine = intake.take_routine(message.indications, k, received_ns)
+        if routine is not None:
+            self._note_routine(routine)
             if self.tuning.forward_kpm:
                 self._forward.extend(message.indications)
             self._maybe_flush()
@@ -215,6 +211,21 @@ class Engine:
     def resume_points(self, nodes: Iterable[str]) -> dict[str, int]:
         """Per node of `nodes` that had rows accepted: the latest collection start accepted (where to resume)."""
         return {node: self._accepted_ms[node] for node in nodes if node in self._accepted_ms}
+
+    def _note_routine(self, routine: Routine) -> None:
+        """A routine message's sequence numbers (gaps counted) and latest accepted starts, node by node
+        (`_check_sequence` inlined: this runs for every indication)."""
+        accepted, following = self._accepted_ms, self._next_sequence
+        gaps = 0
+        for node, start, sequence in zip(*routine, strict=True):
+            expected = following.get(node, sequence)
+            if sequence > expected:
+                gaps += sequence - expected
+            following[node] = max(expected, sequence + 1)
+            if start > accepted.get(node, 0):
+                accepted[node] = start
+        if gaps:
+            self.metrics.sequence_gaps.inc(gaps)
 
     def _check_sequence(self, node_id: str, sequence: int) -> None:
         expected = self._next_sequence.get(node_id, sequence)

@@ -60,6 +60,14 @@ class Taken(NamedTuple):
     masked: bool  # some values were out of range: NaN in values
 
 
+class Routine(NamedTuple):
+    """What a routine stream message held, indication by indication."""
+
+    nodes: list[str]
+    starts: list[int]  # collection start, ms
+    sequences: list[int]
+
+
 class IntakeCounts:
     """Counts kept as plain integers on the per-indication path, moved to Prometheus once per batch."""
 
@@ -191,24 +199,25 @@ class Intake:
             return None
         return Taken(np.flatnonzero(placed) if rows is None else rows[placed], values[placed], masked is not None)
 
-    def take_routine(self, indications: Sequence[pb.Indication], k: int, received_ns: int) -> bool:
-        """Accept a whole stream message at once if it is routine; False (nothing taken) if it is not.
+    def take_routine(self, indications: Sequence[pb.Indication], k: int, received_ns: int) -> Routine | None:
+        """Accept a whole stream message at once if it is routine: what it held, or None (nothing taken).
 
         Routine: every indication comes from a node that reports the same cells as last time, at the
         subscribed period, well-formed, within its clock's bound, each cell's next period in line, no node
         twice. That is nearly every message in steady state; the rest go through `take` one indication at a
         time, which checks and reports everything. Both paths place rows identically. Values out of range
         are masked here too, and marked "no value" in the indications (which are forwarded as they are).
+        Python touches each indication once, for its header and sizes; the values, the "no value" records
+        and the period checks are whole-message array operations.
         """
-        table, cache, clocks, period = self.table, self._node_slots, self.clocks, self.period_ms
+        table, cache, clocks, period, bounds = self.table, self._node_slots, self.clocks, self.period_ms, self.bounds
         generation = table.generation
+        routine = Routine([], [], [])
+        nodes, starts, sequences = routine
         slot_parts: list[np.ndarray] = []
-        starts: list[int] = []
         counts: list[int] = []
-        nodes: set[str] = set()
-        no_value: list[np.ndarray] = []
+        gap_counts: list[int] = []  # "no value" records per indication
         advancing: list[tuple[str, NodeClock, int, int]] = []  # node, its clock, its start, its rows
-        offset = 0
         for indication in indications:
             header = indication.header
             node = header.node_id
@@ -217,50 +226,47 @@ class Intake:
             if (
                 cached is None
                 or cached[0] != generation
-                or node in nodes
                 or header.granularity_period_ms != period
                 or start % period
                 or cached[1] != indication.cell_ids
             ):
-                return False
-            clock = clocks[node]
-            n = len(cached[2])
-            if start > clock.ms:
-                if start > clock.limit(received_ns, self.bounds):
-                    return False
-                advancing.append((node, clock, start, n))
+                return None
+            slots = cached[2]
+            n = len(slots)
             if len(indication.values) != n * k:
-                return False
-            if indication.no_value:
-                gaps = np.array(indication.no_value, dtype=np.int64)
-                if gaps.max() >= n * k:
-                    return False
-                no_value.append(gaps + offset)
-            nodes.add(node)
-            slot_parts.append(cached[2])
+                return None
+            clock = clocks[node]
+            if start > clock.ms:
+                if start > clock.limit(received_ns, bounds):
+                    return None
+                advancing.append((node, clock, start, n))
+            nodes.append(node)
             starts.append(start)
+            sequences.append(header.sequence_number)
+            slot_parts.append(slots)
             counts.append(n)
-            offset += n * k
-        if not slot_parts or offset // k > self._routine_rows or table.early:
-            return False
+            gap_counts.append(len(indication.no_value))
+        rows = sum(counts)
+        if not rows or rows > self._routine_rows or table.early or len(set(nodes)) != len(nodes):
+            return None
         flat = itertools.chain.from_iterable(indication.values for indication in indications)
-        values = np.fromiter(flat, dtype=np.float32, count=offset).reshape(-1, k)
+        values = np.fromiter(flat, dtype=np.float32, count=rows * k).reshape(-1, k)
         within = self.ranges.within(values)  # finite and in range: nearly always, and one pass
         if not within and not np.isfinite(values).all():
-            return False
-        if no_value:
-            values.reshape(-1)[np.concatenate(no_value)] = np.nan
+            return None
+        if not _blank_no_value(indications, values, counts, gap_counts, k):
+            return None
         slots = np.concatenate(slot_parts)
         period_rows = np.repeat(np.array(starts, dtype=np.int64), counts)
         if not np.array_equal(table.expected_ms[slots], period_rows):
-            return False
+            return None
         if advancing:  # the message's rows are in line: no closing touches them
             by_node = table.by_node
             for node, clock, start, n in advancing:
                 if clock.paced is False:  # judged not paced: the clock just moves (NodeClock.advance, inlined)
                     clock.ms, clock.ahead_run = start, 0
                 else:
-                    clock.advance(start, received_ns, self.bounds)
+                    clock.advance(start, received_ns, bounds)
                 if len(by_node[node]) > n:  # the node has cells this message does not report
                     self._close_node(node, clock.ms, received_ns)
             self._clocks_moved = True
@@ -276,7 +282,7 @@ class Intake:
         self.counts.indications += len(starts)
         self.newest_ms = max(self.newest_ms, *starts)
         self.counts.cell_reports += len(slots)
-        return True
+        return routine
 
     def advance(self, watermark_ms: int, now_ns: int) -> None:
         """Time moved on without indications (every stream quiet): every node's clock is at least watermark_ms."""
@@ -529,6 +535,23 @@ class Intake:
         self.table.release(slot)
         self._metrics.released_cells.inc()
         self._metrics.cells.set(len(self.table))
+
+
+def _blank_no_value(
+    indications: Sequence[pb.Indication], values: np.ndarray, counts: list[int], gap_counts: list[int], k: int
+) -> bool:
+    """Set the indications' "no value" records to NaN in values (rows of the whole message); False if one
+    names a record its indication does not have."""
+    total = sum(gap_counts)
+    if not total:
+        return True
+    records = np.fromiter(itertools.chain.from_iterable(i.no_value for i in indications), np.int64, total)
+    sizes = np.array(counts, dtype=np.int64) * k
+    firsts = np.cumsum(sizes) - sizes  # each indication's first record in the message
+    if (records >= np.repeat(sizes, gap_counts)).any():
+        return False
+    values.reshape(-1)[records + np.repeat(firsts, gap_counts)] = np.nan
+    return True
 
 
 def _mark_no_value(indications: Sequence[pb.Indication], outside: np.ndarray, counts: list[int], k: int) -> None:

@@ -218,7 +218,9 @@ class BackgroundWriter:
     store's transient errors (`retryable`), a drain dropped and counted on any other error.
 
     `write(drain)` must write the whole drain or raise; `probe()` checks the store when there is nothing to
-    write but the last attempt failed.
+    write but the last attempt failed; `idle()`, when given, does the store's own background work a step at
+    a time while nothing is buffered (the event loop runs between steps), handles its own errors, and says
+    whether work is left.
     """
 
     def __init__(
@@ -230,10 +232,12 @@ class BackgroundWriter:
         retryable: tuple[type[BaseException], ...] = (),
         retry_initial_s: float = 0.05,
         retry_max_s: float = 5.0,
+        idle: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._buffer = buffer
         self._write = write
         self._probe = probe
+        self._idle = idle
         self._retryable = retryable
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = max(retry_max_s, retry_initial_s)
@@ -312,6 +316,8 @@ class BackgroundWriter:
         delay = self._retry_initial_s
         while not self._stopping:
             if self.connected and not self._buffer.pending:
+                if self._idle is not None and await self._idle_step():
+                    continue
                 await self._buffer.wake.wait()
                 self._buffer.wake.clear()
                 continue
@@ -337,6 +343,14 @@ class BackgroundWriter:
             finally:
                 self._in_io = False
             self._cycle.set()
+
+    async def _idle_step(self) -> bool:
+        assert self._idle is not None
+        self._in_io = True  # like a write: let it finish rather than cancel it (see stop)
+        try:
+            return await self._idle()
+        finally:
+            self._in_io = False
 
     def _failed(self, error: BaseException, delay: float) -> None:
         self.errors += 1
