@@ -18,7 +18,8 @@ from tests.test_datalayer_contract import indication
 from tests.test_sdl_encoding import MEASUREMENTS, assert_same_batch, make_batch, make_incident
 from xapp.datalayer.base import DataLayerUnavailable
 from xapp.datalayer.bounds import CALIBRATE_MIN_ENTRIES
-from xapp.datalayer.redis import CELL_STATE_SLICE, RedisDataLayer
+from xapp.datalayer.cellstates import CELL_STATE_PART
+from xapp.datalayer.redis import RedisDataLayer
 
 
 def fast_layer(url: str, **bounds: Any) -> RedisDataLayer:
@@ -144,7 +145,7 @@ async def test_a_round_of_cell_states_goes_out_a_part_at_a_time_and_finishes_wit
     client: Any = aioredis.Redis.from_url(server.url)
     await client.config_resetstat()
     keys = sdl.sdl_keys()
-    cells = 2 * CELL_STATE_SLICE + 100
+    cells = 2 * CELL_STATE_PART + 100
     first = make_batch(cells, seed=1)
     layer.write_verdicts(first)  # one write, no flush: the writer alone must finish the round
     await until(lambda: layer.health().buffered == 0)
@@ -153,11 +154,11 @@ async def test_a_round_of_cell_states_goes_out_a_part_at_a_time_and_finishes_wit
         assert asyncio.get_running_loop().time() < deadline, "the round of cell states did not finish in 30 s"
         await asyncio.sleep(0.01)
     stats = await client.info("commandstats")
-    assert stats["cmdstat_hset"]["calls"] == 3, "three parts, none of more than CELL_STATE_SLICE cells"
+    assert stats["cmdstat_hset"]["calls"] == 3, "three parts, none of more than CELL_STATE_PART cells"
     newer = dataclasses.replace(make_batch(cells, seed=2), period_start_ms=first.period_start_ms + 86_400_000)
     layer.write_verdicts(newer)
     assert await layer.flush(5)
-    for row in (0, CELL_STATE_SLICE, cells - 1):
+    for row in (0, CELL_STATE_PART, cells - 1):
         state = sdl.decode_cell_state(await client.hget(keys.cells, newer.cell_ids[row]))
         assert state.period_start_ms == newer.period_start_ms[row], "each cell's newest state"
     await client.aclose()

@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import structlog
 
@@ -213,14 +214,24 @@ class OpenIncidents:
         return self._by_cell
 
 
+QUIET_S = 0.01  # no write for this long: a gap between bursts, where background work goes
+
+
+class QuietWork(NamedTuple):
+    """A store's own background work, done a step at a time in the writer's quiet gaps."""
+
+    wanted: Callable[[], bool]  # whether a step is due
+    step: Callable[[], Awaitable[None]]  # one step, handling its own errors
+
+
 class BackgroundWriter:
     """Drains a WriteBuffer into a store: one `write` per drain cycle, bounded exponential backoff on the
     store's transient errors (`retryable`), a drain dropped and counted on any other error.
 
     `write(drain)` must write the whole drain or raise; `probe()` checks the store when there is nothing to
-    write but the last attempt failed; `idle()`, when given, does the store's own background work a step at
-    a time while nothing is buffered (the event loop runs between steps), handles its own errors, and says
-    whether work is left.
+    write but the last attempt failed. `quiet`, when given, is the store's own background work: the writer
+    does it a step at a time once nothing was buffered for `QUIET_S` (between the bursts of a period's
+    reports, not inside them; the event loop runs between steps).
     """
 
     def __init__(
@@ -232,12 +243,12 @@ class BackgroundWriter:
         retryable: tuple[type[BaseException], ...] = (),
         retry_initial_s: float = 0.05,
         retry_max_s: float = 5.0,
-        idle: Callable[[], Awaitable[bool]] | None = None,
+        quiet: QuietWork | None = None,
     ) -> None:
         self._buffer = buffer
         self._write = write
         self._probe = probe
-        self._idle = idle
+        self._quiet = quiet
         self._retryable = retryable
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = max(retry_max_s, retry_initial_s)
@@ -316,10 +327,13 @@ class BackgroundWriter:
         delay = self._retry_initial_s
         while not self._stopping:
             if self.connected and not self._buffer.pending:
-                if self._idle is not None and await self._idle_step():
-                    continue
-                await self._buffer.wake.wait()
-                self._buffer.wake.clear()
+                quiet = self._quiet is not None and self._quiet.wanted()
+                try:
+                    await asyncio.wait_for(self._buffer.wake.wait(), QUIET_S if quiet else None)
+                except TimeoutError:  # nothing to write for QUIET_S: a gap for the background work
+                    await self._quiet_step()
+                else:
+                    self._buffer.wake.clear()
                 continue
             self._buffer.wake.clear()
             drain = self._buffer.take()
@@ -344,11 +358,11 @@ class BackgroundWriter:
                 self._in_io = False
             self._cycle.set()
 
-    async def _idle_step(self) -> bool:
-        assert self._idle is not None
+    async def _quiet_step(self) -> None:
+        assert self._quiet is not None
         self._in_io = True  # like a write: let it finish rather than cancel it (see stop)
         try:
-            return await self._idle()
+            await self._quiet.step()
         finally:
             self._in_io = False
 

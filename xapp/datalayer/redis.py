@@ -22,10 +22,8 @@ Policies and the model registry are written through (policies and their change s
 from __future__ import annotations
 
 import functools
-import itertools
 import time
 from collections import deque
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -51,7 +49,6 @@ from ranomaly_contracts.sdl import (
     decode_incident,
     decode_kpm,
     decode_verdicts,
-    encode_cell_states,
     encode_incident,
     encode_kpm,
     encode_verdicts,
@@ -74,15 +71,15 @@ from xapp.datalayer.buffer import (
     Drain,
     EntryId,
     OpenIncidents,
+    QuietWork,
     WriteBuffer,
     parse_entry_id,
 )
+from xapp.datalayer.cellstates import CellStateRounds
 from xapp.datalayer.redis_policies import RedisPolicies
 from xapp.datalayer.redis_replicas import RedisReplicaData
 
 log = structlog.get_logger(__name__)
-
-CELL_STATE_SLICE = 1024  # cells whose latest state one drain writes, while a round is under way
 
 
 def _raw(value: bytes | str) -> bytes:
@@ -111,11 +108,8 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
     Timeouts bound every Redis call; the writer's backoff doubles from retry_initial_s up to retry_max_s;
     close() waits up to close_timeout_s for the buffers to be written.
 
-    The latest state per cell is written in rounds, one every `cell_state_interval_s` (the newest per cell
-    since the last round; `flush()` writes it at once): one HSET field per cell per period would cost more
-    than the rest of the writes together at tens of thousands of cell-reports per second. A round goes out
-    `CELL_STATE_SLICE` cells a drain, so that no one drain (and no period's verdicts behind it) carries the
-    encoding of every cell at once: 10,000 cells' states take about 30 ms to encode.
+    The latest state per cell is written in rounds, at most one every `cell_state_interval_s`, in the
+    writer's quiet gaps (xapp/datalayer/cellstates.py); `flush()` writes it at once.
     """
 
     def __init__(
@@ -165,6 +159,8 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
         self._buffer = WriteBuffer(
             verdict_cells=verdict_buffer, incident_events=incident_buffer, kpm_indications=kpm_buffer
         )
+        self._open = OpenIncidents()
+        self._cell_states = CellStateRounds(cell_state_interval_s, self._open.by_cell)
         self._writer = BackgroundWriter(
             self._buffer,
             self._write,
@@ -172,13 +168,8 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
             retryable=REDIS_TRANSIENT,
             retry_initial_s=retry_initial_s,
             retry_max_s=retry_max_s,
-            idle=self._round_part,
+            quiet=QuietWork(self._cell_states.due, self._write_cell_state_part),
         )
-        self._open = OpenIncidents()
-        self._cell_rows: dict[str, tuple[VerdictBatch, int]] = {}  # newest verdict per cell not yet in HASH_CELLS
-        self._cell_state_interval_s = cell_state_interval_s
-        self._cells_written_at = 0.0  # when the last round began
-        self._round: list[str] = []  # cells of the current round whose state is not written yet
         self._kpm_ids: deque[EntryId] = deque()  # ids of this writer's KPM entries still in the stream
         self._trimmed_unread = 0
 
@@ -222,13 +213,11 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
         verdicts = []
         for batch in drain.verdicts:
             verdicts.append(encode_verdicts(batch))
-            rows = zip(itertools.repeat(batch), range(len(batch.cell_ids)))
-            self._cell_rows.update(zip(batch.cell_ids, rows, strict=False))
+            self._cell_states.note(batch)
         now = time.monotonic()
-        if not self._round and now - self._cells_written_at >= self._cell_state_interval_s:
-            self._round, self._cells_written_at = list(self._cell_rows), now
-        round_part = self._round[-CELL_STATE_SLICE:]
-        cells = self._cell_fields(round_part)
+        states = self._cell_states
+        round_part = states.next_part() if states.overdue() else []
+        cells = states.fields(round_part)
         incidents = [encode_incident(event) for event in drain.incidents]
         kpm = [encode_kpm(measurements, indications) for measurements, indications in drain.kpm_entries()]
         streams = {"verdicts": (keys.verdicts, verdicts), "incidents": (keys.incidents, incidents)}
@@ -253,7 +242,7 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
                     pipe.memory_usage(key)
                     pipe.xlen(key)
             results = await pipe.execute()
-        self._part_written(round_part)
+        states.written(round_part)
         if kpm:
             added = len(verdicts) + len(incidents)
             self._count_trimmed(results[added : added + len(kpm)], *results[kpm_at : kpm_at + 3])
@@ -269,53 +258,32 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
         budget.observe(map(len, payloads))
         return budget.limit
 
-    def _part_written(self, cells: list[str]) -> None:
-        """The states of these cells (the last part of the round) are in Redis."""
-        if cells:
-            del self._round[-len(cells) :]
-            for cell in cells:
-                self._cell_rows.pop(cell, None)
-
-    async def _round_part(self) -> bool:
-        """The writer is idle: write the next part of the round of cell states; whether any is left after it
-        (an error leaves the rest to the next drains)."""
-        if not self._round:
-            return False
-        part = self._round[-CELL_STATE_SLICE:]
-        fields = self._cell_fields(part)
+    async def _write_cell_state_part(self) -> None:
+        """Write the next part of the round of cell states (an error ends the round: its cells wait for the next)."""
+        states = self._cell_states
+        part = states.next_part()
+        fields = states.fields(part)
         try:
             if fields:
                 await self._client.hset(self._keys.cells, mapping=fields)  # type: ignore[arg-type]
         except REDIS_ERRORS as error:
-            log.warning("sdl_cell_states_not_written", cells=len(self._round), error=str(error))
-            return False
-        self._part_written(part)
-        return bool(self._round)
-
-    def _cell_fields(self, cells: Iterable[str] | None = None) -> dict[str, bytes]:
-        """HASH_CELLS fields of the given cells (default: all) that have a newer verdict than Redis holds."""
-        pending = self._cell_rows
-        newest = pending.values() if cells is None else (pending[cell] for cell in cells if cell in pending)
-        rows: dict[int, tuple[VerdictBatch, list[int]]] = {}
-        for batch, row in newest:
-            rows.setdefault(id(batch), (batch, []))[1].append(row)
-        fields: dict[str, bytes] = {}
-        for batch, picked in rows.values():
-            fields.update(encode_cell_states(batch, self._open.by_cell, picked))
-        return fields
+            log.warning("sdl_cell_states_not_written", cells=states.pending, error=str(error))
+            states.abandon()
+            return
+        states.written(part)
 
     async def _write_cells(self) -> bool:
         """Write the pending latest states now; False if Redis refused or cannot be reached."""
-        if not self._cell_rows:
+        states = self._cell_states
+        if not states.pending:
             return True
+        fields = states.fields()
         try:
-            await self._client.hset(self._keys.cells, mapping=self._cell_fields())  # type: ignore[arg-type]
+            await self._client.hset(self._keys.cells, mapping=fields)  # type: ignore[arg-type]
         except REDIS_ERRORS as error:
-            log.warning("sdl_cell_states_not_written", cells=len(self._cell_rows), error=str(error))
+            log.warning("sdl_cell_states_not_written", cells=states.pending, error=str(error))
             return False
-        self._cell_rows.clear()
-        self._round.clear()
-        self._cells_written_at = time.monotonic()
+        states.all_written(fields)
         return True
 
     def _count_trimmed(self, added: list[bytes], groups: list[dict[str, Any]], trimmed: int, first: list[Any]) -> None:
