@@ -6,6 +6,7 @@ import math
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 import structlog
@@ -311,6 +312,29 @@ async def test_late_duplicate_and_refused_rows_never_reach_the_kpm_stream(redis_
         assert refused(engine, "late") == 12 + 1 and refused(engine, "wrong_node") == 1
     finally:
         await layer.close()
+
+
+async def test_a_node_reporting_no_cells_keeps_its_messages_routine_and_its_sequence_counted(
+    datalayer: MemoryDataLayer,
+) -> None:
+    engine = await started(datalayer, {"n1": ["c1", "c2"], "n2": ["c3"], "n3": []})
+    routine = []
+    take_routine = engine.intake.take_routine
+
+    def recording(*args: Any) -> object:
+        result = take_routine(*args)
+        routine.append(result is not None)
+        return result
+
+    engine.intake.take_routine = recording  # type: ignore[method-assign]
+    for p in range(6):
+        empty = [] if p == 3 else [indication("n3", p, {})]  # n3's indication 3 is lost
+        engine.on_batch(batch(indication("n1", p, {"c1": CALM, "c2": CALM}), *empty,
+                              indication("n2", p, {"c3": CALM})))  # fmt: skip
+    engine.flush()
+    assert routine == [False] + [True] * 5, "only the first message, which adds the cells, is not routine"
+    assert count(engine, "sequence_gaps") == 1, "n3's indication 3"
+    assert len(await scored(datalayer)) == 6 * 3
 
 
 async def test_a_no_value_record_beyond_its_indication_is_refused_in_a_routine_message(

@@ -35,6 +35,8 @@ from xapp.quality import RangeCheck
 
 log = structlog.get_logger(__name__)
 
+_NO_SLOTS = np.zeros(0, dtype=np.int64)
+_NO_SLOTS.flags.writeable = False
 _MAX_PENDING = 4096  # nodes whose first starts were refused, remembered to recognise a timeline of their own
 
 
@@ -165,6 +167,11 @@ class Intake:
         node, start, cells = indication.node_id, indication.collection_start_ms, indication.cell_ids
         if not self._timely(indication, received_ns):
             return None
+        if not cells:  # a node that reports no cells: nothing to place, but its clock runs and it is routine
+            self._start_clock(node, start, received_ns)
+            self._node_slots[node] = (self.table.generation, cells, _NO_SLOTS)
+            self.counts.indications += 1
+            return None
         cached = self._node_slots.get(node)
         if cached is not None and cached[0] == self.table.generation and cached[1] == cells:
             slot_array, rows, values = cached[2], None, indication.values  # the same cells as last time
@@ -182,10 +189,7 @@ class Intake:
             else:
                 rows = np.array(kept, dtype=np.int64)
                 values = indication.values[rows]
-        if node not in self.clocks:
-            self.clocks[node] = NodeClock(start, received_ns)
-            self._clocks_moved = True
-        self.newest_ms = max(self.newest_ms, start)
+        self._start_clock(node, start, received_ns)
         masked = self.ranges.mask(values)
         expected = self.table.expected_ms[slot_array]
         on_time = expected == start
@@ -198,6 +202,13 @@ class Intake:
         if not placed.any():
             return None
         return Taken(np.flatnonzero(placed) if rows is None else rows[placed], values[placed], masked is not None)
+
+    def _start_clock(self, node: str, start: int, received_ns: int) -> None:
+        """A node's first accepted start starts its clock; every accepted start may be the newest."""
+        if node not in self.clocks:
+            self.clocks[node] = NodeClock(start, received_ns)
+            self._clocks_moved = True
+        self.newest_ms = max(self.newest_ms, start)
 
     def take_routine(self, indications: Sequence[pb.Indication], k: int, received_ns: int) -> Routine | None:
         """Accept a whole stream message at once if it is routine: what it held, or None (nothing taken).
@@ -267,7 +278,7 @@ class Intake:
                     clock.ms, clock.ahead_run = start, 0
                 else:
                     clock.advance(start, received_ns, bounds)
-                if len(by_node[node]) > n:  # the node has cells this message does not report
+                if len(by_node.get(node, ())) > n:  # the node has cells this message does not report
                     self._close_node(node, clock.ms, received_ns)
             self._clocks_moved = True
         masked = None if within else self.ranges.mask(values)
