@@ -5,6 +5,9 @@
   indication's receipt to its verdicts written, batching wait included. Baseline: the same path
   scoring one cell per ONNX call (batch size 1).
 - in_process_model: the same with the shipped detector.
+- in_process_simulator_*: a period of the simulator's own messages (10,000 cells as `sim serve` streams them:
+  nodes of one to several cells, routine missing values, 64 indications a message) through the same path,
+  with the trivial model and the detector: what a period's burst costs the loop thread before gRPC and Redis.
 - end_to_end: e2sim in its own process streaming in real time over gRPC on loopback, the xApp writing
   to a real redis-server; latency from each indication's scheduled send time (end of its period) to
   its verdict batch's entry in Redis (the entry id's server time); indications lost by sequence number,
@@ -47,6 +50,7 @@ from xapp.policy.store import PolicyStore
 from xapp.runtime import ModelRuntime
 
 CELLS_PER_NODE = 8
+SIMULATED_CELLS = 10_000  # the end-to-end run's network, its messages fed in process
 # End to end, latency is measured from this many periods' cell-reports on: the first periods after the
 # subscription also carry start-up's one-off work (every node's first clock, every cell's slot and policy).
 WARM_UP_PERIODS = 8
@@ -159,20 +163,49 @@ async def timed_steady_state(
     return engine.scored_rows - rows0, time.perf_counter() - began, latencies
 
 
+def simulator_messages(cells: int, periods: int, period_ms: int) -> tuple[list[list[pb.IndicationBatch]], list[str]]:
+    """A simulated network's stream messages, period by period, as gRPC delivers them (parsed from their bytes),
+    and its node ids: nodes of one to several cells (a few reporting none), the simulator's routine missing
+    values, 64 indications a message, as `sim serve` streams in real time."""
+    from e2sim.encoding import IndicationEncoder, plan_subscription
+    from e2sim.world import World, WorldConfig
+
+    world = World(WorldConfig(n_cells=cells))
+    request = pb.SubscriptionRequest(reporting_period_ms=period_ms, max_indications_per_message=64)
+    plan = plan_subscription(world, request, 64)
+    first = world.stream_start(period_ms, T0, realtime=False).first_period
+    encoder = IndicationEncoder(plan, world, first)
+    out = []
+    for period in range(first, first + periods):
+        sent = encoder.messages(world.block(period, 1, period_ms))
+        out.append([pb.IndicationBatch.FromString(m.batch.SerializeToString()) for m in sent if m.HasField("batch")])
+    return out, list(plan.node_ids)
+
+
 async def feed_grpc(artifact: Artifact, cells: int, periods: int, batch_max_cells: int, window_ms: float,
                     per_message: int, overlap: bool = False) -> dict[str, Any]:  # fmt: skip
     """Feed every message as soon as the previous one is taken; the writer runs between messages."""
     messages = _messages(artifact, cells, periods, per_message)
-    engine, layer = await hot_path_engine(artifact, batch_max_cells, window_ms, overlap=overlap)
-    engine.intake.cell_filter.nodes.update(f"n{n}" for n in range(cells // CELLS_PER_NODE))
     per_period = len(messages) // periods
+    nodes = [f"n{n}" for n in range(cells // CELLS_PER_NODE)]
+    by_period = [messages[p * per_period : (p + 1) * per_period] for p in range(periods)]
+    shape = {"cells_per_indication": CELLS_PER_NODE, "indications_per_message": per_message}
+    return await feed(artifact, by_period, nodes, batch_max_cells, window_ms, overlap) | {"cells": cells} | shape
+
+
+async def feed(artifact: Artifact, periods: list[list[pb.IndicationBatch]], nodes: list[str], batch_max_cells: int,
+               window_ms: float, overlap: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Feed each period's messages, every one as soon as the previous one is taken (the writer runs between
+    them); the first period, which adds every cell, is not timed."""
+    engine, layer = await hot_path_engine(artifact, batch_max_cells, window_ms, overlap=overlap)
+    engine.intake.cell_filter.nodes.update(nodes)
 
     async def warm_up() -> None:
-        for message in messages[:per_period]:
+        for message in periods[0]:
             engine.on_batch(message)
 
     async def steady() -> None:
-        for message in messages[per_period:]:
+        for message in itertools.chain.from_iterable(periods[1:]):
             engine.on_batch(message)
             await asyncio.sleep(0)  # the data layer's writer and the batch timer get their turn
 
@@ -180,9 +213,9 @@ async def feed_grpc(artifact: Artifact, cells: int, periods: int, batch_max_cell
     engine.close()
     await layer.close()
     return {
-        "cells": cells, "periods_timed": periods - 1, "cells_per_indication": CELLS_PER_NODE, "overlap": overlap,
-        "indications_per_message": per_message, "batch_max_cells": batch_max_cells, "batch_window_ms": window_ms,
-        "cell_reports": rows, "seconds": seconds, "cell_reports_per_s": rows / seconds,
+        "periods_timed": len(periods) - 1, "overlap": overlap, "batch_max_cells": batch_max_cells,
+        "batch_window_ms": window_ms, "cell_reports": rows, "seconds": seconds, "cell_reports_per_s": rows / seconds,
+        "ms_per_period": seconds * 1000 / (len(periods) - 1),
         "scoring_calls": int(engine.metrics.scoring_calls._value.get()),
         "indication_latency": percentiles(latencies.values),
     }  # fmt: skip
@@ -394,6 +427,10 @@ def run_xapp_bench(model: Artifact, model_folder: Path, e2e_model: Path | None, 
     # as gRPC delivers them at scale: several indications to a stream message
     model_grouped = asyncio.run(feed_grpc(model, 4_000, 10, 1024, 0.5, per_message=8))
     model_overlap = asyncio.run(feed_grpc(model, 4_000, 10, 1024, 0.5, per_message=8, overlap=True))
+    # as the simulator sends them: its node sizes, its missing values, 64 indications a message
+    periods, nodes = simulator_messages(SIMULATED_CELLS, 9, round(model.manifest.period_s * 1000))
+    simulated = {"cells": SIMULATED_CELLS, "messages_per_period": len(periods[1]),
+                 "indications_per_period": sum(len(m.indications) for m in periods[1])}  # fmt: skip
     figures: dict[str, Any] = {
         "in_process": trivial_run["batched"],
         "in_process_naive": trivial_run["naive_one_cell_per_call"],
@@ -404,6 +441,8 @@ def run_xapp_bench(model: Artifact, model_folder: Path, e2e_model: Path | None, 
         "in_process_model_8_indications_per_message": model_grouped | {"model": model.manifest.version},
         "in_process_model_8_indications_per_message_overlap": model_overlap | {"model": model.manifest.version},
         "memory": memory(model_folder),
+        "in_process_simulator_trivial": asyncio.run(feed(trivial, periods, nodes, 1024, 0.5)) | simulated,
+        "in_process_simulator_model": asyncio.run(feed(model, periods, nodes, 1024, 0.5)) | simulated,
     }
     if e2e_model is not None:
         detector = read_artifact(e2e_model)

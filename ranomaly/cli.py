@@ -424,6 +424,11 @@ def cmd_bench_xapp(args: argparse.Namespace) -> int:
               f"{row['scoring_calls']:,}")  # fmt: skip
     print(f"speedup over one cell a call: trivial model {figures['in_process_speedup']:.0f}x, "
           f"detector {figures['in_process_model_speedup']:.0f}x")  # fmt: skip
+    trivial, model = figures["in_process_simulator_trivial"], figures["in_process_simulator_model"]
+    print(f"in process, a period of the simulator's messages ({trivial['cells']:,} cells, "
+          f"{trivial['messages_per_period']} messages, {trivial['indications_per_period']:,} indications): "
+          f"trivial model {trivial['ms_per_period']:.1f} ms ({trivial['cell_reports_per_s']:,.0f} cell-reports/s), "
+          f"detector {model['ms_per_period']:.1f} ms ({model['cell_reports_per_s']:,.0f})")  # fmt: skip
     mem = figures["memory"]
     steps = ", ".join(f"{span} cells {per_cell:,.0f}" for span, per_cell in mem["bytes_per_cell"].items())
     verdict = "within" if mem["within_target"] else "OVER"
