@@ -363,6 +363,9 @@ class BackgroundWriter:
         self._in_io = True  # like a write: let it finish rather than cancel it (see stop)
         try:
             await self._quiet.step()
+        except Exception as error:  # the step handles its own errors; whatever escapes must not stop the writer
+            self.errors += 1
+            self._failure_log.warning("quiet", "sdl_quiet_work_failed", error=repr(error))
         finally:
             self._in_io = False
 

@@ -262,11 +262,11 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
         """Write the next part of the round of cell states (an error ends the round: its cells wait for the next)."""
         states = self._cell_states
         part = states.next_part()
-        fields = states.fields(part)
         try:
+            fields = states.fields(part)
             if fields:
                 await self._client.hset(self._keys.cells, mapping=fields)  # type: ignore[arg-type]
-        except REDIS_ERRORS as error:
+        except (*REDIS_ERRORS, ValueError) as error:  # ValueError: a verdict batch that cannot be encoded
             log.warning("sdl_cell_states_not_written", cells=states.pending, error=str(error))
             states.abandon()
             return
