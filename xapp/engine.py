@@ -198,7 +198,7 @@ class Engine:
                 self.metrics.refused_rows.labels("malformed").inc(len(indication.cell_ids))
                 self.errors.warning("malformed", "indication_dropped", reason="malformed", problem=str(exc))
                 continue
-            self._check_sequence(decoded.node_id, decoded.sequence)
+            self._check_sequences((decoded.node_id,), (decoded.sequence,))
             taken = intake.take(decoded, received_ns)
             if taken is None:
                 continue
@@ -213,25 +213,24 @@ class Engine:
         return {node: self._accepted_ms[node] for node in nodes if node in self._accepted_ms}
 
     def _note_routine(self, routine: Routine) -> None:
-        """A routine message's sequence numbers (gaps counted) and latest accepted starts, node by node
-        (`_check_sequence` inlined: this runs for every indication)."""
-        accepted, following = self._accepted_ms, self._next_sequence
+        """A routine message's sequence numbers and latest accepted starts, node by node."""
+        self._check_sequences(routine.nodes, routine.sequences)
+        accepted = self._accepted_ms
+        for node, start in zip(routine.nodes, routine.starts, strict=True):
+            if start > accepted.get(node, 0):
+                accepted[node] = start
+
+    def _check_sequences(self, nodes: Sequence[str], sequences: Sequence[int]) -> None:
+        """Count the indications lost before these (a node's sequence number jumping ahead)."""
+        following = self._next_sequence
         gaps = 0
-        for node, start, sequence in zip(*routine, strict=True):
+        for node, sequence in zip(nodes, sequences, strict=True):
             expected = following.get(node, sequence)
             if sequence > expected:
                 gaps += sequence - expected
             following[node] = max(expected, sequence + 1)
-            if start > accepted.get(node, 0):
-                accepted[node] = start
         if gaps:
             self.metrics.sequence_gaps.inc(gaps)
-
-    def _check_sequence(self, node_id: str, sequence: int) -> None:
-        expected = self._next_sequence.get(node_id, sequence)
-        if sequence > expected:
-            self.metrics.sequence_gaps.inc(sequence - expected)
-        self._next_sequence[node_id] = max(expected, sequence + 1)
 
     def _maybe_flush(self) -> None:
         batch = self.batch
