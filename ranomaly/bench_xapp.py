@@ -6,8 +6,9 @@
   scoring one cell per ONNX call (batch size 1).
 - in_process_model: the same with the shipped detector.
 - in_process_simulator_*: a period of the simulator's own messages (10,000 cells as `sim serve` streams them:
-  nodes of one to several cells, routine missing values, 64 indications a message) through the same path,
-  with the trivial model and the detector: what a period's burst costs the loop thread before gRPC and Redis.
+  nodes of one to several cells, routine missing values, as many indications a message as the xApp asks for by
+  default) through the same path, with the trivial model and the detector: what a period's burst costs the
+  loop thread before gRPC and Redis.
 - end_to_end: e2sim in its own process streaming in real time over gRPC on loopback, the xApp writing
   to a real redis-server; latency from each indication's scheduled send time (end of its period) to
   its verdict batch's entry in Redis (the entry id's server time); indications lost by sequence number,
@@ -48,6 +49,7 @@ from xapp.engine import Engine, HotPathTuning
 from xapp.metrics import XappMetrics
 from xapp.policy.store import PolicyStore
 from xapp.runtime import ModelRuntime
+from xapp.settings import DEFAULT_INDICATIONS_PER_MESSAGE
 
 CELLS_PER_NODE = 8
 SIMULATED_CELLS = 10_000  # the end-to-end run's network, its messages fed in process
@@ -166,13 +168,14 @@ async def timed_steady_state(
 def simulator_messages(cells: int, periods: int, period_ms: int) -> tuple[list[list[pb.IndicationBatch]], list[str]]:
     """A simulated network's stream messages, period by period, as gRPC delivers them (parsed from their bytes),
     and its node ids: nodes of one to several cells (a few reporting none), the simulator's routine missing
-    values, 64 indications a message, as `sim serve` streams in real time."""
+    values, the xApp's default number of indications a message, as `sim serve` streams them in real time."""
     from e2sim.encoding import IndicationEncoder, plan_subscription
     from e2sim.world import World, WorldConfig
 
     world = World(WorldConfig(n_cells=cells))
-    request = pb.SubscriptionRequest(reporting_period_ms=period_ms, max_indications_per_message=64)
-    plan = plan_subscription(world, request, 64)
+    per_message = DEFAULT_INDICATIONS_PER_MESSAGE
+    request = pb.SubscriptionRequest(reporting_period_ms=period_ms, max_indications_per_message=per_message)
+    plan = plan_subscription(world, request, per_message)
     first = world.stream_start(period_ms, T0, realtime=False).first_period
     encoder = IndicationEncoder(plan, world, first)
     out = []
@@ -307,7 +310,7 @@ async def _end_to_end(
     seed, trusted = signed_copy(model, scratch)
     settings = XappSettings(e2_targets=[f"127.0.0.1:{port}"], http_host="127.0.0.1", a1_port=0, period_ms=period_ms,
                             seed_model_dir=seed, trusted_model_keys=[trusted], state_dir=scratch / "xapp-state",
-                            max_indications_per_message=64, overlap_scoring=overlap)  # fmt: skip
+                            overlap_scoring=overlap)  # fmt: skip
     service = XappService(settings, layer)
     task = asyncio.create_task(service.run())
     try:
@@ -427,7 +430,7 @@ def run_xapp_bench(model: Artifact, model_folder: Path, e2e_model: Path | None, 
     # as gRPC delivers them at scale: several indications to a stream message
     model_grouped = asyncio.run(feed_grpc(model, 4_000, 10, 1024, 0.5, per_message=8))
     model_overlap = asyncio.run(feed_grpc(model, 4_000, 10, 1024, 0.5, per_message=8, overlap=True))
-    # as the simulator sends them: its node sizes, its missing values, 64 indications a message
+    # as the simulator sends them: its node sizes, its missing values, the xApp's default indications a message
     periods, nodes = simulator_messages(SIMULATED_CELLS, 9, round(model.manifest.period_s * 1000))
     simulated = {"cells": SIMULATED_CELLS, "messages_per_period": len(periods[1]),
                  "indications_per_period": sum(len(m.indications) for m in periods[1])}  # fmt: skip

@@ -212,8 +212,10 @@ class Recording:
         return self.results[-1]
 
 
-async def test_whole_messages_and_single_indications_give_identical_verdicts() -> None:
-    """The routine path (a message at once) and the careful path (one indication at a time) agree."""
+@pytest.mark.parametrize("batch_max_cells", [1024, 4])
+async def test_whole_messages_and_single_indications_give_identical_verdicts(batch_max_cells: int) -> None:
+    """The routine path (a message at once) and the careful path (one indication at a time) agree, also when a
+    message holds more rows than one scoring call (12 cells a period, 4 a call: the message goes in parts)."""
     rng = np.random.default_rng(4)
     nodes = {f"n{n}": [f"n{n}-c{c}" for c in range(1 + n % 3)] for n in range(6)}
     periods = []
@@ -231,7 +233,7 @@ async def test_whole_messages_and_single_indications_give_identical_verdicts() -
     for grouping in ("one", "period"):
         layer = MemoryDataLayer()
         await layer.start()
-        engine = await started(layer, nodes)
+        engine = await started(layer, nodes, batch_max_cells=batch_max_cells)
         if grouping == "one":  # never the routine path
             engine.intake.take_routine = lambda *args: None  # type: ignore[method-assign]
         else:
@@ -246,6 +248,8 @@ async def test_whole_messages_and_single_indications_give_identical_verdicts() -
         assert engine.metrics.cell_reports._value.get() == 12 * sum(map(len, nodes.values()))
     routine = [result is not None for result in engine.intake.take_routine.results]  # type: ignore[attr-defined]
     assert sum(routine) == 11, "every message after the first went the routine way"
+    calls = engine.metrics.scoring_calls._value.get()
+    assert calls >= 12 * -(-sum(map(len, nodes.values())) // batch_max_cells), "no call held more than the batch"
     assert results[0] == results[1]
 
 

@@ -16,6 +16,7 @@ from ranomaly_contracts.e2.v1 import e2_pb2_grpc as pb_grpc
 from xapp.e2raw import RawKpmIntake
 from xapp.engine import Engine
 from xapp.errors import StreamError
+from xapp.settings import DEFAULT_INDICATIONS_PER_MESSAGE
 
 log = structlog.get_logger(__name__)
 
@@ -29,7 +30,7 @@ class Subscription:
     cell_ids: Sequence[str]
     measurements: Sequence[str]
     period_ms: int
-    max_indications_per_message: int = 64
+    max_indications_per_message: int = DEFAULT_INDICATIONS_PER_MESSAGE
     raw_e2sm_kpm: bool = False  # ask for E2SM-KPM bytes (RawKpmIndication) instead of the compact form
 
     def request(self, resume_after_ms: Mapping[str, int] | None = None) -> pb.SubscriptionRequest:

@@ -138,7 +138,7 @@ class Intake:
         self.ranges = RangeCheck(measurements, limits.quality_incident_periods, metrics, errors)
         table.attach(self.ranges)
         self.gap_budget = limits.max_cells_per_message  # gap rows the current message or tick may still add
-        self._routine_rows = min(batch.size, limits.max_cells_per_message)  # most rows a routine message holds
+        self._routine_rows = limits.max_cells_per_message  # most rows a routine message holds
         self._network_ms = NO_TIME
         self._clocks_moved = False
         self.newest_ms = NO_TIME  # the newest collection start accepted from any node
@@ -284,16 +284,27 @@ class Intake:
         masked = None if within else self.ranges.mask(values)
         if masked is not None:
             _mark_no_value(indications, masked.reshape(-1), counts, k)
-        batch = self.batch
-        if batch.room() < len(slots) or batch.holds_any(slots):
-            self._flush()
-        batch.add(slots, values, period_rows, received_ns, masked)
-        table.expected_ms[slots] = period_rows + period
-        table.silent_periods[slots] = 0
+        self._add_in_parts(slots, values, period_rows, received_ns, masked)
         self.counts.indications += len(starts)
         self.newest_ms = max(self.newest_ms, *starts)
         self.counts.cell_reports += len(slots)
         return routine
+
+    def _add_in_parts(self, slots: np.ndarray, values: np.ndarray, period_rows: np.ndarray, received_ns: int,
+                      masked: np.ndarray | None) -> None:  # fmt: skip
+        """A routine message's rows into the batch, scored a batch at a time when they are more than it holds
+        (no cell twice in a message: only rows waiting from earlier messages can share a slot with them)."""
+        batch = self.batch
+        if batch.holds_any(slots):
+            self._flush()
+        for lo in range(0, len(slots), batch.size):
+            part = slice(lo, lo + batch.size)
+            rows = slots[part]
+            if batch.room() < len(rows):
+                self._flush()
+            batch.add(rows, values[part], period_rows[part], received_ns, None if masked is None else masked[part])
+            self.table.expected_ms[rows] = period_rows[part] + self.period_ms
+            self.table.silent_periods[rows] = 0
 
     def advance(self, watermark_ms: int, now_ns: int) -> None:
         """Time moved on without indications (every stream quiet): every node's clock is at least watermark_ms."""
