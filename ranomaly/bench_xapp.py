@@ -50,6 +50,7 @@ from xapp.metrics import XappMetrics
 from xapp.policy.store import PolicyStore
 from xapp.runtime import ModelRuntime
 from xapp.settings import DEFAULT_INDICATIONS_PER_MESSAGE
+from xapp.wirevalues import read_stream_message
 
 CELLS_PER_NODE = 8
 SIMULATED_CELLS = 10_000  # the end-to-end run's network, its messages fed in process
@@ -77,12 +78,12 @@ class _Arrivals:
         self._on_batch = engine.on_batch
         engine.on_batch = self  # type: ignore[method-assign]
 
-    def __call__(self, message: pb.IndicationBatch, received_ns: int | None = None) -> None:
+    def __call__(self, message: pb.IndicationBatch, received_ns: int | None = None, *, records: bytes = b"") -> None:
         now_ms = time.time() * 1000
         for indication in message.indications:
             header = indication.header
             self.values.append((now_ms - header.collection_start_ms - header.granularity_period_ms) / 1000)
-        self._on_batch(message, received_ns)
+        self._on_batch(message, received_ns, records=records)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -165,10 +166,11 @@ async def timed_steady_state(
     return engine.scored_rows - rows0, time.perf_counter() - began, latencies
 
 
-def simulator_messages(cells: int, periods: int, period_ms: int) -> tuple[list[list[pb.IndicationBatch]], list[str]]:
-    """A simulated network's stream messages, period by period, as gRPC delivers them (parsed from their bytes),
-    and its node ids: nodes of one to several cells (a few reporting none), the simulator's routine missing
-    values, the xApp's default number of indications a message, as `sim serve` streams them in real time."""
+def simulator_messages(cells: int, periods: int, period_ms: int) -> tuple[list[list[bytes]], list[str]]:
+    """A simulated network's stream messages, period by period, as gRPC delivers them (serialized
+    SubscriptionMessages), and its node ids: nodes of one to several cells (a few reporting none), the
+    simulator's routine missing values, the xApp's default number of indications a message, as `sim serve`
+    streams them in real time."""
     from e2sim.encoding import IndicationEncoder, plan_subscription
     from e2sim.world import World, WorldConfig
 
@@ -181,7 +183,7 @@ def simulator_messages(cells: int, periods: int, period_ms: int) -> tuple[list[l
     out = []
     for period in range(first, first + periods):
         sent = encoder.messages(world.block(period, 1, period_ms))
-        out.append([pb.IndicationBatch.FromString(m.batch.SerializeToString()) for m in sent if m.HasField("batch")])
+        out.append([message.SerializeToString() for message in sent if message.HasField("batch")])
     return out, list(plan.node_ids)
 
 
@@ -191,25 +193,31 @@ async def feed_grpc(artifact: Artifact, cells: int, periods: int, batch_max_cell
     messages = _messages(artifact, cells, periods, per_message)
     per_period = len(messages) // periods
     nodes = [f"n{n}" for n in range(cells // CELLS_PER_NODE)]
-    by_period = [messages[p * per_period : (p + 1) * per_period] for p in range(periods)]
+    wire = [pb.SubscriptionMessage(batch=message).SerializeToString() for message in messages]
+    by_period = [wire[p * per_period : (p + 1) * per_period] for p in range(periods)]
     shape = {"cells_per_indication": CELLS_PER_NODE, "indications_per_message": per_message}
     return await feed(artifact, by_period, nodes, batch_max_cells, window_ms, overlap) | {"cells": cells} | shape
 
 
-async def feed(artifact: Artifact, periods: list[list[pb.IndicationBatch]], nodes: list[str], batch_max_cells: int,
+async def feed(artifact: Artifact, periods: list[list[bytes]], nodes: list[str], batch_max_cells: int,
                window_ms: float, overlap: bool = False) -> dict[str, Any]:  # fmt: skip
-    """Feed each period's messages, every one as soon as the previous one is taken (the writer runs between
-    them); the first period, which adds every cell, is not timed."""
+    """Feed each period's serialized stream messages, read as the E2 client reads them, every one as soon as
+    the previous one is taken (the writer runs between them); the first period, which adds every cell, is
+    not timed."""
     engine, layer = await hot_path_engine(artifact, batch_max_cells, window_ms, overlap=overlap)
     engine.intake.cell_filter.nodes.update(nodes)
 
+    def take(raw: bytes) -> None:
+        message, records = read_stream_message(raw)
+        engine.on_batch(message.batch, records=records)
+
     async def warm_up() -> None:
-        for message in periods[0]:
-            engine.on_batch(message)
+        for raw in periods[0]:
+            take(raw)
 
     async def steady() -> None:
-        for message in itertools.chain.from_iterable(periods[1:]):
-            engine.on_batch(message)
+        for raw in itertools.chain.from_iterable(periods[1:]):
+            take(raw)
             await asyncio.sleep(0)  # the data layer's writer and the batch timer get their turn
 
     rows, seconds, latencies = await timed_steady_state(engine, layer, warm_up, steady)
@@ -433,7 +441,8 @@ def run_xapp_bench(model: Artifact, model_folder: Path, e2e_model: Path | None, 
     # as the simulator sends them: its node sizes, its missing values, the xApp's default indications a message
     periods, nodes = simulator_messages(SIMULATED_CELLS, 9, round(model.manifest.period_s * 1000))
     simulated = {"cells": SIMULATED_CELLS, "messages_per_period": len(periods[1]),
-                 "indications_per_period": sum(len(m.indications) for m in periods[1])}  # fmt: skip
+                 "indications_per_period": sum(len(pb.SubscriptionMessage.FromString(raw).batch.indications)
+                                               for raw in periods[1])}  # fmt: skip
     figures: dict[str, Any] = {
         "in_process": trivial_run["batched"],
         "in_process_naive": trivial_run["naive_one_cell_per_call"],

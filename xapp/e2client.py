@@ -17,8 +17,12 @@ from xapp.e2raw import RawKpmIntake
 from xapp.engine import Engine
 from xapp.errors import StreamError
 from xapp.settings import DEFAULT_INDICATIONS_PER_MESSAGE
+from xapp.wirevalues import read_stream_message
 
 log = structlog.get_logger(__name__)
+
+_SUBSCRIBE = pb.DESCRIPTOR.services_by_name["E2Node"].methods_by_name["Subscribe"]
+SUBSCRIBE_PATH = f"/{_SUBSCRIBE.containing_service.full_name}/{_SUBSCRIBE.name}"
 
 
 @dataclass(frozen=True)
@@ -106,11 +110,13 @@ async def follow(
                     await _either(shard.reshard, stop, backoff.max_s)
                     delivered, delay = True, backoff.first_s  # nothing was lost: reopen at once
                 else:
-                    call = stub.Subscribe(wanted.request(resume))
-                    async for message in _until(call, stop):  # plain iteration: a task per read would cost more
+                    call = _subscribe(channel)(wanted.request(resume))
+                    async for message, records in _until(call, stop):  # plain iteration: a task per read costs more
                         if message.HasField("batch"):
-                            batch = raw.merged(message.batch) if message.batch.raw else message.batch
-                            engine.on_batch(batch, time.perf_counter_ns())
+                            if message.batch.raw:
+                                engine.on_batch(raw.merged(message.batch), time.perf_counter_ns())
+                            else:
+                                engine.on_batch(message.batch, time.perf_counter_ns(), records=records)
                             if not delivered:
                                 delivered, delay, losses = True, backoff.first_s, 0
                         elif message.HasField("accepted"):
@@ -163,6 +169,17 @@ async def _either(event: asyncio.Event, stop: asyncio.Event, timeout_s: float) -
         wait.cancel()
 
 
+Received = tuple[pb.SubscriptionMessage, bytes]  # a stream message and its records as the wire carried them
+
+
+def _subscribe(channel: grpc.aio.Channel) -> grpc.aio.UnaryStreamMultiCallable[pb.SubscriptionRequest, Received]:
+    """E2Node.Subscribe, each message read with its records as bytes (xapp/wirevalues.py)."""
+    return channel.unary_stream(
+        SUBSCRIBE_PATH, request_serializer=pb.SubscriptionRequest.SerializeToString,
+        response_deserializer=read_stream_message,
+    )  # fmt: skip
+
+
 def _channel(target: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
     """A channel to `target`: TLS with credentials, else plain."""
     if credentials is None:
@@ -171,8 +188,8 @@ def _channel(target: str, credentials: grpc.ChannelCredentials | None) -> grpc.a
 
 
 async def _until(
-    call: grpc.aio.UnaryStreamCall[pb.SubscriptionRequest, pb.SubscriptionMessage], stop: asyncio.Event
-) -> AsyncIterator[pb.SubscriptionMessage]:
+    call: grpc.aio.UnaryStreamCall[pb.SubscriptionRequest, Received], stop: asyncio.Event
+) -> AsyncIterator[Received]:
     """The call's messages until it ends, or until stop is set (a watcher then cancels the call)."""
     watcher = asyncio.ensure_future(_cancel_when_set(call, stop))
     try:

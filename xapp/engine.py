@@ -166,9 +166,10 @@ class Engine:
                 cell_filter.cells.add(cell.cell_id)
                 cell_filter.owner[cell.cell_id] = node.node_id
 
-    def on_batch(self, message: pb.IndicationBatch, received_ns: int | None = None) -> None:
+    def on_batch(self, message: pb.IndicationBatch, received_ns: int | None = None, *, records: bytes = b"") -> None:
         """One stream message of indications: decode, place, and score what must not wait longer.
 
+        records: the message's values as the wire carried them (xapp/wirevalues.py), when the transport has them.
         Only the rows accepted (placed or waiting for an earlier period) are forwarded, as they are scored.
         """
         received_ns = time.perf_counter_ns() if received_ns is None else received_ns
@@ -176,7 +177,7 @@ class Engine:
         intake = self.intake
         intake.begin()
         k = len(self.measurements)
-        routine = intake.take_routine(message.indications, k, received_ns)
+        routine = intake.take_routine(message.indications, k, received_ns, records)
         if routine is not None:
             self._note_routine(routine)
             if self.tuning.forward_kpm:

@@ -210,7 +210,9 @@ class Intake:
             self._clocks_moved = True
         self.newest_ms = max(self.newest_ms, start)
 
-    def take_routine(self, indications: Sequence[pb.Indication], k: int, received_ns: int) -> Routine | None:
+    def take_routine(
+        self, indications: Sequence[pb.Indication], k: int, received_ns: int, records: bytes = b""
+    ) -> Routine | None:
         """Accept a whole stream message at once if it is routine: what it held, or None (nothing taken).
 
         Routine: every indication comes from a node that reports the same cells as last time, at the
@@ -219,7 +221,8 @@ class Intake:
         time, which checks and reports everything. Both paths place rows identically. Values out of range
         are masked here too, and marked "no value" in the indications (which are forwarded as they are).
         Python touches each indication once, for its header and sizes; the values, the "no value" records
-        and the period checks are whole-message array operations.
+        and the period checks are whole-message array operations. `records`, when it holds every value of the
+        message as little-endian float32 (xapp/wirevalues.py), is read instead of the indications' values.
         """
         table, cache, clocks, period, bounds = self.table, self._node_slots, self.clocks, self.period_ms, self.bounds
         generation = table.generation
@@ -260,8 +263,11 @@ class Intake:
         rows = sum(counts)
         if not rows or rows > self._routine_rows or table.early or len(set(nodes)) != len(nodes):
             return None
-        flat = itertools.chain.from_iterable(indication.values for indication in indications)
-        values = np.fromiter(flat, dtype=np.float32, count=rows * k).reshape(-1, k)
+        if len(records) == rows * k * 4:
+            values = np.frombuffer(bytearray(records), dtype="<f4").reshape(-1, k)
+        else:
+            flat = itertools.chain.from_iterable(indication.values for indication in indications)
+            values = np.fromiter(flat, dtype=np.float32, count=rows * k).reshape(-1, k)
         within = self.ranges.within(values)  # finite and in range: nearly always, and one pass
         if not within and not np.isfinite(values).all():
             return None
