@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import structlog
 
 from e2sim.server import SimServer, StreamOptions
 from e2sim.world import World, WorldConfig
@@ -52,6 +53,15 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> TlsCerts:
     """A test PKI made for the session (tests/tlscerts.py)."""
     return make_certs(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(autouse=True)
+def logging_restored() -> Iterator[None]:
+    """Each test leaves structlog as it found it: a test that runs a command (which configures logging, at
+    WARNING say) must not hide the events a later test captures."""
+    config = structlog.get_config()
+    yield
+    structlog.configure(**config)
 
 
 @pytest.fixture(autouse=True)
