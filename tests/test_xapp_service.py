@@ -168,15 +168,8 @@ async def test_a1_policy_over_http_changes_verdicts_and_reports_enforced(
         status = await xapp.http("GET", path + "/status")
         assert status.json()["enforceStatus"] == "ENFORCED"
         assert "warnings" not in status.json(), "the node is known"
-        ahead = "/A1-P/v2/policytypes/20100/policies/ahead"  # names a cell and a measurement the xApp lacks
-        body = {"enabled": True, "scope": {"nodes": [node], "cells": ["cell-to-come"]},
-                "threshold": {"per_measurement": {"measurement-to-come": 2.0}}}  # fmt: skip
-        assert (await xapp.http("PUT", ahead, body)).status_code == 202
-        assert (await xapp.http("GET", ahead + "/status")).json()["warnings"] == [
-            "scope.cells: cells this xApp does not know now (applied once they appear): 'cell-to-come'",
-            "threshold.per_measurement: measurements this xApp does not know now (applied once they appear): "
-            "'measurement-to-come'",
-        ]
+        mark = engine.scored_rows
+        await until(lambda: engine.scored_rows > mark + 2 * 9, what="two periods scored under the policy")
         reader = RedisDataLayer(redis_url, prefix=prefix)
         await reader.start()
         await layer.flush()
@@ -187,6 +180,16 @@ async def test_a1_policy_over_http_changes_verdicts_and_reports_enforced(
         await reader.close()
         assert {s for n, s in last.values() if n == node} == {CellStatus.SILENCED}
         assert CellStatus.SILENCED not in {s for n, s in last.values() if n != node}
+        # read before the next policy: it names the node too, and enabled, it would lift the silence (narrowest wins)
+        ahead = "/A1-P/v2/policytypes/20100/policies/ahead"  # names a cell and a measurement the xApp lacks
+        body = {"enabled": True, "scope": {"nodes": [node], "cells": ["cell-to-come"]},
+                "threshold": {"per_measurement": {"measurement-to-come": 2.0}}}  # fmt: skip
+        assert (await xapp.http("PUT", ahead, body)).status_code == 202
+        assert (await xapp.http("GET", ahead + "/status")).json()["warnings"] == [
+            "scope.cells: cells this xApp does not know now (applied once they appear): 'cell-to-come'",
+            "threshold.per_measurement: measurements this xApp does not know now (applied once they appear): "
+            "'measurement-to-come'",
+        ]
     finally:
         await xapp.stop()
     restarted = await start_xapp(RedisDataLayer(redis_url, prefix=prefix), [target],
