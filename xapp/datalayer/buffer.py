@@ -95,13 +95,12 @@ class WriteBuffer:
                 raise ValueError(f"the {name} buffer bound must be at least 1, got {bound}")
         self._verdict_bound = verdict_cells
         self._incident_bound = incident_events
+        self._kpm_bound = kpm_indications
         self._verdicts: deque[VerdictBatch] = deque()
         self._incidents: deque[IncidentEvent] = deque()
         self._kpm: deque[KpmItem] = deque()
         self._verdict_cells = 0
         self._kpm_indications = 0
-        self.kpm_bound = kpm_indications
-        self.kpm_since = 0.0  # when the KPM buffer last went from empty to holding something (time.monotonic)
         self.dropped = dict.fromkeys(KINDS, 0)
         self.wake = asyncio.Event()
         self._dropped_log = RateLimitedLog(log, 5.0)
@@ -110,16 +109,6 @@ class WriteBuffer:
     def pending(self) -> int:
         """Writes waiting to be written, all kinds together."""
         return len(self._verdicts) + len(self._incidents) + len(self._kpm)
-
-    @property
-    def urgent(self) -> bool:
-        """Verdicts or incident events are waiting (what a period's burst is measured by)."""
-        return bool(self._verdicts or self._incidents)
-
-    @property
-    def kpm_indications(self) -> int:
-        """KPM indications waiting."""
-        return self._kpm_indications
 
     @property
     def total_dropped(self) -> int:
@@ -147,11 +136,9 @@ class WriteBuffer:
     def add_kpm(self, measurements: Sequence[str], indications: Sequence[pb.Indication]) -> None:
         """Buffer a KPM forward, or drop it if its indications do not fit."""
         n = len(indications)
-        if self._kpm_indications + n > self.kpm_bound:
+        if self._kpm_indications + n > self._kpm_bound:
             self._drop("kpm", n)
             return
-        if not self._kpm:
-            self.kpm_since = time.monotonic()
         self._kpm.append((measurements, indications))
         self._kpm_indications += n
         self.wake.set()
@@ -162,9 +149,8 @@ class WriteBuffer:
             "dropped", "sdl_write_dropped", kind=kind, dropped=self.dropped[kind], buffered=self.pending
         )
 
-    def take(self, kpm: bool = True) -> Drain:
-        """The oldest writes, up to one drain's worth of each kind (no KPM forwards unless `kpm`); they stay
-        buffered until `done`."""
+    def take(self) -> Drain:
+        """The oldest writes, up to one drain's worth of each kind; they stay buffered until `done`."""
         verdicts: list[VerdictBatch] = []
         cells = 0
         for batch in self._verdicts:
@@ -172,14 +158,14 @@ class WriteBuffer:
             if verdicts and cells > DRAIN_VERDICT_CELLS:
                 break
             verdicts.append(batch)
-        forwards: list[KpmItem] = []
+        kpm: list[KpmItem] = []
         indications = 0
-        for item in self._kpm if kpm else ():
+        for item in self._kpm:
             indications += len(item[1])
-            if forwards and indications > DRAIN_KPM_INDICATIONS:
+            if kpm and indications > DRAIN_KPM_INDICATIONS:
                 break
-            forwards.append(item)
-        return Drain(verdicts, list(itertools.islice(self._incidents, DRAIN_INCIDENTS)), forwards)
+            kpm.append(item)
+        return Drain(verdicts, list(itertools.islice(self._incidents, DRAIN_INCIDENTS)), kpm)
 
     def done(self, drain: Drain) -> None:
         """Forget the writes of a drain the store has taken (they are the oldest buffered)."""
@@ -246,11 +232,6 @@ class BackgroundWriter:
     write but the last attempt failed. `quiet`, when given, is the store's own background work: the writer
     does it a step at a time once nothing was buffered for `QUIET_S` (between the bursts of a period's
     reports, not inside them; the event loop runs between steps).
-
-    With `defer_kpm_s`, KPM forwards (history for the rApp, not what a period's latency is measured by) stay
-    out of the drains of a burst: they go out once nothing else was written for `QUIET_S`, and with every
-    drain once the oldest waited `defer_kpm_s`, the KPM buffer is half full, or a flush or stop asks for
-    everything; then until the KPM buffer is empty.
     """
 
     def __init__(
@@ -263,11 +244,8 @@ class BackgroundWriter:
         retry_initial_s: float = 0.05,
         retry_max_s: float = 5.0,
         quiet: QuietWork | None = None,
-        defer_kpm_s: float = 0.0,
     ) -> None:
         self._buffer = buffer
-        self._defer_kpm_s = defer_kpm_s
-        self._kpm_due = False  # the KPM forwards go with every drain until the KPM buffer is empty
         self._write = write
         self._probe = probe
         self._quiet = quiet
@@ -319,7 +297,6 @@ class BackgroundWriter:
             remaining = deadline - loop.time()
             if not self.running or remaining <= 0:
                 return False
-            self._kpm_due = True
             self._cycle.clear()
             self._buffer.wake.set()
             with contextlib.suppress(TimeoutError):
@@ -346,36 +323,20 @@ class BackgroundWriter:
             lost = self._buffer.discard_all()
             log.warning("sdl_unflushed_at_close", writes=lost, dropped=dict(self._buffer.dropped))
 
-    def _kpm_now(self) -> bool:
-        """Whether KPM forwards go with the next drain."""
-        buffer = self._buffer
-        if not buffer.kpm_indications:
-            self._kpm_due = False
-        elif not self._kpm_due:
-            waited = time.monotonic() - buffer.kpm_since
-            self._kpm_due = (self._stopping or not self.connected or waited >= self._defer_kpm_s
-                             or 2 * buffer.kpm_indications >= buffer.kpm_bound)  # fmt: skip
-        return self._kpm_due
-
     async def _run(self) -> None:
         delay = self._retry_initial_s
         while not self._stopping:
-            buffer = self._buffer
-            if self.connected and not buffer.urgent and not self._kpm_now():
-                kpm_waiting = buffer.kpm_indications > 0
-                quiet = kpm_waiting or (self._quiet is not None and self._quiet.wanted())
+            if self.connected and not self._buffer.pending:
+                quiet = self._quiet is not None and self._quiet.wanted()
                 try:
-                    await asyncio.wait_for(buffer.wake.wait(), QUIET_S if quiet else None)
-                except TimeoutError:  # nothing to write for QUIET_S: a gap for the KPM, then the background work
-                    if kpm_waiting:
-                        self._kpm_due = True
-                    else:
-                        await self._quiet_step()
+                    await asyncio.wait_for(self._buffer.wake.wait(), QUIET_S if quiet else None)
+                except TimeoutError:  # nothing to write for QUIET_S: a gap for the background work
+                    await self._quiet_step()
                 else:
-                    buffer.wake.clear()
+                    self._buffer.wake.clear()
                 continue
-            buffer.wake.clear()
-            drain = buffer.take(kpm=self._kpm_now())
+            self._buffer.wake.clear()
+            drain = self._buffer.take()
             self._in_io = True
             try:
                 await (self._probe() if drain.empty else self._write(drain))

@@ -1,13 +1,13 @@
 """The Redis data layer (redis-py asyncio), as the O-RAN SC RIC's shared data layer.
 
 Hot-path writes are buffered (see `xapp.datalayer.buffer`); the background writer sends each drain in one
-pipelined round trip (no MULTI): one XADD per verdict batch, per incident event and per KPM entry, and an
-exact XTRIM per stream written, to the entry limit its byte budget gives (`xapp.datalayer.bounds`); every
-`stream_sample_s` the same round trip asks MEMORY USAGE and XLEN of each stream. KPM forwards and the cells'
-latest states go out between a period's bursts (`RedisDataLayer`). Payloads are encoded there, never on the
-hot path. While Redis is away, writes keep buffering up to the bounds, the writer retries with bounded
-exponential backoff and writes the backlog in order when Redis is back. A drain that failed is sent again
-whole, so an entry Redis applied before the connection broke may appear twice.
+pipelined round trip (no MULTI): one XADD per verdict batch, per incident event and per KPM entry, one HSET
+of the newest state of every cell the drain touched, and an exact XTRIM per stream written, to the entry
+limit its byte budget gives (`xapp.datalayer.bounds`); every `stream_sample_s` the same round trip asks
+MEMORY USAGE and XLEN of each stream. Payloads are encoded there, never on the hot path. While Redis is
+away, writes keep buffering up to the bounds, the writer retries with bounded exponential backoff and
+writes the backlog in order when Redis is back. A drain that failed is sent again whole, so an entry Redis
+applied before the connection broke may appear twice.
 
 Trimmed KPM entries count as unread when the rApp's consumer group had not been delivered them: the writer
 keeps the ids its XADDs returned, and each drain reads the group's last-delivered-id just before the trim
@@ -109,9 +109,7 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
     close() waits up to close_timeout_s for the buffers to be written.
 
     The latest state per cell is written in rounds, at most one every `cell_state_interval_s`, in the
-    writer's quiet gaps (xapp/datalayer/cellstates.py); `flush()` writes it at once. KPM forwards wait for
-    a quiet gap too, `kpm_defer_s` at most (BackgroundWriter): they are most of a drain's cost (encoding
-    every forwarded indication again), and a period's verdicts should not queue behind them.
+    writer's quiet gaps (xapp/datalayer/cellstates.py); `flush()` writes it at once.
     """
 
     def __init__(
@@ -132,7 +130,6 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
         retry_max_s: float = 5.0,
         close_timeout_s: float = 5.0,
         cell_state_interval_s: float = 1.0,
-        kpm_defer_s: float = 1.0,
         tls: ClientTls | None = None,
         auth: RedisAuth | None = None,
         cluster: bool = False,
@@ -172,7 +169,6 @@ class RedisDataLayer(RedisPolicies, BufferedWrites):
             retry_initial_s=retry_initial_s,
             retry_max_s=retry_max_s,
             quiet=QuietWork(self._cell_states.due, self._write_cell_state_part),
-            defer_kpm_s=kpm_defer_s,
         )
         self._kpm_ids: deque[EntryId] = deque()  # ids of this writer's KPM entries still in the stream
         self._trimmed_unread = 0
