@@ -1,10 +1,10 @@
 """The Redis data layer (redis-py asyncio), as the O-RAN SC RIC's shared data layer.
 
 Hot-path writes are buffered (see `xapp.datalayer.buffer`); the background writer sends each drain in one
-pipelined round trip (no MULTI): one XADD per verdict batch, per incident event and per KPM entry, one HSET
-of the newest state of every cell the drain touched, and an exact XTRIM per stream written, to the entry
-limit its byte budget gives (`xapp.datalayer.bounds`); every `stream_sample_s` the same round trip asks
-MEMORY USAGE and XLEN of each stream. Payloads are encoded there, never on the hot path. While Redis is
+pipelined round trip (no MULTI): one XADD per verdict batch, per incident event and per KPM entry, and an
+exact XTRIM per stream written, to the entry limit its byte budget gives (`xapp.datalayer.bounds`); every
+`stream_sample_s` the same round trip asks MEMORY USAGE and XLEN of each stream. The cells' latest states go
+out between a period's bursts (`RedisDataLayer`). Payloads are encoded there, never on the hot path. While Redis is
 away, writes keep buffering up to the bounds, the writer retries with bounded exponential backoff and
 writes the backlog in order when Redis is back. A drain that failed is sent again whole, so an entry Redis
 applied before the connection broke may appear twice.
