@@ -289,7 +289,8 @@ def parse_policy_instance_field(name: str) -> tuple[int, str]:
 _TAG_PERIOD_START, _TAG_SCORES, _TAG_STATUSES, _TAG_DEVIATIONS, _TAG_RECEIVED = 0x2A, 0x32, 0x3A, 0x42, 0x4A
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """A protobuf base-128 varint."""
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -302,7 +303,7 @@ def _packed(tag: int, column: np.ndarray, dtype: str) -> bytes:
     if column.size == 0:
         return b""
     raw = np.ascontiguousarray(column, dtype=dtype).tobytes()
-    return bytes((tag,)) + _varint(len(raw)) + raw
+    return bytes((tag,)) + varint(len(raw)) + raw
 
 
 def check_verdicts(batch: VerdictBatch) -> int:

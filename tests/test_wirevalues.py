@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
+from ranomaly_contracts.sdl import varint
 from tests.xapp_helpers import PERIOD_MS, T0, accepted, batch, engine_on, indication
 from xapp.datalayer.memory import MemoryDataLayer
 from xapp.wirevalues import read_stream_message
@@ -19,18 +20,9 @@ from xapp.wirevalues import read_stream_message
 NODES: dict[str, Sequence[str]] = {"n1": ["c1", "c2"], "n2": ["c3"]}
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _field(number: int, payload: bytes) -> bytes:
     """A length-delimited field."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
 def _encoded(message: pb.SubscriptionMessage, values: Callable[[list[float]], bytes]) -> bytes:
