@@ -22,7 +22,7 @@ from xapp.wirevalues import read_stream_message
 log = structlog.get_logger(__name__)
 
 _SUBSCRIBE = pb.DESCRIPTOR.services_by_name["E2Node"].methods_by_name["Subscribe"]
-SUBSCRIBE_PATH = f"/{_SUBSCRIBE.containing_service.full_name}/{_SUBSCRIBE.name}"
+_SUBSCRIBE_PATH = f"/{_SUBSCRIBE.containing_service.full_name}/{_SUBSCRIBE.name}"
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ Received = tuple[pb.SubscriptionMessage, bytes]  # a stream message and its reco
 def _subscribe(channel: grpc.aio.Channel) -> grpc.aio.UnaryStreamMultiCallable[pb.SubscriptionRequest, Received]:
     """E2Node.Subscribe, each message read with its records as bytes (xapp/wirevalues.py)."""
     return channel.unary_stream(
-        SUBSCRIBE_PATH, request_serializer=pb.SubscriptionRequest.SerializeToString,
+        _SUBSCRIBE_PATH, request_serializer=pb.SubscriptionRequest.SerializeToString,
         response_deserializer=read_stream_message,
     )  # fmt: skip
 

@@ -290,27 +290,11 @@ class Intake:
         masked = None if within else self.ranges.mask(values)
         if masked is not None:
             _mark_no_value(indications, masked.reshape(-1), counts, k)
-        self._add_in_parts(slots, values, period_rows, received_ns, masked)
+        self._add(slots, values, period_rows, received_ns, masked, drain=False)  # no early rows: nothing to drain
         self.counts.indications += len(starts)
         self.newest_ms = max(self.newest_ms, *starts)
         self.counts.cell_reports += len(slots)
         return routine
-
-    def _add_in_parts(self, slots: np.ndarray, values: np.ndarray, period_rows: np.ndarray, received_ns: int,
-                      masked: np.ndarray | None) -> None:  # fmt: skip
-        """A routine message's rows into the batch, scored a batch at a time when they are more than it holds
-        (no cell twice in a message: only rows waiting from earlier messages can share a slot with them)."""
-        batch = self.batch
-        if batch.holds_any(slots):
-            self._flush()
-        for lo in range(0, len(slots), batch.size):
-            part = slice(lo, lo + batch.size)
-            rows = slots[part]
-            if batch.room() < len(rows):
-                self._flush()
-            batch.add(rows, values[part], period_rows[part], received_ns, None if masked is None else masked[part])
-            self.table.expected_ms[rows] = period_rows[part] + self.period_ms
-            self.table.silent_periods[rows] = 0
 
     def advance(self, watermark_ms: int, now_ns: int) -> None:
         """Time moved on without indications (every stream quiet): every node's clock is at least watermark_ms."""
@@ -415,21 +399,22 @@ class Intake:
         self,
         slots: np.ndarray,
         values: np.ndarray,
-        start: int,
+        start: int | np.ndarray,
         received_ns: int,
         masked: np.ndarray | None = None,
         drain: bool = True,
     ) -> None:
-        """Rows that are next in line for their cells; then rows that waited behind them, if drain."""
+        """Rows that are next in line for their cells (start: one collection start for all, or one a row); then
+        rows that waited behind them, if drain."""
         batch = self.batch
         if batch.room() < len(slots) or batch.holds_any(slots):
             self._flush()
-        if len(slots) > batch.size:  # an indication larger than a batch: score it in parts
+        if len(slots) > batch.size:  # more rows than a batch (an indication, a routine message): in parts
+            starts = np.broadcast_to(start, len(slots))
             for lo in range(0, len(slots), batch.size):
                 part = slice(lo, lo + batch.size)
-                self._add(
-                    slots[part], values[part], start, received_ns, None if masked is None else masked[part], drain
-                )
+                self._add(slots[part], values[part], starts[part], received_ns,
+                          None if masked is None else masked[part], drain)  # fmt: skip
             return
         batch.add(slots, values, start, received_ns, masked)
         self.table.expected_ms[slots] = start + self.period_ms
