@@ -215,8 +215,11 @@ class Recording:
 @pytest.mark.parametrize("batch_max_cells", [1024, 4])
 async def test_whole_messages_and_single_indications_give_identical_verdicts(batch_max_cells: int) -> None:
     """The routine path (a message at once) and the careful path (one indication at a time) agree, also when a
-    message holds more rows than one scoring call (12 cells a period, 4 a call: the message goes in parts)."""
+    message holds more rows than one scoring call (12 cells a period, 4 a call: the message goes in parts).
+    Each period is received in real time at the same instants both ways (jitter included), and the node clocks
+    end the same (their pace judged, each node's fastest delivery kept)."""
     rng = np.random.default_rng(4)
+    jitter_ms = rng.integers(0, 40, 12)
     nodes = {f"n{n}": [f"n{n}-c{c}" for c in range(1 + n % 3)] for n in range(6)}
     periods = []
     for p in range(12):
@@ -229,7 +232,7 @@ async def test_whole_messages_and_single_indications_give_identical_verdicts(bat
                 values[cells[-1]][1] = NAN
             per_node.append(indication(node, p, values))
         periods.append(per_node)
-    results = []
+    results, clocks = [], []
     for grouping in ("one", "period"):
         layer = MemoryDataLayer()
         await layer.start()
@@ -238,19 +241,23 @@ async def test_whole_messages_and_single_indications_give_identical_verdicts(bat
             engine.intake.take_routine = lambda *args: None  # type: ignore[method-assign]
         else:
             engine.intake.take_routine = Recording(engine.intake.take_routine)  # type: ignore[method-assign]
-        for per_node in periods:
+        for p, per_node in enumerate(periods):
             messages = [batch(i) for i in per_node] if grouping == "one" else [batch(*per_node)]
+            received_ns = (T0 + (p + 1) * PERIOD_MS + int(jitter_ms[p])) * 1_000_000
             for message in messages:
-                engine.on_batch(message)
+                engine.on_batch(message, received_ns)
         engine.flush()
         await layer.flush()
         results.append(sorted(await verdicts(layer)))
+        clocks.append({node: (c.ms, c.offset_ms, c.paced, c.ahead_run) for node, c in engine.intake.clocks.items()})
         assert engine.metrics.cell_reports._value.get() == 12 * sum(map(len, nodes.values()))
     routine = [result is not None for result in engine.intake.take_routine.results]  # type: ignore[attr-defined]
     assert sum(routine) == 11, "every message after the first went the routine way"
     calls = engine.metrics.scoring_calls._value.get()
     assert calls >= 12 * -(-sum(map(len, nodes.values())) // batch_max_cells), "no call held more than the batch"
     assert results[0] == results[1]
+    assert clocks[0] == clocks[1] and all(paced for _, _, paced, _ in clocks[1].values()), "paced clocks, the same"
+    assert min(offset for _, offset, _, _ in clocks[1].values()) == PERIOD_MS + min(jitter_ms), "fastest delivery"
 
 
 async def test_sequence_gaps_are_counted_on_the_routine_path_too(datalayer: MemoryDataLayer) -> None:

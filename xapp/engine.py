@@ -357,8 +357,8 @@ class Engine:
             VerdictBatch(
                 model_version=model.version,
                 measurements=model.measurements,
-                cell_ids=[table.cell_ids[s] for s in slot_list],
-                node_ids=[table.node_ids[s] for s in slot_list],
+                cell_ids=list(map(table.cell_ids.__getitem__, slot_list)),
+                node_ids=list(map(table.node_ids.__getitem__, slot_list)),
                 period_start_ms=period_ms,
                 scores=score,
                 statuses=status,

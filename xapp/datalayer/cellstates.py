@@ -10,22 +10,29 @@ quiet) goes out a part with each drain instead.
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Iterable, Mapping
 
 from ranomaly_contracts.sdl import VerdictBatch, encode_cell_states
 
 CELL_STATE_PART = 1024  # cells a part of a round holds
+_ROW_BITS = 32  # a verdict batch holds fewer rows than this many bits count
+_ROW_MASK = (1 << _ROW_BITS) - 1
 
 
 class CellStateRounds:
-    """The cells whose newest verdict is not in HASH_CELLS yet, and the round that writes them."""
+    """The cells whose newest verdict is not in HASH_CELLS yet, and the round that writes them.
+
+    A cell's newest verdict is kept as one int (the batch's number and the row in it), not a tuple: ten
+    thousand tuples a period, each living until the next period, would be the garbage collector's main work.
+    """
 
     def __init__(self, interval_s: float, incidents: Mapping[str, str]) -> None:
         self._interval_s = interval_s
         self._incidents = incidents  # cell -> the incident open on it, as the writer last applied them
-        self._pending: dict[str, tuple[VerdictBatch, int]] = {}  # cell -> its newest verdict (batch, row)
+        self._pending: dict[str, int] = {}  # cell -> its newest verdict: batch number << _ROW_BITS | row
+        self._batches: dict[int, VerdictBatch] = {}  # by number: the batches pending cells name (and a few more)
+        self._numbered = 0  # batches numbered so far
         self._round: list[str] = []  # cells of the current round not written yet
         self._began_at = 0.0  # when the last round began
 
@@ -36,14 +43,17 @@ class CellStateRounds:
 
     def note(self, batch: VerdictBatch) -> None:
         """A verdict batch is being written: its rows are its cells' newest states."""
-        rows = zip(itertools.repeat(batch), range(len(batch.cell_ids)))
-        self._pending.update(zip(batch.cell_ids, rows, strict=False))
+        first = self._numbered << _ROW_BITS
+        self._batches[self._numbered] = batch
+        self._numbered += 1
+        self._pending.update(zip(batch.cell_ids, range(first, first + len(batch.cell_ids)), strict=True))
 
     def due(self) -> bool:
         """Whether a round is under way (one begins if the last is done and the interval has passed)."""
         now = time.monotonic()
         if not self._round and now - self._began_at >= self._interval_s:
             self._round, self._began_at = list(self._pending), now
+            self._forget_batches()
         return bool(self._round)
 
     def overdue(self) -> bool:
@@ -58,12 +68,12 @@ class CellStateRounds:
         """HASH_CELLS fields of the given cells (default: every pending one) that are still pending."""
         pending = self._pending
         newest = pending.values() if cells is None else (pending[cell] for cell in cells if cell in pending)
-        rows: dict[int, tuple[VerdictBatch, list[int]]] = {}
-        for batch, row in newest:
-            rows.setdefault(id(batch), (batch, []))[1].append(row)
+        rows: dict[int, list[int]] = {}
+        for verdict in newest:
+            rows.setdefault(verdict >> _ROW_BITS, []).append(verdict & _ROW_MASK)
         out: dict[str, bytes] = {}
-        for batch, picked in rows.values():
-            out.update(encode_cell_states(batch, self._incidents, picked))
+        for number, picked in rows.items():
+            out.update(encode_cell_states(self._batches[number], self._incidents, picked))
         return out
 
     def written(self, part: list[str]) -> None:
@@ -83,3 +93,9 @@ class CellStateRounds:
             self._pending.pop(cell, None)
         self._round.clear()
         self._began_at = time.monotonic()
+        self._forget_batches()
+
+    def _forget_batches(self) -> None:
+        """Let go of the batches no pending cell names any more."""
+        named = {verdict >> _ROW_BITS for verdict in self._pending.values()}
+        self._batches = {number: batch for number, batch in self._batches.items() if number in named}
