@@ -60,16 +60,17 @@ class NetworkSummary:
         self._written = -1  # the newest period written
 
     def observe(self, rows: Rows) -> None:
-        """Add the reported rows of one scoring batch."""
-        reported = ~rows.gap
-        if not reported.any():
+        """Add the reported rows of one scoring batch (nearly always of one period, and without gap rows)."""
+        slots, periods, values, present = rows.slots, rows.period_ms, rows.x, rows.mask > 0
+        if rows.gap.any():
+            reported = ~rows.gap
+            slots, periods, values, present = slots[reported], periods[reported], values[reported], present[reported]
+        if not len(slots):
             return
-        nodes = self.table.node_number[rows.slots[reported]]
-        periods, values, present = rows.period_ms[reported], rows.x[reported], rows.mask[reported] > 0
-        for period in np.unique(periods).tolist():
+        nodes = self.table.node_number[slots]
+        for period, pick in _by_period(periods):
             if period <= self._written:
                 continue  # too late: its entry was written
-            pick = periods == period
             sums = self._open.get(period)
             if sums is None:
                 sums = self._open[period] = _PeriodSums(len(self.table.node_names), len(self.measurements))
@@ -93,3 +94,11 @@ class NetworkSummary:
         names = self.table.node_names
         return SummaryEntry(self.replica, period, self.period_ms, self.measurements, [names[i] for i in held],
                             counts, means).encode()  # fmt: skip
+
+
+def _by_period(periods: np.ndarray) -> list[tuple[int, slice | np.ndarray]]:
+    """Each period of the rows and which rows are of it (a slice of all of them when there is one)."""
+    first = int(periods[0])
+    if (periods == first).all():
+        return [(first, slice(None))]
+    return [(period, periods == period) for period in np.unique(periods).tolist()]
