@@ -14,7 +14,8 @@
   its verdict batch's entry in Redis (the entry id's server time); indications lost by sequence number,
   cell-periods scored twice (counted in Redis); the CPU a period of the xApp's event-loop thread and of its
   whole process (the gRPC poller, the HTTP thread and the scoring thread too), steadier than the latency on
-  a machine shared with other work. With the trivial model and with the detector, each with
+  a machine shared with other work; Python's garbage collections in the window (their time a period and the
+  longest, which lands in a burst as often as not). With the trivial model and with the detector, each with
   scoring overlapped (a period's burst) and in turn (the serial baseline), against the budgets.
 - memory: resident memory per cell from 1,000 to 10,000 and to 50,000 cells, in a fresh process, against
   the model's state plus 1 KiB.
@@ -86,6 +87,35 @@ class _Arrivals:
             header = indication.header
             self.values.append((now_ms - header.collection_start_ms - header.granularity_period_ms) / 1000)
         self._on_batch(message, received_ns, records=records)
+
+
+class GcPauses:
+    """Python's garbage collections while installed (`gc.callbacks`): how many of each generation, and how
+    long they held the process (a collection holds every thread that needs the GIL)."""
+
+    def __init__(self) -> None:
+        self.collections = [0, 0, 0]
+        self.pauses_s: list[float] = []
+        self._began = 0.0
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+            return
+        self.collections[info["generation"]] += 1
+        self.pauses_s.append(time.perf_counter() - self._began)
+
+    def figures(self, periods: float) -> dict[str, Any]:
+        """Collections by generation, their time a period and the longest one."""
+        return {"collections_by_generation": self.collections, "ms_per_period": sum(self.pauses_s) * 1000 / periods,
+                "longest_ms": max(self.pauses_s, default=0.0) * 1000}  # fmt: skip
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -341,7 +371,8 @@ async def _end_to_end(
         began, rows0 = time.perf_counter(), engine.scored_rows
         loop_cpu, process_cpu = time.thread_time(), time.process_time()  # this thread runs the xApp's event loop
         gaps0 = engine.metrics.sequence_gaps._value.get()
-        await asyncio.sleep(seconds)
+        with GcPauses() as pauses:
+            await asyncio.sleep(seconds)
         rows = engine.scored_rows - rows0
         elapsed = time.perf_counter() - began
         loop_cpu, process_cpu = time.thread_time() - loop_cpu, time.process_time() - process_cpu
@@ -370,6 +401,7 @@ async def _end_to_end(
         "seconds": elapsed, "cell_reports": rows, "scored_twice": written - len(scored),
         "loop_cpu_ms_per_period": loop_cpu * period_ms / elapsed,
         "process_cpu_ms_per_period": process_cpu * period_ms / elapsed,
+        "garbage_collection": pauses.figures(elapsed * 1000 / period_ms),
         "target_cell_reports_per_s": cells * 1000 / period_ms, "cell_reports_per_s": rows / elapsed,
         "latency_from_scheduled_send": percentiles(latencies),
         "latency_receipt_to_handoff": percentiles(receipt.values),

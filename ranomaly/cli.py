@@ -357,10 +357,13 @@ def _print_end_to_end(figures: dict[str, Any]) -> None:
         if name == "simulator_alone":
             continue
         lat, arrival = run["latency_from_scheduled_send"], run["arrival_after_scheduled_send"]
+        gc_run = run["garbage_collection"]
         print(f"  {name:17s} {run['cells']:,} cells every {run['period_ms']} ms, {run['cell_reports_per_s']:,.0f} "
               f"cell-reports/s of {run['target_cell_reports_per_s']:,.0f}; p50 {lat['p50_ms']:.0f} ms, p99 "
               f"{lat['p99_ms']:.0f} ms (arrival p99 {arrival['p99_ms']:.0f} ms); CPU a period: the loop "
-              f"{run['loop_cpu_ms_per_period']:.0f} ms, the process {run['process_cpu_ms_per_period']:.0f} ms; lost "
+              f"{run['loop_cpu_ms_per_period']:.0f} ms, the process {run['process_cpu_ms_per_period']:.0f} ms; "
+              f"garbage collection {gc_run['ms_per_period']:.1f} ms a period, the longest {gc_run['longest_ms']:.0f} "
+              f"ms; lost "
               f"by sequence {run['indications_lost_by_sequence']}, late rows {run['rows_dropped_late']}, "
               f"scored twice {run['scored_twice']}")  # fmt: skip
     print(f"  baseline, the simulator with a bare reader: p50 {alone['late_ms_p50']:.0f} / p99 "
