@@ -17,10 +17,9 @@ their measurement's range are masked (xapp/quality.py).
 from __future__ import annotations
 
 import itertools
-import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, TypeVar, cast
+from typing import NamedTuple
 
 import numpy as np
 import structlog
@@ -38,14 +37,7 @@ log = structlog.get_logger(__name__)
 
 _NO_SLOTS = np.zeros(0, dtype=np.int64)
 _NO_SLOTS.flags.writeable = False
-_T = TypeVar("_T")
 _MAX_PENDING = 4096  # nodes whose first starts were refused, remembered to recognise a timeline of their own
-# Fields read a column at a time over a routine message (Intake.take_routine).
-_HEADER, _NODE_ID, _CELL_IDS = (operator.attrgetter(name) for name in ("header", "node_id", "cell_ids"))
-_START, _PERIOD = operator.attrgetter("collection_start_ms"), operator.attrgetter("granularity_period_ms")
-_SEQUENCE, _VALUES, _NO_VALUE = (operator.attrgetter(name) for name in ("sequence_number", "values", "no_value"))
-_CELLS, _SLOTS = operator.itemgetter(0), operator.itemgetter(1)  # of a slot cache entry
-_CLOCK_MS, _PACED, _OFFSET_MS = (operator.attrgetter(name) for name in ("ms", "paced", "offset_ms"))
 
 
 @dataclass(frozen=True)
@@ -229,54 +221,71 @@ class Intake:
         twice. That is nearly every message in steady state; the rest go through `take` one indication at a
         time, which checks and reports everything. Both paths place rows identically. Values out of range
         are masked here too, and marked "no value" in the indications (which are forwarded as they are).
-        Python reads the indications' fields a column at a time (`map` over the message); the values, the "no
-        value" records, the period and clock checks are whole-message array operations, and only the clocks
-        that move are touched one by one. `records`, when it holds every value of the message as
-        little-endian float32 (xapp/wirevalues.py), is read instead of the indications' values.
+        Python touches each indication once, for its header and sizes; the values, the "no value" records
+        and the period checks are whole-message array operations. `records`, when it holds every value of the
+        message as little-endian float32 (xapp/wirevalues.py), is read instead of the indications' values.
         """
-        table, period = self.table, self.period_ms
-        if table.early or not indications:
-            return None
-        headers = list(map(_HEADER, indications))
-        nodes = list(map(_NODE_ID, headers))
-        entries = _every(list(map(self._slot_cache().get, nodes)))
-        node_clocks = _every(list(map(self.clocks.get, nodes)))
-        if entries is None or node_clocks is None or len(set(nodes)) != len(nodes):
-            return None
-        if list(map(_PERIOD, headers)).count(period) != len(headers):
-            return None
-        starts = list(map(_START, headers))
-        if max(starts) >= MAX_COLLECTION_START_MS:  # not a time (`take` says so)
-            return None
-        indication_starts = np.array(starts, dtype=np.int64)
-        if (indication_starts % period).any():
-            return None
-        if any(map(operator.ne, map(_CELLS, entries), map(_CELL_IDS, indications))):
-            return None
-        counts = np.fromiter(map(len, map(_SLOTS, entries)), np.int64, len(entries))
-        sizes = np.fromiter(map(len, map(_VALUES, indications)), np.int64, len(indications))
-        rows = int(counts.sum())
-        if not rows or rows > self._routine_rows or not np.array_equal(sizes, counts * k):
-            return None
-        moving = self._moving_clocks(node_clocks, indication_starts, received_ns)
-        if moving is None:
+        table, cache, clocks, period, bounds = self.table, self._slot_cache(), self.clocks, self.period_ms, self.bounds
+        routine = Routine([], [], [])
+        nodes, starts, sequences = routine
+        slot_parts: list[np.ndarray] = []
+        counts: list[int] = []
+        gap_counts: list[int] = []  # "no value" records per indication
+        advancing: list[tuple[str, NodeClock, int, int]] = []  # node, its clock, its start, its rows
+        for indication in indications:
+            header = indication.header
+            node = header.node_id
+            cached = cache.get(node)
+            start = header.collection_start_ms
+            if (
+                cached is None
+                or header.granularity_period_ms != period
+                or start % period
+                or cached[0] != indication.cell_ids
+            ):
+                return None
+            slots = cached[1]
+            n = len(slots)
+            if len(indication.values) != n * k:
+                return None
+            clock = clocks[node]
+            if start > clock.ms:
+                if start > clock.limit(received_ns, bounds):
+                    return None
+                advancing.append((node, clock, start, n))
+            nodes.append(node)
+            starts.append(start)
+            sequences.append(header.sequence_number)
+            slot_parts.append(slots)
+            counts.append(n)
+            gap_counts.append(len(indication.no_value))
+        rows = sum(counts)
+        if not rows or rows > self._routine_rows or table.early or len(set(nodes)) != len(nodes):
             return None
         if len(records) == rows * k * 4:
             values = np.frombuffer(bytearray(records), dtype="<f4").reshape(-1, k)
         else:
-            flat = itertools.chain.from_iterable(map(_VALUES, indications))
+            flat = itertools.chain.from_iterable(indication.values for indication in indications)
             values = np.fromiter(flat, dtype=np.float32, count=rows * k).reshape(-1, k)
         within = self.ranges.within(values)  # finite and in range: nearly always, and one pass
         if not within and not np.isfinite(values).all():
             return None
-        if not _blank_no_value(indications, values, counts, k):
+        if not _blank_no_value(indications, values, counts, gap_counts, k):
             return None
-        slots = np.concatenate(list(map(_SLOTS, entries)))
-        period_rows = np.repeat(indication_starts, counts)
+        slots = np.concatenate(slot_parts)
+        period_rows = np.repeat(np.array(starts, dtype=np.int64), counts)
         if not np.array_equal(table.expected_ms[slots], period_rows):
             return None
-        if len(moving):  # the message's rows are in line: no closing touches them
-            self._advance_clocks(moving, node_clocks, nodes, starts, counts, received_ns)
+        if advancing:  # the message's rows are in line: no closing touches them
+            by_node = table.by_node
+            for node, clock, start, n in advancing:
+                if clock.paced is False:  # judged not paced: the clock just moves (NodeClock.advance, inlined)
+                    clock.ms, clock.ahead_run = start, 0
+                else:
+                    clock.advance(start, received_ns, bounds)
+                if len(by_node.get(node, ())) > n:  # the node has cells this message does not report
+                    self._close_node(node, clock.ms, received_ns)
+            self._clocks_moved = True
         masked = None if within else self.ranges.mask(values)
         if masked is not None:
             _mark_no_value(indications, masked.reshape(-1), counts, k)
@@ -284,7 +293,7 @@ class Intake:
         self.counts.indications += len(starts)
         self.newest_ms = max(self.newest_ms, *starts)
         self.counts.cell_reports += len(slots)
-        return Routine(nodes, starts, list(map(_SEQUENCE, headers)))
+        return routine
 
     def _slot_cache(self) -> dict[str, tuple[list[str], np.ndarray]]:
         """Node -> (the cells it reported last time, their slots); emptied when a slot was released since."""
@@ -292,45 +301,6 @@ class Intake:
             self._node_slots.clear()
             self._slot_generation = self.table.generation
         return self._node_slots
-
-    def _moving_clocks(self, node_clocks: list[NodeClock], starts: np.ndarray, received_ns: int) -> np.ndarray | None:
-        """Which of the indications' clocks their starts move ahead; None if one goes past its clock's bound
-        (NodeClock.limit, over the whole message)."""
-        clock_ms = np.fromiter(map(_CLOCK_MS, node_clocks), np.int64, len(node_clocks))
-        moving = np.flatnonzero(starts > clock_ms)
-        if not len(moving):
-            return moving
-        bounds = self.bounds
-        ahead = [node_clocks[i] for i in moving.tolist()]
-        paced = np.array(list(map(_PACED, ahead)), dtype=bool)
-        offsets = np.fromiter(map(_OFFSET_MS, ahead), np.int64, len(ahead))
-        limits = np.where(paced, received_ns // 1_000_000 - offsets + bounds.slack_ms,
-                          clock_ms[moving] + bounds.max_jump_periods * bounds.period_ms)  # fmt: skip
-        return None if (starts[moving] > limits).any() else moving
-
-    def _advance_clocks(
-        self,
-        moving: np.ndarray,
-        node_clocks: list[NodeClock],
-        nodes: list[str],
-        starts: list[int],
-        counts: np.ndarray,
-        received_ns: int,
-    ) -> None:
-        """Move the clocks that a routine message's starts are ahead of (NodeClock.advance, inlined for the
-        clocks already judged); close what the nodes' cells that the message does not report now owe."""
-        bounds, by_node, received_ms = self.bounds, self.table.by_node, received_ns // 1_000_000
-        for i, n in zip(moving.tolist(), counts[moving].tolist(), strict=True):
-            clock, start = node_clocks[i], starts[i]
-            if clock.paced is None:
-                clock.advance(start, received_ns, bounds)
-            else:
-                clock.ms, clock.ahead_run = start, 0
-                if clock.paced and received_ms - start < clock.offset_ms:
-                    clock.offset_ms = received_ms - start
-            if len(by_node.get(nodes[i], ())) > n:  # the node has cells this message does not report
-                self._close_node(nodes[i], clock.ms, received_ns)
-        self._clocks_moved = True
 
     def advance(self, watermark_ms: int, now_ns: int) -> None:
         """Time moved on without indications (every stream quiet): every node's clock is at least watermark_ms."""
@@ -586,21 +556,16 @@ class Intake:
         self._metrics.cells.set(len(self.table))
 
 
-def _every(found: list[_T | None]) -> list[_T] | None:
-    """The lookups of a whole message if every one found something, else None."""
-    return None if None in found else cast(list[_T], found)
-
-
-def _blank_no_value(indications: Sequence[pb.Indication], values: np.ndarray, counts: np.ndarray, k: int) -> bool:
-    """Set the indications' "no value" records to NaN in values (rows of the whole message; counts: each
-    indication's rows); False if one names a record its indication does not have."""
-    gap_counts = np.fromiter(map(len, map(_NO_VALUE, indications)), np.int64, len(indications))
-    total = int(gap_counts.sum())
+def _blank_no_value(
+    indications: Sequence[pb.Indication], values: np.ndarray, counts: list[int], gap_counts: list[int], k: int
+) -> bool:
+    """Set the indications' "no value" records to NaN in values (rows of the whole message); False if one
+    names a record its indication does not have."""
+    total = sum(gap_counts)
     if not total:
         return True
-    with_gaps = itertools.compress(indications, gap_counts.tolist())
-    records = np.fromiter(itertools.chain.from_iterable(map(_NO_VALUE, with_gaps)), np.int64, total)
-    sizes = counts * k
+    records = np.fromiter(itertools.chain.from_iterable(i.no_value for i in indications), np.int64, total)
+    sizes = np.array(counts, dtype=np.int64) * k
     firsts = np.cumsum(sizes) - sizes  # each indication's first record in the message
     if (records >= np.repeat(sizes, gap_counts)).any():
         return False
@@ -608,7 +573,7 @@ def _blank_no_value(indications: Sequence[pb.Indication], values: np.ndarray, co
     return True
 
 
-def _mark_no_value(indications: Sequence[pb.Indication], outside: np.ndarray, counts: np.ndarray, k: int) -> None:
+def _mark_no_value(indications: Sequence[pb.Indication], outside: np.ndarray, counts: list[int], k: int) -> None:
     """Add the masked records (outside, flat over the message's rows) to each indication's no_value."""
     where = np.flatnonzero(outside)
     if len(counts) == 1:
