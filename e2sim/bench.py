@@ -128,29 +128,35 @@ def bench_grpc(cells: int, periods: int, period_ms: int, per_message: int) -> di
         server.wait(10)
 
 
-async def _lateness(port: int, period_ms: int) -> tuple[list[float], int, int]:
+async def _lateness(port: int, request: pb.SubscriptionRequest) -> tuple[list[float], int, int]:
     late_ms: list[float] = []
     next_sequence: dict[str, int] = {}
     lost = reports = 0
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         await asyncio.wait_for(channel.channel_ready(), 30)
-        request = pb.SubscriptionRequest(subscriber_id="bench-realtime", reporting_period_ms=period_ms)
         async for message in pb_grpc.E2NodeStub(channel).Subscribe(request):
             arrived_ms = time.time() * 1000.0
             for indication in message.batch.indications:
                 header = indication.header
-                late_ms.append(arrived_ms - (header.collection_start_ms + period_ms))
+                late_ms.append(arrived_ms - (header.collection_start_ms + header.granularity_period_ms))
                 lost += header.sequence_number - next_sequence.get(header.node_id, header.sequence_number)
                 next_sequence[header.node_id] = header.sequence_number + 1
                 reports += len(indication.cell_ids)
     return late_ms, lost, reports
 
 
-def bench_realtime(cells: int, period_ms: int, periods: int) -> dict[str, float]:
-    """Wall-clock pacing: lateness of each indication after its period ended, at the client."""
+def bench_realtime(
+    cells: int, period_ms: int, periods: int, max_indications_per_message: int = 0, max_cells_per_message: int = 0
+) -> dict[str, float]:
+    """Wall-clock pacing: lateness of each indication after its period ended, at the client, which asks for
+    messages of the given size (0: the simulator's default)."""
     server, port = _serve("realtime", cells, periods)
+    request = pb.SubscriptionRequest(
+        subscriber_id="bench-realtime", reporting_period_ms=period_ms,
+        max_indications_per_message=max_indications_per_message, max_cells_per_message=max_cells_per_message,
+    )  # fmt: skip
     try:
-        late_ms, lost, reports = asyncio.run(_lateness(port, period_ms))
+        late_ms, lost, reports = asyncio.run(_lateness(port, request))
     finally:
         server.terminate()
         server.wait(10)
@@ -164,6 +170,8 @@ def bench_realtime(cells: int, period_ms: int, periods: int) -> dict[str, float]
         "late_ms_p99": ordered[int(len(ordered) * 0.99)],
         "late_ms_max": ordered[-1],
         "indications_lost": lost,
+        "max_indications_per_message": max_indications_per_message,
+        "max_cells_per_message": max_cells_per_message,
     }
 
 

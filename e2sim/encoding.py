@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ class SubscriptionPlan:
     node_ids: tuple[str, ...]
     node_cells: tuple[np.ndarray, ...]  # source cell indices of every subscribed node
     max_per_message: int
+    max_cells_per_message: int = 0  # besides max_per_message (0: no other bound); one larger indication goes alone
     raw: bool = False  # E2SM-KPM bytes (RawKpmIndication) instead of the compact form
     resume_after_ms: tuple[int, ...] = ()  # per node of node_ids: send only later periods (0: from the start)
 
@@ -114,6 +116,7 @@ def plan_subscription(source: KpmSource, request: pb.SubscriptionRequest, defaul
         node_ids=node_ids,
         node_cells=tuple(wanted_cells[cell_node[wanted_cells] == n] for n in nodes),
         max_per_message=per_message,
+        max_cells_per_message=request.max_cells_per_message,
         raw=request.raw_e2sm_kpm,
         resume_after_ms=resume if any(resume) else (),
     )
@@ -143,8 +146,10 @@ class IndicationEncoder:
         self._cell_ids = [[source.cell_ids[c] for c in cells] for cells in plan.node_cells]
 
     def messages(self, block: KpmBlock) -> Iterator[pb.SubscriptionMessage]:
-        """Stream messages for a block, period by period and node by node, plan.max_per_message a message."""
+        """Stream messages for a block, period by period and node by node, plan.max_per_message indications and
+        plan.max_cells_per_message cells a message at most."""
         plan = self._plan
+        cell_room = plan.max_cells_per_message or sys.maxsize
         m = len(plan.measurement_index)
         n_periods = len(block.times_ms)
         selected = block.values[:, self._cells][:, :, plan.measurement_index]
@@ -155,7 +160,7 @@ class IndicationEncoder:
         missing = missing.reshape(n_periods, -1)
         reported = None if block.reported is None else block.reported[:, self._cells]
         bounds = self._bounds.tolist()
-        message, count = pb.SubscriptionMessage(), 0
+        message, count, cells = pb.SubscriptionMessage(), 0, 0
         node_first = self._node_first
         for row, time_ms in enumerate(block.times_ms.tolist()):
             period = time_ms // plan.period_ms
@@ -167,13 +172,16 @@ class IndicationEncoder:
                 if period < node_first[node]:
                     continue
                 lo, hi = bounds[node], bounds[node + 1]
+                kept = [c for c in range(lo, hi) if c not in absent] if absent else range(lo, hi)
+                if count and cells + len(kept) > cell_room:
+                    yield message
+                    message, count, cells = pb.SubscriptionMessage(), 0, 0
                 indication = message.batch.indications.add()
                 header = indication.header
                 header.node_id = node_id
                 header.collection_start_ms = time_ms
                 header.granularity_period_ms = plan.period_ms
                 header.sequence_number = period - node_first[node]
-                kept = [c for c in range(lo, hi) if c not in absent] if absent else range(lo, hi)
                 if len(kept) == hi - lo:
                     indication.cell_ids.extend(self._cell_ids[node])
                     indication.values.extend(row_values[lo * m : hi * m])
@@ -185,9 +193,10 @@ class IndicationEncoder:
                     flat = [c * m + j for c in kept for j in range(m)]
                     indication.no_value.extend(k for k, at in enumerate(flat) if row_missing[at])
                 count += 1
+                cells += len(kept)
                 if count == plan.max_per_message:
                     yield message
-                    message, count = pb.SubscriptionMessage(), 0
+                    message, count, cells = pb.SubscriptionMessage(), 0, 0
         if count:
             yield message
 
@@ -214,8 +223,10 @@ class RawIndicationEncoder:
         ]
 
     def messages(self, block: KpmBlock) -> Iterator[pb.SubscriptionMessage]:
-        """Stream messages for a block, period by period and cell by cell, plan.max_per_message a message."""
+        """Stream messages for a block, period by period and cell by cell, plan.max_per_message a message (or
+        plan.max_cells_per_message, if fewer: each report is one cell's)."""
         plan = self._plan
+        per_message = min(plan.max_per_message, plan.max_cells_per_message or plan.max_per_message)
         message, count = pb.SubscriptionMessage(), 0
         for row, time_ms in enumerate(block.times_ms.tolist()):
             header = encode_indication_header(time_ms, version=KPM_VERSION)
@@ -237,7 +248,7 @@ class RawIndicationEncoder:
                         ),
                     )  # fmt: skip
                     count += 1
-                    if count == plan.max_per_message:
+                    if count == per_message:
                         yield message
                         message, count = pb.SubscriptionMessage(), 0
         if count:

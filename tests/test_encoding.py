@@ -44,3 +44,27 @@ def test_encoded_block_decodes_to_the_same_records(small_world: World) -> None:
         np.testing.assert_array_equal(indication.values, values[row][cells][:, columns])
     np.testing.assert_array_equal(seen, reported)
     assert sum(int(np.isnan(d.values).sum()) for d in decoded) == 3, "two from the silent cell, one record"
+
+
+def test_a_cell_bound_packs_whole_indications_in_order(small_world: World) -> None:
+    period_ms = 60_000
+    first = 29_000_000
+    block = small_world.block(first, 3, period_ms)
+    unbounded = pb.SubscriptionRequest(reporting_period_ms=period_ms, max_indications_per_message=4096)
+    expected = [
+        i for m in IndicationEncoder(plan_subscription(small_world, unbounded, 64), small_world, first).messages(block)
+        for i in m.batch.indications
+    ]  # fmt: skip
+    largest = max(len(i.cell_ids) for i in expected)
+    assert largest > 1 and len({len(i.cell_ids) for i in expected}) > 1, "nodes of several sizes"
+    for bound in (1, largest, largest + 1, 2 * largest + 1):
+        request = pb.SubscriptionRequest(
+            reporting_period_ms=period_ms, max_indications_per_message=4096, max_cells_per_message=bound
+        )
+        plan = plan_subscription(small_world, request, 64)
+        messages = [m.batch.indications for m in IndicationEncoder(plan, small_world, first).messages(block)]
+        sizes = [[len(i.cell_ids) for i in indications] for indications in messages]
+        assert [i for indications in messages for i in indications] == expected, f"bound {bound}: same order"
+        assert all(sum(s) <= bound or len(s) == 1 for s in sizes), f"bound {bound}: {sizes}"
+        # full: no message could have taken the next one's first indication
+        assert all(sum(a) + b[0] > bound for a, b in zip(sizes, sizes[1:], strict=False)), f"bound {bound}: {sizes}"

@@ -24,8 +24,9 @@ from ranomaly_contracts.sdl import CellStatus
 from tests.auth_helpers import app_key
 from tests.signed import record, signed
 from xapp.app import XappService
+from xapp.datalayer.memory import MemoryDataLayer
 from xapp.datalayer.redis import RedisDataLayer
-from xapp.settings import XappSettings
+from xapp.settings import DEFAULT_INDICATIONS_PER_MESSAGE, XappSettings
 
 FAST_MS = 100  # real-time tests run 100 ms periods
 MEASUREMENTS = World(WorldConfig(seed=1, n_cells=1)).measurements
@@ -145,6 +146,21 @@ async def test_every_cell_period_the_simulator_sends_is_scored_exactly_once_in_r
     assert set(seen) == expected, "a verdict for every cell-period sent, and for nothing else"
     assert max(seen.values()) == 1, "none scored twice (the resubscribed stream's repeats are dropped as late)"
     assert engine.metrics.sequence_gaps._value.get() == 0
+
+
+async def test_the_xapp_asks_for_messages_of_one_scoring_batch(
+    sim: Callable[..., Awaitable[tuple[SimServer, str]]], tmp_path: Path
+) -> None:
+    server, target = await sim(StreamOptions(realtime=False), cells=9)  # streams until the xApp leaves
+    xapp = await start_xapp(MemoryDataLayer(), [target], model_folder(tmp_path, "t1", 60_000), 60_000,
+                            batch_max_cells=4)  # fmt: skip
+    await xapp.service.scoring.wait()
+    engine = xapp.service.engine
+    assert engine is not None
+    await until(lambda: engine.scored_rows >= 9 * 5, what="five periods scored")
+    asked = [(plan.max_per_message, plan.max_cells_per_message) for plan in server.e2.active.values()]
+    await xapp.stop()
+    assert asked == [(DEFAULT_INDICATIONS_PER_MESSAGE, 4)]
 
 
 async def test_a1_policy_over_http_changes_verdicts_and_reports_enforced(
@@ -339,7 +355,7 @@ from e2sim.server import SimServer, StreamOptions
 from e2sim.world import World, WorldConfig
 from xapp.app import XappService
 from xapp.datalayer.memory import MemoryDataLayer
-from xapp.settings import XappSettings
+from xapp.settings import DEFAULT_INDICATIONS_PER_MESSAGE, XappSettings
 
 async def main():
     server = SimServer(World(WorldConfig(seed=5, n_cells=6)), StreamOptions(realtime=False, periods=30))

@@ -400,7 +400,8 @@ class XappService:
         subscription = Subscription(
             subscriber_id=settings.subscriber_id, node_ids=settings.nodes, cell_ids=settings.cells,
             measurements=engine.measurements, period_ms=settings.period_ms,
-            max_indications_per_message=settings.max_indications_per_message, raw_e2sm_kpm=settings.raw_e2sm_kpm,
+            max_indications_per_message=settings.max_indications_per_message,
+            max_cells_per_message=settings.message_cells, raw_e2sm_kpm=settings.raw_e2sm_kpm,
         )  # fmt: skip
         backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
 

@@ -35,6 +35,7 @@ class Subscription:
     measurements: Sequence[str]
     period_ms: int
     max_indications_per_message: int = DEFAULT_INDICATIONS_PER_MESSAGE
+    max_cells_per_message: int = 0  # 0: bounded by indications only
     raw_e2sm_kpm: bool = False  # ask for E2SM-KPM bytes (RawKpmIndication) instead of the compact form
 
     def request(self, resume_after_ms: Mapping[str, int] | None = None) -> pb.SubscriptionRequest:
@@ -46,6 +47,7 @@ class Subscription:
             measurements=list(self.measurements),
             reporting_period_ms=self.period_ms,
             max_indications_per_message=self.max_indications_per_message,
+            max_cells_per_message=self.max_cells_per_message,
             raw_e2sm_kpm=self.raw_e2sm_kpm,
             resume_after_ms=resume_after_ms,
         )

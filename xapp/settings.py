@@ -24,11 +24,13 @@ def _split(value: object) -> object:
 
 CsvList = Annotated[list[str], NoDecode]
 
-# Indications asked for in one gRPC stream message. A period's burst costs the loop thread per message (a read,
-# a scoring call, a drain), so fewer, larger messages cost less: at 10,000 cells in the simulator's 3,326 nodes,
-# 256 a message took about a fifth less CPU a period than 64 (docs/scaling.md). A message's rows stay under
-# IntakeLimits.max_cells_per_message (16,384) for nodes of up to 64 cells.
-DEFAULT_INDICATIONS_PER_MESSAGE = 256
+# What the xApp asks of each E2 endpoint for one gRPC stream message: up to this many indications, and no more
+# cells than one scoring batch holds (XappSettings.message_cells). A period's burst costs the loop thread per
+# message (a read, a scoring call, a drain), so fewer, larger messages cost less; bounding them by cells keeps
+# each one a single scoring call and under the intake's cap (max_cells_per_message) whatever the nodes' sizes
+# (docs/scaling.md).
+DEFAULT_INDICATIONS_PER_MESSAGE = 4096
+DEFAULT_BATCH_MAX_CELLS = 4096
 
 
 class XappSettings(BaseSettings):
@@ -62,7 +64,7 @@ class XappSettings(BaseSettings):
 
     # hot path
     batch_window_ms: float = Field(2.0, ge=0)  # the longest a cell-report waits for others to share a call
-    batch_max_cells: int = Field(1024, ge=1)
+    batch_max_cells: int = Field(DEFAULT_BATCH_MAX_CELLS, ge=1)
     # --- burst without a queue (xapp/engine.py, docs/scaling.md) ---
     # True: ONNX Runtime on a thread of its own while the next batch fills; off by default: end to end under load
     # the detector fell behind with it (docs/scaling.md, Burst and memory)
@@ -178,6 +180,11 @@ class XappSettings(BaseSettings):
         if isinstance(value, str) and not value.isdigit() and "-" in value:
             return value.rsplit("-", 1)[1]
         return value
+
+    @property
+    def message_cells(self) -> int:
+        """Cells asked for in one stream message at most: one scoring batch, within the intake's cap."""
+        return min(self.batch_max_cells, self.max_cells_per_message)
 
     @model_validator(mode="after")
     def _tls_files(self) -> XappSettings:

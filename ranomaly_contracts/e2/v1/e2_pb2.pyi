@@ -261,6 +261,7 @@ class SubscriptionRequest(_message.Message):
     MAX_INDICATIONS_PER_MESSAGE_FIELD_NUMBER: _builtins.int
     RAW_E2SM_KPM_FIELD_NUMBER: _builtins.int
     RESUME_AFTER_MS_FIELD_NUMBER: _builtins.int
+    MAX_CELLS_PER_MESSAGE_FIELD_NUMBER: _builtins.int
     subscriber_id: _builtins.str
     """free text, for logs"""
     reporting_period_ms: _builtins.int
@@ -270,6 +271,10 @@ class SubscriptionRequest(_message.Message):
     raw_e2sm_kpm: _builtins.bool
     """Ask for each cell's report as E2SM-KPM bytes (RawKpmIndication) instead of Indication, as an E2
     termination that forwards E2SM payloads unchanged delivers them.
+    """
+    max_cells_per_message: _builtins.int
+    """At most this many cells in one stream message, besides max_indications_per_message (0: no bound but
+    that one). A message holds whole indications: one with more cells than this travels alone.
     """
     @_builtins.property
     def node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -301,10 +306,11 @@ class SubscriptionRequest(_message.Message):
         max_indications_per_message: _builtins.int = ...,
         raw_e2sm_kpm: _builtins.bool = ...,
         resume_after_ms: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        max_cells_per_message: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell_ids", b"cell_ids", "max_indications_per_message", b"max_indications_per_message", "measurements", b"measurements", "node_ids", b"node_ids", "raw_e2sm_kpm", b"raw_e2sm_kpm", "reporting_period_ms", b"reporting_period_ms", "resume_after_ms", b"resume_after_ms", "subscriber_id", b"subscriber_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cell_ids", b"cell_ids", "max_cells_per_message", b"max_cells_per_message", "max_indications_per_message", b"max_indications_per_message", "measurements", b"measurements", "node_ids", b"node_ids", "raw_e2sm_kpm", b"raw_e2sm_kpm", "reporting_period_ms", b"reporting_period_ms", "resume_after_ms", b"resume_after_ms", "subscriber_id", b"subscriber_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
