@@ -123,10 +123,10 @@ async def cell_periods(reader: RedisDataLayer) -> Counter[tuple[str, int]]:
     return seen
 
 
+@pytest.mark.parametrize("periods", [40, 400])  # 400: a message holds more periods than one part (messageparts)
 async def test_every_cell_period_the_simulator_sends_is_scored_exactly_once_in_redis(
-    redis_url: str, prefix: str, sim: Callable[..., Awaitable[tuple[SimServer, str]]], tmp_path: Path
+    redis_url: str, prefix: str, sim: Callable[..., Awaitable[tuple[SimServer, str]]], tmp_path: Path, periods: int
 ) -> None:
-    periods = 40
     server, target = await sim(StreamOptions(realtime=False, periods=periods), cells=9)
     layer = RedisDataLayer(redis_url, prefix=prefix)
     xapp = await start_xapp(layer, [target], model_folder(tmp_path, "t1", 60_000), 60_000, max_lateness_periods=0)

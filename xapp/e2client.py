@@ -16,6 +16,7 @@ from ranomaly_contracts.e2.v1 import e2_pb2_grpc as pb_grpc
 from xapp.e2raw import RawKpmIntake
 from xapp.engine import Engine
 from xapp.errors import StreamError
+from xapp.messageparts import message_parts
 from xapp.settings import DEFAULT_INDICATIONS_PER_MESSAGE
 from xapp.wirevalues import read_stream_message
 
@@ -115,10 +116,12 @@ async def follow(
                     call = _subscribe(channel)(wanted.request(resume))
                     async for message, records in _until(call, stop):  # plain iteration: a task per read costs more
                         if message.HasField("batch"):
-                            if message.batch.raw:
-                                engine.on_batch(raw.merged(message.batch), time.perf_counter_ns())
-                            else:
-                                engine.on_batch(message.batch, time.perf_counter_ns(), records=records)
+                            received_ns = time.perf_counter_ns()
+                            for index, (part, part_records) in enumerate(message_parts(message.batch, records)):
+                                if index:
+                                    await asyncio.sleep(0)  # the event loop runs between a long message's parts
+                                batch = raw.merged(part) if part.raw else part
+                                engine.on_batch(batch, received_ns, records=part_records)
                             if not delivered:
                                 delivered, delay, losses = True, backoff.first_s, 0
                         elif message.HasField("accepted"):
