@@ -6,6 +6,11 @@ that would pass its bound is dropped whole and counted per kind in the same unit
 bound, so a flood of verdicts never evicts an incident event. A write stays in its buffer, counting
 against the bound, until the store has taken it.
 
+Verdicts and incident events go out as soon as the writer is free. KPM forwards (history for the rApp, read
+seconds later) wait for a gap between a period's bursts, so that encoding and sending them never holds back a
+verdict; they go out with the verdicts instead once one has waited `KPM_WAIT_S` or they fill half their buffer
+(a stream without gaps), and at once when the writer flushes or Redis is away (the backlog goes out in order).
+
 The default bounds assume the simulator's default network (60 cells in about 20 nodes, 60 s periods) and
 the end-to-end budget (40,000 cell-reports/s, about 13,000 indications/s):
 - buffers: 200,000 cell-periods of verdicts (about 5 s of a store outage at the budget rate, 55 hours at the
@@ -99,6 +104,7 @@ class WriteBuffer:
         self._verdicts: deque[VerdictBatch] = deque()
         self._incidents: deque[IncidentEvent] = deque()
         self._kpm: deque[KpmItem] = deque()
+        self._kpm_added: deque[float] = deque()  # when each KPM forward was buffered (time.monotonic)
         self._verdict_cells = 0
         self._kpm_indications = 0
         self.dropped = dict.fromkeys(KINDS, 0)
@@ -109,6 +115,17 @@ class WriteBuffer:
     def pending(self) -> int:
         """Writes waiting to be written, all kinds together."""
         return len(self._verdicts) + len(self._incidents) + len(self._kpm)
+
+    @property
+    def urgent(self) -> bool:
+        """Verdicts or incident events are waiting (what a period's burst must not hold back)."""
+        return bool(self._verdicts or self._incidents)
+
+    def kpm_due(self) -> bool:
+        """KPM forwards have waited KPM_WAIT_S, or fill half their buffer: they go out with the next drain."""
+        return bool(self._kpm_added) and (
+            time.monotonic() - self._kpm_added[0] >= KPM_WAIT_S or 2 * self._kpm_indications >= self._kpm_bound
+        )
 
     @property
     def total_dropped(self) -> int:
@@ -140,6 +157,7 @@ class WriteBuffer:
             self._drop("kpm", n)
             return
         self._kpm.append((measurements, indications))
+        self._kpm_added.append(time.monotonic())
         self._kpm_indications += n
         self.wake.set()
 
@@ -149,8 +167,9 @@ class WriteBuffer:
             "dropped", "sdl_write_dropped", kind=kind, dropped=self.dropped[kind], buffered=self.pending
         )
 
-    def take(self) -> Drain:
-        """The oldest writes, up to one drain's worth of each kind; they stay buffered until `done`."""
+    def take(self, kpm: bool = True) -> Drain:
+        """The oldest writes, up to one drain's worth of each kind (no KPM forwards unless `kpm`); they stay
+        buffered until `done`."""
         verdicts: list[VerdictBatch] = []
         cells = 0
         for batch in self._verdicts:
@@ -158,14 +177,14 @@ class WriteBuffer:
             if verdicts and cells > DRAIN_VERDICT_CELLS:
                 break
             verdicts.append(batch)
-        kpm: list[KpmItem] = []
+        forwards: list[KpmItem] = []
         indications = 0
-        for item in self._kpm:
+        for item in self._kpm if kpm else ():
             indications += len(item[1])
-            if kpm and indications > DRAIN_KPM_INDICATIONS:
+            if forwards and indications > DRAIN_KPM_INDICATIONS:
                 break
-            kpm.append(item)
-        return Drain(verdicts, list(itertools.islice(self._incidents, DRAIN_INCIDENTS)), kpm)
+            forwards.append(item)
+        return Drain(verdicts, list(itertools.islice(self._incidents, DRAIN_INCIDENTS)), forwards)
 
     def done(self, drain: Drain) -> None:
         """Forget the writes of a drain the store has taken (they are the oldest buffered)."""
@@ -175,6 +194,7 @@ class WriteBuffer:
             self._incidents.popleft()
         for _ in drain.kpm:
             self._kpm_indications -= len(self._kpm.popleft()[1])
+            self._kpm_added.popleft()
 
     def discard(self, drain: Drain) -> None:
         """Forget the writes of a drain the store refused, counting them as dropped."""
@@ -215,6 +235,7 @@ class OpenIncidents:
 
 
 QUIET_S = 0.01  # no write for this long: a gap between bursts, where background work goes
+KPM_WAIT_S = 1.0  # the longest a KPM forward waits for a gap while verdicts keep coming
 
 
 class QuietWork(NamedTuple):
@@ -226,7 +247,8 @@ class QuietWork(NamedTuple):
 
 class BackgroundWriter:
     """Drains a WriteBuffer into a store: one `write` per drain cycle, bounded exponential backoff on the
-    store's transient errors (`retryable`), a drain dropped and counted on any other error.
+    store's transient errors (`retryable`), a drain dropped and counted on any other error. KPM forwards wait
+    for a gap of `QUIET_S` while verdicts or incident events are being written (see the module's docstring).
 
     `write(drain)` must write the whole drain or raise; `probe()` checks the store when there is nothing to
     write but the last attempt failed. `quiet`, when given, is the store's own background work: the writer
@@ -256,6 +278,7 @@ class BackgroundWriter:
         self._cycle = asyncio.Event()
         self._failing = False
         self._stopping = False
+        self._flushing = 0  # flush calls waiting
         self._in_io = False
         self._drops_seen = 0
         self._failure_log = RateLimitedLog(log, 5.0)
@@ -293,15 +316,19 @@ class BackgroundWriter:
         """Wait until the buffer is written out; False after timeout_s, or at once if the writer is stopped."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while self._buffer.pending:
-            remaining = deadline - loop.time()
-            if not self.running or remaining <= 0:
-                return False
-            self._cycle.clear()
-            self._buffer.wake.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._cycle.wait(), remaining)
-        return True
+        self._flushing += 1  # KPM forwards go out now, not in a gap
+        try:
+            while self._buffer.pending:
+                remaining = deadline - loop.time()
+                if not self.running or remaining <= 0:
+                    return False
+                self._cycle.clear()
+                self._buffer.wake.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._cycle.wait(), remaining)
+            return True
+        finally:
+            self._flushing -= 1
 
     async def stop(self, timeout_s: float) -> None:
         """Flush (bounded wait), stop the task and drop what is left, counted and logged.
@@ -335,8 +362,17 @@ class BackgroundWriter:
                 else:
                     self._buffer.wake.clear()
                 continue
+            kpm = not self.connected or self._flushing > 0 or self._buffer.kpm_due()
+            if not (kpm or self._buffer.urgent):  # only KPM forwards: they wait for a gap between bursts
+                self._buffer.wake.clear()
+                try:
+                    await asyncio.wait_for(self._buffer.wake.wait(), QUIET_S)
+                except TimeoutError:
+                    kpm = True
+                else:
+                    continue
             self._buffer.wake.clear()
-            drain = self._buffer.take()
+            drain = self._buffer.take(kpm=kpm)
             self._in_io = True
             try:
                 await (self._probe() if drain.empty else self._write(drain))
