@@ -489,7 +489,7 @@ def run_xapp_bench(model: Artifact, model_folder: Path, e2e_model: Path | None, 
     # as gRPC delivers them at scale: several indications to a stream message
     model_grouped = asyncio.run(feed_grpc(model, 4_000, 10, 1024, 0.5, per_message=8))
     model_overlap = asyncio.run(feed_grpc(model, 4_000, 10, 1024, 0.5, per_message=8, overlap=True))
-    # as the simulator sends them: its node sizes, its missing values, the xApp's default indications a message
+    # as the simulator sends them: its node sizes, its missing values, the xApp's default message and batch sizes
     periods, nodes = simulator_messages(SIMULATED_CELLS, 9, round(model.manifest.period_s * 1000))
     simulated = {"cells": SIMULATED_CELLS, "messages_per_period": len(periods[1]),
                  "indications_per_period": sum(len(pb.SubscriptionMessage.FromString(raw).batch.indications)
@@ -504,12 +504,14 @@ def run_xapp_bench(model: Artifact, model_folder: Path, e2e_model: Path | None, 
         "in_process_model_8_indications_per_message": model_grouped | {"model": model.manifest.version},
         "in_process_model_8_indications_per_message_overlap": model_overlap | {"model": model.manifest.version},
         "memory": memory(model_folder),
-        "in_process_simulator_trivial": asyncio.run(feed(trivial, periods, nodes, 1024, 0.5)) | simulated,
-        "in_process_simulator_model": asyncio.run(feed(model, periods, nodes, 1024, 0.5)) | simulated,
+        "in_process_simulator_trivial": asyncio.run(feed(trivial, periods, nodes, DEFAULT_BATCH_MAX_CELLS, 0.5))
+        | simulated,
+        "in_process_simulator_model": asyncio.run(feed(model, periods, nodes, DEFAULT_BATCH_MAX_CELLS, 0.5))
+        | simulated,
     }
     if e2e_model is not None:
         detector = read_artifact(e2e_model)
-        grouped = asyncio.run(feed_grpc(detector, 4_000, 10, 1024, 0.5, per_message=8))
+        grouped = asyncio.run(feed_grpc(detector, 4_000, 10, DEFAULT_BATCH_MAX_CELLS, 0.5, per_message=8))
         figures["in_process_e2e_detector"] = grouped | {"model": detector.manifest.version}
         with tempfile.TemporaryDirectory() as scratch:
             models = {"trivial": trivial_folder(e2e_model, Path(scratch)), "detector": e2e_model}
