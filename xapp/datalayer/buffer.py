@@ -92,7 +92,8 @@ class Drain:
 
 
 class WriteBuffer:
-    """Bounded FIFOs of hot-path writes, one per kind; `wake` is set whenever something arrives."""
+    """Bounded FIFOs of hot-path writes, one per kind; `wake` is set whenever a verdict batch or an incident
+    event arrives, and when a KPM forward arrives to none buffered."""
 
     def __init__(self, *, verdict_cells: int, incident_events: int, kpm_indications: int) -> None:
         for name, bound in (("verdict", verdict_cells), ("incident", incident_events), ("kpm", kpm_indications)):
@@ -156,10 +157,11 @@ class WriteBuffer:
         if self._kpm_indications + n > self._kpm_bound:
             self._drop("kpm", n)
             return
+        if not self._kpm:  # a writer already holding forwards waits for a gap: more of them must not wake it
+            self.wake.set()
         self._kpm.append((measurements, indications))
         self._kpm_added.append(time.monotonic())
         self._kpm_indications += n
-        self.wake.set()
 
     def _drop(self, kind: str, units: int) -> None:
         self.dropped[kind] += units
