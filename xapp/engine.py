@@ -141,7 +141,9 @@ class Engine:
             self._scorer = ThreadPoolExecutor(1, "scoring")
         self._in_flight: _InFlight | None = None  # the batch being scored: at most one
         self._timer: asyncio.TimerHandle | None = None
-        self._forward: list[pb.Indication] = []  # accepted rows, forwarded with the next batch's writes
+        # accepted rows by message, forwarded with the next batch's writes: a routine message's own container, so
+        # that no Python object per indication lives on until the writer takes them
+        self._forward: list[Sequence[pb.Indication]] = []
         self.scored_rows = 0
         self.last_received_ns = 0  # perf_counter_ns of the last stream message, and of the last scoring call
         self.last_scored_ns = time.perf_counter_ns()
@@ -181,10 +183,11 @@ class Engine:
         if routine is not None:
             self._note_routine(routine)
             if self.tuning.forward_kpm:
-                self._forward.extend(message.indications)
+                self._forward.append(message.indications)
             self._maybe_flush()
             return
         rows_left = self.tuning.limits.max_cells_per_message
+        scored: list[pb.Indication] = []
         for indication in message.indications:
             rows = max(len(indication.cell_ids), 1)
             if rows > rows_left:
@@ -206,7 +209,9 @@ class Engine:
             node, start = decoded.node_id, decoded.collection_start_ms
             self._accepted_ms[node] = max(start, self._accepted_ms.get(node, 0))
             if self.tuning.forward_kpm:
-                self._forward.append(_as_scored(indication, decoded, taken))
+                scored.append(_as_scored(indication, decoded, taken))
+        if scored:
+            self._forward.append(scored)
         self._maybe_flush()
 
     def resume_points(self, nodes: Iterable[str]) -> dict[str, int]:
@@ -291,7 +296,8 @@ class Engine:
             self._timer.cancel()
             self._timer = None
         if self._forward:
-            self.datalayer.forward_kpm(self.measurements, self._forward)
+            for forward in self._forward:
+                self.datalayer.forward_kpm(self.measurements, forward)
             self._forward = []
         self.intake.counts.publish(self.metrics)
         if self.batch.n == 0:
