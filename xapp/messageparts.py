@@ -46,13 +46,15 @@ def _raw_parts(batch: pb.IndicationBatch) -> Iterator[tuple[pb.IndicationBatch, 
     raw = batch.raw
     begin = 0
     for at in range(PART_INDICATIONS, len(raw)):
-        if at - begin >= PART_INDICATIONS and (raw[at].node_id, raw[at].sequence_number) != (
-            raw[at - 1].node_id,
-            raw[at - 1].sequence_number,
-        ):
+        if at - begin >= PART_INDICATIONS and _node_period(raw[at]) != _node_period(raw[at - 1]):
             yield pb.IndicationBatch(raw=raw[begin:at]), b""
             begin = at
     if begin == 0:
         yield batch, b""
     else:
         yield pb.IndicationBatch(raw=raw[begin:], indications=batch.indications), b""
+
+
+def _node_period(report: pb.RawKpmIndication) -> tuple[str, int]:
+    """The node and period (its sequence number) a raw report belongs to."""
+    return report.node_id, report.sequence_number
