@@ -17,6 +17,7 @@ there is nothing to judge it by).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +91,37 @@ class NodeClock:
         if self.paced is None and start_ms - self.first_ms >= PACE_SPAN_PERIODS * bounds.period_ms:
             lead = (start_ms - self.first_ms) - (received_ns - self.first_ns) // 1_000_000
             self.paced = lead <= bounds.slack_ms
+
+
+def all_within_limits(
+    clocks: Sequence[NodeClock], starts: Sequence[int], received_ns: int, bounds: ClockBounds
+) -> bool:
+    """Whether each start is within its clock's `limit` (one loop, not a call per clock: a stream message
+    moves thousands of clocks at once)."""
+    receipt_bound = received_ns // 1_000_000 + bounds.slack_ms
+    jump = bounds.max_jump_periods * bounds.period_ms
+    for clock, start in zip(clocks, starts, strict=True):
+        if clock.paced:
+            if start + clock.offset_ms > receipt_bound:
+                return False
+        elif start > clock.ms + jump:
+            return False
+    return True
+
+
+def advance_all(clocks: Sequence[NodeClock], starts: Sequence[int], received_ns: int, bounds: ClockBounds) -> None:
+    """`NodeClock.advance` of each clock to its accepted start; the clocks already judged in one loop."""
+    received_ms = received_ns // 1_000_000
+    for clock, start in zip(clocks, starts, strict=True):
+        paced = clock.paced
+        if paced is None:
+            clock.advance(start, received_ns, bounds)
+            continue
+        clock.ahead_run = 0
+        if start > clock.ms:
+            clock.ms = start
+        if paced and received_ms - start < clock.offset_ms:
+            clock.offset_ms = received_ms - start
 
 
 def lower_median(clocks: dict[str, NodeClock]) -> int:

@@ -29,7 +29,7 @@ from ranomaly_contracts.indications import MAX_COLLECTION_START_MS, DecodedIndic
 from ranomaly_contracts.ratelog import RateLimitedLog
 from xapp.batch import RowBatch
 from xapp.cells import CellTable
-from xapp.clocks import NO_TIME, ClockBounds, NodeClock, lower_median
+from xapp.clocks import NO_TIME, ClockBounds, NodeClock, advance_all, all_within_limits, lower_median
 from xapp.metrics import XappMetrics
 from xapp.quality import RangeCheck
 
@@ -230,8 +230,11 @@ class Intake:
         nodes, starts, sequences = routine
         slot_parts: list[np.ndarray] = []
         counts: list[int] = []
-        gap_counts: list[int] = []  # "no value" records per indication
-        advancing: list[tuple[str, NodeClock, int, int]] = []  # node, its clock, its start, its rows
+        gaps: list[Sequence[int]] = []  # each indication's "no value" records
+        moving: list[NodeClock] = []  # the clocks this message moves on, their starts, nodes and rows
+        moving_starts: list[int] = []
+        moving_nodes: list[str] = []
+        moving_rows: list[int] = []
         for indication in indications:
             header = indication.header
             node = header.node_id
@@ -250,17 +253,20 @@ class Intake:
                 return None
             clock = clocks[node]
             if start > clock.ms:
-                if start > clock.limit(received_ns, bounds):
-                    return None
-                advancing.append((node, clock, start, n))
+                moving.append(clock)
+                moving_starts.append(start)
+                moving_nodes.append(node)
+                moving_rows.append(n)
             nodes.append(node)
             starts.append(start)
             sequences.append(header.sequence_number)
             slot_parts.append(slots)
             counts.append(n)
-            gap_counts.append(len(indication.no_value))
+            gaps.append(indication.no_value)
         rows = sum(counts)
         if not rows or rows > self._routine_rows or table.early or len(set(nodes)) != len(nodes):
+            return None
+        if not all_within_limits(moving, moving_starts, received_ns, bounds):
             return None
         if len(records) == rows * k * 4:
             values = np.frombuffer(bytearray(records), dtype="<f4").reshape(-1, k)
@@ -270,19 +276,16 @@ class Intake:
         within = self.ranges.within(values)  # finite and in range: nearly always, and one pass
         if not within and not np.isfinite(values).all():
             return None
-        if not _blank_no_value(indications, values, counts, gap_counts, k):
+        if not _blank_no_value(gaps, values, counts, k):
             return None
         slots = np.concatenate(slot_parts)
         period_rows = np.repeat(np.array(starts, dtype=np.int64), counts)
         if not np.array_equal(table.expected_ms[slots], period_rows):
             return None
-        if advancing:  # the message's rows are in line: no closing touches them
+        if moving:  # the message's rows are in line: no closing touches them
+            advance_all(moving, moving_starts, received_ns, bounds)
             by_node = table.by_node
-            for node, clock, start, n in advancing:
-                if clock.paced is False:  # judged not paced: the clock just moves (NodeClock.advance, inlined)
-                    clock.ms, clock.ahead_run = start, 0
-                else:
-                    clock.advance(start, received_ns, bounds)
+            for node, n, clock in zip(moving_nodes, moving_rows, moving, strict=True):
                 if len(by_node.get(node, ())) > n:  # the node has cells this message does not report
                     self._close_node(node, clock.ms, received_ns)
             self._clocks_moved = True
@@ -556,20 +559,21 @@ class Intake:
         self._metrics.cells.set(len(self.table))
 
 
-def _blank_no_value(
-    indications: Sequence[pb.Indication], values: np.ndarray, counts: list[int], gap_counts: list[int], k: int
-) -> bool:
-    """Set the indications' "no value" records to NaN in values (rows of the whole message); False if one
-    names a record its indication does not have."""
-    total = sum(gap_counts)
-    if not total:
+def _blank_no_value(gaps: Sequence[Sequence[int]], values: np.ndarray, counts: list[int], k: int) -> bool:
+    """Set the indications' "no value" records (gaps, one container per indication) to NaN in values (rows of
+    the whole message); False if one names a record its indication does not have."""
+    flat: list[int] = []
+    for records in gaps:  # extend: a container's records without a Python step each
+        flat.extend(records)
+    if not flat:
         return True
-    records = np.fromiter(itertools.chain.from_iterable(i.no_value for i in indications), np.int64, total)
+    gap_counts = list(map(len, gaps))
     sizes = np.array(counts, dtype=np.int64) * k
     firsts = np.cumsum(sizes) - sizes  # each indication's first record in the message
-    if (records >= np.repeat(sizes, gap_counts)).any():
+    named = np.array(flat, dtype=np.int64)
+    if (named >= np.repeat(sizes, gap_counts)).any():
         return False
-    values.reshape(-1)[records + np.repeat(firsts, gap_counts)] = np.nan
+    values.reshape(-1)[named + np.repeat(firsts, gap_counts)] = np.nan
     return True
 
 
