@@ -252,6 +252,30 @@ async def test_the_network_summary_gives_each_node_and_measurement_its_mean_and_
     assert [SummaryEntry.decode(record).period_start_ms for record in summary.settled()] == [T0 + 2 * PERIOD_MS]
 
 
+async def test_the_network_summary_sums_each_node_once_when_its_rows_come_apart_in_a_batch() -> None:
+    layer = MemoryDataLayer()
+    await layer.start()
+    engine = await engine_on(layer)
+    summary = NetworkSummary(0, engine.table, engine.measurements, PERIOD_MS, settle_periods=1)
+    engine.on_rows = summary.observe
+    engine.on_accepted(accepted({"n1": ["c1"], "n2": ["c2", "c3"], "n3": ["c4"]}))
+    first = {"n1": {"c1": CALM}, "n2": {"c2": CALM, "c3": CALM}, "n3": {"c4": CALM}}
+    engine.on_batch(batch(*(indication(node, 0, cells) for node, cells in first.items())))
+    engine.flush()
+    later = [("n2", {"c2": (2.0, 2.0, 2.0)}), ("n3", {"c4": (4.0, 4.0, 4.0)}), ("n1", {"c1": (1.0, math.nan, 1.0)}),
+             ("n2", {"c3": (6.0, 2.0, math.nan)})]  # fmt: skip
+    engine.on_batch(batch(*(indication(node, 1, cells) for node, cells in later)))  # n2's cells apart, nodes unordered
+    engine.flush()
+    engine.on_batch(batch(indication("n1", 2, {"c1": CALM})))
+    engine.flush()
+    entries = [SummaryEntry.decode(record) for record in summary.settled()]
+    (entry,) = [entry for entry in entries if entry.period_start_ms == T0 + PERIOD_MS]
+    by_node = dict(zip(entry.nodes, zip(entry.mean.tolist(), entry.count.tolist(), strict=True), strict=True))
+    assert by_node["n1"][1] == [1, 0, 1] and by_node["n1"][0][0] == 1.0 and math.isnan(by_node["n1"][0][1])
+    assert by_node["n2"] == ([4.0, 2.0, 2.0], [2, 2, 1])
+    assert by_node["n3"] == ([4.0, 4.0, 4.0], [1, 1, 1])
+
+
 def test_a_network_summary_entry_reads_back_and_a_malformed_one_says_what_is_wrong() -> None:
     entry = SummaryEntry(1, T0, PERIOD_MS, ["m.a", "m.b"], ["n1"], np.array([[3, 0]]), np.array([[1.5, np.nan]]))
     back = SummaryEntry.decode(entry.encode())

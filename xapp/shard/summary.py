@@ -35,12 +35,13 @@ class _PeriodSums:
             self.sums = np.pad(self.sums, ((0, grow), (0, 0)))
             self.counts = np.pad(self.counts, ((0, grow), (0, 0)))
             self.seen = np.pad(self.seen, (0, grow))
-        order = np.argsort(nodes, kind="stable")
-        ordered = nodes[order]
-        starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
-        held = ordered[starts]  # each node once: its rows are summed first, then added
-        self.sums[held] += np.add.reduceat(np.where(present, values, 0.0)[order], starts, axis=0)
-        self.counts[held] += np.add.reduceat(present[order].astype(np.int32), starts, axis=0)
+        if not (nodes[1:] >= nodes[:-1]).all():  # a batch's rows come node by node, nearly always in order
+            order = np.argsort(nodes, kind="stable")
+            nodes, values, present = nodes[order], values[order], present[order]
+        starts = np.flatnonzero(np.concatenate(([True], nodes[1:] != nodes[:-1])))
+        held = nodes[starts]  # each node once: its rows are summed first, then added
+        self.sums[held] += np.add.reduceat(np.where(present, values, 0.0), starts, axis=0)
+        self.counts[held] += np.add.reduceat(present, starts, axis=0, dtype=np.int32)
         self.seen[held] = True
 
 
