@@ -232,9 +232,9 @@ class Engine:
         gaps = 0
         for node, sequence in zip(nodes, sequences, strict=True):
             expected = following.get(node, sequence)
-            if sequence > expected:
+            if sequence >= expected:  # else an old one: the next expected stays
                 gaps += sequence - expected
-            following[node] = max(expected, sequence + 1)
+                following[node] = sequence + 1
         if gaps:
             self.metrics.sequence_gaps.inc(gaps)
 
