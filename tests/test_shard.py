@@ -222,13 +222,21 @@ def test_only_live_replicas_that_lag_hold_a_policy_back() -> None:
     assert Heartbeat.decode(beats[1]).enforced == {"20100/p": (5, 1)}, "a record reads back as written"
 
 
-async def test_the_network_summary_gives_each_node_and_measurement_its_mean_and_count_once_a_period_settled() -> None:
+async def summarised_engine(
+    replica: int, settle_periods: int, cells: dict[str, list[str]]
+) -> tuple[Engine, NetworkSummary]:
+    """An engine on the in-memory data layer whose scored rows feed a network summary, its nodes' cells accepted."""
     layer = MemoryDataLayer()
     await layer.start()
     engine = await engine_on(layer)
-    summary = NetworkSummary(2, engine.table, engine.measurements, PERIOD_MS, settle_periods=2)
+    summary = NetworkSummary(replica, engine.table, engine.measurements, PERIOD_MS, settle_periods=settle_periods)
     engine.on_rows = summary.observe
-    engine.on_accepted(accepted({"n1": ["c1", "c2"], "n2": ["c3", "c4"]}))
+    engine.on_accepted(accepted(cells))
+    return engine, summary
+
+
+async def test_the_network_summary_gives_each_node_and_measurement_its_mean_and_count_once_a_period_settled() -> None:
+    engine, summary = await summarised_engine(2, 2, {"n1": ["c1", "c2"], "n2": ["c3", "c4"]})
 
     def feed(*indications: pb.Indication) -> None:
         engine.on_batch(batch(*indications))
@@ -253,12 +261,7 @@ async def test_the_network_summary_gives_each_node_and_measurement_its_mean_and_
 
 
 async def test_the_network_summary_sums_each_node_once_when_its_rows_come_apart_in_a_batch() -> None:
-    layer = MemoryDataLayer()
-    await layer.start()
-    engine = await engine_on(layer)
-    summary = NetworkSummary(0, engine.table, engine.measurements, PERIOD_MS, settle_periods=1)
-    engine.on_rows = summary.observe
-    engine.on_accepted(accepted({"n1": ["c1"], "n2": ["c2", "c3"], "n3": ["c4"]}))
+    engine, summary = await summarised_engine(0, 1, {"n1": ["c1"], "n2": ["c2", "c3"], "n3": ["c4"]})
     first = {"n1": {"c1": CALM}, "n2": {"c2": CALM, "c3": CALM}, "n3": {"c4": CALM}}
     engine.on_batch(batch(*(indication(node, 0, cells) for node, cells in first.items())))
     engine.flush()
