@@ -1,11 +1,14 @@
-"""The per-message clock loops (clocks.all_within_limits, advance_all) agree with NodeClock's own methods."""
+"""The per-message clock loops: all_within_limits agrees with NodeClock.limit, advance_all moves each clock by
+the rule."""
 
 from __future__ import annotations
 
 import copy
 import random
 
-from xapp.clocks import ClockBounds, NodeClock, advance_all, all_within_limits
+import pytest
+
+from xapp.clocks import PACE_SPAN_PERIODS, ClockBounds, NodeClock, advance_all, all_within_limits
 
 BOUNDS = ClockBounds(period_ms=250, max_jump_periods=10, slack_ms=10_000)
 T0_MS = 1_767_571_200_000
@@ -45,14 +48,31 @@ def test_a_message_beyond_one_clocks_limit_is_beyond_the_bound() -> None:
     assert not all_within_limits(clocks, [*starts[:17], far, *starts[18:]], received_ns, BOUNDS)
 
 
-def test_moving_a_message_s_clocks_is_advancing_each() -> None:
-    rng = random.Random(9)
+def _advanced(clock: NodeClock, start: int, received_ns: int) -> tuple[object, ...]:
+    """What advancing one clock must leave, spelled out: the newest start, the fastest delivery (unless judged
+    not paced) and, once its starts span PACE_SPAN_PERIODS, the judgement of its pace."""
+    moved = copy.copy(clock)
+    moved.ahead_run, moved.ms = 0, max(clock.ms, start)
+    if clock.paced is not False:
+        moved.offset_ms = min(clock.offset_ms, received_ns // 1_000_000 - start)
+        if clock.paced is None and start - clock.first_ms >= PACE_SPAN_PERIODS * BOUNDS.period_ms:
+            lead = (start - clock.first_ms) - (received_ns - clock.first_ns) // 1_000_000
+            moved.paced = lead <= BOUNDS.slack_ms
+    return _state(moved)
+
+
+@pytest.mark.parametrize(
+    "early_ms", range(0, 30_000, 2_500)
+)  # receipts from on time to far ahead: leads around the slack
+def test_moving_a_message_s_clocks_is_advancing_each(early_ms: int) -> None:
+    rng = random.Random(early_ms)
     clocks = [_clock(rng) for _ in range(3_000)]
-    singly = copy.deepcopy(clocks)
     starts = [clock.ms + rng.randrange(1, 8) * BOUNDS.period_ms for clock in clocks]
-    received_ns = (max(starts) + rng.randrange(0, 500)) * 1_000_000
+    received_ns = (max(starts) - early_ms) * 1_000_000
+    expected = [_advanced(clock, start, received_ns) for clock, start in zip(clocks, starts, strict=True)]
+    single = copy.copy(clocks[0])
+    single.advance(starts[0], received_ns, BOUNDS)
     advance_all(clocks, starts, received_ns, BOUNDS)
-    for clock, start in zip(singly, starts, strict=True):
-        clock.advance(start, received_ns, BOUNDS)
-    assert [_state(clock) for clock in clocks] == [_state(clock) for clock in singly]
-    assert {clock.paced for clock in singly} == {None, True, False}, "every state was exercised"
+    assert [_state(clock) for clock in clocks] == expected
+    assert _state(single) == expected[0], "NodeClock.advance is the same move"
+    assert {clock.paced for clock in clocks} == {None, True, False}, "every state was exercised"

@@ -81,16 +81,8 @@ class NodeClock:
         return AHEAD_OF_RECEIVE_CLOCK if self.paced else AHEAD_OF_NODE
 
     def advance(self, start_ms: int, received_ns: int, bounds: ClockBounds) -> None:
-        """The node delivered start_ms (accepted): move the clock and judge its pace."""
-        self.ahead_run = 0
-        self.ms = max(self.ms, start_ms)
-        if self.paced is False:  # its receipt times no longer matter
-            return
-        received_ms = received_ns // 1_000_000
-        self.offset_ms = min(self.offset_ms, received_ms - start_ms)
-        if self.paced is None and start_ms - self.first_ms >= PACE_SPAN_PERIODS * bounds.period_ms:
-            lead = (start_ms - self.first_ms) - (received_ns - self.first_ns) // 1_000_000
-            self.paced = lead <= bounds.slack_ms
+        """The node delivered start_ms (accepted): move the clock and judge its pace (`advance_all` of one)."""
+        advance_all((self,), (start_ms,), received_ns, bounds)
 
 
 def all_within_limits(
@@ -110,18 +102,22 @@ def all_within_limits(
 
 
 def advance_all(clocks: Sequence[NodeClock], starts: Sequence[int], received_ns: int, bounds: ClockBounds) -> None:
-    """`NodeClock.advance` of each clock to its accepted start; the clocks already judged in one loop."""
+    """Each node delivered its start (accepted): move its clock and judge its pace, in one loop (a stream
+    message moves thousands of clocks at once, so not a call per clock)."""
     received_ms = received_ns // 1_000_000
+    span_ms = PACE_SPAN_PERIODS * bounds.period_ms
     for clock, start in zip(clocks, starts, strict=True):
-        paced = clock.paced
-        if paced is None:
-            clock.advance(start, received_ns, bounds)
-            continue
         clock.ahead_run = 0
         if start > clock.ms:
             clock.ms = start
-        if paced and received_ms - start < clock.offset_ms:
+        paced = clock.paced
+        if paced is False:  # its receipt times no longer matter
+            continue
+        if received_ms - start < clock.offset_ms:
             clock.offset_ms = received_ms - start
+        if paced is None and start - clock.first_ms >= span_ms:
+            lead = (start - clock.first_ms) - (received_ns - clock.first_ns) // 1_000_000
+            clock.paced = lead <= bounds.slack_ms
 
 
 def lower_median(clocks: dict[str, NodeClock]) -> int:
